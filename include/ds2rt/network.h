@@ -1,0 +1,168 @@
+// NetworkDefinition: the mutable description of a network that importers and users fill in,
+// layer by layer, before the Builder turns it into an Engine. Every layer and tensor has a
+// name; every add* validates its inputs at once and names the layer in any error.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ds2rt/tensor.h"
+#include "ds2rt/weights.h"
+
+namespace ds2rt {
+
+namespace detail { struct Graph; }
+
+// How a tensor's axes are laid out. N (batch) and T (time) are dynamic; the rest are fixed.
+enum class TensorLayout : uint8_t {
+  kImage,       // N x C x F x T  (conv front end; F frequency bins)
+  kSequence,    // T x N x H      (recurrent part)
+  kBatchMajor,  // N x T x H      (as deepspeech.pytorch returns its output)
+  kLengths,     // N, int32: valid frames per utterance
+};
+const char* toString(TensorLayout layout);
+
+constexpr int64_t kDynamic = -1;
+
+// Handle to a tensor of one NetworkDefinition; cheap to copy.
+struct Tensor {
+  int id = -1;
+  bool valid() const { return id >= 0; }
+};
+
+enum class ActivationType : uint8_t { kRelu, kClip, kTanh, kSigmoid, kNone };
+const char* toString(ActivationType type);
+
+// kClip is hardtanh / clipped ReLU: min(max(x, min), max).
+struct ActivationDesc {
+  ActivationType type = ActivationType::kNone;
+  float min = 0.0f;
+  float max = 20.0f;
+  float apply(float x) const;
+};
+
+struct ConvolutionDesc {
+  int out_channels = 0;
+  std::array<int, 2> kernel{1, 1};  // {frequency, time}, as PyTorch's Conv2d on N x C x F x T
+  std::array<int, 2> stride{1, 1};
+  std::array<int, 2> padding{0, 0};
+  std::array<int, 2> dilation{1, 1};
+  HostTensor weight;  // out x in x kF x kT
+  HostTensor bias;    // out (optional)
+  ActivationDesc activation;  // fused by the builder; users normally leave it kNone
+};
+
+// Inference batch norm over the channel axis: axis 1 of an image, the last axis of a sequence.
+struct BatchNormDesc {
+  HostTensor scale, bias, mean, variance;  // each of the channel count
+  float epsilon = 1e-5f;
+};
+
+// How a layer with kernel/stride/padding/dilation along time changes the valid lengths:
+// L' = floor((L + 2p - d(k-1) - 1) / s) + 1, as deepspeech.pytorch's get_seq_lens.
+struct LengthsTransformDesc {
+  int kernel = 1, stride = 1, padding = 0, dilation = 1;
+  int64_t apply(int64_t length) const;
+};
+
+enum class RNNDirection : uint8_t { kForward, kReverse, kBidirectional };
+enum class DirectionMerge : uint8_t { kConcat, kSum };
+const char* toString(RNNDirection direction);
+const char* toString(DirectionMerge merge);
+
+// Weights of one layer and one direction in the canonical gate layout (see weights.h).
+struct RNNGateWeights {
+  HostTensor input_weight;      // G*H x I
+  HostTensor recurrent_weight;  // G*H x H
+  HostTensor input_bias;        // G*H (optional)
+  HostTensor recurrent_bias;    // G*H (optional)
+};
+
+// A stack of recurrent layers. Between stacked layers the two directions are concatenated
+// (as PyTorch, cuDNN and ONNX do); `merge` combines the directions of the last layer only.
+// Frames past each utterance's length are never read and come out as zeros.
+struct RNNDesc {
+  RNNCell cell = RNNCell::kLSTM;
+  int hidden_size = 0;
+  int num_layers = 1;
+  RNNDirection direction = RNNDirection::kForward;
+  DirectionMerge merge = DirectionMerge::kConcat;
+  bool linear_before_reset = true;  // GRU only: PyTorch/cuDNN semantics when true
+  std::vector<RNNGateWeights> weights;  // index layer * directions() + direction
+
+  int directions() const { return direction == RNNDirection::kBidirectional ? 2 : 1; }
+  // Sets one layer/direction from whole framework tensors in `layout` (converted on the way in).
+  void setWeights(int layer, int direction, GateLayout layout, HostTensor input_weight,
+                  HostTensor recurrent_weight, HostTensor input_bias = {}, HostTensor recurrent_bias = {});
+  // TensorRT style: one gate at a time. Weights H x I and H x H, biases H (optional).
+  void setGate(int layer, int direction, Gate gate, const HostTensor& input_weight,
+               const HostTensor& recurrent_weight, const HostTensor& input_bias = {},
+               const HostTensor& recurrent_bias = {});
+};
+
+// Row convolution over future frames (Wang et al. 2016), per feature:
+// y[t] = sum_k w[h][k] * x[t + k], frames past the utterance's end read as zero.
+struct LookaheadDesc {
+  HostTensor weight;  // H x context (PyTorch's depthwise Conv1d weight H x 1 x context also accepted)
+  ActivationDesc activation;  // fused by the builder
+};
+
+// y = x W^T + b over the last axis.
+struct FullyConnectedDesc {
+  int out_features = 0;
+  HostTensor weight;  // out x in
+  HostTensor bias;    // out (optional)
+  ActivationDesc activation;  // fused by the builder
+};
+
+class NetworkDefinition {
+ public:
+  NetworkDefinition();
+  ~NetworkDefinition();
+  NetworkDefinition(NetworkDefinition&&) noexcept;
+  NetworkDefinition& operator=(NetworkDefinition&&) noexcept;
+  NetworkDefinition(const NetworkDefinition&) = delete;
+  NetworkDefinition& operator=(const NetworkDefinition&) = delete;
+
+  // N x channels x features x T, float32.
+  Tensor addImageInput(const std::string& name, int channels, int features);
+  // T x N x features, float32.
+  Tensor addSequenceInput(const std::string& name, int features);
+  // N, int32: valid frames of each utterance of the batch.
+  Tensor addLengthsInput(const std::string& name);
+
+  Tensor addConvolution(const std::string& name, Tensor input, ConvolutionDesc desc);
+  Tensor addBatchNorm(const std::string& name, Tensor input, BatchNormDesc desc);
+  Tensor addActivation(const std::string& name, Tensor input, ActivationDesc desc);
+  // Zeroes the frames at and past each utterance's length (deepspeech.pytorch's MaskConv).
+  Tensor addSequenceMask(const std::string& name, Tensor input, Tensor lengths);
+  Tensor addLengthsTransform(const std::string& name, Tensor lengths, LengthsTransformDesc desc);
+  // N x C x F x T -> T x N x (C*F), channel-major flattening as deepspeech.pytorch's view().
+  Tensor addReshapeToSequence(const std::string& name, Tensor input);
+  Tensor addRNN(const std::string& name, Tensor input, Tensor lengths, RNNDesc desc);
+  Tensor addLookahead(const std::string& name, Tensor input, Tensor lengths, LookaheadDesc desc);
+  Tensor addFullyConnected(const std::string& name, Tensor input, FullyConnectedDesc desc);
+  Tensor addSoftmax(const std::string& name, Tensor input);
+  Tensor addLogSoftmax(const std::string& name, Tensor input);
+  // T x N x H -> N x T x H.
+  Tensor addBatchMajor(const std::string& name, Tensor input);
+
+  // Makes `tensor` an output of the network, optionally renaming it.
+  void markOutput(Tensor tensor, const std::string& name = "");
+
+  const std::string& name(Tensor tensor) const;
+  Shape shape(Tensor tensor) const;  // kDynamic for N and T
+  TensorLayout layout(Tensor tensor) const;
+  size_t layerCount() const;
+  // A table of layers, output shapes and parameter counts.
+  std::string describe() const;
+
+  const detail::Graph& graph() const { return *graph_; }
+
+ private:
+  std::unique_ptr<detail::Graph> graph_;
+};
+
+}  // namespace ds2rt

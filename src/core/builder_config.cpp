@@ -1,0 +1,38 @@
+#include "ds2rt/builder_config.h"
+
+#include "ds2rt/error.h"
+
+namespace ds2rt {
+
+const char* toString(Device device) { return device == Device::kCPU ? "cpu" : "cuda"; }
+
+const char* toString(Precision precision) {
+  static const char* const names[] = {"fp32", "fp16", "bf16"};
+  return names[static_cast<int>(precision)];
+}
+
+Device deviceFromString(const std::string& name) {
+  if (name == "cpu") return Device::kCPU;
+  if (name == "cuda" || name == "gpu") return Device::kCUDA;
+  fail("unknown device '", name, "' (expected cpu or cuda)");
+}
+
+Precision precisionFromString(const std::string& name) {
+  if (name == "fp32") return Precision::kFP32;
+  if (name == "fp16") return Precision::kFP16;
+  if (name == "bf16") return Precision::kBF16;
+  fail("unknown precision '", name, "' (expected fp32, fp16 or bf16)");
+}
+
+void BuilderConfig::validate() const {
+  check(device != Device::kCUDA, "this build of ds2rt has no CUDA backend (configure with -DDS2RT_WITH_CUDA=ON)");
+  check(precision == Precision::kFP32, "the CPU backend runs fp32 only; ", ds2rt::toString(precision),
+        " on CPU is not implemented yet");
+}
+
+std::string BuilderConfig::toString() const {
+  return cat("device=", ds2rt::toString(device), " precision=", ds2rt::toString(precision),
+             " optimize=", optimize ? "on" : "off");
+}
+
+}  // namespace ds2rt

@@ -1,0 +1,32 @@
+// What an Engine holds: the optimised graph, its compiled kernels and its memory plan.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/graph.h"
+#include "core/kernel.h"
+#include "core/memory_plan.h"
+#include "ds2rt/builder_config.h"
+
+namespace ds2rt::detail {
+
+struct EngineImpl {
+  Graph graph;
+  BuilderConfig config;
+  std::vector<std::string> report;
+  std::unique_ptr<Backend> backend;
+  std::vector<std::unique_ptr<Kernel>> kernels;  // per layer; null for host-side lengths layers
+  MemoryPlan memory;
+
+  // Compiles the kernels and plans memory; the graph must already be optimised.
+  static std::shared_ptr<EngineImpl> create(Graph graph, BuilderConfig config, std::vector<std::string> report);
+};
+
+std::vector<uint8_t> serializePlan(const EngineImpl& engine);
+// Parses and verifies a plan; `keep_alive` owns `bytes` (weights stay views into it).
+std::shared_ptr<EngineImpl> deserializePlan(std::span<const uint8_t> bytes, std::shared_ptr<const void> keep_alive,
+                                            const std::string& source);
+
+}  // namespace ds2rt::detail

@@ -1,0 +1,192 @@
+// Shape inference, validation and bookkeeping for the layer set of the graph.
+#include "core/graph.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ds2rt/error.h"
+
+namespace ds2rt::detail {
+
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... { using Ts::operator()...; };
+
+int64_t convExtent(int64_t in, int kernel, int stride, int padding, int dilation) {
+  if (in == kDynamic) return kDynamic;
+  return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+int64_t channelAxisSize(const TensorInfo& t) {
+  return t.layout == TensorLayout::kImage ? t.shape.at(1) : t.shape.back();
+}
+
+void expectLayout(const Layer& layer, const TensorInfo& t, std::initializer_list<TensorLayout> allowed) {
+  for (TensorLayout l : allowed)
+    if (t.layout == l) return;
+  std::string names;
+  for (TensorLayout l : allowed) names += cat(names.empty() ? "" : " or ", toString(l));
+  fail("layer '", layer.name, "': input '", t.name, "' is a ", toString(t.layout), " tensor, expected ", names);
+}
+
+void expectShape(const Layer& layer, const char* what, const HostTensor& t, const Shape& shape, bool optional = false) {
+  if (optional && t.empty()) return;
+  check(!t.empty(), "layer '", layer.name, "': ", what, " is missing (expected ", toString(shape), ")");
+  check(t.shape() == shape, "layer '", layer.name, "': ", what, " has shape ", toString(t.shape()), ", expected ",
+        toString(shape));
+  check(t.dtype() == DataType::kFloat32, "layer '", layer.name, "': ", what, " must be float32");
+}
+
+void validateActivation(const Layer& layer, const ActivationDesc& a) {
+  check(a.type != ActivationType::kClip || a.min <= a.max, "layer '", layer.name, "': clip range [", a.min, ", ",
+        a.max, "] is empty");
+}
+
+}  // namespace
+
+const char* kindName(const LayerDesc& desc) {
+  static const char* const names[] = {"Convolution", "BatchNorm",      "Activation", "SequenceMask",
+                                      "LengthsTransform", "ReshapeToSequence", "RNN", "Lookahead",
+                                      "FullyConnected", "Softmax", "BatchMajor"};
+  if (const auto* s = std::get_if<SoftmaxDesc>(&desc); s && s->log) return "LogSoftmax";
+  return names[desc.index()];
+}
+
+int Graph::findTensor(const std::string& name) const {
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (tensors[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+int Graph::producer(int tensor) const {
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (layers[i].output == tensor) return static_cast<int>(i);
+  return -1;
+}
+
+std::vector<int> Graph::consumers(int tensor) const {
+  std::vector<int> out;
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (std::find(layers[i].inputs.begin(), layers[i].inputs.end(), tensor) != layers[i].inputs.end())
+      out.push_back(static_cast<int>(i));
+  return out;
+}
+
+Shape inferShape(const Layer& layer, const std::vector<Shape>& in) {
+  const Shape& x = in.at(0);
+  return std::visit(
+      Overloaded{
+          [&](const ConvolutionDesc& c) -> Shape {
+            return {x[0], c.out_channels, convExtent(x[2], c.kernel[0], c.stride[0], c.padding[0], c.dilation[0]),
+                    convExtent(x[3], c.kernel[1], c.stride[1], c.padding[1], c.dilation[1])};
+          },
+          [&](const LengthsTransformDesc&) -> Shape { return x; },
+          [&](const ReshapeToSequenceDesc&) -> Shape { return {x[3], x[0], x[1] * x[2]}; },
+          [&](const RNNDesc& r) -> Shape {
+            const bool concat = r.direction == RNNDirection::kBidirectional && r.merge == DirectionMerge::kConcat;
+            return {x[0], x[1], static_cast<int64_t>(r.hidden_size) * (concat ? 2 : 1)};
+          },
+          [&](const FullyConnectedDesc& f) -> Shape {
+            Shape s = x;
+            s.back() = f.out_features;
+            return s;
+          },
+          [&](const BatchMajorDesc&) -> Shape { return {x[1], x[0], x[2]}; },
+          [&](const auto&) -> Shape { return x; },  // element-wise layers
+      },
+      layer.desc);
+}
+
+void validateLayer(const Layer& layer, const std::vector<const TensorInfo*>& inputs) {
+  const TensorInfo& x = *inputs.at(0);
+  using L = TensorLayout;
+  std::visit(
+      Overloaded{
+          [&](const ConvolutionDesc& c) {
+            expectLayout(layer, x, {L::kImage});
+            check(c.out_channels > 0, "layer '", layer.name, "': out_channels must be positive");
+            for (int i = 0; i < 2; ++i)
+              check(c.kernel[i] > 0 && c.stride[i] > 0 && c.dilation[i] > 0 && c.padding[i] >= 0, "layer '",
+                    layer.name, "': kernel, stride and dilation must be positive and padding non-negative");
+            expectShape(layer, "weight", c.weight, {c.out_channels, x.shape[1], c.kernel[0], c.kernel[1]});
+            expectShape(layer, "bias", c.bias, {c.out_channels}, true);
+            validateActivation(layer, c.activation);
+            check(convExtent(x.shape[2], c.kernel[0], c.stride[0], c.padding[0], c.dilation[0]) > 0, "layer '",
+                  layer.name, "': ", x.shape[2], " frequency bins are too few for kernel ", c.kernel[0]);
+          },
+          [&](const BatchNormDesc& b) {
+            expectLayout(layer, x, {L::kImage, L::kSequence, L::kBatchMajor});
+            const Shape c{channelAxisSize(x)};
+            expectShape(layer, "scale", b.scale, c);
+            expectShape(layer, "bias", b.bias, c);
+            expectShape(layer, "mean", b.mean, c);
+            expectShape(layer, "variance", b.variance, c);
+            for (float v : b.variance.floats())
+              check(v + b.epsilon > 0 && std::isfinite(v), "layer '", layer.name, "': variance + epsilon must be positive");
+          },
+          [&](const ActivationDesc& a) {
+            expectLayout(layer, x, {L::kImage, L::kSequence, L::kBatchMajor});
+            check(a.type != ActivationType::kNone, "layer '", layer.name, "': activation type is none");
+            validateActivation(layer, a);
+          },
+          [&](const SequenceMaskDesc&) {
+            expectLayout(layer, x, {L::kImage, L::kSequence, L::kBatchMajor});
+            expectLayout(layer, *inputs.at(1), {L::kLengths});
+          },
+          [&](const LengthsTransformDesc& t) {
+            expectLayout(layer, x, {L::kLengths});
+            check(t.kernel > 0 && t.stride > 0 && t.dilation > 0 && t.padding >= 0, "layer '", layer.name,
+                  "': kernel, stride and dilation must be positive and padding non-negative");
+          },
+          [&](const ReshapeToSequenceDesc&) { expectLayout(layer, x, {L::kImage}); },
+          [&](const RNNDesc& r) {
+            expectLayout(layer, x, {L::kSequence});
+            expectLayout(layer, *inputs.at(1), {L::kLengths});
+            check(r.hidden_size > 0 && r.num_layers > 0, "layer '", layer.name,
+                  "': hidden_size and num_layers must be positive");
+            const int dirs = r.directions();
+            check(r.weights.size() == static_cast<size_t>(r.num_layers * dirs), "layer '", layer.name, "': expected ",
+                  r.num_layers * dirs, " weight sets (layers x directions), got ", r.weights.size());
+            const int64_t gh = static_cast<int64_t>(gateCount(r.cell)) * r.hidden_size;
+            for (int l = 0; l < r.num_layers; ++l)
+              for (int d = 0; d < dirs; ++d) {
+                const auto& w = r.weights[l * dirs + d];
+                const int64_t in = l == 0 ? x.shape[2] : static_cast<int64_t>(r.hidden_size) * dirs;
+                const std::string tag = cat("layer ", l, " direction ", d, " ");
+                expectShape(layer, (tag + "input weight").c_str(), w.input_weight, {gh, in});
+                expectShape(layer, (tag + "recurrent weight").c_str(), w.recurrent_weight, {gh, r.hidden_size});
+                expectShape(layer, (tag + "input bias").c_str(), w.input_bias, {gh}, true);
+                expectShape(layer, (tag + "recurrent bias").c_str(), w.recurrent_bias, {gh}, true);
+              }
+          },
+          [&](const LookaheadDesc& k) {
+            expectLayout(layer, x, {L::kSequence});
+            expectLayout(layer, *inputs.at(1), {L::kLengths});
+            check(!k.weight.empty() && k.weight.rank() == 2 && k.weight.dim(0) == x.shape[2] && k.weight.dim(1) > 0,
+                  "layer '", layer.name, "': weight must be ", x.shape[2], " x context, got ",
+                  toString(k.weight.shape()));
+            validateActivation(layer, k.activation);
+          },
+          [&](const FullyConnectedDesc& f) {
+            expectLayout(layer, x, {L::kSequence, L::kBatchMajor});
+            check(f.out_features > 0, "layer '", layer.name, "': out_features must be positive");
+            expectShape(layer, "weight", f.weight, {f.out_features, x.shape.back()});
+            expectShape(layer, "bias", f.bias, {f.out_features}, true);
+            validateActivation(layer, f.activation);
+          },
+          [&](const SoftmaxDesc&) { expectLayout(layer, x, {L::kSequence, L::kBatchMajor}); },
+          [&](const BatchMajorDesc&) { expectLayout(layer, x, {L::kSequence}); },
+      },
+      layer.desc);
+}
+
+int64_t parameterCount(const LayerDesc& desc) {
+  int64_t n = 0;
+  forEachWeight(desc, [&](const std::string&, const HostTensor& t) {
+    if (!t.empty()) n += t.size();
+  });
+  return n;
+}
+
+}  // namespace ds2rt::detail

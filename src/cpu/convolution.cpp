@@ -1,0 +1,114 @@
+// 2-D convolution on oneDNN. Primitives depend on the batch and time extents, so each context
+// caches one per input shape, with the filters reordered once into the primitive's layout.
+#include <dnnl.hpp>
+#include <map>
+#include <utility>
+
+#include "cpu/kernels.h"
+#include "ds2rt/error.h"
+
+namespace ds2rt::detail::cpu {
+
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+dnnl::algorithm eltwiseFor(ActivationType type) {
+  switch (type) {
+    case ActivationType::kRelu: return dnnl::algorithm::eltwise_relu;
+    case ActivationType::kClip: return dnnl::algorithm::eltwise_clip;
+    case ActivationType::kTanh: return dnnl::algorithm::eltwise_tanh;
+    case ActivationType::kSigmoid: return dnnl::algorithm::eltwise_logistic;
+    default: fail("no oneDNN post-op for activation ", toString(type));
+  }
+}
+
+struct Compiled {
+  dnnl::convolution_forward primitive;
+  memory weights;
+  memory bias;
+  memory::desc src, dst;
+};
+
+struct ConvState final : KernelState {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::map<std::pair<int64_t, int64_t>, Compiled> cache;  // (N, T) -> primitive
+};
+
+class ConvolutionKernel final : public Kernel {
+ public:
+  explicit ConvolutionKernel(const ConvolutionDesc& d) : desc_(d) {
+    if (desc_.bias.empty()) desc_.bias = HostTensor(DataType::kFloat32, {desc_.out_channels});
+  }
+
+  std::unique_ptr<KernelState> createState() const override { return std::make_unique<ConvState>(); }
+
+  void run(const KernelIO& io, KernelState* base) const override {
+    auto& state = static_cast<ConvState&>(*base);
+    const auto key = std::make_pair(io.input_shape[0], io.input_shape[3]);
+    auto it = state.cache.find(key);
+    if (it == state.cache.end()) it = state.cache.emplace(key, compile(state, io)).first;
+    Compiled& c = it->second;
+    memory src(c.src, state.engine, const_cast<float*>(io.input));
+    memory dst(c.dst, state.engine, io.output);
+    c.primitive.execute(state.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, c.weights},
+                                       {DNNL_ARG_BIAS, c.bias}, {DNNL_ARG_DST, dst}});
+    state.stream.wait();
+  }
+
+  std::string implementation() const override {
+    return desc_.activation.type == ActivationType::kNone
+               ? "oneDNN convolution"
+               : cat("oneDNN convolution with ", toString(desc_.activation.type), " post-op");
+  }
+
+ private:
+  Compiled compile(ConvState& state, const KernelIO& io) const {
+    const auto& in = io.input_shape;
+    const auto& out = io.output_shape;
+    const memory::dims src_dims{in[0], in[1], in[2], in[3]}, dst_dims{out[0], out[1], out[2], out[3]};
+    const memory::dims w_dims{desc_.out_channels, in[1], desc_.kernel[0], desc_.kernel[1]};
+    memory::dims pad_l, pad_r, dilation, stride;
+    for (int i = 0; i < 2; ++i) {
+      const int64_t effective_kernel = (desc_.kernel[i] - 1) * desc_.dilation[i] + 1;
+      pad_l.push_back(desc_.padding[i]);
+      // oneDNN wants the right padding that makes its output extent match the floor formula.
+      pad_r.push_back((out[2 + i] - 1) * desc_.stride[i] + effective_kernel - in[2 + i] - desc_.padding[i]);
+      dilation.push_back(desc_.dilation[i] - 1);
+      stride.push_back(desc_.stride[i]);
+    }
+    Compiled c;
+    c.src = memory::desc(src_dims, dt::f32, tag::nchw);
+    c.dst = memory::desc(dst_dims, dt::f32, tag::nchw);
+    const memory::desc w_any(w_dims, dt::f32, tag::any), b_md({desc_.out_channels}, dt::f32, tag::x);
+    dnnl::convolution_forward::desc op(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, c.src,
+                                       w_any, b_md, c.dst, stride, dilation, pad_l, pad_r);
+    dnnl::primitive_attr attr;
+    if (desc_.activation.type != ActivationType::kNone) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.0f, eltwiseFor(desc_.activation.type), desc_.activation.min, desc_.activation.max);
+      attr.set_post_ops(ops);
+    }
+    const dnnl::convolution_forward::primitive_desc pd(op, attr, state.engine);
+    c.primitive = dnnl::convolution_forward(pd);
+    memory user_w({w_dims, dt::f32, tag::oihw}, state.engine, const_cast<float*>(desc_.weight.data<float>()));
+    c.weights = memory(pd.weights_desc(), state.engine);
+    dnnl::reorder(user_w, c.weights).execute(state.stream, user_w, c.weights);
+    c.bias = memory(b_md, state.engine, const_cast<float*>(desc_.bias.data<float>()));
+    state.stream.wait();
+    return c;
+  }
+
+  ConvolutionDesc desc_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc) {
+  return std::make_unique<ConvolutionKernel>(desc);
+}
+
+}  // namespace ds2rt::detail::cpu

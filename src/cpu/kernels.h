@@ -1,0 +1,25 @@
+// CPU kernels, one file per layer kind (src/cpu/<layer>.cpp).
+#pragma once
+
+#include <memory>
+
+#include "core/kernel.h"
+
+namespace ds2rt::detail::cpu {
+
+std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc);
+std::unique_ptr<Kernel> makeBatchNorm(const BatchNormDesc& desc, TensorLayout layout);
+std::unique_ptr<Kernel> makeActivation(const ActivationDesc& desc);
+std::unique_ptr<Kernel> makeSequenceMask(TensorLayout layout);
+std::unique_ptr<Kernel> makeReshapeToSequence();
+std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc);
+std::unique_ptr<Kernel> makeLookahead(const LookaheadDesc& desc);
+std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc);
+std::unique_ptr<Kernel> makeSoftmax(bool log);
+std::unique_ptr<Kernel> makeBatchMajor();
+
+// C = A (M x K, row-major) * B^T (B is N x K, row-major) [+ C if accumulate]; multi-threaded (oneDNN sgemm).
+void gemmABt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+             int64_t ldc, bool accumulate = false);
+
+}  // namespace ds2rt::detail::cpu
