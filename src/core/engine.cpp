@@ -191,8 +191,9 @@ Engine Builder::build(const NetworkDefinition& network) const {
   auto impl = EngineImpl::create(std::move(graph), config_, std::move(report));
   for (size_t i = 0; i < impl->graph.layers.size(); ++i)
     if (impl->kernels[i])
-      impl->report.push_back(impl->graph.layers[i].name + ": " + impl->kernels[i]->implementation());
-  impl->report.push_back(impl->memory.describe(impl->graph));
+      impl->report.push_back("kernel for " + impl->graph.layers[i].name + ": " + impl->kernels[i]->implementation());
+  impl->report.push_back("memory plan: " + std::to_string(impl->memory.slot_count) + " activation buffers for " +
+                         std::to_string(impl->graph.layers.size()) + " layers");
   return Engine(std::move(impl));
 }
 
@@ -229,15 +230,18 @@ std::string Engine::describe() const {
   out << "engine: " << impl_->config.toString() << "\n";
   for (int id : g.inputs) out << "input  " << g.tensors[id].name << " " << toString(g.tensors[id].shape) << "\n";
   for (int id : g.outputs) out << "output " << g.tensors[id].name << " " << toString(g.tensors[id].shape) << "\n";
-  out << std::left << std::setw(24) << "layer" << std::setw(18) << "kind" << std::setw(18) << "output" << std::setw(12)
+  size_t name_width = 8;
+  for (const auto& layer : g.layers) name_width = std::max(name_width, layer.name.size() + 2);
+  const int w = static_cast<int>(name_width);
+  out << std::left << std::setw(w) << "layer" << std::setw(19) << "kind" << std::setw(17) << "output" << std::setw(12)
       << "parameters"
-      << "implementation / fused\n";
+      << "implementation; fused\n";
   int64_t total = 0;
   for (size_t i = 0; i < g.layers.size(); ++i) {
     const auto& layer = g.layers[i];
     const int64_t params = detail::parameterCount(layer.desc);
     total += params;
-    out << std::setw(24) << layer.name << std::setw(18) << detail::kindName(layer.desc) << std::setw(18)
+    out << std::setw(w) << layer.name << std::setw(19) << detail::kindName(layer.desc) << std::setw(17)
         << toString(g.tensors[layer.output].shape) << std::setw(12) << params
         << (impl_->kernels[i] ? impl_->kernels[i]->implementation() : std::string("host-side"));
     for (const auto& f : layer.fused) out << "; + " << f;

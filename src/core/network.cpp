@@ -239,15 +239,19 @@ size_t NetworkDefinition::layerCount() const { return graph_->layers.size(); }
 std::string NetworkDefinition::describe() const {
   std::ostringstream out;
   int64_t total = 0;
-  out << std::left << std::setw(28) << "layer" << std::setw(20) << "kind" << std::setw(22) << "output"
+  size_t name_width = 8;
+  for (const auto& layer : graph_->layers) name_width = std::max(name_width, layer.name.size() + 2);
+  for (int id : graph_->inputs) name_width = std::max(name_width, graph_->tensors[id].name.size() + 2);
+  const int w = static_cast<int>(name_width);
+  out << std::left << std::setw(w) << "layer" << std::setw(20) << "kind" << std::setw(22) << "output"
       << "parameters\n";
   for (int id : graph_->inputs)
-    out << std::setw(28) << graph_->tensors[id].name << std::setw(20) << "Input" << std::setw(22)
+    out << std::setw(w) << graph_->tensors[id].name << std::setw(20) << "Input" << std::setw(22)
         << toString(graph_->tensors[id].shape) << "\n";
   for (const auto& layer : graph_->layers) {
     const int64_t params = detail::parameterCount(layer.desc);
     total += params;
-    out << std::setw(28) << layer.name << std::setw(20) << detail::kindName(layer.desc) << std::setw(22)
+    out << std::setw(w) << layer.name << std::setw(20) << detail::kindName(layer.desc) << std::setw(22)
         << toString(graph_->tensors[layer.output].shape) << params << "\n";
   }
   out << "total parameters: " << total << "\n";

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds, and runs the whole test suite (GoogleTest through CTest + CLI checks).
+# SANITIZE=address,undefined or SANITIZE=thread builds and tests under sanitizers in build-<name>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -n "${SANITIZE:-}" ]; then
+  export BUILD_DIR="build-$(echo "$SANITIZE" | tr ',' '-')"
+  scripts/build.sh -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS2RT_SANITIZE="$SANITIZE"
+else
+  scripts/build.sh
+fi
+cd "${BUILD_DIR:-build}"
+ctest --output-on-failure -j 2
