@@ -1,0 +1,34 @@
+#include "common.h"
+
+#include <cstring>
+#include <fstream>
+
+#include "ds2rt/deepspeech2.h"
+
+namespace ds2rt::tools {
+
+BuilderConfig BuildOptions::config() const {
+  return {deviceFromString(device), precisionFromString(precision), !no_optimize};
+}
+
+void addBuildOptions(CLI::App& command, BuildOptions& options) {
+  command.add_option("--device", options.device, "cpu (cuda in builds with the CUDA backend)")->capture_default_str();
+  command.add_option("--precision", options.precision, "fp32 | fp16 | bf16")->capture_default_str();
+  command.add_flag("--no-optimize", options.no_optimize, "skip graph passes (folding, fusion); for debugging");
+  command.add_flag("--log-probs", options.log_probs, "output log-probabilities instead of probabilities");
+}
+
+bool isPlanFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  in.read(magic, 8);
+  return in.gcount() == 8 && std::memcmp(magic, "DS2RTPLN", 8) == 0;
+}
+
+Engine openEngine(const std::string& path, const BuildOptions& options) {
+  if (isPlanFile(path)) return Engine::load(path);
+  const DeepSpeech2Model model = DeepSpeech2Model::load(path);
+  return Builder(options.config()).build(model.createNetwork({.log_softmax = options.log_probs}));
+}
+
+}  // namespace ds2rt::tools
