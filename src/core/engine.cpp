@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <cstdlib>
 #include <iomanip>
 #include <sstream>
 
@@ -21,32 +20,21 @@ std::shared_ptr<EngineImpl> EngineImpl::create(Graph graph, BuilderConfig config
   engine->graph = std::move(graph);
   engine->config = config;
   engine->report = std::move(report);
-  engine->backend = createBackend(config.device);
+  engine->backend = createBackend(config);
   for (const auto& layer : engine->graph.layers) engine->kernels.push_back(engine->backend->compile(layer, engine->graph));
   engine->memory = planMemory(engine->graph, engine->kernels);
   return engine;
 }
 
-// 64-byte aligned float storage for one memory-plan slot.
-class AlignedBuffer {
- public:
-  float* reserve(size_t floats) {
-    if (floats > capacity_) {
-      const size_t bytes = ((floats * sizeof(float) + 63) / 64) * 64;
-      data_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-      check(data_ != nullptr, "out of memory allocating ", bytes, " bytes of activations");
-      capacity_ = floats;
-    }
-    return data_.get();
-  }
+std::unique_ptr<Backend> createBackend(const BuilderConfig& config) {
+  if (config.device == Device::kCPU) return createCpuBackend();
+#ifdef DS2RT_WITH_CUDA
+  return createCudaBackend(config);
+#else
+  fail("this build of ds2rt has no CUDA backend (configure with -DDS2RT_WITH_CUDA=ON)");
+#endif
+}
 
- private:
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::unique_ptr<float, Free> data_;
-  size_t capacity_ = 0;
-};
 
 struct ContextImpl {
   std::shared_ptr<const EngineImpl> engine;
@@ -54,8 +42,8 @@ struct ContextImpl {
   std::vector<HostTensor> bound;  // per graph input
   std::vector<Shape> shapes;      // per tensor, concrete after run()
   std::vector<std::vector<int32_t>> lengths;  // per lengths tensor
-  std::vector<AlignedBuffer> slots;
-  std::vector<float*> data;  // per float tensor
+  std::unique_ptr<DeviceContext> device;
+  std::vector<const void*> data;  // per float tensor, in the device's memory
   std::vector<std::unique_ptr<KernelState>> states;
 
   void bindInputs();
@@ -107,7 +95,7 @@ void ContextImpl::bindInputs() {
     } else {
       check(t.dtype() == DataType::kFloat32, "input '", info.name, "' must be float32, got ", toString(t.dtype()));
       max_time = std::max(max_time, timeOf(info, t.shape()));
-      data[g.inputs[i]] = const_cast<float*>(t.data<float>());
+      data[g.inputs[i]] = device->input(static_cast<int>(i), t);
     }
   }
   for (int id : g.inputs)
@@ -142,38 +130,46 @@ void ContextImpl::computeShapes() {
 
 void ContextImpl::execute() {
   const Graph& g = engine->graph;
-  std::vector<size_t> slot_floats(engine->memory.slot_count, 0);
+  const size_t element = sizeOf(engine->backend->activationType());
+  std::vector<size_t> slot_bytes(engine->memory.slot_count, 0);
   for (size_t id = 0; id < g.tensors.size(); ++id)
     if (const int s = engine->memory.slot_of[id]; s >= 0)
-      slot_floats[s] = std::max<size_t>(slot_floats[s], static_cast<size_t>(numElements(shapes[id])));
-  for (size_t s = 0; s < slot_floats.size(); ++s) slots[s].reserve(slot_floats[s]);
+      slot_bytes[s] = std::max(slot_bytes[s], static_cast<size_t>(numElements(shapes[id])) * element);
   for (size_t id = 0; id < g.tensors.size(); ++id)
-    if (const int s = engine->memory.slot_of[id]; s >= 0) data[id] = slots[s].reserve(slot_floats[s]);
+    if (const int s = engine->memory.slot_of[id]; s >= 0) data[id] = device->buffer(s, slot_bytes[s]);
 
-  engine->backend->setThreads(options.num_threads);
+  std::vector<KernelIO> calls(g.layers.size());
+  std::string shape_key;
   for (size_t i = 0; i < g.layers.size(); ++i) {
     const Layer& layer = g.layers[i];
-    const Kernel* kernel = engine->kernels[i].get();
-    if (!kernel) continue;
-    KernelIO io;
+    KernelIO& io = calls[i];
     io.input = data[layer.inputs[0]];
     io.input_shape = shapes[layer.inputs[0]];
     if (layer.inputs.size() > 1) {
-      const auto& l = lengths[layer.inputs[1]];
-      check(static_cast<int64_t>(l.size()) == batchOf(g.tensors[layer.inputs[0]], io.input_shape), "layer '",
-            layer.name, "': lengths for ", l.size(), " utterances, batch of ", io.input_shape[0]);
-      io.lengths = l.data();
+      const int id = layer.inputs[1];
+      check(static_cast<int64_t>(lengths[id].size()) == batchOf(g.tensors[layer.inputs[0]], io.input_shape), "layer '",
+            layer.name, "': lengths for ", lengths[id].size(), " utterances, batch of ", io.input_shape[0]);
+      io.lengths = device->lengths(id, lengths[id]);
+      io.host_lengths = lengths[id].data();
     }
-    io.output = data[layer.output];
+    io.output = const_cast<void*>(data[layer.output]);
     io.output_shape = shapes[layer.output];
-    try {
-      kernel->run(io, states[i].get());
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      fail("layer '", layer.name, "' failed: ", e.what());
-    }
+    io.device = device.get();
+    shape_key += toString(io.input_shape);
   }
+  device->execute(shape_key, [&] {
+    for (size_t i = 0; i < g.layers.size(); ++i) {
+      const Kernel* kernel = engine->kernels[i].get();
+      if (!kernel) continue;
+      try {
+        kernel->run(calls[i], states[i].get());
+      } catch (const Error& e) {
+        fail("layer '", g.layers[i].name, "': ", e.what());
+      } catch (const std::exception& e) {
+        fail("layer '", g.layers[i].name, "' failed: ", e.what());
+      }
+    }
+  });
 }
 
 }  // namespace detail
@@ -260,8 +256,8 @@ ExecutionContext Engine::createContext(const ContextOptions& options) const {
   ctx->shapes.resize(g.tensors.size());
   ctx->lengths.resize(g.tensors.size());
   ctx->data.assign(g.tensors.size(), nullptr);
-  ctx->slots.resize(impl_->memory.slot_count);
-  for (const auto& kernel : impl_->kernels) ctx->states.push_back(kernel ? kernel->createState() : nullptr);
+  ctx->device = impl_->backend->createContext(options);
+  for (const auto& kernel : impl_->kernels) ctx->states.push_back(kernel ? kernel->createState(*ctx->device) : nullptr);
   return ExecutionContext(std::move(ctx));
 }
 
@@ -292,12 +288,14 @@ void ExecutionContext::run() {
 
 HostTensor ExecutionContext::output(const std::string& name) const {
   const auto& g = impl_->engine->graph;
-  for (int id : g.outputs)
+  for (const int& id : g.outputs)
     if (g.tensors[id].name == name) {
       check(!impl_->shapes[id].empty(), "output '", name, "' is not available before run()");
       if (g.tensors[id].layout == TensorLayout::kLengths)
         return HostTensor::view(DataType::kInt32, impl_->shapes[id], impl_->lengths[id].data(), nullptr);
-      return HostTensor::view(DataType::kFloat32, impl_->shapes[id], impl_->data[id], nullptr);
+      const int index = static_cast<int>(&id - g.outputs.data());
+      const float* host = impl_->device->download(index, impl_->data[id], static_cast<size_t>(numElements(impl_->shapes[id])));
+      return HostTensor::view(DataType::kFloat32, impl_->shapes[id], host, nullptr);
     }
   fail("the engine has no output '", name, "'");
 }

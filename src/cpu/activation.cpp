@@ -11,7 +11,7 @@ class ActivationKernel final : public Kernel {
   void run(const KernelIO& io, KernelState*) const override {
     const int64_t total = numElements(io.input_shape);
 #pragma omp parallel for
-    for (int64_t i = 0; i < total; ++i) io.output[i] = desc_.apply(io.input[i]);
+    for (int64_t i = 0; i < total; ++i) io.out<float>()[i] = desc_.apply(io.in<float>()[i]);
   }
 
   bool inPlace() const override { return true; }

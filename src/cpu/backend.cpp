@@ -1,5 +1,7 @@
 #include <omp.h>
 
+#include <cstdlib>
+
 #include <dnnl.h>
 
 #include "cpu/kernels.h"
@@ -43,17 +45,57 @@ class CpuBackend final : public Backend {
         layer.desc);
   }
 
-  void setThreads(int threads) const override { omp_set_num_threads(threads > 0 ? threads : omp_get_num_procs()); }
+  std::unique_ptr<DeviceContext> createContext(const ContextOptions& options) const override;
+  DataType activationType() const override { return DataType::kFloat32; }
 };
+
+// Host memory; the caller's inputs and the outputs are used in place, without copies.
+class CpuDeviceContext final : public DeviceContext {
+ public:
+  explicit CpuDeviceContext(const ContextOptions& options) : threads_(options.num_threads) {}
+
+  void* buffer(int slot, size_t bytes) override {
+    if (static_cast<size_t>(slot) >= buffers_.size()) buffers_.resize(slot + 1);
+    Buffer& b = buffers_[slot];
+    if (bytes > b.capacity) {
+      const size_t rounded = (bytes + 63) / 64 * 64;
+      b.data.reset(std::aligned_alloc(64, rounded));
+      check(b.data != nullptr, "out of memory allocating ", rounded, " bytes of activations");
+      b.capacity = rounded;
+    }
+    return b.data.get();
+  }
+
+  const void* input(int, const HostTensor& tensor) override { return tensor.data(); }
+  const int32_t* lengths(int, const std::vector<int32_t>& values) override { return values.data(); }
+
+  void execute(const std::string&, const std::function<void()>& launch) override {
+    // OpenMP's thread count is per calling thread, so contexts on different threads don't interfere.
+    omp_set_num_threads(threads_ > 0 ? threads_ : omp_get_num_procs());
+    launch();
+  }
+
+  const float* download(int, const void* data, size_t) override { return static_cast<const float*>(data); }
+
+ private:
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  struct Buffer {
+    std::unique_ptr<void, Free> data;
+    size_t capacity = 0;
+  };
+  int threads_;
+  std::vector<Buffer> buffers_;
+};
+
+std::unique_ptr<DeviceContext> CpuBackend::createContext(const ContextOptions& options) const {
+  return std::make_unique<CpuDeviceContext>(options);
+}
 
 }  // namespace
 }  // namespace cpu
 
 std::unique_ptr<Backend> createCpuBackend() { return std::make_unique<cpu::CpuBackend>(); }
-
-std::unique_ptr<Backend> createBackend(Device device) {
-  if (device == Device::kCPU) return createCpuBackend();
-  fail("this build of ds2rt has no ", toString(device), " backend (configure with -DDS2RT_WITH_CUDA=ON)");
-}
 
 }  // namespace ds2rt::detail

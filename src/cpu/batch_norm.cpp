@@ -25,7 +25,7 @@ class BatchNormKernel final : public Kernel {
 #pragma omp parallel for
     for (int64_t i = 0; i < total; ++i) {
       const int64_t c = image_ ? (i / inner) % channels : i % channels;
-      io.output[i] = io.input[i] * scale_[c] + shift_[c];
+      io.out<float>()[i] = io.in<float>()[i] * scale_[c] + shift_[c];
     }
   }
 

@@ -44,7 +44,7 @@ class ConvolutionKernel final : public Kernel {
     if (desc_.bias.empty()) desc_.bias = HostTensor(DataType::kFloat32, {desc_.out_channels});
   }
 
-  std::unique_ptr<KernelState> createState() const override { return std::make_unique<ConvState>(); }
+  std::unique_ptr<KernelState> createState(DeviceContext&) const override { return std::make_unique<ConvState>(); }
 
   void run(const KernelIO& io, KernelState* base) const override {
     auto& state = static_cast<ConvState&>(*base);
@@ -52,8 +52,8 @@ class ConvolutionKernel final : public Kernel {
     auto it = state.cache.find(key);
     if (it == state.cache.end()) it = state.cache.emplace(key, compile(state, io)).first;
     Compiled& c = it->second;
-    memory src(c.src, state.engine, const_cast<float*>(io.input));
-    memory dst(c.dst, state.engine, io.output);
+    memory src(c.src, state.engine, const_cast<float*>(io.in<float>()));
+    memory dst(c.dst, state.engine, io.out<float>());
     c.primitive.execute(state.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, c.weights},
                                        {DNNL_ARG_BIAS, c.bias}, {DNNL_ARG_DST, dst}});
     state.stream.wait();

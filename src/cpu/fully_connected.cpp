@@ -11,13 +11,13 @@ class FullyConnectedKernel final : public Kernel {
   void run(const KernelIO& io, KernelState*) const override {
     const int64_t in = io.input_shape.back(), out = desc_.out_features;
     const int64_t rows = numElements(io.input_shape) / in;
-    gemmABt(rows, out, in, io.input, in, desc_.weight.data<float>(), in, io.output, out);
+    gemmABt(rows, out, in, io.in<float>(), in, desc_.weight.data<float>(), in, io.out<float>(), out);
     const float* bias = desc_.bias.empty() ? nullptr : desc_.bias.data<float>();
     if (!bias && desc_.activation.type == ActivationType::kNone) return;
 #pragma omp parallel for
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t o = 0; o < out; ++o) {
-        float& y = io.output[r * out + o];
+        float& y = io.out<float>()[r * out + o];
         y = desc_.activation.apply(bias ? y + bias[o] : y);
       }
   }

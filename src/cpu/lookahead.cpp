@@ -19,7 +19,7 @@ class LookaheadKernel final : public Kernel {
 #pragma omp parallel for collapse(2)
     for (int64_t step = 0; step < t; ++step)
       for (int64_t b = 0; b < n; ++b) {
-        float* y = io.output + (step * n + b) * h;
+        float* y = io.out<float>() + (step * n + b) * h;
         const int64_t valid = io.lengths[b];
         if (step >= valid) {
           std::fill_n(y, h, 0.0f);
@@ -28,7 +28,7 @@ class LookaheadKernel final : public Kernel {
         const int64_t taps = std::min(context, valid - step);
         for (int64_t f = 0; f < h; ++f) {
           float sum = 0;
-          for (int64_t k = 0; k < taps; ++k) sum += w[f * context + k] * io.input[((step + k) * n + b) * h + f];
+          for (int64_t k = 0; k < taps; ++k) sum += w[f * context + k] * io.in<float>()[((step + k) * n + b) * h + f];
           y[f] = desc_.activation.apply(sum);
         }
       }

@@ -12,8 +12,8 @@ class ReshapeToSequenceKernel final : public Kernel {
 #pragma omp parallel for
     for (int64_t step = 0; step < t; ++step)
       for (int64_t b = 0; b < n; ++b) {
-        const float* src = io.input + b * features * t + step;
-        float* dst = io.output + (step * n + b) * features;
+        const float* src = io.in<float>() + b * features * t + step;
+        float* dst = io.out<float>() + (step * n + b) * features;
         for (int64_t f = 0; f < features; ++f) dst[f] = src[f * t];
       }
   }
@@ -26,8 +26,8 @@ class BatchMajorKernel final : public Kernel {
     const int64_t t = io.input_shape[0], n = io.input_shape[1], h = io.input_shape[2];
     for (int64_t step = 0; step < t; ++step)
       for (int64_t b = 0; b < n; ++b) {
-        const float* src = io.input + (step * n + b) * h;
-        std::copy(src, src + h, io.output + (b * t + step) * h);
+        const float* src = io.in<float>() + (step * n + b) * h;
+        std::copy(src, src + h, io.out<float>() + (b * t + step) * h);
       }
   }
   std::string implementation() const override { return "transpose"; }

@@ -57,7 +57,7 @@ class RNNKernel final : public Kernel {
     }
   }
 
-  std::unique_ptr<KernelState> createState() const override { return std::make_unique<RNNScratch>(); }
+  std::unique_ptr<KernelState> createState(DeviceContext&) const override { return std::make_unique<RNNScratch>(); }
 
   void run(const KernelIO& io, KernelState* base) const override {
     auto& s = static_cast<RNNScratch&>(*base);
@@ -68,13 +68,13 @@ class RNNKernel final : public Kernel {
     std::vector<int64_t> lengths(n);
     for (int64_t b = 0; b < n; ++b) lengths[b] = std::min<int64_t>(io.lengths[b], t);
 
-    const float* input = io.input;
+    const float* input = io.in<float>();
     for (int l = 0; l < desc_.num_layers; ++l) {
       const bool last = l + 1 == desc_.num_layers;
       const bool sum = last && dirs_ == 2 && desc_.merge == DirectionMerge::kSum;
       const int64_t out_width = sum ? h : dirs_ * h;
       std::vector<float>* next = nullptr;
-      float* out = io.output;
+      float* out = io.out<float>();
       if (!last) {
         next = &s.layer_out;
         next->assign(t * n * out_width, 0.0f);

@@ -14,25 +14,25 @@ class SequenceMaskKernel final : public Kernel {
   void run(const KernelIO& io, KernelState*) const override {
     const Shape& s = io.input_shape;
     const int64_t total = numElements(s);
-    if (io.output != io.input) std::copy(io.input, io.input + total, io.output);
+    if (io.out<float>() != io.in<float>()) std::copy(io.in<float>(), io.in<float>() + total, io.out<float>());
     if (layout_ == TensorLayout::kImage) {  // N x C x F x T
       const int64_t n = s[0], rows = s[1] * s[2], t = s[3];
 #pragma omp parallel for collapse(2)
       for (int64_t b = 0; b < n; ++b)
         for (int64_t r = 0; r < rows; ++r) {
-          float* row = io.output + (b * rows + r) * t;
+          float* row = io.out<float>() + (b * rows + r) * t;
           std::fill(row + std::min<int64_t>(io.lengths[b], t), row + t, 0.0f);
         }
     } else if (layout_ == TensorLayout::kSequence) {  // T x N x H
       const int64_t t = s[0], n = s[1], h = s[2];
       for (int64_t step = 0; step < t; ++step)
         for (int64_t b = 0; b < n; ++b)
-          if (step >= io.lengths[b]) std::fill_n(io.output + (step * n + b) * h, h, 0.0f);
+          if (step >= io.lengths[b]) std::fill_n(io.out<float>() + (step * n + b) * h, h, 0.0f);
     } else {  // N x T x H
       const int64_t n = s[0], t = s[1], h = s[2];
       for (int64_t b = 0; b < n; ++b) {
         const int64_t valid = std::min<int64_t>(io.lengths[b], t);
-        std::fill(io.output + (b * t + valid) * h, io.output + (b + 1) * t * h, 0.0f);
+        std::fill(io.out<float>() + (b * t + valid) * h, io.out<float>() + (b + 1) * t * h, 0.0f);
       }
     }
   }

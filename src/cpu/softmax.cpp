@@ -16,8 +16,8 @@ class SoftmaxKernel final : public Kernel {
     const int64_t rows = numElements(io.input_shape) / classes;
 #pragma omp parallel for
     for (int64_t r = 0; r < rows; ++r) {
-      const float* x = io.input + r * classes;
-      float* y = io.output + r * classes;
+      const float* x = io.in<float>() + r * classes;
+      float* y = io.out<float>() + r * classes;
       const float peak = *std::max_element(x, x + classes);
       double sum = 0;
       for (int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(x[c] - peak));
