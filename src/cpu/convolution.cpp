@@ -89,7 +89,10 @@ class ConvolutionKernel final : public Kernel {
     dnnl::primitive_attr attr;
     if (desc_.activation.type != ActivationType::kNone) {
       dnnl::post_ops ops;
-      ops.append_eltwise(1.0f, eltwiseFor(desc_.activation.type), desc_.activation.min, desc_.activation.max);
+      // oneDNN's relu alpha is a negative slope; ds2rt's relu ignores min and max.
+      const bool relu = desc_.activation.type == ActivationType::kRelu;
+      ops.append_eltwise(1.0f, eltwiseFor(desc_.activation.type), relu ? 0.0f : desc_.activation.min,
+                         desc_.activation.max);
       attr.set_post_ops(ops);
     }
     const dnnl::convolution_forward::primitive_desc pd(op, attr, state.engine);

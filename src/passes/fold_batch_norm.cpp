@@ -72,7 +72,12 @@ void foldBatchNormIntoConvolution(Graph& graph, BuildLog& log) {
     conv->bias = std::move(b);
     graph.layers[i].fused.push_back("batch norm " + graph.layers[next].name);
     log.push_back("folded batch norm " + graph.layers[next].name + " into convolution " + graph.layers[i].name);
-    bypass(graph, next);
+    if (graph.tensors[graph.layers[next].output].is_output) {  // a network output keeps its tensor
+      graph.layers[i].output = graph.layers[next].output;
+      graph.layers.erase(graph.layers.begin() + next);
+    } else {
+      bypass(graph, next);
+    }
   }
 }
 

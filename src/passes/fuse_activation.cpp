@@ -25,10 +25,14 @@ void fuseActivations(Graph& graph, BuildLog& log) {
     if (next < 0) continue;
     const auto* act = std::get_if<ActivationDesc>(&graph.layers[next].desc);
     if (!act) continue;
+    // Lookahead writes zeros past each length, the activation layer act(0) there: equal only if act(0) == 0.
+    if (std::holds_alternative<LookaheadDesc>(graph.layers[i].desc) && act->apply(0.0f) != 0.0f) continue;
     *slot = *act;
     graph.layers[i].fused.push_back(std::string(toString(act->type)) + " activation " + graph.layers[next].name);
     log.push_back("fused activation " + graph.layers[next].name + " into " + graph.layers[i].name);
-    replaceUses(graph, graph.layers[next].output, graph.layers[i].output);
+    // A network output keeps its tensor: the fused layer now produces it.
+    if (graph.tensors[graph.layers[next].output].is_output) graph.layers[i].output = graph.layers[next].output;
+    else replaceUses(graph, graph.layers[next].output, graph.layers[i].output);
     graph.layers.erase(graph.layers.begin() + next);
   }
 }

@@ -1,1 +1,546 @@
+// Recurrent layers against a naive reference (per utterance, plain loops in double): every cell,
+// direction, merge, depth and bias combination with unsorted mixed lengths and garbage in the
+// padded frames; and weights given in other frameworks' gate layouts or gate by gate.
+#include <gmock/gmock.h>
+
+#include <cmath>
+#include <functional>
+
+#include "ds2rt/builder.h"
+#include "ds2rt/engine.h"
+#include "ds2rt/error.h"
+#include "ds2rt/network.h"
 #include "test_util.h"
+
+namespace ds2rt::test {
+namespace {
+
+using testing::HasSubstr;
+
+enum class BiasMode { kBoth, kNone, kInputOnly, kRecurrentOnly };
+
+struct RnnCase {
+  RNNCell cell;
+  bool linear_before_reset;
+  RNNDirection direction;
+  DirectionMerge merge;
+  int layers;
+  BiasMode bias;
+};
+
+std::string caseName(const RnnCase& c) {
+  std::string name = toString(c.cell);
+  if (c.cell == RNNCell::kGRU) name += c.linear_before_reset ? "_lbr" : "_nolbr";
+  name += c.direction == RNNDirection::kForward ? "_fwd" : c.direction == RNNDirection::kReverse ? "_rev" : "_bi";
+  if (c.direction == RNNDirection::kBidirectional) name += c.merge == DirectionMerge::kSum ? "_sum" : "_concat";
+  name += cat("_l", c.layers);
+  static const char* const bias[] = {"_bias", "_nobias", "_inputbias", "_recurrentbias"};
+  return name + bias[static_cast<int>(c.bias)];
+}
+
+// ---- Reference -------------------------------------------------------------------------------------
+
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double at(const HostTensor& t, int64_t i) { return t.empty() ? 0.0 : static_cast<double>(t.data<float>()[i]); }
+
+// One time step of one cell, canonical gate blocks (LSTM i,f,g,o; GRU r,z,n).
+void cellStep(const RNNDesc& d, const RNNGateWeights& w, const std::vector<double>& x, std::vector<double>& h,
+              std::vector<double>& c) {
+  const int64_t hs = d.hidden_size, gh = gateCount(d.cell) * hs, in = static_cast<int64_t>(x.size());
+  std::vector<double> a(gh), r(gh);
+  for (int64_t row = 0; row < gh; ++row) {
+    a[row] = at(w.input_bias, row);
+    for (int64_t i = 0; i < in; ++i) a[row] += at(w.input_weight, row * in + i) * x[i];
+    r[row] = at(w.recurrent_bias, row);
+    for (int64_t k = 0; k < hs; ++k) r[row] += at(w.recurrent_weight, row * hs + k) * h[k];
+  }
+  std::vector<double> next(hs);
+  switch (d.cell) {
+    case RNNCell::kRNNTanh:
+      for (int64_t j = 0; j < hs; ++j) next[j] = std::tanh(a[j] + r[j]);
+      break;
+    case RNNCell::kRNNRelu:
+      for (int64_t j = 0; j < hs; ++j) next[j] = std::max(0.0, a[j] + r[j]);
+      break;
+    case RNNCell::kLSTM:
+      for (int64_t j = 0; j < hs; ++j) {
+        const double i = sigmoid(a[j] + r[j]), f = sigmoid(a[hs + j] + r[hs + j]);
+        const double g = std::tanh(a[2 * hs + j] + r[2 * hs + j]), o = sigmoid(a[3 * hs + j] + r[3 * hs + j]);
+        c[j] = f * c[j] + i * g;
+        next[j] = o * std::tanh(c[j]);
+      }
+      break;
+    case RNNCell::kGRU: {
+      std::vector<double> reset(hs), update(hs);
+      for (int64_t j = 0; j < hs; ++j) {
+        reset[j] = sigmoid(a[j] + r[j]);
+        update[j] = sigmoid(a[hs + j] + r[hs + j]);
+      }
+      for (int64_t j = 0; j < hs; ++j) {
+        double n;
+        if (d.linear_before_reset) {
+          // n = tanh(W_n x + b_in + r * (R_n h + b_hn))
+          n = std::tanh(a[2 * hs + j] + reset[j] * r[2 * hs + j]);
+        } else {
+          // n = tanh(W_n x + b_in + R_n (r * h) + b_hn)
+          double rh = at(w.recurrent_bias, 2 * hs + j);
+          for (int64_t k = 0; k < hs; ++k) rh += at(w.recurrent_weight, (2 * hs + j) * hs + k) * reset[k] * h[k];
+          n = std::tanh(a[2 * hs + j] + rh);
+        }
+        next[j] = (1.0 - update[j]) * n + update[j] * h[j];
+      }
+      break;
+    }
+  }
+  h = next;
+}
+
+// T x N x out, zeros past each length.
+std::vector<double> referenceRNN(const RNNDesc& d, const HostTensor& x, const std::vector<int32_t>& lengths) {
+  const int64_t t = x.dim(0), n = x.dim(1), in = x.dim(2), hs = d.hidden_size;
+  const int dirs = d.directions();
+  const bool sum = dirs == 2 && d.merge == DirectionMerge::kSum;
+  const int64_t width = sum ? hs : dirs * hs;
+  std::vector<double> y(t * n * width, 0.0);
+  for (int64_t b = 0; b < n; ++b) {
+    const int64_t len = lengths[b];
+    std::vector<std::vector<double>> seq(len);
+    for (int64_t s = 0; s < len; ++s)
+      for (int64_t i = 0; i < in; ++i) seq[s].push_back(x.data<float>()[(s * n + b) * in + i]);
+    for (int l = 0; l < d.num_layers; ++l) {
+      std::vector<std::vector<std::vector<double>>> outs(dirs, std::vector<std::vector<double>>(len));
+      for (int dir = 0; dir < dirs; ++dir) {
+        const bool reverse = d.direction == RNNDirection::kReverse || dir == 1;
+        std::vector<double> h(hs, 0.0), c(hs, 0.0);
+        for (int64_t k = 0; k < len; ++k) {
+          const int64_t s = reverse ? len - 1 - k : k;
+          cellStep(d, d.weights[l * dirs + dir], seq[s], h, c);
+          outs[dir][s] = h;
+        }
+      }
+      const bool last = l + 1 == d.num_layers;
+      for (int64_t s = 0; s < len; ++s) {
+        if (!last) {
+          seq[s].clear();
+          for (int dir = 0; dir < dirs; ++dir) seq[s].insert(seq[s].end(), outs[dir][s].begin(), outs[dir][s].end());
+          continue;
+        }
+        for (int dir = 0; dir < dirs; ++dir)
+          for (int64_t j = 0; j < hs; ++j) {
+            double& out = y[(s * n + b) * width + (sum ? 0 : dir * hs) + j];
+            out = sum ? out + outs[dir][s][j] : outs[dir][s][j];
+          }
+      }
+    }
+  }
+  return y;
+}
+
+// ---- Helpers -------------------------------------------------------------------------------------
+
+constexpr int64_t kInput = 4, kHiddenSize = 5;
+
+RNNDesc makeDesc(const RnnCase& c, std::mt19937& rng) {
+  RNNDesc d;
+  d.cell = c.cell;
+  d.hidden_size = static_cast<int>(kHiddenSize);
+  d.num_layers = c.layers;
+  d.direction = c.direction;
+  d.merge = c.merge;
+  d.linear_before_reset = c.linear_before_reset;
+  const int64_t gh = gateCount(c.cell) * kHiddenSize;
+  for (int l = 0; l < c.layers; ++l)
+    for (int dir = 0; dir < d.directions(); ++dir) {
+      const int64_t in = l == 0 ? kInput : d.directions() * kHiddenSize;
+      RNNGateWeights w;
+      w.input_weight = randomTensor({gh, in}, rng, 0.5f);
+      w.recurrent_weight = randomTensor({gh, kHiddenSize}, rng, 0.5f);
+      if (c.bias == BiasMode::kBoth || c.bias == BiasMode::kInputOnly) w.input_bias = randomTensor({gh}, rng, 0.5f);
+      if (c.bias == BiasMode::kBoth || c.bias == BiasMode::kRecurrentOnly) w.recurrent_bias = randomTensor({gh}, rng, 0.5f);
+      d.weights.push_back(w);
+    }
+  return d;
+}
+
+// T x N x I with huge garbage in every frame at or past the utterance's length.
+HostTensor paddedInput(int64_t t, const std::vector<int32_t>& lengths, int64_t features, std::mt19937& rng) {
+  const int64_t n = static_cast<int64_t>(lengths.size());
+  HostTensor x = randomTensor({t, n, features}, rng);
+  const HostTensor garbage = randomTensor({t, n, features}, rng, 1e4f);
+  for (int64_t s = 0; s < t; ++s)
+    for (int64_t b = 0; b < n; ++b)
+      if (s >= lengths[b])
+        for (int64_t i = 0; i < features; ++i)
+          x.mutableData<float>()[(s * n + b) * features + i] = garbage.data<float>()[(s * n + b) * features + i];
+  return x;
+}
+
+NetworkDefinition rnnNetwork(const RNNDesc& desc, int64_t features = kInput) {
+  NetworkDefinition net;
+  const Tensor x = net.addSequenceInput("x", static_cast<int>(features));
+  net.markOutput(net.addRNN("rnn", x, net.addLengthsInput("lengths"), desc), "y");
+  return net;
+}
+
+HostTensor runRNN(const Engine& engine, const HostTensor& x, const std::vector<int32_t>& lengths) {
+  auto ctx = engine.createContext();
+  return ctx.run({{"x", x}, {"lengths", HostTensor::fromInts({static_cast<int64_t>(lengths.size())}, lengths)}}).at("y");
+}
+
+void expectMatchesReference(const HostTensor& out, const RNNDesc& desc, const HostTensor& x,
+                            const std::vector<int32_t>& lengths, const std::string& what) {
+  const int64_t t = x.dim(0), n = x.dim(1);
+  const int64_t width = desc.direction == RNNDirection::kBidirectional && desc.merge == DirectionMerge::kConcat
+                            ? 2 * desc.hidden_size
+                            : desc.hidden_size;
+  ASSERT_EQ(out.shape(), (Shape{t, n, width})) << what;
+  const auto expected = referenceRNN(desc, x, lengths);
+  EXPECT_LT(relativeL2(toVector(out), std::vector<float>(expected.begin(), expected.end())), 1e-5) << what;
+  for (int64_t s = 0; s < t; ++s)
+    for (int64_t b = 0; b < n; ++b)
+      if (s >= lengths[b])
+        for (int64_t j = 0; j < width; ++j)
+          ASSERT_EQ(out.data<float>()[(s * n + b) * width + j], 0.0f) << what << ": frame " << s << " of utterance " << b;
+}
+
+// ---- Every combination -----------------------------------------------------------------------------
+
+class RNNReferenceTest : public testing::TestWithParam<RnnCase> {};
+
+TEST_P(RNNReferenceTest, MatchesNaiveReference) {
+  const RnnCase c = GetParam();
+  std::mt19937 rng(1234);
+  const RNNDesc desc = makeDesc(c, rng);
+  const NetworkDefinition net = rnnNetwork(desc);
+  // Unsorted mixed lengths; T = 9 exceeds the longest utterance; a batch of one of length T.
+  const std::vector<std::pair<int64_t, std::vector<int32_t>>> batches{
+      {9, {3, 8, 1, 6, 5}}, {6, {6, 6}}, {7, {7}}, {9, {2, 9, 4}}};
+  for (const bool optimize : {false, true}) {
+    const Engine engine = Builder({.optimize = optimize}).build(net);
+    auto ctx = engine.createContext();  // one context for every batch: scratch is reused
+    for (const auto& [t, lengths] : batches) {
+      const HostTensor x = paddedInput(t, lengths, kInput, rng);
+      const HostTensor out =
+          ctx.run({{"x", x}, {"lengths", HostTensor::fromInts({static_cast<int64_t>(lengths.size())}, lengths)}}).at("y");
+      expectMatchesReference(out, desc, x, lengths, cat(caseName(c), " optimize=", optimize, " T=", t));
+    }
+  }
+}
+
+std::vector<RnnCase> allCases() {
+  std::vector<RnnCase> cases;
+  const std::vector<std::pair<RNNCell, bool>> cells{
+      {RNNCell::kRNNTanh, true}, {RNNCell::kRNNRelu, true}, {RNNCell::kLSTM, true}, {RNNCell::kGRU, true}, {RNNCell::kGRU, false}};
+  const std::vector<std::pair<RNNDirection, DirectionMerge>> directions{
+      {RNNDirection::kForward, DirectionMerge::kConcat},
+      {RNNDirection::kReverse, DirectionMerge::kConcat},
+      {RNNDirection::kBidirectional, DirectionMerge::kConcat},
+      {RNNDirection::kBidirectional, DirectionMerge::kSum}};
+  for (const auto& [cell, lbr] : cells)
+    for (const auto& [direction, merge] : directions)
+      for (int layers = 1; layers <= 3; ++layers)
+        for (BiasMode bias : {BiasMode::kBoth, BiasMode::kNone, BiasMode::kInputOnly, BiasMode::kRecurrentOnly})
+          cases.push_back({cell, lbr, direction, merge, layers, bias});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllCombinations, RNNReferenceTest, testing::ValuesIn(allCases()),
+                         [](const auto& info) { return caseName(info.param); });
+
+// The reference itself must tell the variants apart, or the tests above could not fail.
+TEST(RNNReference, VariantsDiffer) {
+  std::mt19937 rng(5);
+  const std::vector<int32_t> lengths{4, 6};
+  const HostTensor x = paddedInput(6, lengths, kInput, rng);
+  const auto output = [&](RnnCase c) {
+    std::mt19937 weights_rng(77);
+    return referenceRNN(makeDesc(c, weights_rng), x, lengths);
+  };
+  const RnnCase gru{RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 1, BiasMode::kBoth};
+  RnnCase gru_plain = gru;
+  gru_plain.linear_before_reset = false;
+  EXPECT_NE(output(gru), output(gru_plain));
+  RnnCase gru_no_bias = gru, gru_plain_no_bias = gru_plain;
+  gru_no_bias.bias = gru_plain_no_bias.bias = BiasMode::kNone;
+  EXPECT_NE(output(gru_no_bias), output(gru_plain_no_bias));  // differ through R_n (r * h) vs r * (R_n h)
+  RnnCase reverse = gru;
+  reverse.direction = RNNDirection::kReverse;
+  EXPECT_NE(output(gru), output(reverse));
+}
+
+// ---- Batch norm folded into the input projection --------------------------------------------------
+
+TEST(RNN, BatchNormFoldedIntoTheInputProjection) {
+  std::mt19937 rng(9);
+  const RnnCase c{RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 2, BiasMode::kNone};
+  const RNNDesc desc = makeDesc(c, rng);
+  BatchNormDesc bn{randomTensor({kInput}, rng), randomTensor({kInput}, rng), randomTensor({kInput}, rng),
+                   HostTensor::fromFloats({kInput}, {0.5f, 1.0f, 2.0f, 0.25f}), 1e-5f};
+  NetworkDefinition net;
+  const Tensor x = net.addBatchNorm("bn", net.addSequenceInput("x", kInput), bn);
+  net.markOutput(net.addRNN("rnn", x, net.addLengthsInput("lengths"), desc), "y");
+  const std::vector<int32_t> lengths{5, 2, 7};
+  const HostTensor input = paddedInput(7, lengths, kInput, rng);
+  HostTensor normed = input.clone();
+  for (int64_t i = 0; i < normed.size(); ++i) {
+    const int64_t ch = i % kInput;
+    normed.mutableData<float>()[i] = static_cast<float>(
+        (input.data<float>()[i] - bn.mean.floats()[ch]) / std::sqrt(bn.variance.floats()[ch] + 1e-5) * bn.scale.floats()[ch] +
+        bn.bias.floats()[ch]);
+  }
+  for (const bool optimize : {false, true}) {
+    const Engine engine = Builder({.optimize = optimize}).build(net);
+    bool folded = false;
+    for (const auto& line : engine.buildReport()) folded |= line.find("folded batch norm bn into the input projection of rnn") != std::string::npos;
+    EXPECT_EQ(folded, optimize);
+    expectMatchesReference(runRNN(engine, input, lengths), desc, normed, lengths, cat("optimize=", optimize));
+  }
+}
+
+// ---- Framework gate layouts ----------------------------------------------------------------------
+
+// For each block of `layout` (storage order), its index in the canonical order; weights.h's table.
+std::vector<int> blocksOf(RNNCell cell, GateLayout layout) {
+  if (cell == RNNCell::kRNNTanh || cell == RNNCell::kRNNRelu) return {0};
+  if (cell == RNNCell::kLSTM) {
+    if (layout == GateLayout::kONNX) return {0, 3, 1, 2};  // i, o, f, c
+    if (layout == GateLayout::kTF1) return {0, 2, 1, 3};   // i, j, f, o
+    return {0, 1, 2, 3};
+  }
+  if (layout == GateLayout::kONNX || layout == GateLayout::kKeras) return {1, 0, 2};  // z, r, h
+  return {0, 1, 2};
+}
+
+// Canonical G*H (x cols) -> the same tensor with its gate blocks in `layout` order.
+HostTensor toFramework(const HostTensor& canonical, RNNCell cell, GateLayout layout) {
+  if (canonical.empty()) return canonical;
+  const auto blocks = blocksOf(cell, layout);
+  const int64_t g = static_cast<int64_t>(blocks.size()), rows = canonical.dim(0) / g;
+  const int64_t cols = canonical.rank() == 2 ? canonical.dim(1) : 1;
+  HostTensor out(DataType::kFloat32, canonical.shape());
+  for (int64_t k = 0; k < g; ++k)
+    std::copy_n(canonical.data<float>() + blocks[k] * rows * cols, rows * cols, out.mutableData<float>() + k * rows * cols);
+  return out;
+}
+
+// A Keras kernel: input x G*H, gate blocks along the columns.
+HostTensor kerasKernel(const HostTensor& canonical, RNNCell cell) {
+  const HostTensor w = toFramework(canonical, cell, GateLayout::kKeras);  // G*H x I
+  const int64_t gh = w.dim(0), in = w.dim(1);
+  HostTensor k(DataType::kFloat32, {in, gh});
+  for (int64_t r = 0; r < gh; ++r)
+    for (int64_t i = 0; i < in; ++i) k.mutableData<float>()[i * gh + r] = w.data<float>()[r * in + i];
+  return k;
+}
+
+struct LayoutCase {
+  RNNCell cell;
+  bool linear_before_reset;
+  GateLayout layout;
+};
+
+class RNNGateLayoutTest : public testing::TestWithParam<LayoutCase> {};
+
+TEST_P(RNNGateLayoutTest, SameOutputsAsCanonicalWeights) {
+  const LayoutCase p = GetParam();
+  std::mt19937 rng(21);
+  const RnnCase c{p.cell, p.linear_before_reset, RNNDirection::kBidirectional, DirectionMerge::kConcat, 2, BiasMode::kBoth};
+  const RNNDesc canonical = makeDesc(c, rng);
+  RNNDesc framework = canonical;
+  framework.weights.clear();
+  for (int l = 0; l < c.layers; ++l)
+    for (int dir = 0; dir < 2; ++dir) {
+      const RNNGateWeights& w = canonical.weights[l * 2 + dir];
+      if (p.layout == GateLayout::kKeras) {
+        // Keras: kernel I x G*H and recurrent_kernel H x G*H, transposed on the way in.
+        framework.setWeights(l, dir, GateLayout::kKeras, transpose2d(kerasKernel(w.input_weight, p.cell)),
+                             transpose2d(kerasKernel(w.recurrent_weight, p.cell)),
+                             toFramework(w.input_bias, p.cell, p.layout), toFramework(w.recurrent_bias, p.cell, p.layout));
+      } else {
+        framework.setWeights(l, dir, p.layout, toFramework(w.input_weight, p.cell, p.layout),
+                             toFramework(w.recurrent_weight, p.cell, p.layout),
+                             toFramework(w.input_bias, p.cell, p.layout), toFramework(w.recurrent_bias, p.cell, p.layout));
+      }
+    }
+  const std::vector<int32_t> lengths{4, 7, 2};
+  const HostTensor x = paddedInput(7, lengths, kInput, rng);
+  const HostTensor expected = runRNN(Builder().build(rnnNetwork(canonical)), x, lengths);
+  expectMatchesReference(expected, canonical, x, lengths, "canonical");
+  const HostTensor out = runRNN(Builder().build(rnnNetwork(framework)), x, lengths);
+  EXPECT_EQ(toVector(out), toVector(expected)) << toString(p.layout);
+  // The stored weights are the canonical ones.
+  for (size_t i = 0; i < canonical.weights.size(); ++i) {
+    EXPECT_EQ(toVector(framework.weights[i].input_weight), toVector(canonical.weights[i].input_weight));
+    EXPECT_EQ(toVector(framework.weights[i].recurrent_weight), toVector(canonical.weights[i].recurrent_weight));
+    EXPECT_EQ(toVector(framework.weights[i].input_bias), toVector(canonical.weights[i].input_bias));
+    EXPECT_EQ(toVector(framework.weights[i].recurrent_bias), toVector(canonical.weights[i].recurrent_bias));
+  }
+}
+
+std::vector<LayoutCase> layoutCases() {
+  std::vector<LayoutCase> cases;
+  for (GateLayout layout : {GateLayout::kCanonical, GateLayout::kPyTorch, GateLayout::kCuDNN, GateLayout::kONNX,
+                            GateLayout::kKeras, GateLayout::kTF1}) {
+    cases.push_back({RNNCell::kLSTM, true, layout});
+    cases.push_back({RNNCell::kRNNTanh, true, layout});
+    if (layout == GateLayout::kTF1) continue;
+    cases.push_back({RNNCell::kGRU, true, layout});
+    cases.push_back({RNNCell::kGRU, false, layout});
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, RNNGateLayoutTest, testing::ValuesIn(layoutCases()), [](const auto& info) {
+  std::string name = cat(toString(info.param.cell), "_", toString(info.param.layout));
+  if (info.param.cell == RNNCell::kGRU) name += info.param.linear_before_reset ? "_lbr" : "_nolbr";
+  return name;
+});
+
+// A framework layout that really permutes must give different outputs when passed as canonical.
+TEST(RNNGateLayout, WrongLayoutChangesTheOutput) {
+  std::mt19937 rng(22);
+  const RnnCase c{RNNCell::kLSTM, true, RNNDirection::kForward, DirectionMerge::kConcat, 1, BiasMode::kBoth};
+  const RNNDesc canonical = makeDesc(c, rng);
+  RNNDesc wrong = canonical;
+  const RNNGateWeights& w = canonical.weights[0];
+  wrong.setWeights(0, 0, GateLayout::kCanonical, toFramework(w.input_weight, c.cell, GateLayout::kONNX),
+                   toFramework(w.recurrent_weight, c.cell, GateLayout::kONNX),
+                   toFramework(w.input_bias, c.cell, GateLayout::kONNX), toFramework(w.recurrent_bias, c.cell, GateLayout::kONNX));
+  const std::vector<int32_t> lengths{5, 3};
+  const HostTensor x = paddedInput(5, lengths, kInput, rng);
+  EXPECT_GT(relativeL2(toVector(runRNN(Builder().build(rnnNetwork(wrong)), x, lengths)),
+                       toVector(runRNN(Builder().build(rnnNetwork(canonical)), x, lengths))),
+            1e-3);
+}
+
+// TensorRT style: one gate at a time, in any order.
+class RNNSetGateTest : public testing::TestWithParam<std::pair<RNNCell, bool>> {};
+
+TEST_P(RNNSetGateTest, SameOutputsAsCanonicalWeights) {
+  const auto [cell, lbr] = GetParam();
+  std::mt19937 rng(23);
+  const RnnCase c{cell, lbr, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, BiasMode::kBoth};
+  const RNNDesc canonical = makeDesc(c, rng);
+  std::vector<Gate> gates;
+  if (cell == RNNCell::kLSTM) gates = {Gate::kInput, Gate::kForget, Gate::kCell, Gate::kOutput};
+  else if (cell == RNNCell::kGRU) gates = {Gate::kReset, Gate::kUpdate, Gate::kHidden};
+  else gates = {Gate::kInput};
+  RNNDesc pergate = canonical;
+  pergate.weights.clear();
+  const int64_t h = kHiddenSize;
+  const auto block = [&](const HostTensor& t, int64_t g) {
+    const int64_t cols = t.rank() == 2 ? t.dim(1) : 1;
+    std::vector<float> v(t.data<float>() + g * h * cols, t.data<float>() + (g + 1) * h * cols);
+    return HostTensor::fromFloats(t.rank() == 2 ? Shape{h, cols} : Shape{h}, v);
+  };
+  for (int l = 0; l < c.layers; ++l)
+    for (int dir = 0; dir < 2; ++dir) {
+      const RNNGateWeights& w = canonical.weights[l * 2 + dir];
+      for (int64_t g = static_cast<int64_t>(gates.size()) - 1; g >= 0; --g)  // reverse order on purpose
+        pergate.setGate(l, dir, gates[g], block(w.input_weight, g), block(w.recurrent_weight, g), block(w.input_bias, g),
+                        block(w.recurrent_bias, g));
+    }
+  const std::vector<int32_t> lengths{3, 6, 6, 1};
+  const HostTensor x = paddedInput(6, lengths, kInput, rng);
+  const HostTensor expected = runRNN(Builder().build(rnnNetwork(canonical)), x, lengths);
+  expectMatchesReference(expected, canonical, x, lengths, "canonical");
+  EXPECT_EQ(toVector(runRNN(Builder().build(rnnNetwork(pergate)), x, lengths)), toVector(expected));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cells, RNNSetGateTest,
+                         testing::Values(std::pair{RNNCell::kLSTM, true}, std::pair{RNNCell::kGRU, true},
+                                         std::pair{RNNCell::kGRU, false}, std::pair{RNNCell::kRNNRelu, true}),
+                         [](const auto& info) {
+                           return cat(toString(info.param.first), info.param.first == RNNCell::kGRU
+                                                                       ? (info.param.second ? "_lbr" : "_nolbr")
+                                                                       : "");
+                         });
+
+// ---- Errors --------------------------------------------------------------------------------------
+
+std::string errorOf(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected ds2rt::Error";
+  return "";
+}
+
+TEST(RNNErrors, WeightShapesNameLayerDirectionAndShape) {
+  std::mt19937 rng(31);
+  const RnnCase c{RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 2, BiasMode::kBoth};
+  RNNDesc desc = makeDesc(c, rng);
+  // Layer 1 reads both directions of layer 0: 2H = 10 inputs, not 5.
+  desc.weights[3].input_weight = randomTensor({15, 5}, rng);
+  NetworkDefinition net;
+  const Tensor x = net.addSequenceInput("x", kInput);
+  const Tensor len = net.addLengthsInput("lengths");
+  std::string msg = errorOf([&] { net.addRNN("encoder", x, len, desc); });
+  EXPECT_THAT(msg, HasSubstr("encoder"));
+  EXPECT_THAT(msg, HasSubstr("layer 1 direction 1 input weight has shape [15, 5], expected [15, 10]"));
+
+  desc = makeDesc(c, rng);
+  desc.weights[0].recurrent_bias = randomTensor({12}, rng);
+  msg = errorOf([&] { net.addRNN("encoder", x, len, desc); });
+  EXPECT_THAT(msg, HasSubstr("layer 0 direction 0 recurrent bias has shape [12], expected [15]"));
+
+  desc = makeDesc(c, rng);
+  desc.weights.pop_back();
+  msg = errorOf([&] { net.addRNN("encoder", x, len, desc); });
+  EXPECT_THAT(msg, HasSubstr("encoder"));
+  EXPECT_THAT(msg, HasSubstr("expected 4 weight sets"));
+
+  desc = makeDesc(c, rng);
+  desc.hidden_size = 0;
+  EXPECT_THAT(errorOf([&] { net.addRNN("encoder", x, len, desc); }), HasSubstr("hidden_size"));
+
+  desc = makeDesc(c, rng);
+  const Tensor img = net.addImageInput("img", 1, kInput);
+  msg = errorOf([&] { net.addRNN("rnn_on_image", img, len, desc); });
+  EXPECT_THAT(msg, HasSubstr("rnn_on_image"));
+  EXPECT_THAT(msg, HasSubstr("expected sequence"));
+  msg = errorOf([&] { net.addRNN("rnn_bad_lengths", x, x, desc); });
+  EXPECT_THAT(msg, HasSubstr("rnn_bad_lengths"));
+  EXPECT_THAT(msg, HasSubstr("expected lengths"));
+  EXPECT_EQ(net.layerCount(), 0u);
+  // And the valid description is accepted.
+  EXPECT_EQ(net.shape(net.addRNN("encoder", x, len, desc)), (Shape{kDynamic, kDynamic, 2 * kHiddenSize}));
+}
+
+TEST(RNNErrors, SetWeightsAndSetGate) {
+  std::mt19937 rng(32);
+  RNNDesc desc;
+  desc.cell = RNNCell::kLSTM;
+  EXPECT_THAT(errorOf([&] { desc.setWeights(0, 0, GateLayout::kONNX, randomTensor({20, 4}, rng), randomTensor({20, 5}, rng)); }),
+              HasSubstr("hidden_size"));
+  desc.hidden_size = 5;
+  desc.num_layers = 2;
+  std::string msg = errorOf([&] { desc.setWeights(2, 0, GateLayout::kONNX, randomTensor({20, 4}, rng), randomTensor({20, 5}, rng)); });
+  EXPECT_THAT(msg, HasSubstr("layer 2 direction 0 out of range"));
+  msg = errorOf([&] { desc.setWeights(0, 1, GateLayout::kONNX, randomTensor({20, 4}, rng), randomTensor({20, 5}, rng)); });
+  EXPECT_THAT(msg, HasSubstr("direction 1 out of range"));
+  msg = errorOf([&] { desc.setWeights(0, 0, GateLayout::kONNX, randomTensor({18, 4}, rng), randomTensor({20, 5}, rng)); });
+  EXPECT_THAT(msg, HasSubstr("not a multiple of 4"));
+
+  msg = errorOf([&] { desc.setGate(0, 0, Gate::kReset, randomTensor({5, 4}, rng), randomTensor({5, 5}, rng)); });
+  EXPECT_THAT(msg, HasSubstr("lstm has no reset gate"));
+  msg = errorOf([&] { desc.setGate(0, 0, Gate::kForget, randomTensor({4, 4}, rng), randomTensor({5, 5}, rng)); });
+  EXPECT_THAT(msg, HasSubstr("hidden size 5"));
+  EXPECT_THAT(msg, HasSubstr("[4, 4]"));
+  desc.setGate(0, 0, Gate::kInput, randomTensor({5, 4}, rng), randomTensor({5, 5}, rng));
+  msg = errorOf([&] { desc.setGate(0, 0, Gate::kOutput, randomTensor({5, 3}, rng), randomTensor({5, 5}, rng)); });
+  EXPECT_THAT(msg, HasSubstr("does not match the other gates"));
+
+  RNNDesc gru;
+  gru.cell = RNNCell::kGRU;
+  gru.hidden_size = 5;
+  EXPECT_THAT(errorOf([&] { gru.setGate(0, 0, Gate::kForget, randomTensor({5, 4}, rng), randomTensor({5, 5}, rng)); }),
+              HasSubstr("gru has no forget gate"));
+  EXPECT_THAT(errorOf([&] { gru.setWeights(0, 0, GateLayout::kTF1, randomTensor({15, 4}, rng), randomTensor({15, 5}, rng)); }),
+              HasSubstr("Keras"));
+}
+
+}  // namespace
+}  // namespace ds2rt::test
