@@ -26,5 +26,6 @@ Engine openEngine(const std::string& path, const BuildOptions& options);
 void addBuildCommand(CLI::App& app);
 void addInspectCommand(CLI::App& app);
 void addRunCommand(CLI::App& app);
+void addBenchCommand(CLI::App& app);
 
 }  // namespace ds2rt::tools

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   ds2rt::tools::addBuildCommand(app);
   ds2rt::tools::addInspectCommand(app);
   ds2rt::tools::addRunCommand(app);
+  ds2rt::tools::addBenchCommand(app);
   try {
     app.parse(argc, argv);  // runs the chosen subcommand's callback
   } catch (const CLI::ParseError& e) {

@@ -48,6 +48,9 @@ class DeepSpeech2Model {
   // a .safetensors file of the same stem.
   static DeepSpeech2Model load(const std::string& path);
   DeepSpeech2Model(DeepSpeech2Config config, WeightStore weights);
+  // A model of this architecture with random weights (PyTorch's default initialisation and
+  // random batch-norm statistics): for benchmarks and tests, where speed does not depend on values.
+  static DeepSpeech2Model withRandomWeights(DeepSpeech2Config config, uint32_t seed = 1);
   // Writes one self-describing .safetensors file.
   void save(const std::string& path) const;
 

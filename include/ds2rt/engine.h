@@ -18,7 +18,21 @@ namespace ds2rt {
 namespace detail { struct EngineImpl; struct ContextImpl; }
 
 struct ContextOptions {
-  int num_threads = 0;  // 0: every core
+  int num_threads = 0;      // CPU: threads (0: every core)
+  bool cuda_graphs = true;  // CUDA: record the kernels once per input shape, replay them after
+  bool profile = false;     // time every layer (waits for each; no CUDA graphs): see layerTimings()
+};
+
+// Where the time of the last run() went.
+struct RunStats {
+  double input_ms = 0;    // checking and uploading the inputs
+  double compute_ms = 0;  // the network itself (device work included)
+};
+
+struct LayerTiming {
+  std::string layer;
+  std::string kind;
+  double milliseconds = 0;
 };
 
 class ExecutionContext;
@@ -58,6 +72,10 @@ class ExecutionContext {
   void run();
   // A view of an output, valid until the next run() of this context (clone() to keep it).
   HostTensor output(const std::string& name) const;
+
+  // Per-layer times of the last run() when ContextOptions::profile is on.
+  const std::vector<LayerTiming>& layerTimings() const;
+  const RunStats& lastRunStats() const;
 
   // Convenience: binds, runs and returns copies of every output.
   std::map<std::string, HostTensor> run(const std::map<std::string, HostTensor>& inputs);

@@ -25,9 +25,11 @@ Precision precisionFromString(const std::string& name) {
 }
 
 void BuilderConfig::validate() const {
+#ifndef DS2RT_WITH_CUDA
   check(device != Device::kCUDA, "this build of ds2rt has no CUDA backend (configure with -DDS2RT_WITH_CUDA=ON)");
-  check(precision == Precision::kFP32, "the CPU backend runs fp32 only; ", ds2rt::toString(precision),
-        " on CPU is not implemented yet");
+#endif
+  check(device != Device::kCPU || precision == Precision::kFP32, "the CPU backend runs fp32 only; ",
+        ds2rt::toString(precision), " on CPU is not implemented yet");
 }
 
 std::string BuilderConfig::toString() const {

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <chrono>
 #include <iomanip>
 #include <sstream>
 
@@ -23,6 +24,7 @@ std::shared_ptr<EngineImpl> EngineImpl::create(Graph graph, BuilderConfig config
   engine->backend = createBackend(config);
   for (const auto& layer : engine->graph.layers) engine->kernels.push_back(engine->backend->compile(layer, engine->graph));
   engine->memory = planMemory(engine->graph, engine->kernels);
+  if (config.device == Device::kCUDA) engine->cuda_arch = currentCudaArchitecture();
   return engine;
 }
 
@@ -36,6 +38,10 @@ std::unique_ptr<Backend> createBackend(const BuilderConfig& config) {
 }
 
 
+#ifndef DS2RT_WITH_CUDA
+int currentCudaArchitecture() { return 0; }
+#endif
+
 struct ContextImpl {
   std::shared_ptr<const EngineImpl> engine;
   ContextOptions options;
@@ -45,6 +51,8 @@ struct ContextImpl {
   std::unique_ptr<DeviceContext> device;
   std::vector<const void*> data;  // per float tensor, in the device's memory
   std::vector<std::unique_ptr<KernelState>> states;
+  std::vector<LayerTiming> timings;
+  RunStats stats;
 
   void bindInputs();
   void computeShapes();
@@ -157,19 +165,27 @@ void ContextImpl::execute() {
     io.device = device.get();
     shape_key += toString(io.input_shape);
   }
-  device->execute(shape_key, [&] {
+  timings.clear();
+  const auto launch = [&] {
     for (size_t i = 0; i < g.layers.size(); ++i) {
       const Kernel* kernel = engine->kernels[i].get();
       if (!kernel) continue;
       try {
+        const auto start = std::chrono::steady_clock::now();
         kernel->run(calls[i], states[i].get());
+        if (options.profile) {
+          device->synchronize();
+          const std::chrono::duration<double, std::milli> elapsed = std::chrono::steady_clock::now() - start;
+          timings.push_back({g.layers[i].name, kindName(g.layers[i].desc), elapsed.count()});
+        }
       } catch (const Error& e) {
         fail("layer '", g.layers[i].name, "': ", e.what());
       } catch (const std::exception& e) {
         fail("layer '", g.layers[i].name, "' failed: ", e.what());
       }
     }
-  });
+  };
+  device->execute(options.profile ? std::string() : shape_key, launch);
 }
 
 }  // namespace detail
@@ -281,9 +297,14 @@ void ExecutionContext::setInput(const std::string& name, const HostTensor& tenso
 }
 
 void ExecutionContext::run() {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
   impl_->bindInputs();
   impl_->computeShapes();
+  const auto bound = Clock::now();
   impl_->execute();
+  impl_->stats.input_ms = std::chrono::duration<double, std::milli>(bound - start).count();
+  impl_->stats.compute_ms = std::chrono::duration<double, std::milli>(Clock::now() - bound).count();
 }
 
 HostTensor ExecutionContext::output(const std::string& name) const {
@@ -299,6 +320,9 @@ HostTensor ExecutionContext::output(const std::string& name) const {
     }
   fail("the engine has no output '", name, "'");
 }
+
+const std::vector<LayerTiming>& ExecutionContext::layerTimings() const { return impl_->timings; }
+const RunStats& ExecutionContext::lastRunStats() const { return impl_->stats; }
 
 std::map<std::string, HostTensor> ExecutionContext::run(const std::map<std::string, HostTensor>& inputs) {
   for (const auto& [name, tensor] : inputs) setInput(name, tensor);

@@ -19,6 +19,7 @@ struct EngineImpl {
   std::unique_ptr<Backend> backend;
   std::vector<std::unique_ptr<Kernel>> kernels;  // per layer; null for host-side lengths layers
   MemoryPlan memory;
+  int cuda_arch = 0;  // compute capability the engine was built for (CUDA engines)
 
   // Compiles the kernels and plans memory; the graph must already be optimised.
   static std::shared_ptr<EngineImpl> create(Graph graph, BuilderConfig config, std::vector<std::string> report);

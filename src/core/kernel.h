@@ -63,6 +63,8 @@ class DeviceContext {
   // Runs `launch` (every kernel of the network in order). Device backends may record it once
   // per `shape_key` and replay it (CUDA graphs).
   virtual void execute(const std::string& shape_key, const std::function<void()>& launch) = 0;
+  // Waits for everything issued so far (profiling).
+  virtual void synchronize() {}
   // A float32 host copy (or view) of an activation after execute(); valid until the next run.
   virtual const float* download(int output_index, const void* data, size_t elements) = 0;
 };
@@ -78,5 +80,7 @@ class Backend {
 std::unique_ptr<Backend> createCpuBackend();
 std::unique_ptr<Backend> createCudaBackend(const BuilderConfig& config);  // only in CUDA builds
 std::unique_ptr<Backend> createBackend(const BuilderConfig& config);
+// Compute capability of the current CUDA device (90 for sm_90); 0 without CUDA or a device.
+int currentCudaArchitecture();
 
 }  // namespace ds2rt::detail

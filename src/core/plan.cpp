@@ -133,6 +133,7 @@ std::vector<uint8_t> serializePlan(const EngineImpl& engine) {
   const Graph& g = engine.graph;
   json meta;
   meta["config"] = configJson(engine.config);
+  meta["cuda_arch"] = engine.cuda_arch;
   meta["report"] = engine.report;
   meta["inputs"] = g.inputs;
   meta["outputs"] = g.outputs;
@@ -231,6 +232,11 @@ std::shared_ptr<EngineImpl> deserializePlan(std::span<const uint8_t> bytes, std:
     config.precision = precisionFromString(c.at("precision"));
     config.optimize = c.at("optimize");
     config.validate();
+    if (config.device == Device::kCUDA) {
+      const int built = meta.at("cuda_arch"), here = currentCudaArchitecture();
+      check(built == here, "the plan was built for sm_", built, " but this GPU is sm_", here,
+            ": rebuild the plan on this machine (ds2rt build)");
+    }
     return EngineImpl::create(std::move(g), config, meta.at("report").get<std::vector<std::string>>());
   } catch (const json::exception& e) {
     fail("'", source, "' has a malformed plan description: ", e.what());

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "ds2rt/error.h"
 
@@ -57,6 +58,8 @@ int64_t numElements(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
     check(d >= 0, "shape ", toString(shape), " has a dynamic dimension");
+    check(d == 0 || n <= std::numeric_limits<int64_t>::max() / d, "shape ", toString(shape),
+          " has more elements than fit in 64 bits");
     n *= d;
   }
   return n;
@@ -106,6 +109,7 @@ std::span<const float> HostTensor::floats() const {
 }
 
 HostTensor HostTensor::clone() const {
+  if (empty()) return {};
   HostTensor t(dtype_, shape_);
   if (bytes()) std::memcpy(t.mutableData(), data_, bytes());
   return t;

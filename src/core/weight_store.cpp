@@ -1,6 +1,7 @@
 // WeightStore and its safetensors reader/writer
 // (format: u64 little-endian header size, JSON header, then the raw tensor bytes).
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/file.h"
@@ -20,7 +21,13 @@ HostTensor parseEntry(const std::string& name, const json& entry, std::span<cons
   const auto where = [&] { return cat("'", path, "': tensor '", name, "'"); };
   check(entry.is_object() && entry.contains("dtype") && entry.contains("shape") && entry.contains("data_offsets"),
         where(), " lacks dtype, shape or data_offsets");
-  const DataType dtype = dataTypeFromString(entry["dtype"].get<std::string>());
+  check(entry["dtype"].is_string(), where(), " has a dtype that is not a string");
+  DataType dtype;
+  try {
+    dtype = dataTypeFromString(entry["dtype"].get<std::string>());
+  } catch (const Error& e) {
+    fail(where(), ": ", e.what());
+  }
   Shape shape;
   for (const auto& d : entry["shape"]) {
     check(d.is_number_integer() && d.get<int64_t>() >= 0, where(), " has a bad shape");
@@ -32,7 +39,15 @@ HostTensor parseEntry(const std::string& name, const json& entry, std::span<cons
   const uint64_t begin = offsets[0], end = offsets[1];
   check(begin <= end && end <= data.size(), where(), " lies outside the file (offsets ", begin, "..", end,
         ", data section ", data.size(), " bytes): the file is truncated or corrupt");
-  const uint64_t expected = static_cast<uint64_t>(numElements(shape)) * sizeOf(dtype);
+  int64_t elements = 0;
+  try {
+    elements = numElements(shape);
+  } catch (const Error& e) {
+    fail(where(), ": ", e.what());
+  }
+  check(static_cast<uint64_t>(elements) <= std::numeric_limits<uint64_t>::max() / sizeOf(dtype), where(),
+        " has a shape too large for 64-bit byte counts: ", toString(dtype), " ", toString(shape));
+  const uint64_t expected = static_cast<uint64_t>(elements) * sizeOf(dtype);
   check(end - begin == expected, where(), " holds ", end - begin, " bytes but ", toString(dtype), " ",
         toString(shape), " needs ", expected);
   return HostTensor::view(dtype, shape, data.data() + begin, keep_alive);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -139,6 +140,53 @@ void DeepSpeech2Model::save(const std::string& path) const {
   WeightStore out = weights_;
   out.metadata()[kConfigKey] = config_.toJson();
   out.save(path);
+}
+
+DeepSpeech2Model DeepSpeech2Model::withRandomWeights(DeepSpeech2Config config, uint32_t seed) {
+  config.validate();
+  std::mt19937 rng(seed);
+  WeightStore store;
+  const auto uniform = [&](const std::string& name, Shape shape, float bound) {
+    std::uniform_real_distribution<float> dist(-bound, bound);
+    std::vector<float> v(static_cast<size_t>(numElements(shape)));
+    for (float& x : v) x = dist(rng);
+    store.set(name, HostTensor::fromFloats(std::move(shape), std::move(v)));
+  };
+  const auto batchNorm = [&](const std::string& prefix, int64_t c) {
+    std::uniform_real_distribution<float> positive(0.5f, 1.5f);
+    std::normal_distribution<float> small(0.0f, 0.1f);
+    std::vector<float> scale(c), bias(c), mean(c), var(c);
+    for (int64_t i = 0; i < c; ++i) scale[i] = positive(rng), bias[i] = small(rng), mean[i] = small(rng), var[i] = positive(rng);
+    store.set(prefix + ".weight", HostTensor::fromFloats({c}, scale));
+    store.set(prefix + ".bias", HostTensor::fromFloats({c}, bias));
+    store.set(prefix + ".running_mean", HostTensor::fromFloats({c}, mean));
+    store.set(prefix + ".running_var", HostTensor::fromFloats({c}, var));
+  };
+  uniform("conv.seq_module.0.weight", {32, 1, 41, 11}, 1.0f / std::sqrt(41.0f * 11));
+  uniform("conv.seq_module.0.bias", {32}, 1.0f / std::sqrt(41.0f * 11));
+  batchNorm("conv.seq_module.1", 32);
+  uniform("conv.seq_module.3.weight", {32, 32, 21, 11}, 1.0f / std::sqrt(32.0f * 21 * 11));
+  uniform("conv.seq_module.3.bias", {32}, 1.0f / std::sqrt(32.0f * 21 * 11));
+  batchNorm("conv.seq_module.4", 32);
+  const int64_t h = config.hidden_size, gh = gateCount(config.cell()) * h;
+  const float bound = 1.0f / std::sqrt(static_cast<float>(h));
+  for (int i = 0; i < config.hidden_layers; ++i) {
+    const std::string prefix = "rnns." + std::to_string(i);
+    if (i > 0) batchNorm(prefix + ".batch_norm.module", h);
+    for (const std::string suffix : {"_l0", "_l0_reverse"}) {
+      if (!config.bidirectional && suffix != "_l0") continue;
+      uniform(prefix + ".rnn.weight_ih" + suffix, {gh, i == 0 ? config.rnnInputSize() : h}, bound);
+      uniform(prefix + ".rnn.weight_hh" + suffix, {gh, h}, bound);
+      uniform(prefix + ".rnn.bias_ih" + suffix, {gh}, bound);
+      uniform(prefix + ".rnn.bias_hh" + suffix, {gh}, bound);
+    }
+  }
+  if (!config.bidirectional)
+    uniform("lookahead.0.conv.weight", {h, 1, config.lookahead_context}, 1.0f / std::sqrt(static_cast<float>(config.lookahead_context)));
+  batchNorm("fc.0.module.0", h);
+  uniform("fc.0.module.1.weight", {static_cast<int64_t>(config.labels.size()), h}, bound);
+  store.setSource("random weights");
+  return DeepSpeech2Model(std::move(config), std::move(store));
 }
 
 namespace {

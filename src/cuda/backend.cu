@@ -1,0 +1,82 @@
+#include "cuda/context.cuh"
+#include "cuda/kernels.cuh"
+
+namespace ds2rt::detail {
+
+namespace cuda {
+
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... { using Ts::operator()...; };
+
+DataType activationTypeFor(Precision p) {
+  switch (p) {
+    case Precision::kFP16: return DataType::kFloat16;
+    case Precision::kBF16: return DataType::kBFloat16;
+    default: return DataType::kFloat32;
+  }
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const BuilderConfig& config) : type_(activationTypeFor(config.precision)) {
+    int device = 0, count = 0;
+    const cudaError_t status = cudaGetDeviceCount(&count);
+    check(status == cudaSuccess && count > 0, "no CUDA device is available (",
+          status == cudaSuccess ? "none found" : cudaGetErrorString(status), ")");
+    DS2RT_CUDA(cudaGetDevice(&device));
+    cudaDeviceProp prop{};
+    DS2RT_CUDA(cudaGetDeviceProperties(&prop, device));
+    info_.sm_count = prop.multiProcessorCount;
+    info_.compute_capability = prop.major * 10 + prop.minor;
+    info_.shared_memory_per_block = prop.sharedMemPerBlockOptin;
+    check(config.precision != Precision::kBF16 || info_.compute_capability >= 80, "bf16 needs compute capability 8.0+, ",
+          prop.name, " has ", prop.major, ".", prop.minor);
+  }
+
+  std::unique_ptr<Kernel> compile(const Layer& layer, const Graph& graph) const override {
+    const TensorLayout layout = graph.tensors[layer.inputs[0]].layout;
+    return std::visit(
+        Overloaded{
+            [&](const ConvolutionDesc& d) { return makeConvolution(d, type_); },
+            [&](const BatchNormDesc& d) { return makeBatchNorm(d, layout, type_); },
+            [&](const ActivationDesc& d) { return makeActivation(d, type_); },
+            [&](const SequenceMaskDesc&) { return makeSequenceMask(layout, type_); },
+            [&](const LengthsTransformDesc&) -> std::unique_ptr<Kernel> { return nullptr; },
+            [&](const ReshapeToSequenceDesc&) { return makeReshapeToSequence(type_); },
+            [&](const RNNDesc& d) { return makeRNN(d, type_, info_); },
+            [&](const LookaheadDesc& d) { return makeLookahead(d, type_); },
+            [&](const FullyConnectedDesc& d) { return makeFullyConnected(d, type_); },
+            [&](const SoftmaxDesc& d) { return makeSoftmax(d.log, type_); },
+            [&](const BatchMajorDesc&) { return makeBatchMajor(type_); },
+        },
+        layer.desc);
+  }
+
+  std::unique_ptr<DeviceContext> createContext(const ContextOptions& options) const override {
+    return std::make_unique<CudaDeviceContext>(options, type_);
+  }
+
+  DataType activationType() const override { return type_; }
+
+ private:
+  DataType type_;
+  DeviceInfo info_;
+};
+
+}  // namespace
+}  // namespace cuda
+
+std::unique_ptr<Backend> createCudaBackend(const BuilderConfig& config) {
+  return std::make_unique<cuda::CudaBackend>(config);
+}
+
+int currentCudaArchitecture() {
+  int device = 0;
+  cudaDeviceProp prop{};
+  if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess) return 0;
+  return prop.major * 10 + prop.minor;
+}
+
+}  // namespace ds2rt::detail

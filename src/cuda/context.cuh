@@ -1,0 +1,72 @@
+// Per-ExecutionContext state of the CUDA backend: one stream, library handles, activation and
+// scratch memory, and the CUDA graphs recorded per input shape.
+#pragma once
+
+#include <cudnn.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/kernel.h"
+#include "cuda/common.cuh"
+
+namespace ds2rt::detail::cuda {
+
+class CudaDeviceContext final : public DeviceContext {
+ public:
+  CudaDeviceContext(const ContextOptions& options, DataType activation_type);
+  ~CudaDeviceContext() override;
+
+  void* buffer(int slot, size_t bytes) override;
+  const void* input(int index, const HostTensor& tensor) override;
+  const int32_t* lengths(int tensor, const std::vector<int32_t>& values) override;
+  void execute(const std::string& shape_key, const std::function<void()>& launch) override;
+  const float* download(int output_index, const void* data, size_t elements) override;
+  void synchronize() override { DS2RT_CUDA(cudaStreamSynchronize(stream_)); }
+
+  cudaStream_t stream() const { return stream_; }
+  cublasLtHandle_t cublas() const { return cublas_; }
+  cudnnHandle_t cudnn();
+  // Scratch memory owned by a kernel (`owner`), grown on demand. Growing moves memory that
+  // recorded graphs point to, so it drops them.
+  void* workspace(const void* owner, int index, size_t bytes);
+  DataType activationType() const { return type_; }
+
+ private:
+  struct Growable {
+    DeviceMemory memory;
+    size_t capacity = 0;
+  };
+  void* grow(Growable& g, size_t bytes);
+  void dropGraphs();
+
+  DataType type_;
+  bool use_graphs_;
+  cudaStream_t stream_ = nullptr;
+  cublasLtHandle_t cublas_ = nullptr;
+  cudnnHandle_t cudnn_ = nullptr;
+  std::vector<Growable> buffers_, inputs_, staging_;
+  std::map<int, Growable> lengths_;
+  std::map<std::pair<const void*, int>, Growable> workspaces_;
+  struct Pinned {
+    float* data = nullptr;
+    size_t capacity = 0;
+  };
+  std::vector<Pinned> outputs_;
+  std::map<std::string, cudaGraphExec_t> graphs_;
+  std::map<std::string, int> seen_;
+};
+
+// Each subclass launches one kernel on the context's stream, for its activation type.
+class TypedKernel : public Kernel {
+ public:
+  explicit TypedKernel(DataType type) : type_(type) {}
+
+ protected:
+  static CudaDeviceContext& device(const KernelIO& io) { return *static_cast<CudaDeviceContext*>(io.device); }
+  static cudaStream_t stream(const KernelIO& io) { return device(io).stream(); }
+  DataType type_;
+};
+
+}  // namespace ds2rt::detail::cuda

@@ -1,0 +1,61 @@
+#include "cuda/context.cuh"
+#include "cuda/gemm.cuh"
+#include "cuda/kernels.cuh"
+
+namespace ds2rt::detail::cuda {
+
+namespace {
+
+template <typename T>
+__global__ void biasActivationKernel(T* data, const float* bias, DeviceActivation act, int64_t rows, int64_t cols) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= rows * cols) return;
+  const float b = bias ? bias[i % cols] : 0.0f;
+  data[i] = fromFloat<T>(act(toFloat(data[i]) + b));
+}
+
+struct GemmState final : KernelState {
+  explicit GemmState(DataType type) : gemm(type, type) {}
+  GemmRunner gemm;
+};
+
+class FullyConnectedKernel final : public TypedKernel {
+ public:
+  FullyConnectedKernel(const FullyConnectedDesc& d, DataType type)
+      : TypedKernel(type), out_(d.out_features), in_(d.weight.dim(1)), act_(d.activation),
+        weight_(uploadAs(d.weight, type)) {
+    if (!d.bias.empty()) bias_ = uploadAs(d.bias, DataType::kFloat32);
+  }
+
+  std::unique_ptr<KernelState> createState(DeviceContext&) const override {
+    return std::make_unique<GemmState>(type_);
+  }
+
+  void run(const KernelIO& io, KernelState* state) const override {
+    const int64_t rows = numElements(io.input_shape) / in_;
+    GemmShape s{.m = rows, .n = out_, .k = in_, .lda = in_, .ldb = in_, .ldc = out_};
+    static_cast<GemmState*>(state)->gemm.run(device(io), s, io.input, weight_.get(), io.output);
+    if (!bias_ && act_.type == ActivationType::kNone) return;
+    dispatchType(type_, [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      biasActivationKernel<T><<<blocksFor(rows * out_), 256, 0, stream(io)>>>(
+          io.out<T>(), static_cast<const float*>(bias_.get()), act_, rows, out_);
+    });
+    DS2RT_CUDA_LAUNCHED();
+  }
+
+  std::string implementation() const override { return "cuBLASLt GEMM + bias/activation kernel"; }
+
+ private:
+  int64_t out_, in_;
+  DeviceActivation act_;
+  DeviceMemory weight_, bias_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc, DataType type) {
+  return std::make_unique<FullyConnectedKernel>(desc, type);
+}
+
+}  // namespace ds2rt::detail::cuda

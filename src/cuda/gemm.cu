@@ -1,0 +1,83 @@
+#include "cuda/context.cuh"
+#include "cuda/gemm.cuh"
+
+namespace ds2rt::detail::cuda {
+
+namespace {
+
+constexpr size_t kWorkspaceBytes = 32u << 20;
+
+cudaDataType_t cudaType(DataType t) {
+  switch (t) {
+    case DataType::kFloat16: return CUDA_R_16F;
+    case DataType::kBFloat16: return CUDA_R_16BF;
+    default: return CUDA_R_32F;
+  }
+}
+
+cublasLtMatrixLayout_t layout(DataType type, int64_t rows, int64_t cols, int64_t ld, int batch, int64_t stride) {
+  cublasLtMatrixLayout_t l = nullptr;
+  DS2RT_CUBLAS(cublasLtMatrixLayoutCreate(&l, cudaType(type), rows, cols, ld));
+  if (batch > 1) {
+    DS2RT_CUBLAS(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof(batch)));
+    DS2RT_CUBLAS(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+  }
+  return l;
+}
+
+}  // namespace
+
+// Column-major view: C^T (N x M) = B (N x K) * A^T (K x M); B is stored K x N (ld K) and used
+// transposed, A is stored K x M (ld K) and used as is.
+struct GemmRunner::Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  ~Plan() {
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (desc) cublasLtMatmulDescDestroy(desc);
+  }
+};
+
+GemmRunner::GemmRunner(DataType input_type, DataType output_type) : in_(input_type), out_(output_type) {}
+GemmRunner::~GemmRunner() = default;
+
+GemmRunner::Plan& GemmRunner::plan(CudaDeviceContext& device, const GemmShape& s) {
+  const auto key = s.key();
+  if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
+  auto p = std::make_unique<Plan>();
+  DS2RT_CUBLAS(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));  // strict fp32 accumulate, no TF32
+  const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
+  DS2RT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)));
+  DS2RT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof(none)));
+  p->a = layout(in_, s.k, s.n, s.ldb, s.batch, s.stride_b);  // the "A" of cuBLAS is our B
+  p->b = layout(in_, s.k, s.m, s.lda, s.batch, s.stride_a);
+  p->c = layout(out_, s.n, s.m, s.ldc, s.batch, s.stride_c);
+  cublasLtMatmulPreference_t pref = nullptr;
+  DS2RT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
+  const size_t workspace = kWorkspaceBytes;
+  DS2RT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                                    sizeof(workspace)));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(device.cublas(), p->desc, p->a, p->b, p->c, p->c, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  DS2RT_CUBLAS(status);
+  check(found > 0, "cuBLASLt has no algorithm for a ", s.m, " x ", s.n, " x ", s.k, " GEMM");
+  p->algo = result.algo;
+  return *(plans_[key] = std::move(p));
+}
+
+void GemmRunner::run(CudaDeviceContext& device, const GemmShape& s, const void* a, const void* b, void* c) {
+  if (s.m == 0 || s.n == 0) return;
+  Plan& p = plan(device, s);
+  const float alpha = 1.0f, beta = s.accumulate ? 1.0f : 0.0f;
+  void* workspace = device.workspace(&device, -1, kWorkspaceBytes);  // shared by the GEMMs of one stream
+  DS2RT_CUBLAS(cublasLtMatmul(device.cublas(), p.desc, &alpha, b, p.a, a, p.b, &beta, c, p.c, c, p.c, &p.algo,
+                              workspace, kWorkspaceBytes, device.stream()));
+}
+
+}  // namespace ds2rt::detail::cuda

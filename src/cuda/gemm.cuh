@@ -1,0 +1,40 @@
+// Row-major GEMMs through cuBLASLt: C[M x N] = A[M x K] * B[N x K]^T (+ C), fp32 accumulation,
+// optionally a strided batch. Descriptors and the chosen algorithm are cached per shape.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "cuda/common.cuh"
+
+namespace ds2rt::detail::cuda {
+
+class CudaDeviceContext;
+
+struct GemmShape {
+  int64_t m = 0, n = 0, k = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  int batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  bool accumulate = false;
+  auto key() const { return std::make_tuple(m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c, accumulate); }
+};
+
+// Per-context cache of cuBLASLt plans for one kernel; not thread-safe (one per context).
+class GemmRunner {
+ public:
+  GemmRunner(DataType input_type, DataType output_type);
+  ~GemmRunner();
+  GemmRunner(const GemmRunner&) = delete;
+  GemmRunner& operator=(const GemmRunner&) = delete;
+  void run(CudaDeviceContext& device, const GemmShape& shape, const void* a, const void* b, void* c);
+
+ private:
+  struct Plan;
+  Plan& plan(CudaDeviceContext& device, const GemmShape& shape);
+  DataType in_, out_;
+  std::map<decltype(GemmShape{}.key()), std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace ds2rt::detail::cuda

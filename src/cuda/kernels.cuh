@@ -1,0 +1,28 @@
+// CUDA kernels, one file per layer kind (src/cuda/<layer>.cu), templated on the activation
+// type (float, __half, __nv_bfloat16) with float arithmetic.
+#pragma once
+
+#include <memory>
+
+#include "core/kernel.h"
+
+namespace ds2rt::detail::cuda {
+
+struct DeviceInfo {
+  int sm_count = 0;
+  int compute_capability = 0;  // 90 for sm_90
+  size_t shared_memory_per_block = 0;  // opt-in maximum
+};
+
+std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, DataType type);
+std::unique_ptr<Kernel> makeBatchNorm(const BatchNormDesc& desc, TensorLayout layout, DataType type);
+std::unique_ptr<Kernel> makeActivation(const ActivationDesc& desc, DataType type);
+std::unique_ptr<Kernel> makeSequenceMask(TensorLayout layout, DataType type);
+std::unique_ptr<Kernel> makeReshapeToSequence(DataType type);
+std::unique_ptr<Kernel> makeBatchMajor(DataType type);
+std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, DataType type, const DeviceInfo& device);
+std::unique_ptr<Kernel> makeLookahead(const LookaheadDesc& desc, DataType type);
+std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc, DataType type);
+std::unique_ptr<Kernel> makeSoftmax(bool log, DataType type);
+
+}  // namespace ds2rt::detail::cuda

@@ -1,0 +1,152 @@
+// The CUDA RNN layer: per layer, the input projection of all steps and both directions is one
+// cuBLASLt GEMM; the recurrence runs in the persistent kernel when the batch and the weights fit
+// on chip, otherwise step by step (cuBLASLt product + cell kernel), which any size can use.
+#include "cuda/context.cuh"
+#include "cuda/gemm.cuh"
+#include "cuda/kernels.cuh"
+#include "cuda/rnn.cuh"
+
+namespace ds2rt::detail::cuda {
+
+namespace {
+
+struct LayerWeights {
+  int64_t input_size = 0;
+  DeviceMemory input_weights;  // dirs*G*H x I, activation type
+  DeviceMemory bias;           // dirs*G*H float: input bias + the recurrent biases outside the reset product
+  DeviceMemory hidden_bias;    // dirs*H float (GRU linear-before-reset) or empty
+  DeviceMemory recurrent;      // dirs x G*H x H, activation type (per-step path)
+  DeviceMemory tiles;          // persistent kernel tiles, activation type
+};
+
+struct RNNState final : KernelState {
+  RNNState(DataType type) : projection(type, DataType::kFloat32), recurrent(type, DataType::kFloat32) {}
+  GemmRunner projection, recurrent;
+};
+
+class RNNKernel final : public TypedKernel {
+ public:
+  RNNKernel(const RNNDesc& d, DataType type, const DeviceInfo& info)
+      : TypedKernel(type), desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)) {
+    plan_ = planPersistent(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, info.sm_count,
+                           info.shared_memory_per_block);
+    const int64_t h = d.hidden_size, gh = gates_ * h;
+    const bool lbr_gru = d.cell == RNNCell::kGRU && d.linear_before_reset;
+    for (int l = 0; l < d.num_layers; ++l) {
+      LayerWeights w;
+      w.input_size = d.weights[l * dirs_].input_weight.dim(1);
+      std::vector<float> input, bias(dirs_ * gh, 0.0f), hidden_bias(dirs_ * h, 0.0f), recurrent;
+      for (int dir = 0; dir < dirs_; ++dir) {
+        const auto& set = d.weights[l * dirs_ + dir];
+        input.insert(input.end(), set.input_weight.floats().begin(), set.input_weight.floats().end());
+        recurrent.insert(recurrent.end(), set.recurrent_weight.floats().begin(), set.recurrent_weight.floats().end());
+        for (int64_t i = 0; i < gh; ++i) {
+          float& b = bias[dir * gh + i];
+          if (!set.input_bias.empty()) b += set.input_bias.floats()[i];
+          if (set.recurrent_bias.empty()) continue;
+          if (lbr_gru && i >= 2 * h) hidden_bias[dir * h + i - 2 * h] = set.recurrent_bias.floats()[i];
+          else b += set.recurrent_bias.floats()[i];
+        }
+      }
+      w.input_weights = uploadFloats(input.data(), input.size(), type);
+      w.bias = uploadFloats(bias.data(), bias.size(), DataType::kFloat32);
+      if (lbr_gru) w.hidden_bias = uploadFloats(hidden_bias.data(), hidden_bias.size(), DataType::kFloat32);
+      w.recurrent = uploadFloats(recurrent.data(), recurrent.size(), type);
+      if (plan_.usable) {
+        const auto tiles = tilePersistentWeights(recurrent, gates_, h, dirs_, plan_);
+        w.tiles = uploadFloats(tiles.data(), tiles.size(), type);
+      }
+      layers_.push_back(std::move(w));
+    }
+    desc_.weights.clear();  // they live on the device now
+  }
+
+  std::unique_ptr<KernelState> createState(DeviceContext&) const override { return std::make_unique<RNNState>(type_); }
+
+  void run(const KernelIO& io, KernelState* base) const override {
+    auto& state = static_cast<RNNState&>(*base);
+    CudaDeviceContext& dev = device(io);
+    const cudaStream_t s = dev.stream();
+    const int64_t t = io.input_shape[0], n = io.input_shape[1], h = desc_.hidden_size, gh = gates_ * h;
+    const size_t element = sizeOf(type_);
+    const bool persistent = plan_.usable && n <= plan_.max_batch;
+    float* projection = static_cast<float*>(dev.workspace(this, 0, t * n * dirs_ * gh * sizeof(float)));
+    const void* input = io.input;
+    for (int l = 0; l < desc_.num_layers; ++l) {
+      const LayerWeights& w = layers_[l];
+      const bool last = l + 1 == desc_.num_layers;
+      const bool sum = last && dirs_ == 2 && desc_.merge == DirectionMerge::kSum;
+      // Directions are written side by side; a summed last layer goes through a scratch buffer.
+      void* out = last && !sum ? io.output : dev.workspace(this, 1 + (l % 2), t * n * dirs_ * h * element);
+      DS2RT_CUDA(cudaMemsetAsync(out, 0, t * n * dirs_ * h * element, s));
+      state.projection.run(dev, {.m = t * n, .n = dirs_ * gh, .k = w.input_size, .lda = w.input_size,
+                                 .ldb = w.input_size, .ldc = dirs_ * gh},
+                           input, w.input_weights.get(), projection);
+      RecurrenceArgs args{.cell = {desc_.cell, desc_.linear_before_reset}, .gates = gates_, .t = t, .n = n, .h = h,
+                          .dirs = dirs_, .reverse_only = desc_.direction == RNNDirection::kReverse,
+                          .projection = projection, .bias = static_cast<const float*>(w.bias.get()),
+                          .hidden_bias = static_cast<const float*>(w.hidden_bias.get()), .lengths = io.lengths,
+                          .output = out, .out_width = dirs_ * h, .column_stride = h};
+      if (persistent) {
+        auto* exchange = static_cast<float*>(dev.workspace(this, 3, 2 * dirs_ * plan_.max_batch * h * sizeof(float)));
+        auto* counters = static_cast<unsigned*>(dev.workspace(this, 4, dirs_ * sizeof(unsigned)));
+        launchPersistent(args, plan_, w.tiles.get(), exchange, counters, type_, s);
+      } else {
+        stepwise(state, dev, args, w);
+      }
+      if (sum) launchSumDirections(out, io.output, t * n, h, type_, s);
+      input = out;
+    }
+  }
+
+  std::string implementation() const override {
+    std::string fallback = "cuBLASLt input projection; recurrence: ";
+    if (plan_.usable)
+      return fallback + cat("persistent kernel for batch <= ", plan_.max_batch, " (", plan_.blocks_per_direction,
+                            " blocks x ", plan_.units_per_block, " units per direction), per-step cuBLASLt above");
+    return fallback + "per-step cuBLASLt + cell kernel (weights do not fit on chip for the persistent kernel)";
+  }
+
+ private:
+  void stepwise(RNNState& state, CudaDeviceContext& dev, const RecurrenceArgs& a, const LayerWeights& w) const {
+    const cudaStream_t s = dev.stream();
+    const int64_t n = a.n, h = a.h, gh = gates_ * h, states = dirs_ * n * h;
+    const size_t element = sizeOf(type_);
+    auto* recurrent = static_cast<float*>(dev.workspace(this, 5, dirs_ * n * gh * sizeof(float)));
+    auto* h_state = static_cast<float*>(dev.workspace(this, 6, states * sizeof(float)));
+    auto* c_state = static_cast<float*>(dev.workspace(this, 7, states * sizeof(float)));
+    void* h_typed = dev.workspace(this, 8, states * element);
+    void* reset_hidden = dev.workspace(this, 9, states * element);
+    DS2RT_CUDA(cudaMemsetAsync(h_state, 0, states * sizeof(float), s));
+    DS2RT_CUDA(cudaMemsetAsync(c_state, 0, states * sizeof(float), s));
+    DS2RT_CUDA(cudaMemsetAsync(h_typed, 0, states * element, s));
+    const bool plain_gru = desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset;
+    // Both directions in one strided-batched product: [dirs] (N x H) x (G*H x H)^T.
+    const GemmShape product{.m = n, .n = plain_gru ? 2 * h : gh, .k = h, .lda = h, .ldb = h, .ldc = gh, .batch = dirs_,
+                            .stride_a = n * h, .stride_b = gh * h, .stride_c = n * gh};
+    const GemmShape candidate{.m = n, .n = h, .k = h, .lda = h, .ldb = h, .ldc = gh, .batch = dirs_,
+                              .stride_a = n * h, .stride_b = gh * h, .stride_c = n * gh};
+    const auto* r_n = static_cast<const char*>(w.recurrent.get()) + 2 * h * h * element;
+    for (int64_t step = 0; step < a.t; ++step) {
+      state.recurrent.run(dev, product, h_typed, w.recurrent.get(), recurrent);
+      if (plain_gru) {
+        launchResetHidden(a, step, recurrent, h_state, reset_hidden, type_, s);
+        state.recurrent.run(dev, candidate, reset_hidden, r_n, recurrent + 2 * h);
+      }
+      launchCellStep(a, step, recurrent, h_state, c_state, h_typed, type_, s);
+    }
+  }
+
+  RNNDesc desc_;
+  int dirs_, gates_;
+  PersistentPlan plan_;
+  std::vector<LayerWeights> layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, DataType type, const DeviceInfo& device) {
+  return std::make_unique<RNNKernel>(desc, type, device);
+}
+
+}  // namespace ds2rt::detail::cuda

@@ -1,0 +1,58 @@
+// The two recurrent implementations behind the CUDA RNN layer:
+//  - persistent: one cooperative kernel per layer and both directions; each block keeps a slice
+//    of the recurrent weights in shared memory for the whole sequence, only h moves between
+//    steps (through L2), one flag barrier per direction and step;
+//  - per-step: a cuBLASLt product of h with R, then a cell kernel, for every step (any size).
+// Both take the input projection P (float, T x N x dirs*G*H, biases not yet added).
+#pragma once
+
+#include "cuda/common.cuh"
+#include "cuda/rnn_cell.cuh"
+
+namespace ds2rt::detail::cuda {
+
+struct RecurrenceArgs {
+  CellParams cell;
+  int gates = 4;
+  int64_t t = 0, n = 0, h = 0;
+  int dirs = 1;
+  bool reverse_only = false;       // a single direction running backwards
+  const float* projection = nullptr;  // T x N x dirs*G*H
+  const float* bias = nullptr;        // dirs*G*H, input + recurrent biases that can be added up front
+  const float* hidden_bias = nullptr; // dirs*H, GRU b_hn (linear-before-reset only)
+  const int32_t* lengths = nullptr;   // N
+  void* output = nullptr;             // T x N x out_width, activation type
+  int64_t out_width = 0;
+  int64_t column_stride = 0;          // column offset of direction d is d * column_stride
+};
+
+// Persistent kernel geometry for one layer, decided when the engine is built.
+struct PersistentPlan {
+  bool usable = false;
+  int blocks_per_direction = 0;
+  int units_per_block = 0;
+  int max_batch = 0;
+  size_t shared_bytes = 0;
+};
+
+PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
+                              int sm_count, size_t shared_limit);
+// Rearranges R (dirs x G*H x H, canonical) into the per-block tiles the persistent kernel loads.
+std::vector<float> tilePersistentWeights(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs,
+                                         const PersistentPlan& plan);
+void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights,
+                      float* exchange, unsigned* counters, DataType type, cudaStream_t stream);
+
+// Per-step cell kernel (after the recurrent product `recurrent` = h R^T, float dirs x N x G*H).
+// Reads and writes the float state h/c (dirs x N x H) and writes h in the activation type to
+// `h_typed` for the next product.
+void launchCellStep(const RecurrenceArgs& args, int64_t step, const float* recurrent, float* h, float* c,
+                    void* h_typed, DataType type, cudaStream_t stream);
+// GRU without linear-before-reset: reset * h in the activation type, input of the second product.
+void launchResetHidden(const RecurrenceArgs& args, int64_t step, const float* recurrent, const float* h,
+                       void* reset_hidden, DataType type, cudaStream_t stream);
+
+// out = sum of the two direction halves of `concat` (T x N x 2H) -> T x N x H.
+void launchSumDirections(const void* concat, void* out, int64_t rows, int64_t h, DataType type, cudaStream_t stream);
+
+}  // namespace ds2rt::detail::cuda
