@@ -24,6 +24,10 @@ std::shared_ptr<EngineImpl> EngineImpl::create(Graph graph, BuilderConfig config
   engine->backend = createBackend(config);
   for (const auto& layer : engine->graph.layers) engine->kernels.push_back(engine->backend->compile(layer, engine->graph));
   engine->memory = planMemory(engine->graph, engine->kernels);
+  for (size_t t = 0; t < engine->graph.tensors.size(); ++t)
+    engine->tensor_types.push_back(engine->graph.tensors[t].layout == TensorLayout::kLengths
+                                       ? DataType::kInt32
+                                       : engine->backend->tensorType(engine->graph, static_cast<int>(t)));
   if (config.device == Device::kCUDA) engine->cuda_arch = currentCudaArchitecture();
   return engine;
 }
@@ -138,11 +142,10 @@ void ContextImpl::computeShapes() {
 
 void ContextImpl::execute() {
   const Graph& g = engine->graph;
-  const size_t element = sizeOf(engine->backend->activationType());
   std::vector<size_t> slot_bytes(engine->memory.slot_count, 0);
   for (size_t id = 0; id < g.tensors.size(); ++id)
     if (const int s = engine->memory.slot_of[id]; s >= 0)
-      slot_bytes[s] = std::max(slot_bytes[s], static_cast<size_t>(numElements(shapes[id])) * element);
+      slot_bytes[s] = std::max(slot_bytes[s], static_cast<size_t>(numElements(shapes[id])) * sizeOf(engine->tensor_types[id]));
   for (size_t id = 0; id < g.tensors.size(); ++id)
     if (const int s = engine->memory.slot_of[id]; s >= 0) data[id] = device->buffer(s, slot_bytes[s]);
 
@@ -315,7 +318,8 @@ HostTensor ExecutionContext::output(const std::string& name) const {
       if (g.tensors[id].layout == TensorLayout::kLengths)
         return HostTensor::view(DataType::kInt32, impl_->shapes[id], impl_->lengths[id].data(), nullptr);
       const int index = static_cast<int>(&id - g.outputs.data());
-      const float* host = impl_->device->download(index, impl_->data[id], static_cast<size_t>(numElements(impl_->shapes[id])));
+      const float* host = impl_->device->download(index, impl_->data[id], static_cast<size_t>(numElements(impl_->shapes[id])),
+                                                  impl_->engine->tensor_types[id]);
       return HostTensor::view(DataType::kFloat32, impl_->shapes[id], host, nullptr);
     }
   fail("the engine has no output '", name, "'");

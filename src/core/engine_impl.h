@@ -19,6 +19,7 @@ struct EngineImpl {
   std::unique_ptr<Backend> backend;
   std::vector<std::unique_ptr<Kernel>> kernels;  // per layer; null for host-side lengths layers
   MemoryPlan memory;
+  std::vector<DataType> tensor_types;  // element type of each tensor on the backend
   int cuda_arch = 0;  // compute capability the engine was built for (CUDA engines)
 
   // Compiles the kernels and plans memory; the graph must already be optimised.

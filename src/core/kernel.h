@@ -66,7 +66,7 @@ class DeviceContext {
   // Waits for everything issued so far (profiling).
   virtual void synchronize() {}
   // A float32 host copy (or view) of an activation after execute(); valid until the next run.
-  virtual const float* download(int output_index, const void* data, size_t elements) = 0;
+  virtual const float* download(int output_index, const void* data, size_t elements, DataType type) = 0;
 };
 
 class Backend {
@@ -74,6 +74,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::unique_ptr<Kernel> compile(const Layer& layer, const Graph& graph) const = 0;
   virtual std::unique_ptr<DeviceContext> createContext(const ContextOptions& options) const = 0;
+  // The element type of a float tensor of `graph` on this backend (activations may be stored in
+  // reduced precision; the inputs are always in activationType()).
+  virtual DataType tensorType(const Graph& graph, int tensor) const = 0;
   virtual DataType activationType() const = 0;
 };
 

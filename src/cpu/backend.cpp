@@ -47,6 +47,7 @@ class CpuBackend final : public Backend {
 
   std::unique_ptr<DeviceContext> createContext(const ContextOptions& options) const override;
   DataType activationType() const override { return DataType::kFloat32; }
+  DataType tensorType(const Graph&, int) const override { return DataType::kFloat32; }
 };
 
 // Host memory; the caller's inputs and the outputs are used in place, without copies.
@@ -75,7 +76,7 @@ class CpuDeviceContext final : public DeviceContext {
     launch();
   }
 
-  const float* download(int, const void* data, size_t) override { return static_cast<const float*>(data); }
+  const float* download(int, const void* data, size_t, DataType) override { return static_cast<const float*>(data); }
 
  private:
   struct Free {

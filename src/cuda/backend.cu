@@ -37,21 +37,34 @@ class CudaBackend final : public Backend {
 
   std::unique_ptr<Kernel> compile(const Layer& layer, const Graph& graph) const override {
     const TensorLayout layout = graph.tensors[layer.inputs[0]].layout;
+    const DataType in = tensorType(graph, layer.inputs[0]), out = tensorType(graph, layer.output);
     return std::visit(
         Overloaded{
-            [&](const ConvolutionDesc& d) { return makeConvolution(d, type_); },
-            [&](const BatchNormDesc& d) { return makeBatchNorm(d, layout, type_); },
-            [&](const ActivationDesc& d) { return makeActivation(d, type_); },
-            [&](const SequenceMaskDesc&) { return makeSequenceMask(layout, type_); },
+            [&](const ConvolutionDesc& d) { return makeConvolution(d, out); },
+            [&](const BatchNormDesc& d) { return makeBatchNorm(d, layout, out); },
+            [&](const ActivationDesc& d) { return makeActivation(d, out); },
+            [&](const SequenceMaskDesc&) { return makeSequenceMask(layout, out); },
             [&](const LengthsTransformDesc&) -> std::unique_ptr<Kernel> { return nullptr; },
-            [&](const ReshapeToSequenceDesc&) { return makeReshapeToSequence(type_); },
-            [&](const RNNDesc& d) { return makeRNN(d, type_, info_); },
-            [&](const LookaheadDesc& d) { return makeLookahead(d, type_); },
-            [&](const FullyConnectedDesc& d) { return makeFullyConnected(d, type_); },
-            [&](const SoftmaxDesc& d) { return makeSoftmax(d.log, type_); },
-            [&](const BatchMajorDesc&) { return makeBatchMajor(type_); },
+            [&](const ReshapeToSequenceDesc&) { return makeReshapeToSequence(out); },
+            [&](const RNNDesc& d) { return makeRNN(d, out, info_); },
+            [&](const LookaheadDesc& d) { return makeLookahead(d, out); },
+            [&](const FullyConnectedDesc& d) { return makeFullyConnected(d, in, out); },
+            [&](const SoftmaxDesc& d) { return makeSoftmax(d.log, out); },
+            [&](const BatchMajorDesc&) { return makeBatchMajor(out); },
         },
         layer.desc);
+  }
+
+  // Reduced precision up to the fully connected output layer; from its output on (logits,
+  // softmax, the network's probabilities) float32, which costs nothing and keeps small
+  // probabilities exact.
+  DataType tensorType(const Graph& graph, int tensor) const override {
+    if (type_ == DataType::kFloat32) return type_;
+    const int producer = graph.producer(tensor);
+    if (producer < 0) return type_;
+    const Layer& layer = graph.layers[producer];
+    if (std::holds_alternative<FullyConnectedDesc>(layer.desc)) return DataType::kFloat32;
+    return tensorType(graph, layer.inputs[0]);
   }
 
   std::unique_ptr<DeviceContext> createContext(const ContextOptions& options) const override {

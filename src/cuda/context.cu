@@ -155,7 +155,7 @@ void CudaDeviceContext::execute(const std::string& shape_key, const std::functio
   DS2RT_CUDA(cudaStreamSynchronize(stream_));
 }
 
-const float* CudaDeviceContext::download(int output_index, const void* data, size_t elements) {
+const float* CudaDeviceContext::download(int output_index, const void* data, size_t elements, DataType type) {
   if (static_cast<size_t>(output_index) >= outputs_.size()) outputs_.resize(output_index + 1);
   Pinned& p = outputs_[output_index];
   if (elements > p.capacity) {
@@ -165,9 +165,9 @@ const float* CudaDeviceContext::download(int output_index, const void* data, siz
     p.capacity = elements;
   }
   const float* source = static_cast<const float*>(data);
-  if (type_ != DataType::kFloat32) {
+  if (type != DataType::kFloat32) {
     float* converted = static_cast<float*>(workspace(this, output_index, elements * sizeof(float)));
-    dispatchType(type_, [&](auto* tag) {
+    dispatchType(type, [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
       convertToFloat<T><<<blocksFor(elements), 256, 0, stream_>>>(static_cast<const T*>(data), converted,
                                                                   static_cast<int64_t>(elements));

@@ -22,7 +22,7 @@ class CudaDeviceContext final : public DeviceContext {
   const void* input(int index, const HostTensor& tensor) override;
   const int32_t* lengths(int tensor, const std::vector<int32_t>& values) override;
   void execute(const std::string& shape_key, const std::function<void()>& launch) override;
-  const float* download(int output_index, const void* data, size_t elements) override;
+  const float* download(int output_index, const void* data, size_t elements, DataType type) override;
   void synchronize() override { DS2RT_CUDA(cudaStreamSynchronize(stream_)); }
 
   cudaStream_t stream() const { return stream_; }

@@ -15,20 +15,21 @@ __global__ void biasActivationKernel(T* data, const float* bias, DeviceActivatio
 }
 
 struct GemmState final : KernelState {
-  explicit GemmState(DataType type) : gemm(type, type) {}
+  GemmState(DataType input, DataType output) : gemm(input, output) {}
   GemmRunner gemm;
 };
 
 class FullyConnectedKernel final : public TypedKernel {
  public:
-  FullyConnectedKernel(const FullyConnectedDesc& d, DataType type)
-      : TypedKernel(type), out_(d.out_features), in_(d.weight.dim(1)), act_(d.activation),
-        weight_(uploadAs(d.weight, type)) {
+  // The weights and the input are in `input_type`, the output (and `type_`) in `output_type`.
+  FullyConnectedKernel(const FullyConnectedDesc& d, DataType input_type, DataType output_type)
+      : TypedKernel(output_type), input_type_(input_type), out_(d.out_features), in_(d.weight.dim(1)),
+        act_(d.activation), weight_(uploadAs(d.weight, input_type)) {
     if (!d.bias.empty()) bias_ = uploadAs(d.bias, DataType::kFloat32);
   }
 
   std::unique_ptr<KernelState> createState(DeviceContext&) const override {
-    return std::make_unique<GemmState>(type_);
+    return std::make_unique<GemmState>(input_type_, type_);
   }
 
   void run(const KernelIO& io, KernelState* state) const override {
@@ -47,6 +48,7 @@ class FullyConnectedKernel final : public TypedKernel {
   std::string implementation() const override { return "cuBLASLt GEMM + bias/activation kernel"; }
 
  private:
+  DataType input_type_;
   int64_t out_, in_;
   DeviceActivation act_;
   DeviceMemory weight_, bias_;
@@ -54,8 +56,8 @@ class FullyConnectedKernel final : public TypedKernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc, DataType type) {
-  return std::make_unique<FullyConnectedKernel>(desc, type);
+std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc, DataType input_type, DataType output_type) {
+  return std::make_unique<FullyConnectedKernel>(desc, input_type, output_type);
 }
 
 }  // namespace ds2rt::detail::cuda

@@ -22,7 +22,7 @@ std::unique_ptr<Kernel> makeReshapeToSequence(DataType type);
 std::unique_ptr<Kernel> makeBatchMajor(DataType type);
 std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, DataType type, const DeviceInfo& device);
 std::unique_ptr<Kernel> makeLookahead(const LookaheadDesc& desc, DataType type);
-std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc, DataType type);
+std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc, DataType input_type, DataType output_type);
 std::unique_ptr<Kernel> makeSoftmax(bool log, DataType type);
 
 }  // namespace ds2rt::detail::cuda

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the repository root, after scripts/pack-gpu.sh here:
+#   scripts/gpu-check.sh [tests|bench|all]
+# Runs the CUDA test suite and/or ds2rt bench beside the PyTorch reference (same shapes, same run),
+# writing logs and JSON under $OUT (default /tmp/ds2rt-gpu).
+set -uo pipefail
+what=${1:-all}
+out=${OUT:-/tmp/ds2rt-gpu}
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$PWD/.gpu/lib:${LD_LIBRARY_PATH:-}"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$out/gpu.txt"
+
+if [ "$what" = tests ] || [ "$what" = all ]; then
+  .gpu/bin/ds2rt_cuda_tests --gtest_brief=1 --gtest_output="xml:$out/cuda_tests.xml" >"$out/cuda_tests.log" 2>&1
+  echo "cuda tests exit $?"; tail -n 15 "$out/cuda_tests.log"
+fi
+
+if [ "$what" = bench ] || [ "$what" = all ]; then
+  shapes=${SHAPES:-"1x10 64x15"}
+  for arch in ${ARCHS:-lstm_bi gru_bi gru_uni}; do
+    for precision in ${PRECISIONS:-fp16 fp32}; do
+      for shape in $shapes; do
+        .gpu/bin/ds2rt bench --device cuda --precision "$precision" --arch "$arch" -b "${shape%x*}" -s "${shape#*x}" \
+          -n "${ITERATIONS:-20}" --json "$out/ds2rt_${arch}_${precision}_${shape}.jsonl" 2>&1 | tail -n 2
+      done
+    done
+  done
+  if [ "${TORCH:-1}" = 1 ]; then
+    torch_shapes=$(echo "$shapes" | tr ' ' ',')
+    PYTHONUNBUFFERED=1 OUT="$out" python3 .gpu/torch_ds2.py --models "${TORCH_MODELS:-lstm_bi,gru_bi,gru_uni}" \
+      --dtypes "${TORCH_DTYPES:-fp16,fp32}" --variants "${TORCH_VARIANTS:-eager,graph}" --shapes "$torch_shapes" \
+      --reps "${ITERATIONS:-20}" 2>&1 | tee "$out/torch.log" | tail -n 20
+  fi
+fi

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds the CUDA configuration here and gathers what the GPU machine needs into .gpu/ (git-ignored):
+# binaries, the shared libraries they load (other than CUDA's and the C runtime), and the PyTorch
+# reference benchmark. Then, on the GPU machine: scripts/gpu-check.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arch=${CUDA_ARCHITECTURES:-"80;86;89;90"}
+BUILD_DIR=build-cuda scripts/build.sh -DDS2RT_WITH_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$arch"
+rm -rf .gpu && mkdir -p .gpu/bin
+cp build-cuda/tools/ds2rt build-cuda/tests/ds2rt_cuda_tests .gpu/bin/
+../shared/gpu/pack-libs.sh .gpu/lib .gpu/bin/ds2rt .gpu/bin/ds2rt_cuda_tests
+cp ../shared/bench/torch_ds2.py .gpu/
+du -sh .gpu

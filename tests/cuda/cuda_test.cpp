@@ -1,0 +1,220 @@
+// The CUDA backend against the CPU backend and the PyTorch fixtures, for every precision.
+// Needs a GPU: without one every test is skipped with the reason (CI compiles them only).
+#include <cuda_runtime.h>
+
+#include <thread>
+
+#include "ds2rt/builder.h"
+#include "ds2rt/deepspeech2.h"
+#include "ds2rt/error.h"
+#include "unit/test_util.h"
+
+namespace ds2rt::test {
+namespace {
+
+#define REQUIRE_GPU()                                                                      \
+  do {                                                                                     \
+    int count = 0;                                                                         \
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)                           \
+      GTEST_SKIP() << "no CUDA device here: the CUDA tests run on a GPU machine "          \
+                      "(scripts/gpu-check.sh)";                                            \
+  } while (0)
+
+double tolerance(Precision p) { return p == Precision::kFP32 ? 1e-4 : 1e-2; }
+
+std::vector<float> validFrames(const HostTensor& t, const HostTensor& lengths) {
+  std::vector<float> out;
+  const int64_t frames = t.dim(1), classes = t.dim(2);
+  for (int64_t b = 0; b < t.dim(0); ++b)
+    for (int64_t f = 0; f < lengths.data<int32_t>()[b]; ++f)
+      for (int64_t c = 0; c < classes; ++c) out.push_back(t.data<float>()[(b * frames + f) * classes + c]);
+  return out;
+}
+
+// ---- DeepSpeech2 fixtures against PyTorch --------------------------------------------------
+
+class CudaParity : public testing::TestWithParam<std::tuple<std::string, Precision, bool>> {};
+
+TEST_P(CudaParity, MatchesPyTorch) {
+  REQUIRE_GPU();
+  const auto& [name, precision, optimize] = GetParam();
+  const auto model = DeepSpeech2Model::load(dataPath("parity/" + name + "/model.safetensors"));
+  const auto io = WeightStore::load(dataPath("parity/" + name + "/io.safetensors"));
+  for (const bool log : {false, true}) {
+    const Engine engine = Builder({.device = Device::kCUDA, .precision = precision, .optimize = optimize})
+                              .build(model.createNetwork({.log_softmax = log}));
+    auto ctx = engine.createContext();
+    const std::string key = log ? "log_probs" : "probs";
+    // Three runs: eager, recorded into a CUDA graph, replayed.
+    for (int run = 0; run < 3; ++run) {
+      const auto out = ctx.run({{"features", io.get("input")}, {"lengths", io.get("input_lengths")}});
+      ASSERT_EQ(toVector(out.at("output_lengths")), toVector(io.get("output_lengths")));
+      const double error = relativeL2(validFrames(out.at(key), out.at("output_lengths")),
+                                      validFrames(io.get(key), io.get("output_lengths")));
+      EXPECT_LT(error, tolerance(precision)) << name << " " << key << " run " << run;
+      RecordProperty(key + "_relative_l2", cat(error));
+    }
+  }
+}
+
+const auto kFixtures = testing::Values("lstm_bi_l2_h32", "gru_bi_l3_h24", "rnn_bi_l1_h16", "lstm_uni_l2_h16_ctx3",
+                                        "gru_uni_l1_h24_ctx2", "rnn_uni_l3_h16_ctx4");
+
+// Without graph optimisation every unfused batch norm and activation output is rounded to the
+// activation type as well; in bf16 (8-bit mantissa) that alone reaches 1.1e-2 on the smallest
+// fixture, so unoptimised engines are checked against PyTorch in fp32 and fp16 only.
+INSTANTIATE_TEST_SUITE_P(
+    Optimized, CudaParity,
+    testing::Combine(kFixtures, testing::Values(Precision::kFP32, Precision::kFP16, Precision::kBF16),
+                     testing::Values(true)),
+    [](const auto& info) { return std::get<0>(info.param) + "_" + toString(std::get<1>(info.param)); });
+
+INSTANTIATE_TEST_SUITE_P(
+    Unoptimized, CudaParity,
+    testing::Combine(kFixtures, testing::Values(Precision::kFP32, Precision::kFP16), testing::Values(false)),
+    [](const auto& info) {
+      return std::get<0>(info.param) + "_" + toString(std::get<1>(info.param));
+    });
+
+// ---- Recurrent layers against the CPU backend ------------------------------------------------
+
+struct RNNCase {
+  RNNCell cell;
+  bool linear_before_reset;
+  RNNDirection direction;
+  DirectionMerge merge;
+  int layers, hidden, batch;
+  Precision precision;
+};
+
+std::string caseName(const RNNCase& c) {
+  return cat(toString(c.cell), c.cell == RNNCell::kGRU ? (c.linear_before_reset ? "_lbr" : "_plain") : "", "_",
+             toString(c.direction), "_", toString(c.merge), "_l", c.layers, "_h", c.hidden, "_n", c.batch, "_",
+             toString(c.precision));
+}
+
+class CudaRNN : public testing::TestWithParam<RNNCase> {};
+
+TEST_P(CudaRNN, MatchesCpu) {
+  REQUIRE_GPU();
+  const RNNCase c = GetParam();
+  std::mt19937 rng(42);
+  const int features = 40, time = 23;
+  NetworkDefinition net;
+  const Tensor x = net.addSequenceInput("x", features);
+  const Tensor lengths = net.addLengthsInput("lengths");
+  RNNDesc desc{.cell = c.cell, .hidden_size = c.hidden, .num_layers = c.layers, .direction = c.direction,
+               .merge = c.merge, .linear_before_reset = c.linear_before_reset};
+  const int64_t gh = gateCount(c.cell) * c.hidden;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.hidden));
+  for (int l = 0; l < c.layers; ++l)
+    for (int d = 0; d < desc.directions(); ++d) {
+      const int64_t in = l == 0 ? features : c.hidden * desc.directions();
+      desc.setWeights(l, d, GateLayout::kCanonical, randomTensor({gh, in}, rng, scale), randomTensor({gh, c.hidden}, rng, scale),
+                      randomTensor({gh}, rng, scale), randomTensor({gh}, rng, scale));
+    }
+  net.markOutput(net.addRNN("rnn", x, lengths, std::move(desc)), "y");
+  const Engine cpu = Builder().build(net);
+  const Engine gpu = Builder({.device = Device::kCUDA, .precision = c.precision}).build(net);
+
+  HostTensor input = randomTensor({time, c.batch, features}, rng);
+  std::vector<int32_t> lens;
+  for (int b = 0; b < c.batch; ++b) lens.push_back(b == 1 % c.batch ? time : 1 + (b * 7 + 5) % time);
+  for (int64_t t = 0; t < time; ++t)  // garbage in every padded frame
+    for (int b = 0; b < c.batch; ++b)
+      if (t >= lens[b])
+        for (int f = 0; f < features; ++f) input.mutableData<float>()[(t * c.batch + b) * features + f] = 1e4f;
+  const auto lengths_tensor = HostTensor::fromInts({c.batch}, lens);
+  auto cpu_ctx = cpu.createContext();
+  auto gpu_ctx = gpu.createContext();
+  const auto expected = cpu_ctx.run({{"x", input}, {"lengths", lengths_tensor}}).at("y");
+  for (int run = 0; run < 3; ++run) {
+    const auto got = gpu_ctx.run({{"x", input}, {"lengths", lengths_tensor}}).at("y");
+    ASSERT_EQ(got.shape(), expected.shape());
+    EXPECT_LT(relativeL2(toVector(got), toVector(expected)), tolerance(c.precision)) << caseName(c) << " run " << run;
+    const int64_t width = got.dim(2);
+    for (int64_t t = 0; t < time; ++t)
+      for (int b = 0; b < c.batch; ++b)
+        if (t >= lens[b])
+          for (int64_t f = 0; f < width; ++f)
+            ASSERT_EQ(got.data<float>()[(t * c.batch + b) * width + f], 0.0f) << "padded frame " << t << " of " << b;
+  }
+}
+
+std::vector<RNNCase> rnnCases() {
+  std::vector<RNNCase> cases;
+  const std::pair<RNNCell, bool> cells[] = {{RNNCell::kRNNTanh, true}, {RNNCell::kRNNRelu, true}, {RNNCell::kLSTM, true},
+                                            {RNNCell::kGRU, true},     {RNNCell::kGRU, false}};
+  const std::pair<RNNDirection, DirectionMerge> directions[] = {{RNNDirection::kForward, DirectionMerge::kConcat},
+                                                                {RNNDirection::kReverse, DirectionMerge::kConcat},
+                                                                {RNNDirection::kBidirectional, DirectionMerge::kConcat},
+                                                                {RNNDirection::kBidirectional, DirectionMerge::kSum}};
+  for (auto [cell, lbr] : cells)
+    for (auto [direction, merge] : directions)
+      for (int batch : {1, 3, 7})  // the persistent kernel takes up to 4, the per-step path the rest
+        for (Precision p : {Precision::kFP32, Precision::kFP16})
+          cases.push_back({cell, lbr, direction, merge, batch == 3 ? 2 : 1, 32, batch, p});
+  // Larger shapes: bf16, and fp32 weights too big for the persistent kernel's shared memory.
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, 256, 2, Precision::kBF16});
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 1, 1024, 1, Precision::kFP16});
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 1, 1024, 2, Precision::kFP32});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, CudaRNN, testing::ValuesIn(rnnCases()),
+                         [](const auto& info) { return caseName(info.param); });
+
+// ---- Engine behaviour on the GPU -------------------------------------------------------------
+
+TEST(CudaEngine, PlanRoundTripAndBatchInvariance) {
+  REQUIRE_GPU();
+  const auto model = DeepSpeech2Model::load(dataPath("parity/lstm_bi_l2_h32/model.safetensors"));
+  const auto io = WeightStore::load(dataPath("parity/lstm_bi_l2_h32/io.safetensors"));
+  const Engine built = Builder({.device = Device::kCUDA}).build(model.createNetwork());
+  const std::string path = tempPath("cuda.plan");
+  built.save(path);
+  const Engine loaded = Engine::load(path);
+  std::remove(path.c_str());
+  auto a = built.createContext();
+  auto b = loaded.createContext();
+  const std::map<std::string, HostTensor> inputs{{"features", io.get("input")}, {"lengths", io.get("input_lengths")}};
+  const auto x = a.run(inputs).at("probs"), y = b.run(inputs).at("probs");
+  ASSERT_EQ(toVector(x), toVector(y));
+
+  // Utterance 2 alone gives its batched frames.
+  const HostTensor& input = io.get("input");
+  const int64_t bins = input.dim(2), t = input.dim(3);
+  const int32_t len = io.get("input_lengths").data<int32_t>()[2];
+  HostTensor alone(DataType::kFloat32, {1, 1, bins, len});
+  for (int64_t k = 0; k < bins; ++k)
+    for (int64_t s = 0; s < len; ++s) alone.mutableData<float>()[k * len + s] = input.data<float>()[(2 * bins + k) * t + s];
+  const auto single = a.run({{"features", alone}, {"lengths", HostTensor::fromInts({1}, {len})}});
+  const int64_t frames = single.at("output_lengths").data<int32_t>()[0], classes = x.dim(2);
+  const float* batched = x.data<float>() + 2 * x.dim(1) * classes;
+  for (int64_t i = 0; i < frames * classes; ++i) ASSERT_NEAR(single.at("probs").data<float>()[i], batched[i], 1e-5);
+}
+
+TEST(CudaEngine, ContextsOnThreadsAgree) {
+  REQUIRE_GPU();
+  const auto model = DeepSpeech2Model::load(dataPath("parity/gru_uni_l1_h24_ctx2/model.safetensors"));
+  const auto io = WeightStore::load(dataPath("parity/gru_uni_l1_h24_ctx2/io.safetensors"));
+  const Engine engine = Builder({.device = Device::kCUDA, .precision = Precision::kFP16}).build(model.createNetwork());
+  const std::map<std::string, HostTensor> inputs{{"features", io.get("input")}, {"lengths", io.get("input_lengths")}};
+  const auto reference = toVector(engine.createContext().run(inputs).at("probs"));
+  std::vector<std::vector<float>> results(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      auto ctx = engine.createContext();
+      for (int k = 0; k < 5; ++k) results[i] = toVector(ctx.run(inputs).at("probs"));
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) EXPECT_EQ(r, reference);
+}
+
+TEST(CudaEngine, BadPrecisionOnCpuIsAnError) {
+  EXPECT_THROW(Builder({.device = Device::kCPU, .precision = Precision::kFP16}).build(NetworkDefinition()), Error);
+}
+
+}  // namespace
+}  // namespace ds2rt::test
