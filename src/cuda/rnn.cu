@@ -1,6 +1,9 @@
 // The CUDA RNN layer: per layer, the input projection of all steps and both directions is one
 // cuBLASLt GEMM; the recurrence runs in the persistent kernel when the batch and the weights fit
 // on chip, otherwise step by step (cuBLASLt product + cell kernel), which any size can use.
+#include <cstdio>
+#include <cstdlib>
+
 #include "cuda/context.cuh"
 #include "cuda/gemm.cuh"
 #include "cuda/kernels.cuh"
@@ -88,9 +91,10 @@ class RNNKernel final : public TypedKernel {
                           .hidden_bias = static_cast<const float*>(w.hidden_bias.get()), .lengths = io.lengths,
                           .output = out, .out_width = dirs_ * h, .column_stride = h};
       if (persistent) {
-        auto* exchange = static_cast<float*>(dev.workspace(this, 3, 2 * dirs_ * plan_.max_batch * h * sizeof(float)));
-        auto* counters = static_cast<unsigned*>(dev.workspace(this, 4, dirs_ * sizeof(unsigned)));
-        launchPersistent(args, plan_, w.tiles.get(), exchange, counters, type_, s);
+        auto* exchange = static_cast<unsigned long long*>(dev.workspace(this, 3, persistentExchangeBytes(dirs_, h)));
+        unsigned long long* traced = trace(dev, l);
+        launchPersistent(args, plan_, w.tiles.get(), exchange, type_, s, traced);
+        if (traced) printTrace(dev, traced, l, t);
       } else {
         stepwise(state, dev, args, w);
       }
@@ -135,6 +139,23 @@ class RNNKernel final : public TypedKernel {
       }
       launchCellStep(a, step, recurrent, h_state, c_state, h_typed, type_, s);
     }
+  }
+
+  // With DS2RT_RNN_TRACE=1 (profiling only), block 0 of the persistent kernel sums its time per
+  // phase (h wait, block sync, products, cell) and the totals are printed after each layer.
+  unsigned long long* trace(CudaDeviceContext& dev, int layer) const {
+    static const bool enabled = std::getenv("DS2RT_RNN_TRACE") != nullptr;
+    if (!enabled) return nullptr;
+    auto* t = static_cast<unsigned long long*>(dev.workspace(this, 10 + layer, 4 * sizeof(unsigned long long)));
+    DS2RT_CUDA(cudaMemsetAsync(t, 0, 4 * sizeof(unsigned long long), dev.stream()));
+    return t;
+  }
+  static void printTrace(CudaDeviceContext& dev, const unsigned long long* trace, int layer, int64_t steps) {
+    unsigned long long ns[4];
+    DS2RT_CUDA(cudaMemcpyAsync(ns, trace, sizeof(ns), cudaMemcpyDeviceToHost, dev.stream()));
+    DS2RT_CUDA(cudaStreamSynchronize(dev.stream()));
+    std::fprintf(stderr, "rnn layer %d, us per step: wait for h %.2f, block sync %.2f, products %.2f, cell %.2f\n",
+                 layer, ns[0] / 1e3 / steps, ns[1] / 1e3 / steps, ns[2] / 1e3 / steps, ns[3] / 1e3 / steps);
   }
 
   RNNDesc desc_;

@@ -40,8 +40,10 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
 // Rearranges R (dirs x G*H x H, canonical) into the per-block tiles the persistent kernel loads.
 std::vector<float> tilePersistentWeights(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs,
                                          const PersistentPlan& plan);
+size_t persistentExchangeBytes(int dirs, int64_t hidden);
 void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights,
-                      float* exchange, unsigned* counters, DataType type, cudaStream_t stream);
+                      unsigned long long* exchange, DataType type, cudaStream_t stream,
+                      unsigned long long* trace = nullptr);
 
 // Per-step cell kernel (after the recurrent product `recurrent` = h R^T, float dirs x N x G*H).
 // Reads and writes the float state h/c (dirs x N x H) and writes h in the activation type to

@@ -1,9 +1,11 @@
 // Persistent recurrent kernel: one cooperative launch runs every step of one layer, both
 // directions at once (blocks [0, B) forward, [B, 2B) backward). Block `k` of a direction owns
 // `units` hidden units: their G*units rows of R stay in shared memory for the whole sequence.
-// Per step a block reads h (N x H floats, from L2), computes its rows' products with it,
-// applies the cell to its units, publishes their new h, and meets the direction's other
-// blocks at a flag barrier. Cost per step: one barrier, one h broadcast, G*units*H*N FMAs.
+// Per step a block reads h (N x H, from L2), computes its rows' products with it, applies the
+// cell to its units and publishes their new h. There is no grid barrier: each published h is
+// one 64-bit word holding the value and the step it belongs to, and a reader spins on the words
+// it needs until they carry the step it waits for. Cost per step: one L2 round trip for h,
+// G*units*H*N FMAs, the cell.
 #include <algorithm>
 
 #include "cuda/rnn.cuh"
@@ -19,15 +21,31 @@ constexpr int64_t kMaxHidden = 1024;  // the per-lane h registers cover 32 * 32 
 struct PersistentArgs {
   RecurrenceArgs r;
   const void* weights;
-  float* exchange;  // 2 x dirs x kMaxBatch x H: h after step k lives in buffer (k + 1) % 2
-  unsigned* counters;  // dirs
+  // 2 x dirs x kMaxBatch x H words (value, step): h after step k is tagged k + 1 and lives in
+  // buffer (k + 1) % 2. Zeroed before each launch: the initial h is 0, tagged 0.
+  unsigned long long* exchange;
   int units, blocks_per_direction;
+  unsigned long long* trace;  // optional: block 0's time per phase (ns), see DS2RT_RNN_TRACE
 };
 
-__device__ __forceinline__ unsigned loadAcquire(const unsigned* p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+__device__ __forceinline__ unsigned long long nowNs() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return t;
+}
+
+__device__ __forceinline__ unsigned long long loadRelaxed(const unsigned long long* p) {
+  unsigned long long v;
+  asm volatile("ld.relaxed.gpu.global.b64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
   return v;
+}
+
+__device__ __forceinline__ void storeRelaxed(unsigned long long* p, unsigned long long v) {
+  asm volatile("st.relaxed.gpu.global.b64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
+__device__ __forceinline__ unsigned long long tagged(float value, unsigned step) {
+  return (static_cast<unsigned long long>(step) << 32) | __float_as_uint(value);
 }
 
 template <typename T, int NB>
@@ -61,6 +79,14 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
   float c = 0.0f, h_own = 0.0f;
   const float b_hn = owner && r.hidden_bias ? r.hidden_bias[dir * h + j] : 0.0f;
 
+  const bool tracing = a.trace && blockIdx.x == 0 && tid == 0;
+  unsigned long long phase[4] = {0, 0, 0, 0}, mark = tracing ? nowNs() : 0;
+  const auto lap = [&](int i) {
+    if (!tracing) return;
+    const unsigned long long t = nowNs();
+    phase[i] += t - mark;
+    mark = t;
+  };
   for (int k = 0; k < max_len; ++k) {
     const bool active = owner && k < len;
     const int64_t t = reverse ? len - 1 - k : k;
@@ -70,68 +96,97 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
       const float* bias = r.bias + dir * gh + j;
       for (int g = 0; g < gates; ++g) x[g] = p[g * h] + bias[g * h];
     }
-    const float* h_in = a.exchange + ((k % 2) * r.dirs + dir) * kMaxBatch * h;
-    for (int64_t i = tid; i < r.n * h / 4; i += kThreads)
-      reinterpret_cast<float4*>(h_s)[i] = __ldcg(reinterpret_cast<const float4*>(h_in) + i);
+    const unsigned long long* h_in = a.exchange + ((k % 2) * r.dirs + dir) * kMaxBatch * h;
+    constexpr int kLoads = 4;  // words in flight per thread
+    for (int64_t base = tid; base < r.n * h; base += kLoads * kThreads) {
+      unsigned long long word[kLoads];
+#pragma unroll
+      for (int q = 0; q < kLoads; ++q)
+        if (base + q * kThreads < r.n * h) word[q] = loadRelaxed(h_in + base + q * kThreads);
+#pragma unroll
+      for (int q = 0; q < kLoads; ++q) {
+        const int64_t i = base + q * kThreads;
+        if (i >= r.n * h) break;
+        while (static_cast<unsigned>(word[q] >> 32) != static_cast<unsigned>(k)) word[q] = loadRelaxed(h_in + i);
+        h_s[i] = __uint_as_float(static_cast<unsigned>(word[q]));
+      }
+    }
+    lap(0);
     __syncthreads();
+    lap(1);
 
+    // This lane's slice of h (the same columns for every row it touches).
     float hr[NB][kChunks * V];
 #pragma unroll
     for (int cc = 0; cc < kChunks; ++cc) {
       const int64_t ch = lane + 32 * cc;
 #pragma unroll
-      for (int v = 0; v < V; ++v)
+      for (int nb = 0; nb < NB; ++nb)
 #pragma unroll
-        for (int nb = 0; nb < NB; ++nb) hr[nb][cc * V + v] = (ch < chunks && nb < r.n) ? h_s[nb * h + ch * V + v] : 0.0f;
+        for (int v = 0; v < V; v += 4) {
+          const float4 q = ch < chunks && nb < r.n ? *reinterpret_cast<const float4*>(h_s + nb * h + ch * V + v)
+                                                   : make_float4(0, 0, 0, 0);
+          hr[nb][cc * V + v] = q.x, hr[nb][cc * V + v + 1] = q.y, hr[nb][cc * V + v + 2] = q.z,
+          hr[nb][cc * V + v + 3] = q.w;
+        }
     }
-    for (int64_t row = warp; row < rows; row += kThreads / 32) {
-      float acc[NB];
+    // kRows rows per warp at a time: independent accumulators and shuffle chains keep the
+    // pipelines busy (one row at a time left the products latency-bound).
+    constexpr int kRows = 4;
+    for (int64_t row0 = warp * kRows; row0 < rows; row0 += kRows * (kThreads / 32)) {
+      float acc[kRows][NB];
 #pragma unroll
-      for (int nb = 0; nb < NB; ++nb) acc[nb] = 0.0f;
-      const uint4* w_row = reinterpret_cast<const uint4*>(w_s + row * h);
+      for (int q = 0; q < kRows; ++q)
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb) acc[q][nb] = 0.0f;
 #pragma unroll
       for (int cc = 0; cc < kChunks; ++cc) {
         const int64_t ch = lane + 32 * cc;
-        if (ch < chunks) {
-          const uint4 packed = w_row[ch];
-          const T* w = reinterpret_cast<const T*>(&packed);
+        if (ch >= chunks) continue;
+        uint4 packed[kRows];
+#pragma unroll
+        for (int q = 0; q < kRows; ++q)
+          packed[q] = row0 + q < rows ? reinterpret_cast<const uint4*>(w_s + (row0 + q) * h)[ch] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int q = 0; q < kRows; ++q) {
+          const T* w = reinterpret_cast<const T*>(&packed[q]);
 #pragma unroll
           for (int v = 0; v < V; ++v) {
             const float wv = toFloat(w[v]);
 #pragma unroll
-            for (int nb = 0; nb < NB; ++nb) acc[nb] += wv * hr[nb][cc * V + v];
+            for (int nb = 0; nb < NB; ++nb) acc[q][nb] += wv * hr[nb][cc * V + v];
           }
         }
       }
 #pragma unroll
-      for (int nb = 0; nb < NB; ++nb) {
+      for (int offset = 16; offset > 0; offset /= 2)
 #pragma unroll
-        for (int offset = 16; offset > 0; offset /= 2) acc[nb] += __shfl_xor_sync(0xffffffffu, acc[nb], offset);
-      }
+        for (int q = 0; q < kRows; ++q)
+#pragma unroll
+          for (int nb = 0; nb < NB; ++nb) acc[q][nb] += __shfl_xor_sync(0xffffffffu, acc[q][nb], offset);
       if (lane == 0)
 #pragma unroll
-        for (int nb = 0; nb < NB; ++nb) g_s[row * NB + nb] = acc[nb];
+        for (int q = 0; q < kRows; ++q)
+          if (row0 + q < rows)
+#pragma unroll
+            for (int nb = 0; nb < NB; ++nb) g_s[(row0 + q) * NB + nb] = acc[q][nb];
     }
     __syncthreads();
+    lap(2);
 
     if (active) {
       float rec[4];
       for (int g = 0; g < gates; ++g) rec[g] = g_s[(g * units + u) * NB + b];
       h_own = cellStep(r.cell, x, rec, b_hn, h_own, c);
       static_cast<T*>(r.output)[(t * r.n + b) * r.out_width + dir * r.column_stride + j] = fromFloat<T>(h_own);
-      a.exchange[(((k + 1) % 2) * r.dirs + dir) * kMaxBatch * h + b * h + j] = h_own;
     }
-    // Barrier of this direction's blocks (the pattern of cooperative groups' grid sync).
-    __syncthreads();
-    if (tid == 0) {
-      __threadfence();
-      atomicAdd(a.counters + dir, 1u);
-      const unsigned target = static_cast<unsigned>(k + 1) * a.blocks_per_direction;
-      while (loadAcquire(a.counters + dir) < target) {
-      }
-    }
-    __syncthreads();
+    // Every unit of every utterance is published each step (an utterance already finished
+    // repeats its last h), so that readers never wait for a word nobody writes.
+    if (owner) storeRelaxed(a.exchange + (((k + 1) % 2) * r.dirs + dir) * kMaxBatch * h + b * h + j, tagged(h_own, k + 1));
+    lap(3);
   }
+  if (tracing)
+    for (int i = 0; i < 4; ++i) atomicAdd(a.trace + i, phase[i]);
 }
 
 template <typename T, int NB>
@@ -177,6 +232,10 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
   return plan;
 }
 
+size_t persistentExchangeBytes(int dirs, int64_t hidden) {
+  return sizeof(unsigned long long) * 2 * dirs * kMaxBatch * hidden;
+}
+
 std::vector<float> tilePersistentWeights(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs,
                                          const PersistentPlan& plan) {
   const int64_t units = plan.units_per_block, gh = gates * hidden;
@@ -193,13 +252,12 @@ std::vector<float> tilePersistentWeights(const std::vector<float>& recurrent, in
   return tiles;
 }
 
-void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights, float* exchange,
-                      unsigned* counters, DataType type, cudaStream_t stream) {
+void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights,
+                      unsigned long long* exchange, DataType type, cudaStream_t stream, unsigned long long* trace) {
   check(args.n <= plan.max_batch, "persistent RNN kernel takes at most ", plan.max_batch, " utterances");
   const int nb = args.n == 1 ? 1 : args.n == 2 ? 2 : 4;
-  PersistentArgs a{args, tiled_weights, exchange, counters, plan.units_per_block, plan.blocks_per_direction};
-  DS2RT_CUDA(cudaMemsetAsync(exchange, 0, sizeof(float) * 2 * args.dirs * kMaxBatch * args.h, stream));
-  DS2RT_CUDA(cudaMemsetAsync(counters, 0, sizeof(unsigned) * args.dirs, stream));
+  PersistentArgs a{args, tiled_weights, exchange, plan.units_per_block, plan.blocks_per_direction, trace};
+  DS2RT_CUDA(cudaMemsetAsync(exchange, 0, persistentExchangeBytes(args.dirs, args.h), stream));
   void* params[] = {&a};
   DS2RT_CUDA(cudaLaunchCooperativeKernel(pickKernel(type, nb), dim3(plan.blocks_per_direction * args.dirs),
                                          dim3(kThreads), params, plan.shared_bytes, stream));

@@ -179,7 +179,8 @@ TEST(CudaEngine, PlanRoundTripAndBatchInvariance) {
   auto b = loaded.createContext();
   const std::map<std::string, HostTensor> inputs{{"features", io.get("input")}, {"lengths", io.get("input_lengths")}};
   const auto x = a.run(inputs).at("probs"), y = b.run(inputs).at("probs");
-  ASSERT_EQ(toVector(x), toVector(y));
+  // Two engines may pick different cuDNN algorithms (each times them): equal up to fp32 rounding.
+  ASSERT_LT(relativeL2(toVector(x), toVector(y)), 1e-6);
 
   // Utterance 2 alone gives its batched frames.
   const HostTensor& input = io.get("input");
