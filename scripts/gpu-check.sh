@@ -16,12 +16,14 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
 fi
 
 if [ "$what" = bench ] || [ "$what" = all ]; then
+  rm -f "$out/ds2rt.jsonl"
   shapes=${SHAPES:-"1x10 64x15"}
   for arch in ${ARCHS:-lstm_bi gru_bi gru_uni}; do
     for precision in ${PRECISIONS:-fp16 fp32}; do
       for shape in $shapes; do
         .gpu/bin/ds2rt bench --device cuda --precision "$precision" --arch "$arch" -b "${shape%x*}" -s "${shape#*x}" \
-          -n "${ITERATIONS:-20}" --json "$out/ds2rt_${arch}_${precision}_${shape}.jsonl" 2>&1 | tail -n 2
+          -n "${ITERATIONS:-20}" --json "$out/run.jsonl" 2>&1 | tail -n 1 | sed "s/^/$arch $precision /"
+        cat "$out/run.jsonl" >>"$out/ds2rt.jsonl"
       done
     done
   done
@@ -31,4 +33,5 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
       --dtypes "${TORCH_DTYPES:-fp16,fp32}" --variants "${TORCH_VARIANTS:-eager,graph}" --shapes "$torch_shapes" \
       --reps "${ITERATIONS:-20}" 2>&1 | tee "$out/torch.log" | tail -n 20
   fi
+  rm -f "$out/run.jsonl"
 fi

@@ -10,4 +10,7 @@ else
   scripts/build.sh
 fi
 cd "${BUILD_DIR:-build}"
-ctest --output-on-failure -j 2
+if [ "${SANITIZE:-}" = thread ]; then
+  export TSAN_OPTIONS="suppressions=$PWD/../tests/tsan.supp halt_on_error=1 ${TSAN_OPTIONS:-}"
+fi
+ctest --output-on-failure -j 2 ${CTEST_ARGS:-}

@@ -1,4 +1,4 @@
-// Persistent recurrent kernel: one cooperative launch runs every step of one layer, both
+// Persistent recurrent kernels: one cooperative launch runs every step of one layer, both
 // directions at once (blocks [0, B) forward, [B, 2B) backward). Block `k` of a direction owns
 // `units` hidden units: their G*units rows of R stay in shared memory for the whole sequence.
 // Per step a block reads h (N x H, from L2), computes its rows' products with it, applies the
@@ -8,45 +8,15 @@
 // G*units*H*N FMAs, the cell.
 #include <algorithm>
 
-#include "cuda/rnn.cuh"
+#include "cuda/rnn_persistent.cuh"
 
 namespace ds2rt::detail::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kMaxBatch = 4;
-constexpr int64_t kMaxHidden = 1024;  // the per-lane h registers cover 32 * 32 floats
-
-struct PersistentArgs {
-  RecurrenceArgs r;
-  const void* weights;
-  // 2 x dirs x kMaxBatch x H words (value, step): h after step k is tagged k + 1 and lives in
-  // buffer (k + 1) % 2. Zeroed before each launch: the initial h is 0, tagged 0.
-  unsigned long long* exchange;
-  int units, blocks_per_direction;
-  unsigned long long* trace;  // optional: block 0's time per phase (ns), see DS2RT_RNN_TRACE
-};
-
-__device__ __forceinline__ unsigned long long nowNs() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
-  return t;
-}
-
-__device__ __forceinline__ unsigned long long loadRelaxed(const unsigned long long* p) {
-  unsigned long long v;
-  asm volatile("ld.relaxed.gpu.global.b64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
-  return v;
-}
-
-__device__ __forceinline__ void storeRelaxed(unsigned long long* p, unsigned long long v) {
-  asm volatile("st.relaxed.gpu.global.b64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
-}
-
-__device__ __forceinline__ unsigned long long tagged(float value, unsigned step) {
-  return (static_cast<unsigned long long>(step) << 32) | __float_as_uint(value);
-}
+using namespace persistent;
+constexpr int kMaxCoreBatch = 4;  // the CUDA-core kernel's h registers take up to 4 utterances
+constexpr int64_t kMaxHidden = 1024;  // and 32 * 32 floats of h per lane
 
 template <typename T, int NB>
 __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a) {
@@ -61,7 +31,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
 
   T* w_s = reinterpret_cast<T*>(shared);
   float* h_s = reinterpret_cast<float*>(w_s + rows * h);
-  float* g_s = h_s + kMaxBatch * h;
+  float* g_s = h_s + kMaxCoreBatch * h;
 
   {  // This block's weight tile, once.
     const uint4* src = static_cast<const uint4*>(a.weights) + (static_cast<int64_t>(blockIdx.x) * rows * h) / V;
@@ -79,14 +49,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
   float c = 0.0f, h_own = 0.0f;
   const float b_hn = owner && r.hidden_bias ? r.hidden_bias[dir * h + j] : 0.0f;
 
-  const bool tracing = a.trace && blockIdx.x == 0 && tid == 0;
-  unsigned long long phase[4] = {0, 0, 0, 0}, mark = tracing ? nowNs() : 0;
-  const auto lap = [&](int i) {
-    if (!tracing) return;
-    const unsigned long long t = nowNs();
-    phase[i] += t - mark;
-    mark = t;
-  };
+  PhaseTrace trace(a.trace);
   for (int k = 0; k < max_len; ++k) {
     const bool active = owner && k < len;
     const int64_t t = reverse ? len - 1 - k : k;
@@ -111,9 +74,9 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
         h_s[i] = __uint_as_float(static_cast<unsigned>(word[q]));
       }
     }
-    lap(0);
+    trace.lap(0);
     __syncthreads();
-    lap(1);
+    trace.lap(1);
 
     // This lane's slice of h (the same columns for every row it touches).
     float hr[NB][kChunks * V];
@@ -172,7 +135,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
             for (int nb = 0; nb < NB; ++nb) g_s[(row0 + q) * NB + nb] = acc[q][nb];
     }
     __syncthreads();
-    lap(2);
+    trace.lap(2);
 
     if (active) {
       float rec[4];
@@ -183,24 +146,23 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
     // Every unit of every utterance is published each step (an utterance already finished
     // repeats its last h), so that readers never wait for a word nobody writes.
     if (owner) storeRelaxed(a.exchange + (((k + 1) % 2) * r.dirs + dir) * kMaxBatch * h + b * h + j, tagged(h_own, k + 1));
-    lap(3);
+    trace.lap(3);
   }
-  if (tracing)
-    for (int i = 0; i < 4; ++i) atomicAdd(a.trace + i, phase[i]);
+  trace.flush();
 }
 
-template <typename T, int NB>
-void* kernelFor() {
-  return reinterpret_cast<void*>(&persistentKernel<T, NB>);
+template <int NB>
+void* coreKernel() {
+  return reinterpret_cast<void*>(&persistentKernel<float, NB>);
 }
 
-void* pickKernel(DataType type, int nb) {
-  return dispatchType(type, [&](auto* tag) -> void* {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    if (nb == 1) return kernelFor<T, 1>();
-    if (nb == 2) return kernelFor<T, 2>();
-    return kernelFor<T, 4>();
-  });
+void* coreKernelFor(int nb) { return nb == 1 ? coreKernel<1>() : nb == 2 ? coreKernel<2>() : coreKernel<4>(); }
+
+bool coResident(void* kernel, int threads, size_t shared_bytes, int blocks, int sm_count) {
+  DS2RT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)));
+  int resident = 0;
+  DS2RT_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, threads, shared_bytes));
+  return resident * sm_count >= blocks;
 }
 
 }  // namespace
@@ -209,25 +171,29 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
                               int sm_count, size_t shared_limit) {
   PersistentPlan plan;
   const int gates = gateCount(cell);
-  const int v = 16 / static_cast<int>(sizeOf(type));
-  // A GRU without linear-before-reset needs all of r*h before R_n: a second barrier per step.
-  if ((cell == RNNCell::kGRU && !linear_before_reset) || hidden > kMaxHidden || hidden % v != 0) return plan;
+  // A GRU without linear-before-reset needs all of r*h before R_n: a second exchange per step.
+  if (cell == RNNCell::kGRU && !linear_before_reset) return plan;
   const int per_direction = sm_count / dirs;
   if (per_direction < 1) return plan;
   plan.units_per_block = static_cast<int>((hidden + per_direction - 1) / per_direction);
   plan.blocks_per_direction = static_cast<int>((hidden + plan.units_per_block - 1) / plan.units_per_block);
-  const int64_t rows = static_cast<int64_t>(gates) * plan.units_per_block;
-  plan.shared_bytes = rows * hidden * sizeOf(type) + kMaxBatch * hidden * 4 + rows * kMaxBatch * 4;
-  if (plan.shared_bytes > shared_limit || plan.units_per_block * kMaxBatch > kThreads) return plan;
-  for (int nb : {1, 2, 4}) {
-    void* kernel = pickKernel(type, nb);
-    DS2RT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(plan.shared_bytes)));
-    int resident = 0;
-    DS2RT_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, kThreads, plan.shared_bytes));
-    if (resident * sm_count < plan.blocks_per_direction * dirs) return plan;
+  const int blocks = plan.blocks_per_direction * dirs;
+  if (type == DataType::kFloat32) {
+    const int64_t rows = static_cast<int64_t>(gates) * plan.units_per_block;
+    if (hidden > kMaxHidden || hidden % 4 != 0 || plan.units_per_block * kMaxCoreBatch > kThreads) return plan;
+    plan.shared_bytes = rows * hidden * sizeof(float) + kMaxCoreBatch * hidden * 4 + rows * kMaxCoreBatch * 4;
+    if (plan.shared_bytes > shared_limit) return plan;
+    for (int nb : {1, 2, 4})
+      if (!coResident(coreKernelFor(nb), kThreads, plan.shared_bytes, blocks, sm_count)) return plan;
+    plan.max_batch = kMaxCoreBatch;
+  } else {
+    if (plan.units_per_block * kMaxBatch > mmaThreads()) return plan;
+    plan.shared_bytes = mmaSharedBytes(mmaGeometry(gates, plan.units_per_block, hidden), type);
+    if (plan.shared_bytes > shared_limit || !coResident(mmaKernel(type), mmaThreads(), plan.shared_bytes, blocks, sm_count))
+      return plan;
+    plan.max_batch = kMaxBatch;
+    plan.tensor_cores = true;
   }
-  plan.max_batch = kMaxBatch;
   plan.usable = true;
   return plan;
 }
@@ -238,6 +204,8 @@ size_t persistentExchangeBytes(int dirs, int64_t hidden) {
 
 std::vector<float> tilePersistentWeights(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs,
                                          const PersistentPlan& plan) {
+  if (plan.tensor_cores)
+    return tileForMma(recurrent, gates, hidden, dirs, plan.units_per_block, plan.blocks_per_direction);
   const int64_t units = plan.units_per_block, gh = gates * hidden;
   std::vector<float> tiles(static_cast<size_t>(dirs) * plan.blocks_per_direction * gates * units * hidden, 0.0f);
   size_t out = 0;
@@ -255,12 +223,18 @@ std::vector<float> tilePersistentWeights(const std::vector<float>& recurrent, in
 void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights,
                       unsigned long long* exchange, DataType type, cudaStream_t stream, unsigned long long* trace) {
   check(args.n <= plan.max_batch, "persistent RNN kernel takes at most ", plan.max_batch, " utterances");
-  const int nb = args.n == 1 ? 1 : args.n == 2 ? 2 : 4;
   PersistentArgs a{args, tiled_weights, exchange, plan.units_per_block, plan.blocks_per_direction, trace};
   DS2RT_CUDA(cudaMemsetAsync(exchange, 0, persistentExchangeBytes(args.dirs, args.h), stream));
-  void* params[] = {&a};
-  DS2RT_CUDA(cudaLaunchCooperativeKernel(pickKernel(type, nb), dim3(plan.blocks_per_direction * args.dirs),
-                                         dim3(kThreads), params, plan.shared_bytes, stream));
+  const dim3 grid(plan.blocks_per_direction * args.dirs);
+  if (plan.tensor_cores) {
+    MmaGeometry geometry = mmaGeometry(args.gates, plan.units_per_block, args.h);
+    void* params[] = {&a, &geometry};
+    DS2RT_CUDA(cudaLaunchCooperativeKernel(mmaKernel(type), grid, dim3(mmaThreads()), params, plan.shared_bytes, stream));
+  } else {
+    void* params[] = {&a};
+    const int nb = args.n == 1 ? 1 : args.n == 2 ? 2 : 4;
+    DS2RT_CUDA(cudaLaunchCooperativeKernel(coreKernelFor(nb), grid, dim3(kThreads), params, plan.shared_bytes, stream));
+  }
 }
 
 }  // namespace ds2rt::detail::cuda

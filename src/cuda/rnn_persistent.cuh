@@ -1,0 +1,77 @@
+// Pieces shared by the two persistent recurrent kernels (CUDA cores for fp32, tensor cores for
+// fp16/bf16): arguments, the step-tagged h exchange, and the phase trace.
+#pragma once
+
+#include "cuda/rnn.cuh"
+
+namespace ds2rt::detail::cuda::persistent {
+
+constexpr int kThreads = 256;
+constexpr int kMaxBatch = 8;  // utterances the exchange buffer holds
+
+struct PersistentArgs {
+  RecurrenceArgs r;
+  const void* weights;
+  // 2 x dirs x kMaxBatch x H words (value, step): h after step k is tagged k + 1 and lives in
+  // buffer (k + 1) % 2. Zeroed before each launch: the initial h is 0, tagged 0.
+  unsigned long long* exchange;
+  int units, blocks_per_direction;
+  unsigned long long* trace;  // optional: block 0's time per phase (ns), see DS2RT_RNN_TRACE
+};
+
+__device__ __forceinline__ unsigned long long nowNs() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return t;
+}
+
+__device__ __forceinline__ unsigned long long loadRelaxed(const unsigned long long* p) {
+  unsigned long long v;
+  asm volatile("ld.relaxed.gpu.global.b64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+
+__device__ __forceinline__ void storeRelaxed(unsigned long long* p, unsigned long long v) {
+  asm volatile("st.relaxed.gpu.global.b64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
+__device__ __forceinline__ unsigned long long tagged(float value, unsigned step) {
+  return (static_cast<unsigned long long>(step) << 32) | __float_as_uint(value);
+}
+
+// Block 0's thread 0 sums the time of each phase of a step into a.trace (DS2RT_RNN_TRACE).
+struct PhaseTrace {
+  unsigned long long* out;
+  unsigned long long phase[4] = {0, 0, 0, 0};
+  unsigned long long mark = 0;
+  __device__ explicit PhaseTrace(unsigned long long* trace)
+      : out(trace && blockIdx.x == 0 && threadIdx.x == 0 ? trace : nullptr) {
+    if (out) mark = nowNs();
+  }
+  __device__ __forceinline__ void lap(int i) {
+    if (!out) return;
+    const unsigned long long t = nowNs();
+    phase[i] += t - mark;
+    mark = t;
+  }
+  __device__ void flush() {
+    if (out)
+      for (int i = 0; i < 4; ++i) atomicAdd(out + i, phase[i]);
+  }
+};
+
+// Tensor-core geometry: a block's G*units rows in 16-row tiles, H in 16-column tiles, the
+// column tiles of each row tile split over `ksplit` warps.
+struct MmaGeometry {
+  int mtiles = 0, ktiles = 0, ksplit = 1, h_stride = 0;
+};
+
+MmaGeometry mmaGeometry(int gates, int units, int64_t hidden);
+size_t mmaSharedBytes(const MmaGeometry& g, DataType type);
+void* mmaKernel(DataType type);
+int mmaThreads();  // threads per block of the tensor-core kernel
+// Rearranges R into per-block tiles in mma.m16n8k16's A-fragment order (see the kernel).
+std::vector<float> tileForMma(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs, int units,
+                              int blocks_per_direction);
+
+}  // namespace ds2rt::detail::cuda::persistent

@@ -1,0 +1,201 @@
+// The tensor-core persistent recurrent kernel (fp16/bf16). Each step, a block's recurrent rows
+// (G*units of them, in 16-row tiles) multiply h (H x up to 8 utterances) with mma.m16n8k16:
+// the weights sit in shared memory already in the A-fragment order of that instruction, so a
+// lane fetches its fragment with one 16-byte load; h is staged in shared memory in the
+// activation type, padded so the B-fragment loads of a warp hit distinct banks.
+#include <algorithm>
+
+#include "cuda/rnn_persistent.cuh"
+
+namespace ds2rt::detail::cuda::persistent {
+
+namespace {
+
+// 16 warps: the products are latency-bound chains of mma, so more warps in flight pay off.
+constexpr int kMmaThreads = 512;
+
+template <typename T>
+__device__ __forceinline__ void mma16816(float* c, const uint4& a, unsigned b0, unsigned b1) {
+  if constexpr (std::is_same_v<T, __half>)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a, MmaGeometry geo) {
+  extern __shared__ uint4 shared[];
+  const RecurrenceArgs& r = a.r;
+  const int gates = r.gates, units = a.units, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int64_t h = r.h, gh = gates * h;
+  const int dir = blockIdx.x / a.blocks_per_direction, block = blockIdx.x % a.blocks_per_direction;
+  const int64_t first_unit = static_cast<int64_t>(block) * units;
+  const int64_t tile_words = static_cast<int64_t>(geo.mtiles) * geo.ktiles * 32;  // uint4 per block
+
+  const uint4* w_s = shared;
+  T* h_s = reinterpret_cast<T*>(shared + tile_words);           // kMaxBatch x h_stride
+  float* part_s = reinterpret_cast<float*>(h_s + kMaxBatch * geo.h_stride);  // ksplit x mtiles*16 x kMaxBatch
+
+  {
+    const uint4* src = static_cast<const uint4*>(a.weights) + blockIdx.x * tile_words;
+    for (int64_t i = tid; i < tile_words; i += kMmaThreads) shared[i] = src[i];
+    for (int64_t i = tid; i < kMaxBatch * geo.h_stride; i += kMmaThreads) h_s[i] = fromFloat<T>(0.0f);
+  }
+  __syncthreads();
+  int max_len = 0;
+  for (int b = 0; b < r.n; ++b) max_len = max(max_len, r.lengths[b]);
+  const bool reverse = r.reverse_only || dir == 1;
+
+  const int u = tid / kMaxBatch, b = tid % kMaxBatch;
+  const int64_t j = first_unit + u;
+  const bool owner = u < units && b < r.n && j < h;
+  const int len = owner ? r.lengths[b] : 0;
+  float c = 0.0f, h_own = 0.0f;
+  const float b_hn = owner && r.hidden_bias ? r.hidden_bias[dir * h + j] : 0.0f;
+  const int k_per_part = (geo.ktiles + geo.ksplit - 1) / geo.ksplit;
+  const int group = lane / 4, pair = (lane % 4) * 2;
+  PhaseTrace trace(a.trace);
+
+  for (int k = 0; k < max_len; ++k) {
+    const bool active = owner && k < len;
+    const int64_t t = reverse ? len - 1 - k : k;
+    float x[4] = {0, 0, 0, 0};
+    if (active) {
+      const float* p = r.projection + (t * r.n + b) * r.dirs * gh + dir * gh + j;
+      const float* bias = r.bias + dir * gh + j;
+#pragma unroll
+      for (int g = 0; g < 4; ++g)
+        if (g < gates) x[g] = p[g * h] + bias[g * h];
+    }
+    const unsigned long long* h_in = a.exchange + ((k % 2) * r.dirs + dir) * kMaxBatch * h;
+    // Every word this thread needs is requested before any is waited for: one round trip.
+    constexpr int kLoads = kMaxBatch * 1024 / kMmaThreads;
+    const int64_t words = r.n * h;
+    unsigned long long word[kLoads];
+#pragma unroll
+    for (int q = 0; q < kLoads; ++q)
+      if (tid + q * kMmaThreads < words) word[q] = loadRelaxed(h_in + tid + q * kMmaThreads);
+#pragma unroll
+    for (int q = 0; q < kLoads; ++q) {
+      const int64_t i = tid + q * kMmaThreads;
+      if (i < words) {
+        while (static_cast<unsigned>(word[q] >> 32) != static_cast<unsigned>(k)) word[q] = loadRelaxed(h_in + i);
+        h_s[(i / h) * geo.h_stride + i % h] = fromFloat<T>(__uint_as_float(static_cast<unsigned>(word[q])));
+      }
+    }
+    for (int64_t i = tid + kLoads * kMmaThreads; i < words; i += kMmaThreads) {  // hidden > 1024
+      unsigned long long w = loadRelaxed(h_in + i);
+      while (static_cast<unsigned>(w >> 32) != static_cast<unsigned>(k)) w = loadRelaxed(h_in + i);
+      h_s[(i / h) * geo.h_stride + i % h] = fromFloat<T>(__uint_as_float(static_cast<unsigned>(w)));
+    }
+    trace.lap(0);
+    __syncthreads();
+    trace.lap(1);
+
+    for (int job = warp; job < geo.mtiles * geo.ksplit; job += kMmaThreads / 32) {
+      const int mt = job % geo.mtiles, part = job / geo.mtiles;
+      const int kt_begin = part * k_per_part, kt_end = min(geo.ktiles, kt_begin + k_per_part);
+      float acc[4][4] = {};  // four independent chains hide the mma latency
+      const uint4* a_frag = w_s + (static_cast<int64_t>(mt) * geo.ktiles) * 32 + lane;
+      const T* b_row = h_s + group * geo.h_stride + pair;  // utterance `group`, columns pair, pair + 1
+      const auto product = [&](float* into, int kt) {
+        const unsigned b0 = *reinterpret_cast<const unsigned*>(b_row + kt * 16);
+        const unsigned b1 = *reinterpret_cast<const unsigned*>(b_row + kt * 16 + 8);
+        mma16816<T>(into, a_frag[kt * 32], b0, b1);
+      };
+      int kt = kt_begin;
+      for (; kt + 3 < kt_end; kt += 4) {
+        product(acc[0], kt);
+        product(acc[1], kt + 1);
+        product(acc[2], kt + 2);
+        product(acc[3], kt + 3);
+      }
+      for (; kt < kt_end; ++kt) product(acc[0], kt);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[0][i] += acc[1][i] + acc[2][i] + acc[3][i];
+      // C fragment: rows group and group + 8 of the tile, utterances pair and pair + 1.
+      float* out = part_s + (static_cast<int64_t>(part) * geo.mtiles * 16 + mt * 16 + group) * kMaxBatch + pair;
+      out[0] = acc[0][0];
+      out[1] = acc[0][1];
+      out[8 * kMaxBatch] = acc[0][2];
+      out[8 * kMaxBatch + 1] = acc[0][3];
+    }
+    __syncthreads();
+    trace.lap(2);
+
+    if (active) {
+      float rec[4] = {0, 0, 0, 0};
+#pragma unroll
+      for (int g = 0; g < 4; ++g)
+        if (g < gates)
+          for (int p = 0; p < geo.ksplit; ++p)
+            rec[g] += part_s[(static_cast<int64_t>(p) * geo.mtiles * 16 + g * units + u) * kMaxBatch + b];
+      h_own = cellStep(r.cell, x, rec, b_hn, h_own, c);
+      static_cast<T*>(r.output)[(t * r.n + b) * r.out_width + dir * r.column_stride + j] = fromFloat<T>(h_own);
+    }
+    // Every unit of every utterance is published each step (a finished utterance repeats its
+    // last h), so that readers never wait for a word nobody writes.
+    if (owner) storeRelaxed(a.exchange + (((k + 1) % 2) * r.dirs + dir) * kMaxBatch * h + b * h + j, tagged(h_own, k + 1));
+    trace.lap(3);
+  }
+  trace.flush();
+}
+
+}  // namespace
+
+MmaGeometry mmaGeometry(int gates, int units, int64_t hidden) {
+  MmaGeometry g;
+  g.mtiles = (gates * units + 15) / 16;
+  g.ktiles = static_cast<int>((hidden + 15) / 16);
+  g.ksplit = std::max(1, std::min(kMmaThreads / 32 / g.mtiles, g.ktiles));
+  g.h_stride = g.ktiles * 16 + 8;  // + 8 elements: the 8 utterances' rows start in different banks
+  return g;
+}
+
+size_t mmaSharedBytes(const MmaGeometry& g, DataType type) {
+  return static_cast<size_t>(g.mtiles) * g.ktiles * 32 * sizeof(uint4) + kMaxBatch * g.h_stride * sizeOf(type) +
+         static_cast<size_t>(g.ksplit) * g.mtiles * 16 * kMaxBatch * sizeof(float);
+}
+
+int mmaThreads() { return kMmaThreads; }
+
+void* mmaKernel(DataType type) {
+  return type == DataType::kBFloat16 ? reinterpret_cast<void*>(&mmaKernelImpl<__nv_bfloat16>)
+                                     : reinterpret_cast<void*>(&mmaKernelImpl<__half>);
+}
+
+std::vector<float> tileForMma(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs, int units,
+                              int blocks_per_direction) {
+  const MmaGeometry geo = mmaGeometry(gates, units, hidden);
+  const int64_t gh = gates * hidden;
+  std::vector<float> tiles(static_cast<size_t>(dirs) * blocks_per_direction * geo.mtiles * geo.ktiles * 32 * 8, 0.0f);
+  // The value of R (row `row` of the block's G*units rows, column k), 0 outside R.
+  const auto weight = [&](int d, int block, int row, int64_t k) -> float {
+    const int g = row / units, u = row % units;
+    const int64_t unit = static_cast<int64_t>(block) * units + u;
+    if (g >= gates || unit >= hidden || k >= hidden) return 0.0f;
+    return recurrent[(d * gh + g * hidden + unit) * hidden + k];
+  };
+  size_t out = 0;
+  for (int d = 0; d < dirs; ++d)
+    for (int block = 0; block < blocks_per_direction; ++block)
+      for (int mt = 0; mt < geo.mtiles; ++mt)
+        for (int kt = 0; kt < geo.ktiles; ++kt)
+          for (int lane = 0; lane < 32; ++lane) {
+            // A fragment of mma.m16n8k16 (row-major 16 x 16): a0 a1 (row g, cols p, p+1),
+            // a2 a3 (row g+8), a4 a5 (row g, cols p+8, p+9), a6 a7 (row g+8, cols p+8, p+9).
+            const int group = lane / 4, pair = (lane % 4) * 2;
+            for (int i = 0; i < 8; ++i) {
+              const int row = mt * 16 + group + ((i / 2) % 2) * 8;
+              const int64_t col = static_cast<int64_t>(kt) * 16 + pair + (i % 2) + (i / 4) * 8;
+              tiles[out++] = weight(d, block, row, col);
+            }
+          }
+  return tiles;
+}
+
+}  // namespace ds2rt::detail::cuda::persistent
