@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=${CUDA_ARCHITECTURES:-"80;86;89;90"}
-BUILD_DIR=build-cuda scripts/build.sh -DDS2RT_WITH_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$arch"
+BUILD_DIR=build-cuda CUDA_ARCHITECTURES="$arch" scripts/build.sh
 rm -rf .gpu && mkdir -p .gpu/bin
 cp build-cuda/tools/ds2rt build-cuda/tests/ds2rt_cuda_tests .gpu/bin/
 ../shared/gpu/pack-libs.sh .gpu/lib .gpu/bin/ds2rt .gpu/bin/ds2rt_cuda_tests

@@ -5,9 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${SANITIZE:-}" ]; then
   export BUILD_DIR="build-$(echo "$SANITIZE" | tr ',' '-')"
-  scripts/build.sh -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS2RT_SANITIZE="$SANITIZE"
+  DS2RT_WITH_CUDA=OFF scripts/build.sh -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS2RT_SANITIZE="$SANITIZE"  # sanitizers check the host code
 else
   scripts/build.sh
+fi
+if [ -z "${SANITIZE:-}" ]; then
+  scripts/test-python.sh
 fi
 cd "${BUILD_DIR:-build}"
 if [ "${SANITIZE:-}" = thread ]; then
