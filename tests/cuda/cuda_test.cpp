@@ -1,6 +1,9 @@
 // The CUDA backend against the CPU backend and the PyTorch fixtures, for every precision.
 // Needs a GPU: without one every test is skipped with the reason (CI compiles them only).
 #include <cuda_runtime.h>
+#include <zlib.h>
+
+#include <cctype>
 
 #include <thread>
 
@@ -193,6 +196,35 @@ TEST(CudaEngine, PlanRoundTripAndBatchInvariance) {
   const int64_t frames = single.at("output_lengths").data<int32_t>()[0], classes = x.dim(2);
   const float* batched = x.data<float>() + 2 * x.dim(1) * classes;
   for (int64_t i = 0; i < frames * classes; ++i) ASSERT_NEAR(single.at("probs").data<float>()[i], batched[i], 1e-5);
+}
+
+// A plan built for another GPU architecture is refused with a message naming both.
+TEST(CudaEngine, PlanForAnotherGpuIsRefused) {
+  REQUIRE_GPU();
+  const auto model = DeepSpeech2Model::load(dataPath("parity/gru_uni_l1_h24_ctx2/model.safetensors"));
+  std::vector<uint8_t> plan = Builder({.device = Device::kCUDA}).build(model.createNetwork()).serialize();
+  std::string text(plan.begin(), plan.end());
+  const size_t at = text.find("\"cuda_arch\":");
+  ASSERT_NE(at, std::string::npos);
+  const size_t digits = at + std::string("\"cuda_arch\":").size();
+  ASSERT_TRUE(std::isdigit(static_cast<unsigned char>(plan[digits])) && std::isdigit(static_cast<unsigned char>(plan[digits + 1])));
+  const char other = plan[digits] == '7' ? '8' : '7';  // sm_7x <-> sm_8x/9x: same length, another GPU
+  plan[digits] = static_cast<uint8_t>(other);
+  const auto crc = [&](size_t from, size_t to) {
+    return static_cast<uint32_t>(crc32_z(crc32_z(0L, Z_NULL, 0), plan.data() + from, to - from));
+  };
+  const auto put = [&](size_t offset, uint32_t value) {
+    for (int i = 0; i < 4; ++i) plan[offset + i] = static_cast<uint8_t>(value >> (8 * i));
+  };
+  put(40, crc(48, plan.size()));
+  put(44, crc(0, 44));
+  try {
+    Engine::deserialize(plan, "other-gpu.plan");
+    FAIL() << "a plan for another GPU loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rebuild the plan"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(std::string("sm_") + other), std::string::npos) << e.what();
+  }
 }
 
 TEST(CudaEngine, ContextsOnThreadsAgree) {
