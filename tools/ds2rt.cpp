@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   ds2rt::tools::addInspectCommand(app);
   ds2rt::tools::addRunCommand(app);
   ds2rt::tools::addBenchCommand(app);
+  ds2rt::tools::addTranscribeCommand(app);
+  ds2rt::tools::addEvalCommand(app);
   try {
     app.parse(argc, argv);  // runs the chosen subcommand's callback
   } catch (const CLI::ParseError& e) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -17,6 +18,22 @@ inline std::string dataPath(const std::string& relative) { return std::string(DS
 inline std::string tempPath(const std::string& name) {
   return testing::TempDir() + "ds2rt_" + std::to_string(::getpid()) + "_" + name;
 }
+
+// A temporary path for this test program; everything made there is removed when it exits.
+inline std::string scratch(const std::string& name) {
+  static struct Registry {
+    std::vector<std::string> paths;
+    ~Registry() {
+      for (const auto& p : paths) {
+        std::error_code ignored;
+        std::filesystem::remove_all(p, ignored);
+      }
+    }
+  } registry;
+  registry.paths.push_back(tempPath(name));
+  return registry.paths.back();
+}
+
 
 // ||a - b|| / ||b||
 inline double relativeL2(const float* a, const float* b, size_t n) {

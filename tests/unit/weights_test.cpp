@@ -15,21 +15,6 @@
 namespace ds2rt::test {
 namespace {
 
-// A temporary path for this test program; everything made there is removed when it exits.
-std::string scratch(const std::string& name) {
-  static struct Registry {
-    std::vector<std::string> paths;
-    ~Registry() {
-      for (const auto& p : paths) {
-        std::error_code ignored;
-        std::filesystem::remove_all(p, ignored);
-      }
-    }
-  } registry;
-  registry.paths.push_back(tempPath(name));
-  return registry.paths.back();
-}
-
 using testing::HasSubstr;
 
 std::string readBytes(const std::string& path) {

@@ -1,0 +1,147 @@
+// ds2rt eval MODEL|PLAN MANIFEST [--verbose] [--json]: word and character error rates.
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "ds2rt/error.h"
+#include "transcription/manifest.h"
+#include "transcription/normalize.h"
+#include "transcription/options.h"
+#include "transcription/output.h"
+#include "transcription/progress.h"
+
+namespace ds2rt::tools {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+constexpr const char* kFooter = R"(
+The model comes first, as in every ds2rt command: ds2rt eval model.safetensors test.csv
+MANIFEST: .csv (deepspeech.pytorch: audio_path,transcript_path per line) or .json/.jsonl (NeMo:
+{"audio_filepath", "text"} per line); relative paths are resolved against its directory.
+
+WER and CER are corpus rates: the edit counts of all files added, then divided by the reference
+length (jiwer's convention). References are first put in the model's alphabet: upper-cased when
+the labels are upper-case, characters outside the labels dropped, whitespace collapsed to single
+spaces. Files that cannot be read or lack a reference are reported, left out of the rates, and make
+the exit status 1.)";
+
+struct FileScore {
+  std::string file, reference, hypothesis;
+  EditCounts words, chars;
+};
+
+std::string percent(double rate) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.2f%%", 100.0 * rate);
+  return buffer;
+}
+
+std::string describe(const EditCounts& e, const char* unit) {
+  return cat(e.referenceLength(), " ", unit, ": ", e.substitutions, " substitutions, ", e.deletions, " deletions, ",
+             e.insertions, " insertions");
+}
+
+json countsJson(const EditCounts& e) {
+  return {{"rate", e.rate()},          {"errors", e.errors()},   {"reference_length", e.referenceLength()},
+          {"hits", e.hits},            {"substitutions", e.substitutions},
+          {"deletions", e.deletions},  {"insertions", e.insertions}};
+}
+
+std::vector<std::string> labelsWithoutBlank(const DecoderConfig& d) {
+  std::vector<std::string> labels = d.labels;
+  labels.erase(labels.begin() + d.blank_index);
+  return labels;
+}
+
+}  // namespace
+
+void addEvalCommand(CLI::App& app) {
+  struct Args {
+    TranscribeOptions options;
+    std::string manifest;
+    bool verbose = false, json = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("eval", "Word and character error rates of a model on a manifest (MODEL first)");
+  cmd->footer(kFooter);
+  addTranscribeOptions(*cmd, args->options);
+  cmd->add_option("manifest", args->manifest, "manifest: .csv (deepspeech.pytorch) or .json/.jsonl (NeMo)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("-v,--verbose", args->verbose, "per-file rates with the reference and the transcript");
+  cmd->add_flag("--json", args->json, "print a JSON summary instead of text");
+  cmd->callback([args] {
+    const std::vector<ManifestEntry> entries = readManifest(args->manifest);
+    Transcriber transcriber = makeTranscriber(args->options);
+    std::vector<std::string> files;
+    for (const ManifestEntry& e : entries) files.push_back(e.audio);
+
+    std::vector<Transcription> results;
+    {
+      ProgressBar bar(files.size(), !args->options.no_progress);
+      results = transcriber.transcribe(files, [&bar](const Transcription& r) {
+        if (!r.ok()) bar.message("ds2rt: error: " + r.error);
+        bar.advance(r.duration);
+      });
+    }
+
+    const std::vector<std::string> labels = labelsWithoutBlank(transcriber.decoderConfig());
+    std::vector<FileScore> scores;
+    EditCounts words, chars;
+    size_t failed = 0;
+    double seconds = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (!results[i].ok()) {
+        ++failed;
+        continue;
+      }
+      FileScore s{.file = results[i].file};
+      try {
+        s.reference = normalizeTranscript(entries[i].reference(), labels);
+      } catch (const Error& e) {
+        std::cerr << "ds2rt: error: " << e.what() << "\n";
+        ++failed;
+        continue;
+      }
+      s.hypothesis = normalizeTranscript(results[i].text(), labels);
+      s.words = wordEdits(s.reference, s.hypothesis);
+      s.chars = charEdits(s.reference, s.hypothesis);
+      words += s.words;
+      chars += s.chars;
+      seconds += results[i].duration;
+      scores.push_back(std::move(s));
+    }
+
+    if (args->json) {
+      json summary = {{"model", args->options.model},  {"manifest", args->manifest}, {"files", entries.size()},
+                      {"failed", failed},             {"audio_seconds", std::round(seconds * 1000) / 1000},   {"wer", scores.empty() ? json() : json(words.rate())},
+                      {"cer", scores.empty() ? json() : json(chars.rate())},          {"words", countsJson(words)}, {"chars", countsJson(chars)},
+                      {"decoder", decoderSettings(transcriber)}};
+      if (args->verbose) {
+        summary["results"] = json::array();
+        for (const FileScore& s : scores)
+          summary["results"].push_back({{"file", s.file}, {"reference", s.reference}, {"hypothesis", s.hypothesis},
+                                        {"wer", s.words.rate()}, {"cer", s.chars.rate()}});
+      }
+      std::cout << summary.dump(2) << "\n";
+    } else {
+      if (args->verbose)
+        for (const FileScore& s : scores)
+          std::cout << s.file << "  WER " << percent(s.words.rate()) << "  CER " << percent(s.chars.rate())
+                    << "\n  REF: " << s.reference << "\n  HYP: " << s.hypothesis << "\n";
+      if (!scores.empty())
+        std::cout << "WER " << percent(words.rate()) << " (" << describe(words, "words") << ")\n"
+                  << "CER " << percent(chars.rate()) << " (" << describe(chars, "characters") << ")\n";
+      std::cout << "files " << scores.size() << " scored, " << failed << " failed, " << cat(std::fixed, std::setprecision(2), seconds)
+                << " s of audio\n";
+    }
+    check(failed == 0, failed, " of ", entries.size(), " files could not be scored (see the errors above)");
+  });
+}
+
+}  // namespace ds2rt::tools

@@ -1,0 +1,36 @@
+#include "transcription/model.h"
+
+#include <filesystem>
+
+#include "ds2rt/error.h"
+
+namespace ds2rt::tools {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string configBesidePlan(const std::string& plan) {
+  for (const char* ext : {".safetensors", ".json"}) {
+    const fs::path candidate = fs::path(plan).replace_extension(ext);
+    if (fs::is_regular_file(candidate)) return candidate.string();
+  }
+  fail("plan '", plan, "' holds no labels or spectrogram settings: pass --config with the model file or JSON "
+       "config it was built from (or put ", fs::path(plan).replace_extension(".safetensors").string(), " beside it)");
+}
+
+}  // namespace
+
+TranscriptionModel openTranscriptionModel(const std::string& path, const std::string& config_path,
+                                          const BuildOptions& options) {
+  if (isPlanFile(path)) {
+    Engine engine = Engine::load(path);
+    const std::string source = config_path.empty() ? configBesidePlan(path) : config_path;
+    return {std::move(engine), DeepSpeech2Model::load(source).config(), path};
+  }
+  const DeepSpeech2Model model = DeepSpeech2Model::load(path);
+  Engine engine = Builder(options.config()).build(model.createNetwork({.log_softmax = options.log_probs}));
+  return {std::move(engine), model.config(), path};
+}
+
+}  // namespace ds2rt::tools
