@@ -6,7 +6,7 @@ ds2rt=$1
 data=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export OMP_NUM_THREADS=2
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 failures=0
 model=$data/parity/lstm_bi_l2_h32/model.safetensors
 audio=$data/audio

@@ -72,7 +72,8 @@ class CpuDeviceContext final : public DeviceContext {
 
   void execute(const std::string&, const std::function<void()>& launch) override {
     // OpenMP's thread count is per calling thread, so contexts on different threads don't interfere.
-    omp_set_num_threads(threads_ > 0 ? threads_ : omp_get_num_procs());
+    static const int default_threads = omp_get_max_threads();  // OMP_NUM_THREADS, else every core
+    omp_set_num_threads(threads_ > 0 ? threads_ : default_threads);
     launch();
   }
 
