@@ -5,13 +5,11 @@
 #include <cmath>
 
 #include "ds2rt/error.h"
+#include "core/overloaded.h"
 
 namespace ds2rt::detail {
 
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... { using Ts::operator()...; };
 
 int64_t convExtent(int64_t in, int kernel, int stride, int padding, int dilation) {
   if (in == kDynamic) return kDynamic;

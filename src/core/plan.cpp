@@ -11,6 +11,7 @@
 
 #include "core/engine_impl.h"
 #include "ds2rt/error.h"
+#include "core/overloaded.h"
 
 namespace ds2rt::detail {
 
@@ -55,9 +56,6 @@ json activationJson(const ActivationDesc& a) { return {{"type", toString(a.type)
 ActivationDesc activationFrom(const json& j) {
   return {parseEnum<ActivationType>(j.at("type"), 5, "activation"), j.at("min").get<float>(), j.at("max").get<float>()};
 }
-
-template <class... Ts>
-struct Overloaded : Ts... { using Ts::operator()...; };
 
 json paramsJson(const LayerDesc& desc) {
   return std::visit(

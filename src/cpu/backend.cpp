@@ -6,6 +6,7 @@
 
 #include "cpu/kernels.h"
 #include "ds2rt/error.h"
+#include "core/overloaded.h"
 
 namespace ds2rt::detail {
 
@@ -20,9 +21,6 @@ void gemmABt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
 }
 
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... { using Ts::operator()...; };
 
 class CpuBackend final : public Backend {
  public:

@@ -29,6 +29,7 @@ struct Compiled {
   dnnl::convolution_forward primitive;
   memory weights;
   memory bias;
+  memory scratchpad;  // owned by the context: oneDNN's own scratchpad is tied to the creating thread
   memory::desc src, dst;
 };
 
@@ -54,8 +55,8 @@ class ConvolutionKernel final : public Kernel {
     Compiled& c = it->second;
     memory src(c.src, state.engine, const_cast<float*>(io.in<float>()));
     memory dst(c.dst, state.engine, io.out<float>());
-    c.primitive.execute(state.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, c.weights},
-                                       {DNNL_ARG_BIAS, c.bias}, {DNNL_ARG_DST, dst}});
+    c.primitive.execute(state.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, c.weights}, {DNNL_ARG_BIAS, c.bias},
+                                       {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, c.scratchpad}});
     state.stream.wait();
   }
 
@@ -87,6 +88,8 @@ class ConvolutionKernel final : public Kernel {
     dnnl::convolution_forward::desc op(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, c.src,
                                        w_any, b_md, c.dst, stride, dilation, pad_l, pad_r);
     dnnl::primitive_attr attr;
+    // A context may run on a different thread each time; a scratchpad of its own keeps that safe.
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     if (desc_.activation.type != ActivationType::kNone) {
       dnnl::post_ops ops;
       // oneDNN's relu alpha is a negative slope; ds2rt's relu ignores min and max.
@@ -97,6 +100,7 @@ class ConvolutionKernel final : public Kernel {
     }
     const dnnl::convolution_forward::primitive_desc pd(op, attr, state.engine);
     c.primitive = dnnl::convolution_forward(pd);
+    c.scratchpad = memory(pd.scratchpad_desc(), state.engine);
     memory user_w({w_dims, dt::f32, tag::oihw}, state.engine, const_cast<float*>(desc_.weight.data<float>()));
     c.weights = memory(pd.weights_desc(), state.engine);
     dnnl::reorder(user_w, c.weights).execute(state.stream, user_w, c.weights);

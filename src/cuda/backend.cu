@@ -1,14 +1,12 @@
 #include "cuda/context.cuh"
 #include "cuda/kernels.cuh"
+#include "core/overloaded.h"
 
 namespace ds2rt::detail {
 
 namespace cuda {
 
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... { using Ts::operator()...; };
 
 DataType activationTypeFor(Precision p) {
   switch (p) {

@@ -156,3 +156,24 @@ TEST(SharedEngine, ContextOutlivesEngineAndOutputsAreCopies) {
 
 }  // namespace
 }  // namespace ds2rt::test
+
+namespace ds2rt::test {
+namespace {
+
+// One context used from a different thread each run (as a thread pool or Python would do).
+TEST(Concurrency, OneContextMovesBetweenThreads) {
+  const auto model = DeepSpeech2Model::load(dataPath("parity/lstm_bi_l2_h32/model.safetensors"));
+  const auto io = WeightStore::load(dataPath("parity/lstm_bi_l2_h32/io.safetensors"));
+  const Engine engine = Builder().build(model.createNetwork());
+  const std::map<std::string, HostTensor> inputs{{"features", io.get("input")}, {"lengths", io.get("input_lengths")}};
+  auto ctx = engine.createContext();
+  const auto reference = toVector(ctx.run(inputs).at("probs"));
+  for (int round = 0; round < 3; ++round) {
+    std::vector<float> got;
+    std::thread([&] { got = toVector(ctx.run(inputs).at("probs")); }).join();
+    EXPECT_EQ(got, reference) << "round " << round;
+  }
+}
+
+}  // namespace
+}  // namespace ds2rt::test
