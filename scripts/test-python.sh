@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Reruns the Python references behind the committed decoder fixtures (pyctcdecode, kenlm, jiwer)
-# in a virtual environment of their own (.venv-test, git-ignored), and checks they still give what
-# tests/data holds. Without network access or a compiler for kenlm, the tests that need the
-# missing module are skipped with the reason.
+# Builds and installs the ds2rt Python package (pip install .) into a virtual environment of its
+# own (.venv-test, git-ignored) and runs its tests (tests/python/test_bindings*.py); a failing build
+# fails the script. Also reruns the Python references behind the committed decoder fixtures
+# (pyctcdecode, kenlm, jiwer) and checks they still give what tests/data holds. Without network
+# access or a compiler for kenlm, the tests that need the missing module are skipped with the reason.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv-test
@@ -13,6 +14,11 @@ fi
   echo "note: could not install the reference packages; their tests will be skipped"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check kenlm==0.3.0 ||
   echo "note: kenlm could not be built here; the LM cross-check will be skipped"
+# The build requirements live in the venv (no build isolation) so that a rerun rebuilds only what
+# changed (build-python/, kept between runs).
+"$venv/bin/python" -m pip install -q --disable-pip-version-check scikit-build-core nanobind &&
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation . ||
+  { echo "error: the ds2rt Python package did not build"; exit 1; }
 "$venv/bin/python" -m pytest -q tests/python
 status=$?
 [ $status -eq 5 ] && status=0  # no tests collected

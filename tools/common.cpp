@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "ds2rt/deepspeech2.h"
+#include "ds2rt/importers.h"
 
 namespace ds2rt::tools {
 
@@ -27,7 +28,7 @@ bool isPlanFile(const std::string& path) {
 
 Engine openEngine(const std::string& path, const BuildOptions& options) {
   if (isPlanFile(path)) return Engine::load(path);
-  const DeepSpeech2Model model = DeepSpeech2Model::load(path);
+  const DeepSpeech2Model model = loadModel(path);  // a ds2rt model or any importable one
   return Builder(options.config()).build(model.createNetwork({.log_softmax = options.log_probs}));
 }
 

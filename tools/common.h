@@ -27,6 +27,7 @@ void addBuildCommand(CLI::App& app);
 void addInspectCommand(CLI::App& app);
 void addRunCommand(CLI::App& app);
 void addBenchCommand(CLI::App& app);
+void addConvertCommand(CLI::App& app);
 void addTranscribeCommand(CLI::App& app);
 void addEvalCommand(CLI::App& app);
 

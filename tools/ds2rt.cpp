@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   ds2rt::tools::addInspectCommand(app);
   ds2rt::tools::addRunCommand(app);
   ds2rt::tools::addBenchCommand(app);
+  ds2rt::tools::addConvertCommand(app);
   ds2rt::tools::addTranscribeCommand(app);
   ds2rt::tools::addEvalCommand(app);
   try {

@@ -3,13 +3,14 @@
 
 #include "common.h"
 #include "ds2rt/deepspeech2.h"
+#include "ds2rt/importers.h"
 
 namespace ds2rt::tools {
 
 namespace {
 
 void describeModel(const std::string& path, const BuildOptions& options) {
-  const DeepSpeech2Model model = DeepSpeech2Model::load(path);
+  const DeepSpeech2Model model = loadModel(path);
   const auto& c = model.config();
   std::cout << "DeepSpeech2 model " << path << "\n  " << c.rnn_type << ", " << c.hidden_layers << " layers of "
             << c.hidden_size << ", " << (c.bidirectional ? "bidirectional" : "unidirectional");

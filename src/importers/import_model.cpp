@@ -1,0 +1,110 @@
+// importModel: which importer reads a file, decided by its content (then its name).
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+
+#include "ds2rt/error.h"
+#include "ds2rt/importers.h"
+#include "importers/config_evidence.h"
+#include "importers/pytorch/torch_file.h"
+
+namespace ds2rt {
+
+namespace {
+
+struct FileHead {
+  std::string extension;       // lower case, with the dot
+  std::vector<uint8_t> bytes;  // the first 512 bytes (fewer for short files)
+};
+
+bool isDs2rtModel(const FileHead& f) {
+  // safetensors: a little-endian u64 header length, then the JSON header.
+  return f.extension == ".json" || f.extension == ".safetensors" ||
+         (f.bytes.size() > 8 && f.bytes[8] == '{' && !pytorch::TorchFile::looksLikeTorchFile(f.bytes));
+}
+
+bool isPyTorch(const FileHead& f) { return pytorch::TorchFile::looksLikeTorchFile(f.bytes); }
+
+// A ds2rt model needs no import; options still override its configuration.
+ImportedModel importDs2rt(const std::string& path, const ImportOptions& options) {
+  DeepSpeech2Model model = DeepSpeech2Model::load(path);
+  const DeepSpeech2Config& c = model.config();
+  importers::ConfigEvidence e;
+  const std::string from = "ds2rt.config";
+  e.rnn_type.setRead(c.rnn_type, from);
+  e.hidden_size.setRead(c.hidden_size, from);
+  e.hidden_layers.setRead(c.hidden_layers, from);
+  e.bidirectional.setRead(c.bidirectional, from);
+  if (!c.bidirectional) e.lookahead_context.setRead(c.lookahead_context, from);
+  e.labels.setRead(c.labels, from);
+  e.sample_rate.setRead(c.spect.sample_rate, from);
+  e.window_size.setRead(c.spect.window_size, from);
+  e.window_stride.setRead(c.spect.window_stride, from);
+  e.window.setRead(c.spect.window, from);
+  importers::ResolvedConfig resolved = importers::resolveConfig(e, options, path);
+  if (!options.empty()) model = DeepSpeech2Model(std::move(resolved.config), model.weights());
+  return {std::move(model), "ds2rt model", std::move(resolved.origins), {}};
+}
+
+struct Importer {
+  const char* description;
+  bool (*recognises)(const FileHead& head);
+  ImportedModel (*import)(const std::string& path, const ImportOptions& options);
+};
+
+// New formats add a row; a zip-based one (.keras) must come before PyTorch, which claims every zip.
+constexpr Importer kImporters[] = {
+    {"ds2rt model: .safetensors with ds2rt.config metadata, or its .json config", isDs2rtModel, importDs2rt},
+    {"PyTorch checkpoint: .pth, .pt or .ckpt from torch.save (zip archive or legacy format): a state_dict, a "
+     "Lightning checkpoint or a deepspeech.pytorch package",
+     isPyTorch, importPyTorch},
+};
+
+FileHead readHead(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  check(in.good(), "cannot open '", path, "'");
+  FileHead head;
+  head.bytes.resize(512);
+  in.read(reinterpret_cast<char*>(head.bytes.data()), static_cast<std::streamsize>(head.bytes.size()));
+  head.bytes.resize(static_cast<size_t>(in.gcount()));
+  head.extension = std::filesystem::path(path).extension().string();
+  for (char& ch : head.extension) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return head;
+}
+
+}  // namespace
+
+bool ImportOptions::empty() const {
+  return !rnn_type && !hidden_size && !hidden_layers && !bidirectional && !lookahead_context && !labels && !sample_rate;
+}
+
+const char* toString(ConfigOrigin::Kind kind) {
+  switch (kind) {
+    case ConfigOrigin::Kind::kRead: return "read";
+    case ConfigOrigin::Kind::kInferred: return "inferred";
+    case ConfigOrigin::Kind::kGiven: return "given";
+    case ConfigOrigin::Kind::kDefault: return "default";
+  }
+  return "?";
+}
+
+ImportedModel importModel(const std::string& path, const ImportOptions& options) {
+  const FileHead head = readHead(path);
+  for (const Importer& importer : kImporters)
+    if (importer.recognises(head)) return importer.import(path, options);
+  std::string formats;
+  for (const std::string& f : supportedModelFormats()) formats += "\n  " + f;
+  fail("'", path, "' is not a model file ds2rt reads. Supported:", formats);
+}
+
+DeepSpeech2Model loadModel(const std::string& path, const ImportOptions& options) {
+  return importModel(path, options).model;
+}
+
+std::vector<std::string> supportedModelFormats() {
+  std::vector<std::string> out;
+  for (const Importer& importer : kImporters) out.emplace_back(importer.description);
+  return out;
+}
+
+}  // namespace ds2rt

@@ -1,0 +1,14 @@
+// torch.save's persistent ids for storages:
+//   zip archive:    ('storage', storage_type, key, location, numel)
+//   legacy format:  ('storage', storage_type, key, location, numel, view_metadata)
+#pragma once
+
+#include <string>
+
+#include "importers/pytorch/pickle_value.h"
+
+namespace ds2rt::pytorch {
+
+StorageRef parseStorageId(const Value& pid, const std::string& source, bool legacy);
+
+}  // namespace ds2rt::pytorch

@@ -1,0 +1,19 @@
+// From a TensorRef (storage, offset, size, stride) and its storage's bytes to a contiguous
+// HostTensor: a view when the layout allows, else a strided copy (byte-swapped if big-endian).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ds2rt/tensor.h"
+#include "importers/pytorch/pickle_value.h"
+
+namespace ds2rt::pytorch {
+
+using StorageBytes = std::shared_ptr<const std::vector<uint8_t>>;
+
+// `what` names the tensor in errors ("'model.pth': tensor 'rnns.0.rnn.weight_ih_l0'").
+HostTensor rebuildTensor(const TensorRef& tensor, const StorageBytes& storage, bool big_endian, const std::string& what);
+
+}  // namespace ds2rt::pytorch

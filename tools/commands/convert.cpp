@@ -1,0 +1,101 @@
+// ds2rt convert IN OUT: a model file of any supported format -> the ds2rt model format.
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "ds2rt/error.h"
+#include "ds2rt/importers.h"
+
+namespace ds2rt::tools {
+
+namespace {
+
+struct ConvertArgs {
+  std::string input, output;
+  std::string rnn_type, labels;
+  int hidden_size = 0, layers = 0, context = 0, sample_rate = 0;
+  bool bidirectional = false, unidirectional = false;
+  // Set when the flag was given (CLI11 options, for count()).
+  CLI::Option *rnn_type_opt, *hidden_size_opt, *layers_opt, *context_opt, *labels_opt, *sample_rate_opt;
+};
+
+// --labels: a JSON list file (deepspeech.pytorch's labels.json), or the labels themselves as one
+// string of characters ("_'ABCDEFGHIJKLMNOPQRSTUVWXYZ ").
+std::vector<std::string> parseLabels(const std::string& text) {
+  std::vector<std::string> labels;
+  if (std::filesystem::is_regular_file(text)) {
+    std::ifstream in(text);
+    try {
+      labels = nlohmann::json::parse(in).get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception& e) {
+      fail("--labels: '", text, "' is not a JSON list of strings: ", e.what());
+    }
+    return labels;
+  }
+  for (const char c : text) {  // one label per UTF-8 character
+    if ((static_cast<unsigned char>(c) & 0xc0) == 0x80 && !labels.empty())
+      labels.back() += c;
+    else
+      labels.emplace_back(1, c);
+  }
+  return labels;
+}
+
+ImportOptions importOptions(const ConvertArgs& a) {
+  ImportOptions o;
+  if (a.rnn_type_opt->count()) o.rnn_type = a.rnn_type;
+  if (a.hidden_size_opt->count()) o.hidden_size = a.hidden_size;
+  if (a.layers_opt->count()) o.hidden_layers = a.layers;
+  if (a.bidirectional || a.unidirectional) o.bidirectional = a.bidirectional;
+  if (a.context_opt->count()) o.lookahead_context = a.context;
+  if (a.labels_opt->count()) o.labels = parseLabels(a.labels);
+  if (a.sample_rate_opt->count()) o.sample_rate = a.sample_rate;
+  return o;
+}
+
+void convert(const ConvertArgs& a) {
+  const std::string extension = std::filesystem::path(a.output).extension().string();
+  check(extension == ".safetensors", "output '", a.output,
+        "': ds2rt convert writes the ds2rt model format, a .safetensors file");
+  const ImportedModel imported = importModel(a.input, importOptions(a));
+  std::cout << "read " << a.input << ": " << imported.format << "\n";
+  for (const ConfigOrigin& o : imported.origins)
+    std::cout << "  " << std::left << std::setw(24) << o.field << " " << std::setw(10) << o.value << " "
+              << std::setw(9) << toString(o.kind) << " " << o.detail << "\n";
+  for (const std::string& note : imported.notes) std::cout << "  note: " << note << "\n";
+  imported.model.createNetwork();  // every weight checked against the configuration before writing
+  imported.model.save(a.output);
+  const DeepSpeech2Config& c = imported.model.config();
+  std::cout << "wrote " << a.output << ": " << c.rnn_type << ", " << c.hidden_layers << " layers of "
+            << c.hidden_size << ", " << (c.bidirectional ? "bidirectional" : "unidirectional");
+  if (!c.bidirectional) std::cout << " (lookahead context " << c.lookahead_context << ")";
+  std::cout << ", " << c.labels.size() << " labels, " << c.spect.sample_rate << " Hz\n";
+}
+
+}  // namespace
+
+void addConvertCommand(CLI::App& app) {
+  auto a = std::make_shared<ConvertArgs>();
+  std::string formats;
+  for (const std::string& f : supportedModelFormats()) formats += "\n  " + f;
+  auto* cmd = app.add_subcommand("convert", "Convert a trained model (PyTorch checkpoint, ...) to the ds2rt model "
+                                            "format. The architecture is read from the file where it is stored, "
+                                            "else inferred from the weights; the flags below override it. Reads:" +
+                                                formats);
+  cmd->add_option("input", a->input, "model file: .pth, .pt, .ckpt, .safetensors, .json")->required()->check(CLI::ExistingFile);
+  cmd->add_option("output", a->output, "ds2rt model file to write (.safetensors)")->required();
+  a->rnn_type_opt = cmd->add_option("--rnn-type", a->rnn_type, "lstm | gru | rnn")->check(CLI::IsMember({"lstm", "gru", "rnn"}));
+  a->hidden_size_opt = cmd->add_option("--hidden-size", a->hidden_size, "RNN hidden size")->check(CLI::PositiveNumber);
+  a->layers_opt = cmd->add_option("--layers", a->layers, "number of RNN layers")->check(CLI::PositiveNumber);
+  auto* bi = cmd->add_flag("--bidirectional", a->bidirectional, "bidirectional RNNs");
+  cmd->add_flag("--unidirectional", a->unidirectional, "unidirectional RNNs with lookahead")->excludes(bi);
+  a->context_opt = cmd->add_option("--context", a->context, "lookahead context (unidirectional)")->check(CLI::PositiveNumber);
+  a->labels_opt = cmd->add_option("--labels", a->labels, "labels: a JSON list file, or one string of characters");
+  a->sample_rate_opt = cmd->add_option("--sample-rate", a->sample_rate, "audio sample rate in Hz")->check(CLI::PositiveNumber);
+  cmd->callback([a] { convert(*a); });
+}
+
+}  // namespace ds2rt::tools
