@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <optional>
-#include <thread>
 
 #include "bindings.h"
 #include "ds2rt/builder.h"
@@ -23,15 +22,12 @@ namespace {
 using TensorMap = std::map<std::string, HostTensor>;
 
 // An ExecutionContext that refuses a second call while one runs (Python threads share objects
-// freely, and the GIL is released while a context runs) and, on the CPU, a run from another thread
-// than its first: oneDNN sizes its scratch memory per thread when a primitive is created, so a
-// CPU context moved to another thread crashes (C++ ExecutionContext has the same limit today).
+// freely, and the GIL is released while a context runs). A context may run on any thread.
 struct Context {
   Context(ExecutionContext c, bool cpu) : context(std::move(c)), cpu(cpu) {}
   ExecutionContext context;
   const bool cpu;
   std::atomic<bool> busy{false};
-  std::optional<std::thread::id> runs_on;  // CPU: the thread of the first run
 };
 
 class Exclusive {
@@ -44,15 +40,6 @@ class Exclusive {
   Exclusive& operator=(const Exclusive&) = delete;
   ExecutionContext* operator->() { return &c_.context; }
 
-  // Before a run: a CPU context stays on the thread of its first run.
-  Exclusive& forRun() {
-    if (!c_.cpu) return *this;
-    const std::thread::id self = std::this_thread::get_id();
-    if (!c_.runs_on) c_.runs_on = self;
-    check(*c_.runs_on == self, "this CPU ExecutionContext first ran on another thread and runs on that one only: ",
-          "create one context per thread (engine.create_context() is cheap)");
-    return *this;
-  }
 
  private:
   Context& c_;
@@ -136,7 +123,6 @@ void bindContext(nb::module_& m) {
           "run",
           [](Context& c, const TensorMap& inputs) {
             Exclusive context(c);
-            context.forRun();
             nb::gil_scoped_release release;
             return context->run(inputs);
           },
@@ -151,7 +137,6 @@ void bindContext(nb::module_& m) {
           "run",
           [](Context& c) {
             Exclusive context(c);
-            context.forRun();
             nb::gil_scoped_release release;
             context->run();
           },
