@@ -13,7 +13,7 @@ void addBuildCommand(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("build", "Build an optimised engine from a model and save it as a plan file");
-  cmd->add_option("model", args->model, "model: .safetensors with ds2rt.config metadata, or a .json config")
+  cmd->add_option("model", args->model, "model: ds2rt .safetensors or .json config, or a PyTorch checkpoint (.pth, .pt, .ckpt)")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", args->plan, "plan file to write")->required();
