@@ -21,6 +21,10 @@ struct ImportOptions {
   std::optional<int> lookahead_context;
   std::optional<std::vector<std::string>> labels;
   std::optional<int> sample_rate;
+  // .wts only: the gate layout of the recurrent tensors (state_dict names, gates in another
+  // framework's order) and TF1 LSTMCell's forget_bias, added to the forget-gate input bias.
+  std::optional<GateLayout> gate_layout;
+  std::optional<float> forget_bias;
 
   bool empty() const;
 };
@@ -61,5 +65,32 @@ std::vector<std::string> supportedModelFormats();
 // The architecture comes from the hyper-parameters where present, else from tensor names and shapes.
 ImportedModel importPyTorch(const std::string& path, const ImportOptions& options = {});
 DeepSpeech2Model importPyTorchCheckpoint(const std::string& path, const ImportOptions& options = {});
+
+// TensorRT .wts text weights: line 1 the tensor count, then one line per tensor. Two flavours:
+//   kTensorRT (TensorRT samples, dumpTFWts.py):  name type count hex hex ...  (type 0 float32, 1 float16)
+//   kPyTorch  (the common gen_wts.py):           name count hex hex ...       (float32 only)
+// Hex words are the IEEE bits printed big-endian ("3f800000" = 1.0). readWts detects the flavour
+// (optionally reported through *flavor); tensors come back 1-D ([count]: .wts keeps no shapes).
+// Errors name the file, the line and the tensor.
+enum class WtsFlavor { kPyTorch, kTensorRT };
+WeightStore readWts(const std::string& path, WtsFlavor* flavor = nullptr);
+// Writes every tensor as float32, in name order, byte for byte as gen_wts.py (kPyTorch) or
+// dumpTFWts.py --wtsv1 (kTensorRT) would for the same tensors.
+void writeWts(const WeightStore& weights, const std::string& path, WtsFlavor flavor = WtsFlavor::kPyTorch);
+// A .wts holding deepspeech.pytorch state_dict names (what gen_wts.py writes for a DS2 model): the
+// shapes are rebuilt from the counts (see src/importers/wts/wts_importer.cpp), then the model is
+// imported exactly as a PyTorch state_dict is. options.gate_layout / forget_bias declare a source
+// whose recurrent tensors use another gate order.
+ImportedModel importWts(const std::string& path, const ImportOptions& options = {});
+
+// TF1 LSTMCell (what dumpTFWts.py dumps): kernel (I+H) x 4H applied as [x, h] * kernel, bias 4H,
+// gate columns i, j(cell), f, o, and c' = sigmoid(f + forget_bias) * c + sigmoid(i) * tanh(j).
+// Returns W (4H x I), R (4H x H), Wb (4H, forget_bias added to the f block) and Rb (4H zeros) in
+// the canonical i, f, g, o order.
+struct CanonicalLSTMWeights {
+  HostTensor W, R, Wb, Rb;
+};
+CanonicalLSTMWeights tf1LstmCellToCanonical(const HostTensor& kernel, const HostTensor& bias, int64_t input_size,
+                                            float forget_bias);
 
 }  // namespace ds2rt

@@ -7,6 +7,7 @@
 #include "ds2rt/importers.h"
 #include "importers/config_evidence.h"
 #include "importers/pytorch/torch_file.h"
+#include "importers/wts/wts.h"
 
 namespace ds2rt {
 
@@ -24,6 +25,8 @@ bool isDs2rtModel(const FileHead& f) {
 }
 
 bool isPyTorch(const FileHead& f) { return pytorch::TorchFile::looksLikeTorchFile(f.bytes); }
+
+bool isWts(const FileHead& f) { return f.extension == ".wts" || wts::looksLikeWts(f.bytes); }
 
 // A ds2rt model needs no import; options still override its configuration.
 ImportedModel importDs2rt(const std::string& path, const ImportOptions& options) {
@@ -58,6 +61,9 @@ constexpr Importer kImporters[] = {
     {"PyTorch checkpoint: .pth, .pt or .ckpt from torch.save (zip archive or legacy format): a state_dict, a "
      "Lightning checkpoint or a deepspeech.pytorch package",
      isPyTorch, importPyTorch},
+    {"TensorRT .wts text weights (TensorRT samples' name type count hex..., or gen_wts.py's name count hex...) "
+     "under deepspeech.pytorch state_dict names",
+     isWts, importWts},
 };
 
 FileHead readHead(const std::string& path) {

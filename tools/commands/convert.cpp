@@ -16,10 +16,13 @@ namespace {
 struct ConvertArgs {
   std::string input, output;
   std::string rnn_type, labels;
+  std::string wts_flavor = "pytorch", gate_layout;  // .wts output flavour; .wts input gate layout
+  float forget_bias = 0;
   int hidden_size = 0, layers = 0, context = 0, sample_rate = 0;
   bool bidirectional = false, unidirectional = false;
   // Set when the flag was given (CLI11 options, for count()).
   CLI::Option *rnn_type_opt, *hidden_size_opt, *layers_opt, *context_opt, *labels_opt, *sample_rate_opt;
+  CLI::Option *gate_layout_opt, *forget_bias_opt;
 };
 
 // --labels: a JSON list file (deepspeech.pytorch's labels.json), or the labels themselves as one
@@ -53,13 +56,17 @@ ImportOptions importOptions(const ConvertArgs& a) {
   if (a.context_opt->count()) o.lookahead_context = a.context;
   if (a.labels_opt->count()) o.labels = parseLabels(a.labels);
   if (a.sample_rate_opt->count()) o.sample_rate = a.sample_rate;
+  if (a.gate_layout_opt->count())
+    o.gate_layout = a.gate_layout == "tf1" ? GateLayout::kTF1 : a.gate_layout == "onnx" ? GateLayout::kONNX
+                    : a.gate_layout == "keras" ? GateLayout::kKeras : GateLayout::kPyTorch;
+  if (a.forget_bias_opt->count()) o.forget_bias = a.forget_bias;
   return o;
 }
 
 void convert(const ConvertArgs& a) {
   const std::string extension = std::filesystem::path(a.output).extension().string();
-  check(extension == ".safetensors", "output '", a.output,
-        "': ds2rt convert writes the ds2rt model format, a .safetensors file");
+  check(extension == ".safetensors" || extension == ".wts", "output '", a.output,
+        "': ds2rt convert writes the ds2rt model format (.safetensors) or TensorRT .wts weights (.wts)");
   const ImportedModel imported = importModel(a.input, importOptions(a));
   std::cout << "read " << a.input << ": " << imported.format << "\n";
   for (const ConfigOrigin& o : imported.origins)
@@ -67,6 +74,12 @@ void convert(const ConvertArgs& a) {
               << std::setw(9) << toString(o.kind) << " " << o.detail << "\n";
   for (const std::string& note : imported.notes) std::cout << "  note: " << note << "\n";
   imported.model.createNetwork();  // every weight checked against the configuration before writing
+  if (extension == ".wts") {
+    writeWts(imported.model.weights(), a.output, a.wts_flavor == "tensorrt" ? WtsFlavor::kTensorRT : WtsFlavor::kPyTorch);
+    std::cout << "wrote " << a.output << ": " << imported.model.weights().tensors().size() << " tensors, "
+              << a.wts_flavor << " .wts flavour\n";
+    return;
+  }
   imported.model.save(a.output);
   const DeepSpeech2Config& c = imported.model.config();
   std::cout << "wrote " << a.output << ": " << c.rnn_type << ", " << c.hidden_layers << " layers of "
@@ -85,8 +98,8 @@ void addConvertCommand(CLI::App& app) {
                                             "format. The architecture is read from the file where it is stored, "
                                             "else inferred from the weights; the flags below override it. Reads:" +
                                                 formats);
-  cmd->add_option("input", a->input, "model file: .pth, .pt, .ckpt, .safetensors, .json")->required()->check(CLI::ExistingFile);
-  cmd->add_option("output", a->output, "ds2rt model file to write (.safetensors)")->required();
+  cmd->add_option("input", a->input, "model file: .pth, .pt, .ckpt, .wts, .safetensors, .json")->required()->check(CLI::ExistingFile);
+  cmd->add_option("output", a->output, "file to write: a ds2rt model (.safetensors) or .wts weights")->required();
   a->rnn_type_opt = cmd->add_option("--rnn-type", a->rnn_type, "lstm | gru | rnn")->check(CLI::IsMember({"lstm", "gru", "rnn"}));
   a->hidden_size_opt = cmd->add_option("--hidden-size", a->hidden_size, "RNN hidden size")->check(CLI::PositiveNumber);
   a->layers_opt = cmd->add_option("--layers", a->layers, "number of RNN layers")->check(CLI::PositiveNumber);
@@ -95,6 +108,11 @@ void addConvertCommand(CLI::App& app) {
   a->context_opt = cmd->add_option("--context", a->context, "lookahead context (unidirectional)")->check(CLI::PositiveNumber);
   a->labels_opt = cmd->add_option("--labels", a->labels, "labels: a JSON list file, or one string of characters");
   a->sample_rate_opt = cmd->add_option("--sample-rate", a->sample_rate, "audio sample rate in Hz")->check(CLI::PositiveNumber);
+  cmd->add_option("--wts-flavor", a->wts_flavor, "a .wts output: pytorch (gen_wts.py: name count hex...) or tensorrt "
+                  "(name type count hex...)")->check(CLI::IsMember({"pytorch", "tensorrt"}));
+  a->gate_layout_opt = cmd->add_option("--gate-layout", a->gate_layout, "a .wts input's recurrent gate order: pytorch | onnx | keras | tf1")
+                           ->check(CLI::IsMember({"pytorch", "onnx", "keras", "tf1"}));
+  a->forget_bias_opt = cmd->add_option("--forget-bias", a->forget_bias, "a .wts input's TF1 LSTMCell forget_bias, added to the f bias");
   cmd->callback([a] { convert(*a); });
 }
 
