@@ -25,7 +25,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
   extern __shared__ uint4 shared[];
   const RecurrenceArgs& r = a.r;
   const int gates = r.gates, units = a.units, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const int64_t h = r.h, gh = gates * h, rows = static_cast<int64_t>(gates) * units, chunks = h / V;
+  const int64_t h = r.h, rows = static_cast<int64_t>(gates) * units, chunks = h / V;
   const int dir = blockIdx.x / a.blocks_per_direction, block = blockIdx.x % a.blocks_per_direction;
   const int64_t first_unit = static_cast<int64_t>(block) * units;
 
@@ -37,28 +37,15 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
     const uint4* src = static_cast<const uint4*>(a.weights) + (static_cast<int64_t>(blockIdx.x) * rows * h) / V;
     for (int64_t i = tid; i < rows * h / V; i += kThreads) shared[i] = src[i];
   }
-  int max_len = 0;
-  for (int b = 0; b < r.n; ++b) max_len = max(max_len, r.lengths[b]);
-  const bool reverse = r.reverse_only || dir == 1;
-
+  const int max_len = maxLength(r);
   // Thread (unit u, utterance b) owns that unit's cell state.
-  const int u = tid / NB, b = tid % NB;
-  const int64_t j = first_unit + u;
-  const bool owner = u < units && b < r.n && j < h;
-  const int len = owner ? r.lengths[b] : 0;
-  float c = 0.0f, h_own = 0.0f;
-  const float b_hn = owner && r.hidden_bias ? r.hidden_bias[dir * h + j] : 0.0f;
+  const int u = tid / NB;
+  OwnedUnit unit(r, dir, first_unit + u, tid % NB, u < units);
 
   PhaseTrace trace(a.trace);
   for (int k = 0; k < max_len; ++k) {
-    const bool active = owner && k < len;
-    const int64_t t = reverse ? len - 1 - k : k;
     float x[4] = {0, 0, 0, 0};
-    if (active) {  // issued early: the loads overlap the products below
-      const float* p = r.projection + (t * r.n + b) * r.dirs * gh + dir * gh + j;
-      const float* bias = r.bias + dir * gh + j;
-      for (int g = 0; g < gates; ++g) x[g] = p[g * h] + bias[g * h];
-    }
+    unit.prefetch(r, k, x);
     const unsigned long long* h_in = a.exchange + ((k % 2) * r.dirs + dir) * kMaxBatch * h;
     constexpr int kLoads = 4;  // words in flight per thread
     for (int64_t base = tid; base < r.n * h; base += kLoads * kThreads) {
@@ -137,15 +124,10 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
     __syncthreads();
     trace.lap(2);
 
-    if (active) {
-      float rec[4];
-      for (int g = 0; g < gates; ++g) rec[g] = g_s[(g * units + u) * NB + b];
-      h_own = cellStep(r.cell, x, rec, b_hn, h_own, c);
-      static_cast<T*>(r.output)[(t * r.n + b) * r.out_width + dir * r.column_stride + j] = fromFloat<T>(h_own);
-    }
-    // Every unit of every utterance is published each step (an utterance already finished
-    // repeats its last h), so that readers never wait for a word nobody writes.
-    if (owner) storeRelaxed(a.exchange + (((k + 1) % 2) * r.dirs + dir) * kMaxBatch * h + b * h + j, tagged(h_own, k + 1));
+    float rec[4] = {0, 0, 0, 0};
+    if (unit.active(k))
+      for (int g = 0; g < gates; ++g) rec[g] = g_s[(g * units + u) * NB + unit.b];
+    unit.finish<T>(r, a.exchange, k, x, rec);
     trace.lap(3);
   }
   trace.flush();

@@ -60,6 +60,53 @@ struct PhaseTrace {
   }
 };
 
+__device__ __forceinline__ int maxLength(const RecurrenceArgs& r) {
+  int longest = 0;
+  for (int b = 0; b < r.n; ++b) longest = max(longest, r.lengths[b]);
+  return longest;
+}
+
+// One (unit, utterance) of a block: the thread that owns it keeps its cell state, prefetches its
+// input projection, applies the cell and publishes the new h, tagged with its step.
+struct OwnedUnit {
+  int dir, b;
+  int64_t j;  // hidden unit
+  bool owner, reverse;
+  int len;
+  float c = 0.0f, h = 0.0f, b_hn = 0.0f;
+
+  __device__ OwnedUnit(const RecurrenceArgs& r, int direction, int64_t unit, int utterance, bool in_block)
+      : dir(direction), b(utterance), j(unit), owner(in_block && utterance < r.n && unit < r.h),
+        reverse(r.reverse_only || direction == 1), len(owner ? r.lengths[utterance] : 0) {
+    if (owner && r.hidden_bias) b_hn = r.hidden_bias[dir * r.h + j];
+  }
+  __device__ bool active(int k) const { return owner && k < len; }
+  __device__ int64_t time(int k) const { return reverse ? len - 1 - k : k; }
+
+  // The input projection and biases of step k (issued early: the loads overlap the products).
+  __device__ void prefetch(const RecurrenceArgs& r, int k, float* x) const {
+    if (!active(k)) return;
+    const int64_t gh = r.gates * r.h;
+    const float* p = r.projection + (time(k) * r.n + b) * r.dirs * gh + dir * gh + j;
+    const float* bias = r.bias + dir * gh + j;
+#pragma unroll
+    for (int g = 0; g < 4; ++g)
+      if (g < r.gates) x[g] = p[g * r.h] + bias[g * r.h];
+  }
+
+  // Applies the cell with the recurrent products `rec`, writes the output frame, and publishes h.
+  // Every unit of every utterance is published each step (a finished utterance repeats its last h),
+  // so that readers never wait for a word nobody writes.
+  template <typename T>
+  __device__ void finish(const RecurrenceArgs& r, unsigned long long* exchange, int k, const float* x, const float* rec) {
+    if (active(k)) {
+      h = cellStep(r.cell, x, rec, b_hn, h, c);
+      static_cast<T*>(r.output)[(time(k) * r.n + b) * r.out_width + dir * r.column_stride + j] = fromFloat<T>(h);
+    }
+    if (owner) storeRelaxed(exchange + (((k + 1) % 2) * r.dirs + dir) * kMaxBatch * r.h + b * r.h + j, tagged(h, k + 1));
+  }
+};
+
 // Tensor-core geometry: a block's G*units rows in 16-row tiles, H in 16-column tiles, the
 // column tiles of each row tile split over `ksplit` warps.
 struct MmaGeometry {

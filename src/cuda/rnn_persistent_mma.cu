@@ -31,7 +31,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
   extern __shared__ uint4 shared[];
   const RecurrenceArgs& r = a.r;
   const int gates = r.gates, units = a.units, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const int64_t h = r.h, gh = gates * h;
+  const int64_t h = r.h;
   const int dir = blockIdx.x / a.blocks_per_direction, block = blockIdx.x % a.blocks_per_direction;
   const int64_t first_unit = static_cast<int64_t>(block) * units;
   const int64_t tile_words = static_cast<int64_t>(geo.mtiles) * geo.ktiles * 32;  // uint4 per block
@@ -46,31 +46,16 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
     for (int64_t i = tid; i < kMaxBatch * geo.h_stride; i += kMmaThreads) h_s[i] = fromFloat<T>(0.0f);
   }
   __syncthreads();
-  int max_len = 0;
-  for (int b = 0; b < r.n; ++b) max_len = max(max_len, r.lengths[b]);
-  const bool reverse = r.reverse_only || dir == 1;
-
-  const int u = tid / kMaxBatch, b = tid % kMaxBatch;
-  const int64_t j = first_unit + u;
-  const bool owner = u < units && b < r.n && j < h;
-  const int len = owner ? r.lengths[b] : 0;
-  float c = 0.0f, h_own = 0.0f;
-  const float b_hn = owner && r.hidden_bias ? r.hidden_bias[dir * h + j] : 0.0f;
+  const int max_len = maxLength(r);
+  const int u = tid / kMaxBatch;
+  OwnedUnit unit(r, dir, first_unit + u, tid % kMaxBatch, u < units);
   const int k_per_part = (geo.ktiles + geo.ksplit - 1) / geo.ksplit;
   const int group = lane / 4, pair = (lane % 4) * 2;
   PhaseTrace trace(a.trace);
 
   for (int k = 0; k < max_len; ++k) {
-    const bool active = owner && k < len;
-    const int64_t t = reverse ? len - 1 - k : k;
     float x[4] = {0, 0, 0, 0};
-    if (active) {
-      const float* p = r.projection + (t * r.n + b) * r.dirs * gh + dir * gh + j;
-      const float* bias = r.bias + dir * gh + j;
-#pragma unroll
-      for (int g = 0; g < 4; ++g)
-        if (g < gates) x[g] = p[g * h] + bias[g * h];
-    }
+    unit.prefetch(r, k, x);
     const unsigned long long* h_in = a.exchange + ((k % 2) * r.dirs + dir) * kMaxBatch * h;
     // Every word this thread needs is requested before any is waited for: one round trip.
     constexpr int kLoads = kMaxBatch * 1024 / kMmaThreads;
@@ -127,19 +112,14 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
     __syncthreads();
     trace.lap(2);
 
-    if (active) {
-      float rec[4] = {0, 0, 0, 0};
+    float rec[4] = {0, 0, 0, 0};
+    if (unit.active(k))
 #pragma unroll
       for (int g = 0; g < 4; ++g)
         if (g < gates)
           for (int p = 0; p < geo.ksplit; ++p)
-            rec[g] += part_s[(static_cast<int64_t>(p) * geo.mtiles * 16 + g * units + u) * kMaxBatch + b];
-      h_own = cellStep(r.cell, x, rec, b_hn, h_own, c);
-      static_cast<T*>(r.output)[(t * r.n + b) * r.out_width + dir * r.column_stride + j] = fromFloat<T>(h_own);
-    }
-    // Every unit of every utterance is published each step (a finished utterance repeats its
-    // last h), so that readers never wait for a word nobody writes.
-    if (owner) storeRelaxed(a.exchange + (((k + 1) % 2) * r.dirs + dir) * kMaxBatch * h + b * h + j, tagged(h_own, k + 1));
+            rec[g] += part_s[(static_cast<int64_t>(p) * geo.mtiles * 16 + g * units + u) * kMaxBatch + unit.b];
+    unit.finish<T>(r, a.exchange, k, x, rec);
     trace.lap(3);
   }
   trace.flush();
