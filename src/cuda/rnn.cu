@@ -106,8 +106,9 @@ class RNNKernel final : public TypedKernel {
   std::string implementation() const override {
     std::string fallback = "cuBLASLt input projection; recurrence: ";
     if (plan_.usable)
-      return fallback + cat("persistent kernel for batch <= ", plan_.max_batch, " (", plan_.blocks_per_direction,
-                            " blocks x ", plan_.units_per_block, " units per direction), per-step cuBLASLt above");
+      return fallback + cat("persistent ", plan_.tensor_cores ? "tensor-core" : "CUDA-core", " kernel for batch <= ",
+                            plan_.max_batch, " (", plan_.blocks_per_direction, " blocks x ", plan_.units_per_block,
+                            " units per direction), per-step cuBLASLt above");
     return fallback + "per-step cuBLASLt + cell kernel (weights do not fit on chip for the persistent kernel)";
   }
 

@@ -33,7 +33,7 @@ struct PersistentPlan {
   int units_per_block = 0;
   int max_batch = 0;
   size_t shared_bytes = 0;
-  bool tensor_cores = false;  // fp16/bf16: mma.sync products; fp32: CUDA cores
+  bool tensor_cores = false;  // mma.sync products (fp16/bf16, two directions); else CUDA cores
 };
 
 PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,

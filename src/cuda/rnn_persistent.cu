@@ -133,12 +133,14 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
   trace.flush();
 }
 
-template <int NB>
-void* coreKernel() {
-  return reinterpret_cast<void*>(&persistentKernel<float, NB>);
+void* coreKernelFor(DataType type, int nb) {
+  return dispatchType(type, [&](auto* tag) -> void* {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if (nb == 1) return reinterpret_cast<void*>(&persistentKernel<T, 1>);
+    if (nb == 2) return reinterpret_cast<void*>(&persistentKernel<T, 2>);
+    return reinterpret_cast<void*>(&persistentKernel<T, 4>);
+  });
 }
-
-void* coreKernelFor(int nb) { return nb == 1 ? coreKernel<1>() : nb == 2 ? coreKernel<2>() : coreKernel<4>(); }
 
 bool coResident(void* kernel, int threads, size_t shared_bytes, int blocks, int sm_count) {
   DS2RT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)));
@@ -160,13 +162,17 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
   plan.units_per_block = static_cast<int>((hidden + per_direction - 1) / per_direction);
   plan.blocks_per_direction = static_cast<int>((hidden + plan.units_per_block - 1) / plan.units_per_block);
   const int blocks = plan.blocks_per_direction * dirs;
-  if (type == DataType::kFloat32) {
+  // Tensor cores for fp16/bf16 when both directions run; with one direction (128 blocks of a few
+  // units) the CUDA-core kernel measured faster on the H100 (uni-GRU 1024 fp16: 8.8 vs 10.9 ms,
+  // bench/RESULTS.md), and so it is for fp32, which has no exact tensor-core mode.
+  if (type == DataType::kFloat32 || dirs == 1) {
     const int64_t rows = static_cast<int64_t>(gates) * plan.units_per_block;
-    if (hidden > kMaxHidden || hidden % 4 != 0 || plan.units_per_block * kMaxCoreBatch > kThreads) return plan;
-    plan.shared_bytes = rows * hidden * sizeof(float) + kMaxCoreBatch * hidden * 4 + rows * kMaxCoreBatch * 4;
+    const int per_load = 16 / static_cast<int>(sizeOf(type));  // the kernel reads rows 16 bytes at a time
+    if (hidden > kMaxHidden || hidden % per_load != 0 || plan.units_per_block * kMaxCoreBatch > kThreads) return plan;
+    plan.shared_bytes = rows * hidden * sizeOf(type) + kMaxCoreBatch * hidden * 4 + rows * kMaxCoreBatch * 4;
     if (plan.shared_bytes > shared_limit) return plan;
     for (int nb : {1, 2, 4})
-      if (!coResident(coreKernelFor(nb), kThreads, plan.shared_bytes, blocks, sm_count)) return plan;
+      if (!coResident(coreKernelFor(type, nb), kThreads, plan.shared_bytes, blocks, sm_count)) return plan;
     plan.max_batch = kMaxCoreBatch;
   } else {
     if (plan.units_per_block * kMaxBatch > mmaThreads()) return plan;
@@ -215,7 +221,7 @@ void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, co
   } else {
     void* params[] = {&a};
     const int nb = args.n == 1 ? 1 : args.n == 2 ? 2 : 4;
-    DS2RT_CUDA(cudaLaunchCooperativeKernel(coreKernelFor(nb), grid, dim3(kThreads), params, plan.shared_bytes, stream));
+    DS2RT_CUDA(cudaLaunchCooperativeKernel(coreKernelFor(type, nb), grid, dim3(kThreads), params, plan.shared_bytes, stream));
   }
 }
 
