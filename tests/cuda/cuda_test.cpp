@@ -25,15 +25,6 @@ namespace {
 
 double tolerance(Precision p) { return p == Precision::kFP32 ? 1e-4 : 1e-2; }
 
-std::vector<float> validFrames(const HostTensor& t, const HostTensor& lengths) {
-  std::vector<float> out;
-  const int64_t frames = t.dim(1), classes = t.dim(2);
-  for (int64_t b = 0; b < t.dim(0); ++b)
-    for (int64_t f = 0; f < lengths.data<int32_t>()[b]; ++f)
-      for (int64_t c = 0; c < classes; ++c) out.push_back(t.data<float>()[(b * frames + f) * classes + c]);
-  return out;
-}
-
 // ---- DeepSpeech2 fixtures against PyTorch --------------------------------------------------
 
 class CudaParity : public testing::TestWithParam<std::tuple<std::string, Precision, bool>> {};

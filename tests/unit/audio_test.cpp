@@ -24,6 +24,7 @@ namespace ds2rt {
 namespace {
 
 using test::dataPath;
+using test::errorOf;
 using test::tempPath;
 using testing::HasSubstr;
 
@@ -51,14 +52,6 @@ std::span<const uint8_t> wavData(const std::vector<uint8_t>& wav) {
   return {};
 }
 
-std::string errorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 double rms(std::span<const float> x) {
   double sum = 0;

@@ -20,6 +20,7 @@ namespace ds2rt {
 namespace {
 
 using test::dataPath;
+using test::errorOf;
 using test::relativeL2;
 using test::toVector;
 using testing::HasSubstr;
@@ -37,14 +38,6 @@ double parityError(const HostTensor& ours, const std::string& name) {
   return relativeL2(toVector(ours), toVector(reference));
 }
 
-std::string errorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 double expectParity(const HostTensor& ours, const std::string& name) {
   const double error = parityError(ours, name);

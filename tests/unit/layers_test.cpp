@@ -693,19 +693,6 @@ TEST(Composition, ConvMaskReshapeFullyConnectedSoftmax) {
 
 // ---- Errors --------------------------------------------------------------------------------------
 
-// Runs `body`, expects a ds2rt::Error and returns its message.
-std::string errorOf(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected ds2rt::Error, got another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected ds2rt::Error, nothing was thrown";
-  return "";
-}
 
 TEST(LayerErrors, ConvolutionWeightShape) {
   NetworkDefinition net;

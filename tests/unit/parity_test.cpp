@@ -19,16 +19,6 @@ Fixture loadFixture(const std::string& name) {
           WeightStore::load(dataPath("parity/" + name + "/io.safetensors"))};
 }
 
-// Valid frames only (N x T' x C, per-utterance lengths).
-std::vector<float> validFrames(const HostTensor& t, const HostTensor& lengths) {
-  std::vector<float> out;
-  const int64_t n = t.dim(0), frames = t.dim(1), classes = t.dim(2);
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t f = 0; f < lengths.data<int32_t>()[b]; ++f)
-      for (int64_t c = 0; c < classes; ++c) out.push_back(t.data<float>()[(b * frames + f) * classes + c]);
-  return out;
-}
-
 class ParityTest : public testing::TestWithParam<std::tuple<std::string, bool>> {};
 
 TEST_P(ParityTest, MatchesPyTorch) {

@@ -35,15 +35,6 @@ std::string writeScratch(const std::string& name, const std::string& bytes) {
   return path;
 }
 
-template <typename F>
-std::string errorOf(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 const ConfigOrigin& origin(const ImportedModel& m, const std::string& field) {
   for (const auto& o : m.origins)
@@ -51,14 +42,6 @@ const ConfigOrigin& origin(const ImportedModel& m, const std::string& field) {
   throw std::runtime_error("no origin for " + field);
 }
 
-std::vector<float> validFrames(const HostTensor& t, const HostTensor& lengths) {
-  std::vector<float> out;
-  const HostTensor f = t.toFloat32();
-  const int64_t frames = t.dim(1), classes = t.dim(2);
-  for (int64_t b = 0; b < t.dim(0); ++b)
-    for (int64_t i = 0; i < lengths.data<int32_t>()[b] * classes; ++i) out.push_back(f.data<float>()[b * frames * classes + i]);
-  return out;
-}
 
 // ---- Importing DeepSpeech2 checkpoints ----------------------------------------------------------
 

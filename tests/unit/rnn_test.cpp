@@ -458,15 +458,6 @@ INSTANTIATE_TEST_SUITE_P(Cells, RNNSetGateTest,
 
 // ---- Errors --------------------------------------------------------------------------------------
 
-std::string errorOf(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected ds2rt::Error";
-  return "";
-}
 
 TEST(RNNErrors, WeightShapesNameLayerDirectionAndShape) {
   std::mt19937 rng(31);

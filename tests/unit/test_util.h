@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "ds2rt/error.h"
 #include "ds2rt/tensor.h"
 
 namespace ds2rt::test {
@@ -57,9 +59,33 @@ inline HostTensor randomTensor(Shape shape, std::mt19937& rng, float scale = 1.0
   return HostTensor::fromFloats(std::move(shape), std::move(v));
 }
 
+// Runs `body`, expects a ds2rt::Error and returns its message.
+inline std::string errorOf(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected ds2rt::Error, got another exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected ds2rt::Error, nothing was thrown";
+  return "";
+}
+
 inline std::vector<float> toVector(const HostTensor& t) {
   const auto f = t.toFloat32();
   return {f.data<float>(), f.data<float>() + f.size()};
+}
+
+// The frames of an N x T x C output that lie within each utterance's length.
+inline std::vector<float> validFrames(const HostTensor& t, const HostTensor& lengths) {
+  std::vector<float> out;
+  const HostTensor f = t.toFloat32();
+  const int64_t frames = t.dim(1), classes = t.dim(2);
+  for (int64_t b = 0; b < t.dim(0); ++b)
+    for (int64_t i = 0; i < lengths.data<int32_t>()[b] * classes; ++i) out.push_back(f.data<float>()[b * frames * classes + i]);
+  return out;
 }
 
 }  // namespace ds2rt::test
