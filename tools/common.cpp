@@ -28,8 +28,8 @@ bool isPlanFile(const std::string& path) {
 
 Engine openEngine(const std::string& path, const BuildOptions& options) {
   if (isPlanFile(path)) return Engine::load(path);
-  const DeepSpeech2Model model = loadModel(path);  // a ds2rt model or any importable one
-  return Builder(options.config()).build(model.createNetwork({.log_softmax = options.log_probs}));
+  ImportedNetwork imported = importNetwork(path, {}, {.log_softmax = options.log_probs});  // any importable file
+  return Builder(options.config()).build(std::move(imported.network));
 }
 
 }  // namespace ds2rt::tools

@@ -49,6 +49,8 @@ class Engine {
   const BuilderConfig& config() const;
   std::vector<std::string> inputNames() const;
   std::vector<std::string> outputNames() const;
+  // An input's or output's shape, kDynamic for the batch and time axes. Throws for an unknown name.
+  Shape tensorShape(const std::string& name) const;
   // What the builder folded, fused, removed and chose, one line per decision.
   const std::vector<std::string>& buildReport() const;
   // Layers with their shapes, parameter counts and fused operations, plus the memory plan.

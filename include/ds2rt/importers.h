@@ -47,14 +47,33 @@ struct ImportedModel {
 };
 
 // Any supported model file: a ds2rt model (.safetensors with ds2rt.config metadata, or its .json
-// config) or a PyTorch checkpoint (.pth, .pt, .ckpt; zip or legacy format). Later importers (ONNX,
-// Keras, PaddleSpeech, .wts) join the same dispatch. Throws ds2rt::Error naming the file and the
-// field or tensor at fault; an unknown format lists the supported ones.
+// config), a PyTorch checkpoint (.pth, .pt, .ckpt; zip or legacy format) or a .wts file. A graph
+// format (ONNX, Keras, PaddleSpeech) is refused here: open it with importNetwork. Throws
+// ds2rt::Error naming the file and the field or tensor at fault; an unknown format lists the
+// supported ones.
 ImportedModel importModel(const std::string& path, const ImportOptions& options = {});
-// importModel(path, options).model: what `ds2rt build`, `run` and `inspect` open.
+// importModel(path, options).model.
 DeepSpeech2Model loadModel(const std::string& path, const ImportOptions& options = {});
 // One line per format importModel reads, for help texts.
 std::vector<std::string> supportedModelFormats();
+
+// A model file as a network ready for the Builder, whatever its format. DeepSpeech2 formats (ds2rt,
+// PyTorch, .wts) come through DeepSpeech2Model::createNetwork; graph formats (ONNX, Keras,
+// PaddleSpeech) are translated node by node and need not have deepspeech.pytorch's exact shape.
+// Networks meant for transcription take "features" (N x 1 x bins x T) and "lengths" and give
+// "probs" (or "log_probs") and "output_lengths", as DeepSpeech2Model::createNetwork's do.
+struct ImportedNetwork {
+  NetworkDefinition network;
+  std::string format;
+  std::string architecture;  // one line: "lstm, 5 layers of 1024, bidirectional, 29 labels, 16000 Hz"
+  // What transcription needs beyond the network, where the file says (else empty / defaults).
+  std::vector<std::string> labels;
+  SpectrogramConfig spect;
+  bool spect_known = false;
+  std::vector<std::string> notes;
+};
+ImportedNetwork importNetwork(const std::string& path, const ImportOptions& options = {},
+                              const DeepSpeech2NetworkOptions& network_options = {});
 
 // PyTorch checkpoints, read in C++ (no Python): torch.save zip archives and the legacy format,
 // holding a state_dict with deepspeech.pytorch's names (optionally under a prefix such as

@@ -233,6 +233,14 @@ std::vector<std::string> Engine::inputNames() const {
   return names;
 }
 
+Shape Engine::tensorShape(const std::string& name) const {
+  const auto is_named = [&](int id) { return impl_->graph.tensors[id].name == name; };
+  for (const auto* ids : {&impl_->graph.inputs, &impl_->graph.outputs})
+    for (int id : *ids)
+      if (is_named(id)) return impl_->graph.tensors[id].shape;
+  fail("the engine has no input or output '", name, "'");
+}
+
 std::vector<std::string> Engine::outputNames() const {
   std::vector<std::string> names;
   for (int id : impl_->graph.outputs) names.push_back(impl_->graph.tensors[id].name);

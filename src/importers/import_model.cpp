@@ -49,10 +49,13 @@ ImportedModel importDs2rt(const std::string& path, const ImportOptions& options)
   return {std::move(model), "ds2rt model", std::move(resolved.origins), {}};
 }
 
+// A DeepSpeech2 format fills `import`; a graph format (its network need not be deepspeech.pytorch's)
+// fills `import_network` instead.
 struct Importer {
   const char* description;
   bool (*recognises)(const FileHead& head);
   ImportedModel (*import)(const std::string& path, const ImportOptions& options);
+  ImportedNetwork (*import_network)(const std::string& path, const ImportOptions& options) = nullptr;
 };
 
 // New formats add a row; a zip-based one (.keras) must come before PyTorch, which claims every zip.
@@ -94,13 +97,38 @@ const char* toString(ConfigOrigin::Kind kind) {
   return "?";
 }
 
-ImportedModel importModel(const std::string& path, const ImportOptions& options) {
+const Importer& findImporter(const std::string& path) {
   const FileHead head = readHead(path);
   for (const Importer& importer : kImporters)
-    if (importer.recognises(head)) return importer.import(path, options);
+    if (importer.recognises(head)) return importer;
   std::string formats;
   for (const std::string& f : supportedModelFormats()) formats += "\n  " + f;
   fail("'", path, "' is not a model file ds2rt reads. Supported:", formats);
+}
+
+ImportedModel importModel(const std::string& path, const ImportOptions& options) {
+  const Importer& importer = findImporter(path);
+  check(importer.import != nullptr, "'", path, "' is a ", importer.description,
+        ": a graph, not a deepspeech.pytorch model; open it as a network (importNetwork, ds2rt build/run/inspect)");
+  return importer.import(path, options);
+}
+
+ImportedNetwork importNetwork(const std::string& path, const ImportOptions& options,
+                              const DeepSpeech2NetworkOptions& network_options) {
+  const Importer& importer = findImporter(path);
+  if (importer.import_network != nullptr) return importer.import_network(path, options);
+  ImportedModel imported = importer.import(path, options);
+  const DeepSpeech2Config& c = imported.model.config();
+  std::string architecture = cat(c.rnn_type, ", ", c.hidden_layers, " layers of ", c.hidden_size, ", ",
+                                 c.bidirectional ? "bidirectional" : "unidirectional");
+  if (!c.bidirectional) architecture += cat(", lookahead context ", c.lookahead_context);
+  return {imported.model.createNetwork(network_options),
+          std::move(imported.format),
+          std::move(architecture),
+          c.labels,
+          c.spect,
+          true,
+          std::move(imported.notes)};
 }
 
 DeepSpeech2Model loadModel(const std::string& path, const ImportOptions& options) {

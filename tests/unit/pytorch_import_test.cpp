@@ -101,6 +101,20 @@ TEST(PyTorchImport, PlainStateDictArchitectureIsInferred) {
   EXPECT_THAT(origin(m, "rnn_type").detail, HasSubstr("4 gates"));
 }
 
+TEST(PyTorchImport, AsANetworkCarriesLabelsAndFeatures) {
+  ImportedNetwork n = importNetwork(pytorchData("gru_uni_l2_h12_ctx3.ckpt"), {}, {.log_softmax = true});
+  EXPECT_THAT(n.format, HasSubstr("Lightning"));
+  EXPECT_THAT(n.architecture, HasSubstr("gru, 2 layers of 12, unidirectional, lookahead context 3"));
+  EXPECT_EQ(n.labels.size(), 29u);
+  EXPECT_TRUE(n.spect_known);
+  const Engine engine = Builder(BuilderConfig{}).build(std::move(n.network));
+  const auto outputs = engine.outputNames();
+  EXPECT_NE(std::find(outputs.begin(), outputs.end(), "log_probs"), outputs.end());
+  EXPECT_EQ(engine.tensorShape("features")[2], n.spect.frequencyBins());
+  EXPECT_EQ(engine.tensorShape("features")[3], kDynamic);
+  EXPECT_THAT(errorOf([&] { engine.tensorShape("nope"); }), HasSubstr("no input or output 'nope'"));
+}
+
 TEST(PyTorchImport, InferenceAgreesWithHyperParameters) {
   const pt::TorchFile file = pt::TorchFile::open(pytorchData("gru_uni_l2_h12_ctx3.ckpt"));
   importers::ConfigEvidence e;

@@ -72,9 +72,7 @@ void bench(const BenchArgs& a) {
                       : openEngine(a.file, a.options);
   if (!a.file.empty()) name = a.file;
   const int frames = static_cast<int>(a.seconds * 100);  // 10 ms hop
-  int bins = 161;
-  if (a.file.empty()) bins = architecture(a).spect.frequencyBins();
-  else if (!isPlanFile(a.file)) bins = DeepSpeech2Model::load(a.file).config().spect.frequencyBins();
+  const int64_t bins = engine.tensorShape("features")[2];  // N x 1 x bins x T
   std::ofstream json;
   if (!a.json.empty()) json.open(a.json);
   std::cout << "ds2rt bench: " << name << " (" << engine.config().toString() << "), " << a.seconds << " s utterances\n";

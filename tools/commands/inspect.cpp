@@ -2,7 +2,6 @@
 #include <iostream>
 
 #include "common.h"
-#include "ds2rt/deepspeech2.h"
 #include "ds2rt/importers.h"
 
 namespace ds2rt::tools {
@@ -10,14 +9,15 @@ namespace ds2rt::tools {
 namespace {
 
 void describeModel(const std::string& path, const BuildOptions& options) {
-  const DeepSpeech2Model model = loadModel(path);
-  const auto& c = model.config();
-  std::cout << "DeepSpeech2 model " << path << "\n  " << c.rnn_type << ", " << c.hidden_layers << " layers of "
-            << c.hidden_size << ", " << (c.bidirectional ? "bidirectional" : "unidirectional");
-  if (!c.bidirectional) std::cout << ", lookahead context " << c.lookahead_context;
-  std::cout << ", " << c.labels.size() << " labels, " << c.spect.sample_rate << " Hz, " << c.spect.frequencyBins()
-            << " frequency bins\n\nnetwork as defined:\n"
-            << model.createNetwork({.log_softmax = options.log_probs}).describe() << "\nas built:\n";
+  const ImportedNetwork imported = importNetwork(path, {}, {.log_softmax = options.log_probs});
+  std::cout << path << ": " << imported.format << "\n";
+  if (!imported.architecture.empty()) std::cout << "  " << imported.architecture << "\n";
+  if (!imported.labels.empty()) std::cout << "  " << imported.labels.size() << " labels\n";
+  if (imported.spect_known)
+    std::cout << "  features: " << imported.spect.sample_rate << " Hz, " << imported.spect.frequencyBins()
+              << " frequency bins, " << imported.spect.window << " window\n";
+  for (const std::string& note : imported.notes) std::cout << "  note: " << note << "\n";
+  std::cout << "\nnetwork as defined:\n" << imported.network.describe() << "\nas built:\n";
 }
 
 }  // namespace

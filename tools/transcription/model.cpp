@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "ds2rt/error.h"
+#include "ds2rt/importers.h"
 
 namespace ds2rt::tools {
 
@@ -28,9 +29,14 @@ TranscriptionModel openTranscriptionModel(const std::string& path, const std::st
     const std::string source = config_path.empty() ? configBesidePlan(path) : config_path;
     return {std::move(engine), DeepSpeech2Model::load(source).config(), path};
   }
-  const DeepSpeech2Model model = DeepSpeech2Model::load(path);
-  Engine engine = Builder(options.config()).build(model.createNetwork({.log_softmax = options.log_probs}));
-  return {std::move(engine), model.config(), path};
+  ImportedNetwork imported = importNetwork(path, {}, {.log_softmax = options.log_probs});
+  check(!imported.labels.empty(), "'", path, "' (", imported.format,
+        ") does not say which labels its outputs stand for; convert it to a ds2rt model with --labels");
+  DeepSpeech2Config config;
+  config.labels = std::move(imported.labels);
+  if (imported.spect_known) config.spect = imported.spect;
+  Engine engine = Builder(options.config()).build(std::move(imported.network));
+  return {std::move(engine), std::move(config), path};
 }
 
 }  // namespace ds2rt::tools

@@ -14,7 +14,7 @@ struct TranscriptionModel {
   std::string path;
 };
 
-// A model file (.safetensors or .json config) is built with `options`. A plan holds no labels
+// A model file of any format importNetwork reads is built with `options`. A plan holds no labels
 // or spectrogram settings: they come from `config_path` (the model file or JSON config the plan
 // was built from) or else from PLAN_STEM.safetensors or PLAN_STEM.json beside the plan.
 TranscriptionModel openTranscriptionModel(const std::string& path, const std::string& config_path,
