@@ -100,6 +100,9 @@ void bindEngineClass(nb::module_& m) {
       .def_prop_ro("config", [](const Engine& e) { return e.config(); })
       .def_prop_ro("input_names", &Engine::inputNames)
       .def_prop_ro("output_names", &Engine::outputNames)
+      .def(
+          "tensor_shape", [](const Engine& e, const std::string& name) { return e.tensorShape(name); }, "name"_a,
+          "An input's or output's shape; -1 for the batch and time axes.")
       .def_prop_ro("build_report", &Engine::buildReport,
                    "What the builder folded, fused, removed and chose, one line per decision.")
       .def("describe", &Engine::describe,

@@ -55,6 +55,26 @@ void bindImporters(nb::module_& m) {
       .def_ro("origins", &ImportedModel::origins)
       .def_ro("notes", &ImportedModel::notes);
 
+  nb::class_<ImportedNetwork>(m, "ImportedNetwork",
+                              "A model file as a network ready for Builder.build, with what transcription needs.")
+      .def_ro("network", &ImportedNetwork::network)
+      .def_ro("format", &ImportedNetwork::format)
+      .def_ro("architecture", &ImportedNetwork::architecture)
+      .def_ro("labels", &ImportedNetwork::labels, "the output classes' labels; empty when the file does not say")
+      .def_prop_ro(
+          "spect", [](const ImportedNetwork& n) { return n.spect_known ? std::optional(n.spect) : std::nullopt; },
+          "the feature settings the model was trained with; None when the file does not say")
+      .def_ro("notes", &ImportedNetwork::notes);
+  m.def(
+      "import_network",
+      [](const std::filesystem::path& path, bool log_softmax) {
+        nb::gil_scoped_release release;
+        return importNetwork(pathString(path), {}, {.log_softmax = log_softmax});
+      },
+      "path"_a, nb::kw_only(), "log_softmax"_a = false,
+      "Any model file as a network: DeepSpeech2 formats through DeepSpeech2Model.create_network, graph "
+      "formats (ONNX, Keras, PaddleSpeech) node by node.");
+
 #define DS2RT_FIELDS " Keyword arguments override architecture fields the file holds or implies."
   defImport(m, "import_model", &importModel,
             "Reads any supported model file (format found from its content)." DS2RT_FIELDS);

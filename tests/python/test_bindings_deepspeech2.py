@@ -145,3 +145,19 @@ def test_importers():
     assert ds2rt.supported_model_formats()
     with pytest.raises(ds2rt.Error):
         ds2rt.load_model(DATA / "pytorch" / "evil_os_system.pth")
+
+
+def test_import_network_carries_labels_and_features():
+    checkpoint = DATA / "pytorch" / "lstm_bi_l2_h8.pth"
+    imported = ds2rt.import_network(checkpoint, log_softmax=True)
+    assert "lstm, 2 layers of 8, bidirectional" in imported.architecture
+    assert len(imported.labels) == 29 and imported.spect is not None
+    engine = ds2rt.Builder().build(imported.network)
+    assert "log_probs" in engine.output_names
+    assert engine.tensor_shape("features")[2] == imported.spect.frequency_bins
+    assert engine.tensor_shape("features")[3] == -1
+    io = ds2rt.WeightStore.load(DATA / "pytorch" / "lstm_bi_l2_h8.io.safetensors")
+    out = engine.create_context().run({"features": io["input"], "lengths": io["input_lengths"]})
+    assert max_valid_error(out, io, "log_probs") < 1e-4
+    with pytest.raises(ds2rt.Error, match="no input or output 'nope'"):
+        engine.tensor_shape("nope")
