@@ -9,15 +9,17 @@ flite duration stretch 0.8-1.25) and pitch (espeak-ng 30-70); then sox: optional
 (0.9-1.1), optional light reverberation (reverb effect), high-quality resampling to 16 kHz mono; then numpy:
 random gain and optional noise (white / pink / brown) at a random SNR; written as 16-bit PCM WAV.
 
-Output under --out:  {train,test}/NNNNNNN.wav,  train.csv, test.csv  (rows "wav_path,TRANSCRIPT" with
-paths relative to the CSV's folder: what `ds2rt eval` reads).
+Output under --out:  {train,test}/NNNNNNN.wav + NNNNNNN.txt (its transcript), and two manifests per split
+with paths relative to their folder, both read by `ds2rt eval` / `ds2rt transcribe` and by train.py:
+  train.csv, test.csv      deepspeech.pytorch's format: rows "wav_path,txt_path"
+  train.jsonl, test.jsonl  NeMo's format: {"audio_filepath": ..., "text": ...} a line
 
 Tools: --espeak / $ESPEAK_NG, --espeak-data / $ESPEAK_DATA (the folder holding espeak-ng-data, given to
 espeak-ng as --path), --flite / $FLITE, --sox / $SOX. Their libraries: set LD_LIBRARY_PATH (gpu_job.sh does).
 """
 import argparse
 import hashlib
-import io
+import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -82,7 +84,6 @@ def pink_noise(n, rng, exponent):
 def make_one(job):
     idx, split, text, engine, voice, variant, out_dir, aug = job
     rng = np.random.default_rng(int.from_bytes(hashlib.sha1(f"{split}/{idx}".encode()).digest()[:8], "little"))
-    rng.integers(0, 1)  # decorrelate from the voice choice made with the same seed in the parent
     path = os.path.join(out_dir, split, f"{idx:07d}.wav")
     tmp = path + ".tmp.wav"
     raw = speak(engine, voice, variant, text, rng, tmp)
@@ -106,6 +107,8 @@ def make_one(job):
     peak = np.max(np.abs(x)) + 1e-9
     level = rng.uniform(0.05, 0.95) if aug else 0.7
     y = np.clip(np.round(x * (level / peak) * 32767), -32768, 32767).astype("<i2")
+    with open(path[:-4] + ".txt", "w") as f:
+        f.write(text + "\n")
     with wave.open(path, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -145,8 +148,10 @@ def build_split(split, sentences, count, args, tools):
                 el = time.time() - t0
                 print(f"  {split}: {n}/{len(jobs)} utterances, {seconds / 3600:.2f} h of audio, {el:.0f} s "
                       f"({seconds / max(el, 1e-9):.0f} audio-s/s)", flush=True)
+    with open(os.path.join(args.out, split + ".jsonl"), "w") as f:
+        f.writelines(json.dumps({"audio_filepath": p, "text": t}) + "\n" for p, t in rows)
     with open(csv_path + ".tmp", "w") as f:
-        f.writelines(f"{p},{t}\n" for p, t in rows)
+        f.writelines(f"{p},{p[:-4]}.txt\n" for p, t in rows)
     os.replace(csv_path + ".tmp", csv_path)
     print(f"{split}: {len(rows)} utterances, {seconds / 3600:.2f} h, {len(by_voice)} voices -> {csv_path}")
 

@@ -36,14 +36,23 @@ CHAR = {c: i for i, c in enumerate(LABELS)}
 
 # ---------------------------------------------------------------- data
 def read_manifest(path):
+    """deepspeech.pytorch CSV (wav_path,txt_path) or NeMo JSONL (audio_filepath, text); relative paths
+    are relative to the manifest's folder. -> [(wav_path, transcript)]"""
     base = os.path.dirname(os.path.abspath(path))
     rows = []
     with open(path) as f:
         for line in f:
             line = line.strip()
-            if line:
-                wav, text = line.split(",", 1)
-                rows.append((wav if os.path.isabs(wav) else os.path.join(base, wav), text.strip()))
+            if not line:
+                continue
+            if path.endswith((".jsonl", ".json")):
+                j = json.loads(line)
+                wav, text = j["audio_filepath"], j["text"]
+            else:
+                wav, txt = line.split(",", 1)
+                with open(txt if os.path.isabs(txt) else os.path.join(base, txt)) as t:
+                    text = t.read()
+            rows.append((wav if os.path.isabs(wav) else os.path.join(base, wav), text.strip()))
     return rows
 
 
