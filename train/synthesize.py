@@ -141,7 +141,7 @@ def build_split(split, sentences, count, args, tools):
         for n, res in enumerate(pool.imap(make_one, jobs, chunksize=8), 1):
             if res is not None:
                 path, text, dur, voice = res
-                rows.append((os.path.relpath(path, args.out), text))
+                rows.append((os.path.relpath(path, args.out), text, voice, dur))
                 seconds += dur
                 by_voice[voice] = by_voice.get(voice, 0) + 1
             if n % 2000 == 0 or n == len(jobs):
@@ -149,9 +149,10 @@ def build_split(split, sentences, count, args, tools):
                 print(f"  {split}: {n}/{len(jobs)} utterances, {seconds / 3600:.2f} h of audio, {el:.0f} s "
                       f"({seconds / max(el, 1e-9):.0f} audio-s/s)", flush=True)
     with open(os.path.join(args.out, split + ".jsonl"), "w") as f:
-        f.writelines(json.dumps({"audio_filepath": p, "text": t}) + "\n" for p, t in rows)
+        f.writelines(json.dumps({"audio_filepath": p, "text": t, "voice": v, "duration": round(d, 3)}) + "\n"
+                     for p, t, v, d in rows)
     with open(csv_path + ".tmp", "w") as f:
-        f.writelines(f"{p},{p[:-4]}.txt\n" for p, t in rows)
+        f.writelines(f"{p},{p[:-4]}.txt\n" for p, _, _, _ in rows)
     os.replace(csv_path + ".tmp", csv_path)
     print(f"{split}: {len(rows)} utterances, {seconds / 3600:.2f} h, {len(by_voice)} voices -> {csv_path}")
 

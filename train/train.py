@@ -238,7 +238,7 @@ def main():
     if amp:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = False  # every batch has another length: no per-shape autotuning
     os.makedirs(args.out, exist_ok=True)
     last = os.path.join(args.out, "last.pt")
     resume = torch.load(last, map_location="cpu", weights_only=False) if os.path.exists(last) else None
@@ -279,6 +279,17 @@ def main():
     emit(event="data", train_utts=len(texts), train_hours=round(lengths.sum() / feats.SAMPLE_RATE / 3600, 2),
          val_utts=nv, load_s=round(time.time() - t0, 1))
 
+    if amp:  # bf16 autocast with packed cuDNN GRUs: probe once, fall back to fp32 (TF32) if unsupported
+        try:
+            idx = np.argsort(lengths)[:4]
+            x, fr = feats.features(dflat, torch.from_numpy(starts[idx]).to(device), torch.from_numpy(lengths[idx]).to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                z, _ = model.logits(x, fr)
+            z.float().sum().backward()
+            opt.zero_grad(set_to_none=True)
+        except RuntimeError as e:
+            amp = False
+            emit(event="amp_off", reason=str(e)[:300])
     ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
     gen = torch.Generator(device=device).manual_seed(args.seed + state["step"])
     budget = args.minutes * 60.0
