@@ -146,7 +146,7 @@ def greedy(log_probs, out_lens):
             if k != prev and k != 0:
                 s.append(LABELS[k])
             prev = k
-        texts.append("".join(s).strip())
+        texts.append(" ".join("".join(s).split()))  # runs of spaces count once, as ds2rt decodes
     return texts
 
 
