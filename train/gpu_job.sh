@@ -7,7 +7,7 @@
 # Every stage starts from what is there: a train stage synthesises the corpus first if it is missing
 # (a cold machine), resumes from .work/runs/NAME/last.pt if present, and copies its logs to $OUT.
 # Sizes (env): TRAIN_UTTS (40000), TEST_UTTS (2000), BI_HIDDEN (352), BI_LAYERS (5), UNI_HIDDEN (512),
-# UNI_LAYERS (5), LOOKAHEAD (20), BATCH_SECONDS (600), EXPORT_UTTS (200), EXPORT_MB (14), JOBS (nproc),
+# UNI_LAYERS (5), LOOKAHEAD (20), BATCH_SECONDS (600), EXPORT_UTTS (200), EXPORT_MB (20), JOBS (nproc),
 # TRAIN_ARGS (extra train.py flags). TTS_SYSTEM=1 uses the system's espeak-ng/flite/sox (local tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,7 +67,7 @@ for name in sorted(os.listdir(runs)):
 PY
   for d in "$WORK"/runs/*/; do cp "$d/log.jsonl" "$stage/models/$(basename "$d").log.jsonl"; done
   # A small held-out test set: the first EXPORT_UTTS test utterances (random order), at most EXPORT_MB.
-  python3 - "$WORK/corpus" "$stage/testset" "${EXPORT_UTTS:-200}" "${EXPORT_MB:-14}" <<'PY'
+  python3 - "$WORK/corpus" "$stage/testset" "${EXPORT_UTTS:-200}" "${EXPORT_MB:-20}" <<'PY'
 import json, os, shutil, sys
 corpus, out, n, mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 os.makedirs(os.path.join(out, "test"), exist_ok=True)
