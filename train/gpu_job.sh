@@ -29,6 +29,9 @@ synth() {
   local t0=$SECONDS
   python3 train/synthesize.py --text "$WORK/text" --out "$WORK/corpus" --train "${TRAIN_UTTS:-40000}" \
     --test "${TEST_UTTS:-2000}" --jobs "${JOBS:-$(nproc)}"
+  # The training audio cache (one .npz per manifest) is built here, so that train calls start fast.
+  python3 -c "import sys; sys.path.insert(0, 'train'); import train as T
+for m in sys.argv[1:]: T.load_corpus(m)" "$WORK/corpus/train.csv" "$WORK/corpus/test.csv"
   echo "synth: $((SECONDS - t0)) s; corpus $(du -sh "$WORK/corpus" | cut -f1)"
 }
 
