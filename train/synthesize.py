@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Synthetic speech corpus: espeak-ng and flite speak the sentences of make_text.py, with augmentation.
+
+Train and test are split by text (train.txt / test.txt) AND by voice: the test set is spoken only by
+espeak-ng voice+variant combinations and a flite voice that never speak in the training set.
+
+Per utterance (seeded by its index, so a rerun is identical): a voice, a speed (espeak-ng 120-200 wpm,
+flite duration stretch 0.8-1.25) and pitch (espeak-ng 30-70); then sox: optional speed perturbation
+(0.9-1.1), optional light reverberation (reverb effect), high-quality resampling to 16 kHz mono; then numpy:
+random gain and optional noise (white / pink / brown) at a random SNR; written as 16-bit PCM WAV.
+
+Output under --out:  {train,test}/NNNNNNN.wav + NNNNNNN.txt (its transcript), and two manifests per split
+with paths relative to their folder, both read by `ds2rt eval` / `ds2rt transcribe` and by train.py:
+  train.csv, test.csv      deepspeech.pytorch's format: rows "wav_path,txt_path"
+  train.jsonl, test.jsonl  NeMo's format: {"audio_filepath": ..., "text": ...} a line
+
+Tools: --espeak / $ESPEAK_NG, --espeak-data / $ESPEAK_DATA (the folder holding espeak-ng-data, given to
+espeak-ng as --path), --flite / $FLITE, --sox / $SOX. Their libraries: set LD_LIBRARY_PATH (gpu_job.sh does).
+"""
+import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+import wave
+
+import numpy as np
+
+RATE = 16000
+ESPEAK_BASES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
+                "en-us-nyc"]
+ESPEAK_VARIANTS = ["", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
+                   "klatt3"]
+# Held out: these voice+variant combinations speak only the test set.
+ESPEAK_TEST = {("en-us", "f4"), ("en-gb", "m6"), ("en-gb-scotland", "f2"), ("en-029", "m3"),
+               ("en-gb-x-rp", "klatt2"), ("en-us-nyc", "f1"), ("en-gb-x-gbclan", "m7"), ("en-gb-x-gbcwmd", "f5")}
+FLITE_TRAIN = ["kal16", "awb", "rms", "kal"]
+FLITE_TEST = ["slt"]
+
+TOOLS = {}
+
+
+def voices(split):
+    esp = [("espeak", b, v) for b in ESPEAK_BASES for v in ESPEAK_VARIANTS
+           if ((b, v) in ESPEAK_TEST) == (split == "test")]
+    fl = [("flite", f, "") for f in (FLITE_TEST if split == "test" else FLITE_TRAIN)]
+    return esp, fl
+
+
+def run(cmd, data=None):
+    p = subprocess.run(cmd, input=data, capture_output=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-500:]}")
+    return p.stdout
+
+
+def speak(engine, voice, variant, text, rng, tmp):
+    if engine == "espeak":
+        cmd = [TOOLS["espeak"]]
+        if TOOLS["espeak_data"]:
+            cmd.append("--path=" + TOOLS["espeak_data"])
+        name = voice + ("+" + variant if variant else "")
+        cmd += ["-v", name, "-s", str(int(rng.integers(120, 201))), "-p", str(int(rng.integers(30, 71))),
+                "--stdout", text]
+        return run(cmd)
+    stretch = float(rng.uniform(0.8, 1.25))
+    run([TOOLS["flite"], "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", "-t", text, "-o", tmp])
+    with open(tmp, "rb") as f:
+        return f.read()
+
+
+def pink_noise(n, rng, exponent):
+    """1/f^exponent noise (0 white, 1 pink, 2 brown), unit RMS."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(len(spec), dtype=np.float64)
+    f[0] = 1.0
+    x = np.fft.irfft(spec / f ** (exponent / 2), n)
+    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+
+
+def make_one(job):
+    idx, split, text, engine, voice, variant, out_dir, aug = job
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha1(f"{split}/{idx}".encode()).digest()[:8], "little"))
+    path = os.path.join(out_dir, split, f"{idx:07d}.wav")
+    tmp = path + ".tmp.wav"
+    raw = speak(engine, voice, variant, text, rng, tmp)
+    effects = []
+    if aug and rng.random() < 0.5:
+        effects += ["speed", f"{rng.uniform(0.9, 1.1):.3f}"]
+    if aug and rng.random() < 0.3:
+        effects += ["reverb", str(int(rng.integers(10, 50))), "50", str(int(rng.integers(10, 60)))]
+    pcm = run([TOOLS["sox"], "-V1", "-t", "wav", "-", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", str(RATE),
+               "-", *effects, "rate", "-h", str(RATE)], raw)
+    if os.path.exists(tmp):
+        os.remove(tmp)
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768.0
+    if len(x) < RATE // 10:
+        return None
+    if aug and rng.random() < 0.5:
+        snr = rng.uniform(12, 40)
+        signal_rms = np.sqrt(np.mean(x ** 2)) + 1e-9
+        noise = pink_noise(len(x), rng, float(rng.choice([0.0, 1.0, 2.0])))
+        x = x + noise * signal_rms / (10 ** (snr / 20))
+    peak = np.max(np.abs(x)) + 1e-9
+    level = rng.uniform(0.05, 0.95) if aug else 0.7
+    y = np.clip(np.round(x * (level / peak) * 32767), -32768, 32767).astype("<i2")
+    with open(path[:-4] + ".txt", "w") as f:
+        f.write(text + "\n")
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(y.tobytes())
+    return path, text, len(y) / RATE, f"{engine}:{voice}{'+' + variant if variant else ''}"
+
+
+def init_worker(tools):
+    TOOLS.update(tools)
+
+
+def build_split(split, sentences, count, args, tools):
+    os.makedirs(os.path.join(args.out, split), exist_ok=True)
+    csv_path = os.path.join(args.out, split + ".csv")
+    if os.path.exists(csv_path):
+        print(f"{csv_path} exists: {split} already synthesised (delete it to redo)")
+        return
+    esp, fl = voices(split)
+    rng = np.random.default_rng(args.seed + (1 if split == "test" else 0))
+    order = rng.permutation(len(sentences))
+    jobs = []
+    for i in range(count):
+        text = sentences[order[i % len(sentences)]]
+        pool = fl if rng.random() < args.flite_share else esp
+        engine, voice, variant = pool[rng.integers(len(pool))]
+        jobs.append((i, split, text, engine, voice, variant, args.out, not args.no_augment))
+    rows, seconds, by_voice, t0 = [], 0.0, {}, time.time()
+    with mp.Pool(args.jobs, initializer=init_worker, initargs=(tools,)) as pool:
+        for n, res in enumerate(pool.imap(make_one, jobs, chunksize=8), 1):
+            if res is not None:
+                path, text, dur, voice = res
+                rows.append((os.path.relpath(path, args.out), text, voice, dur))
+                seconds += dur
+                by_voice[voice] = by_voice.get(voice, 0) + 1
+            if n % 2000 == 0 or n == len(jobs):
+                el = time.time() - t0
+                print(f"  {split}: {n}/{len(jobs)} utterances, {seconds / 3600:.2f} h of audio, {el:.0f} s "
+                      f"({seconds / max(el, 1e-9):.0f} audio-s/s)", flush=True)
+    with open(os.path.join(args.out, split + ".jsonl"), "w") as f:
+        f.writelines(json.dumps({"audio_filepath": p, "text": t, "voice": v, "duration": round(d, 3)}) + "\n"
+                     for p, t, v, d in rows)
+    with open(csv_path + ".tmp", "w") as f:
+        f.writelines(f"{p},{p[:-4]}.txt\n" for p, _, _, _ in rows)
+    os.replace(csv_path + ".tmp", csv_path)
+    print(f"{split}: {len(rows)} utterances, {seconds / 3600:.2f} h, {len(by_voice)} voices -> {csv_path}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--text", default=".work/text", help="folder with train.txt and test.txt (make_text.py)")
+    ap.add_argument("--out", default=".work/corpus")
+    ap.add_argument("--train", type=int, default=1000, help="number of training utterances")
+    ap.add_argument("--test", type=int, default=200, help="number of test utterances")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count())
+    ap.add_argument("--flite-share", type=float, default=0.15)
+    ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--seed", type=int, default=20261125)
+    ap.add_argument("--espeak", default=os.environ.get("ESPEAK_NG", "espeak-ng"))
+    ap.add_argument("--espeak-data", default=os.environ.get("ESPEAK_DATA", ""))
+    ap.add_argument("--flite", default=os.environ.get("FLITE", "flite"))
+    ap.add_argument("--sox", default=os.environ.get("SOX", "sox"))
+    args = ap.parse_args()
+    tools = {"espeak": args.espeak, "espeak_data": args.espeak_data, "flite": args.flite, "sox": args.sox}
+    init_worker(tools)
+    for split, count in [("test", args.test), ("train", args.train)]:
+        with open(os.path.join(args.text, split + ".txt")) as f:
+            sentences = [s.strip() for s in f if s.strip()]
+        build_split(split, sentences, count, args, tools)
+
+
+if __name__ == "__main__":
+    main()
