@@ -24,7 +24,7 @@ fi
 
 synth() {
   if [ ! -s "$WORK/text/train.txt" ]; then
-    mkdir -p "$WORK/text" && tar -C "$WORK/text" -I zstd -xf .gpu/text.tar.zst
+    mkdir -p "$WORK/text" && tar -C "$WORK/text" -xJf .gpu/text.tar.xz  # the GPU machine has no zstd
   fi
   local t0=$SECONDS
   python3 train/synthesize.py --text "$WORK/text" --out "$WORK/corpus" --train "${TRAIN_UTTS:-40000}" \
@@ -92,11 +92,11 @@ with open(os.path.join(out, "test.csv"), "w") as f:
 print(f"test set: {len(rows)} utterances, {total / 1e6:.1f} MB of WAV")
 PY
   # $OUT takes at most 8 files of 16 MiB (64 MiB in all): one archive, cut in 15 MiB parts.
-  tar -C "$stage" -I 'zstd -10 -T0 -q' -cf "$WORK/results.tar.zst" models testset
-  rm -f "$OUT"/results.tar.zst.part*
-  split -b 15M -d "$WORK/results.tar.zst" "$OUT/results.tar.zst.part"
+  tar -C "$stage" -czf "$WORK/results.tar.gz" models testset
+  rm -f "$OUT"/results.tar.gz.part*
+  split -b 15M -d "$WORK/results.tar.gz" "$OUT/results.tar.gz.part"
   ls -l "$OUT"
-  echo "here: cat results.tar.zst.part* | tar -I zstd -x   (models/, testset/)"
+  echo "here: cat results.tar.gz.part* | tar -xz   (models/, testset/)"
 }
 
 stage=${1:-}

@@ -217,11 +217,12 @@ def main():
     ap.add_argument("--lookahead", type=int, default=20)
     ap.add_argument("--minutes", type=float, default=8.0, help="training time of this invocation")
     ap.add_argument("--total-minutes", type=float, default=8.0, help="whole schedule (over resumes)")
-    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--weight-decay", type=float, default=1e-2)
     ap.add_argument("--clip", type=float, default=200.0)
     ap.add_argument("--batch-seconds", type=float, default=600.0, help="padded audio seconds per batch")
     ap.add_argument("--spec-augment", type=int, default=1)
+    ap.add_argument("--amp", type=int, default=0, help="bf16 autocast (1) or fp32 with TF32 (0)")
     ap.add_argument("--val-utts", type=int, default=300, help="held-out utterances for progress CER")
     ap.add_argument("--val-every", type=float, default=60.0, help="seconds between progress CERs")
     ap.add_argument("--save-every", type=float, default=120.0, help="seconds between checkpoints")
@@ -234,8 +235,8 @@ def main():
         torch.set_num_threads(args.threads)
     t_start = time.time()
     device = torch.device(args.device)
-    amp = device.type == "cuda"
-    if amp:
+    amp = device.type == "cuda" and bool(args.amp)
+    if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = False  # every batch has another length: no per-shape autotuning
@@ -318,8 +319,11 @@ def main():
             loss = ctc(log_probs, torch.cat(tg).to(device), out_lens.to(device), tgt_lens.to(device)) / len(idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-            opt.step()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            if torch.isfinite(loss) and torch.isfinite(grad_norm):  # one bad batch must not poison the weights
+                opt.step()
+            else:
+                state["skipped"] = state.get("skipped", 0) + 1
             state["step"] += 1
             state["batch_in_epoch"] += 1
             audio = float(lengths[idx].sum()) / feats.SAMPLE_RATE
