@@ -7,6 +7,7 @@
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
