@@ -31,6 +31,8 @@ expect_ok "run the plan on .npy features" "$ds2rt" run "$work/model.plan" -i "$d
 grep -q "probs \[1, 25, 29\]" "$work/out" || { echo "FAIL: run output shape"; cat "$work/out"; failures=$((failures + 1)); }
 expect_ok "run the model directly" "$ds2rt" run "$model" -i "$data/sample_features.npy" -t 1
 expect_ok "help" "$ds2rt" --help
+expect_ok "convert to ONNX" "$ds2rt" convert "$model" "$work/model.onnx"
+grep -q "ONNX opset 17" "$work/out" && [ -s "$work/model.onnx" ] || { echo "FAIL: convert to ONNX"; cat "$work/out"; failures=$((failures + 1)); }
 
 expect_error "missing model" "does not exist" "$ds2rt" build "$work/nope.safetensors" -o "$work/x.plan"
 printf 'DS2RTPLN garbage' >"$work/bad.plan"
@@ -39,6 +41,8 @@ head -c 100 "$model" >"$work/cut.safetensors"
 expect_error "truncated model" "truncated" "$ds2rt" inspect "$work/cut.safetensors"
 : >"$work/empty.npy"
 expect_error "empty features" "not a .npy file" "$ds2rt" run "$model" -i "$work/empty.npy"
+expect_error "ONNX opset out of range" "opset 12 is not supported" "$ds2rt" convert "$model" "$work/x.onnx" --opset 12
+expect_error "unknown output format" "or an ONNX model (.onnx)" "$ds2rt" convert "$model" "$work/x.pb"
 expect_error "unknown subcommand" "" "$ds2rt" frobnicate
 
 if [ $failures -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi

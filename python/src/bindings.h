@@ -37,6 +37,7 @@ void bindNetwork(nb::module_& m);      // NetworkDefinition and its enums
 void bindEngine(nb::module_& m);       // BuilderConfig, Builder, Engine, ExecutionContext
 void bindDeepSpeech2(nb::module_& m);  // DeepSpeech2Config, DeepSpeech2Model
 void bindImporters(nb::module_& m);    // import_model, load_model (PyTorch checkpoints, ...)
+void bindExporters(nb::module_& m);    // export_onnx
 void bindAudio(nb::module_& m);        // decoding, resampling, features
 void bindDecoder(nb::module_& m);      // language model, CTC decoders, WER/CER
 

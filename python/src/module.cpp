@@ -12,6 +12,7 @@ NB_MODULE(_ds2rt, m) {
   bindEngine(m);
   bindDeepSpeech2(m);
   bindImporters(m);
+  bindExporters(m);
   bindAudio(m);
   bindDecoder(m);
 }

@@ -1,4 +1,5 @@
-// ds2rt convert IN OUT: a model file of any supported format -> the ds2rt model format.
+// ds2rt convert IN OUT: a model file of any supported format -> the ds2rt model format, TensorRT .wts
+// weights or an ONNX model, chosen by OUT's extension.
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -7,6 +8,7 @@
 
 #include "common.h"
 #include "ds2rt/error.h"
+#include "ds2rt/exporters.h"
 #include "ds2rt/importers.h"
 
 namespace ds2rt::tools {
@@ -18,6 +20,8 @@ struct ConvertArgs {
   std::string rnn_type, labels;
   std::string wts_flavor = "pytorch", gate_layout;  // .wts output flavour; .wts input gate layout
   float forget_bias = 0;
+  int opset = OnnxExportOptions{}.opset;  // .onnx output
+  bool int64_lengths = false, log_softmax = false;
   int hidden_size = 0, layers = 0, context = 0, sample_rate = 0;
   bool bidirectional = false, unidirectional = false;
   // Set when the flag was given (CLI11 options, for count()).
@@ -65,8 +69,9 @@ ImportOptions importOptions(const ConvertArgs& a) {
 
 void convert(const ConvertArgs& a) {
   const std::string extension = std::filesystem::path(a.output).extension().string();
-  check(extension == ".safetensors" || extension == ".wts", "output '", a.output,
-        "': ds2rt convert writes the ds2rt model format (.safetensors) or TensorRT .wts weights (.wts)");
+  check(extension == ".safetensors" || extension == ".wts" || extension == ".onnx", "output '", a.output,
+        "': ds2rt convert writes the ds2rt model format (.safetensors), TensorRT .wts weights (.wts) or an ONNX "
+        "model (.onnx)");
   const ImportedModel imported = importModel(a.input, importOptions(a));
   std::cout << "read " << a.input << ": " << imported.format << "\n";
   for (const ConfigOrigin& o : imported.origins)
@@ -78,6 +83,14 @@ void convert(const ConvertArgs& a) {
     writeWts(imported.model.weights(), a.output, a.wts_flavor == "tensorrt" ? WtsFlavor::kTensorRT : WtsFlavor::kPyTorch);
     std::cout << "wrote " << a.output << ": " << imported.model.weights().tensors().size() << " tensors, "
               << a.wts_flavor << " .wts flavour\n";
+    return;
+  }
+  if (extension == ".onnx") {
+    exportOnnx(imported.model, a.output, {.opset = a.opset, .int64_lengths = a.int64_lengths, .log_softmax = a.log_softmax});
+    std::cout << "wrote " << a.output << ": ONNX opset " << a.opset << ", inputs features (N x 1 x "
+              << imported.model.config().spect.frequencyBins() << " x T) and lengths ("
+              << (a.int64_lengths ? "int64" : "int32") << "), outputs " << (a.log_softmax ? "log_probs" : "probs")
+              << " and output_lengths\n";
     return;
   }
   imported.model.save(a.output);
@@ -95,11 +108,12 @@ void addConvertCommand(CLI::App& app) {
   std::string formats;
   for (const std::string& f : supportedModelFormats()) formats += "\n  " + f;
   auto* cmd = app.add_subcommand("convert", "Convert a trained model (PyTorch checkpoint, ...) to the ds2rt model "
-                                            "format. The architecture is read from the file where it is stored, "
-                                            "else inferred from the weights; the flags below override it. Reads:" +
+                                            "format, TensorRT .wts weights or ONNX (by OUT's extension). The "
+                                            "architecture is read from the file where it is stored, else inferred "
+                                            "from the weights; the flags below override it. Reads:" +
                                                 formats);
   cmd->add_option("input", a->input, "model file: .pth, .pt, .ckpt, .wts, .safetensors, .json")->required()->check(CLI::ExistingFile);
-  cmd->add_option("output", a->output, "file to write: a ds2rt model (.safetensors) or .wts weights")->required();
+  cmd->add_option("output", a->output, "file to write: a ds2rt model (.safetensors), .wts weights or an ONNX model (.onnx)")->required();
   a->rnn_type_opt = cmd->add_option("--rnn-type", a->rnn_type, "lstm | gru | rnn")->check(CLI::IsMember({"lstm", "gru", "rnn"}));
   a->hidden_size_opt = cmd->add_option("--hidden-size", a->hidden_size, "RNN hidden size")->check(CLI::PositiveNumber);
   a->layers_opt = cmd->add_option("--layers", a->layers, "number of RNN layers")->check(CLI::PositiveNumber);
@@ -113,6 +127,9 @@ void addConvertCommand(CLI::App& app) {
   a->gate_layout_opt = cmd->add_option("--gate-layout", a->gate_layout, "a .wts input's recurrent gate order: pytorch | onnx | keras | tf1")
                            ->check(CLI::IsMember({"pytorch", "onnx", "keras", "tf1"}));
   a->forget_bias_opt = cmd->add_option("--forget-bias", a->forget_bias, "a .wts input's TF1 LSTMCell forget_bias, added to the f bias");
+  cmd->add_option("--opset", a->opset, "an .onnx output's ai.onnx opset (13 to 17)");
+  cmd->add_flag("--int64-lengths", a->int64_lengths, "an .onnx output takes and gives lengths as int64 (default int32)");
+  cmd->add_flag("--log-softmax", a->log_softmax, "an .onnx output gives log_probs instead of probs");
   cmd->callback([a] { convert(*a); });
 }
 
