@@ -14,4 +14,6 @@ NB_MODULE(_ds2rt, m) {
   bindImporters(m);
   bindAudio(m);
   bindDecoder(m);
+  bindLmBuilder(m);
+  bindBundledModel(m);
 }
