@@ -23,7 +23,7 @@ namespace ds2rt {
 struct LmBuildOptions {
   enum class Case : uint8_t { kKeep, kLower, kUpper };  // ASCII letters only; other bytes stay
 
-  int order = 3;  // 1 to 6 (KenLM's default KENLM_MAX_ORDER reads up to 6)
+  int order = 3;  // 1 to 6 (KenLM reads 2 to 6 with its default KENLM_MAX_ORDER; ds2rt any)
   // lmplz --prune: n-grams of order n seen at most prune[n-1] times are dropped; the last value
   // holds for the higher orders; empty: no pruning. prune[0] must be 0 (unigrams are all kept)
   // and the values must not decrease, so that every kept n-gram's context and suffix are kept.

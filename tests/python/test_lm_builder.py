@@ -63,9 +63,10 @@ def test_cli_lm_scores_equal_kenlm(tmp_path):
                 theirs.score(sentence, bos=bos, eos=eos), abs=1e-4), (sentence, bos, eos)
 
 
-@pytest.mark.parametrize("order,prune,max_ngrams", [(1, None, 0), (2, None, 0), (3, [0, 1, 1], 0), (4, None, 0),
+@pytest.mark.parametrize("order,prune,max_ngrams", [(2, None, 0), (3, [0, 1, 1], 0), (4, None, 0),
                                                     (4, [0, 0, 1], 0), (3, None, 150)])
 def test_kenlm_distributions_sum_to_one(tmp_path, order, prune, max_ngrams):
+    # (KenLM reads bigram models and up; ds2rt's unigram models are checked by the C++ suite.)
     lm = kenlm()
     text = tmp_path / "train.txt"
     text.write_text(corpus(300, seed=order))
@@ -144,7 +145,7 @@ def test_transcribe_uses_the_bundled_model(tmp_path, monkeypatch):
         ds2rt.transcribe(WAV)
     monkeypatch.delenv("DS2RT_MODEL")
     assert ds2rt.find_bundled_model([str(tmp_path), str(models)]).model == str(models / ds2rt.BUNDLED_MODEL_FILE)
-    with pytest.raises(ds2rt.Error, match=f"no bundled model found; looked for:.*{tmp_path / 'empty'}"):
+    with pytest.raises(ds2rt.Error, match=f"(?s)no bundled model found; looked for:.*{tmp_path / 'empty'}"):
         ds2rt.find_bundled_model([str(tmp_path / "empty")])
 
 
