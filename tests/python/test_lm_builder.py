@@ -1,6 +1,7 @@
 """The LM builder (`ds2rt lm build`, ds2rt.build_lm): the ARPA it writes loads in KenLM's Python
 module, which scores sentences as ds2rt's LanguageModel does, and under KenLM every context's
 probabilities over the vocabulary sum to one. Also the bundled-model lookup of ds2rt.transcribe."""
+import math
 import os
 import random
 import shutil
@@ -158,3 +159,73 @@ def test_readme_python_section_runs(monkeypatch, capsys):
     for block in blocks:
         exec(compile(block.split("```")[0], "README.md Python section", "exec"), {"__name__": "readme"})
     assert capsys.readouterr().out.strip()
+
+
+def reference_kneser_ney(text, order, prune=(), fallback=(0.5, 1.0, 1.5)):
+    """A direct transcription of interpolated modified Kneser-Ney (lm_builder.h's conventions):
+    {n-gram tuple: (log10 P, log10 backoff)} for the kept n-grams, written independently of the C++."""
+    from collections import Counter
+    raw = [Counter() for _ in range(order)]
+    for line in text.splitlines():
+        words = ["<s>"] + line.split() + ["</s>"]
+        if len(words) == 2:
+            continue
+        for n in range(1, order + 1):
+            for i in range(len(words) - n + 1):
+                raw[n - 1][tuple(words[i:i + n])] += 1
+    adjusted = [Counter() for _ in range(order)]
+    adjusted[order - 1].update(raw[order - 1])
+    for n in range(1, order):
+        for g, c in raw[n - 1].items():
+            adjusted[n - 1][g] = c if g[0] == "<s>" else 0
+        for g in raw[n]:
+            adjusted[n - 1][g[1:]] += 1
+    adjusted[0][("<s>",)] = 0
+    adjusted[0][("<unk>",)] += 0
+    threshold = [0] + [prune[min(n, len(prune) - 1)] if prune else 0 for n in range(1, order)]
+    kept = [set(adjusted[0])] + [{g for g, c in raw[n].items() if c > threshold[n]} for n in range(1, order)]
+    discounts = []
+    for n in range(order):
+        t = Counter(a for a in adjusted[n].values() if 0 < a < 5)
+        d = None
+        if t[1] and t[2] and t[3]:
+            y = t[1] / (t[1] + 2 * t[2])
+            d = [k - (k + 1) * y * t[k + 1] / t[k] for k in (1, 2, 3)]
+            if not all(0 < d[k - 1] <= k for k in (1, 2, 3)):
+                d = None
+        discounts.append(d or list(fallback))
+    D = lambda n, a: 0 if a == 0 else discounts[n][min(a, 3) - 1]  # noqa: E731
+    denominator, left = Counter(), Counter()  # per context tuple (() for the unigrams)
+    for n in range(order):
+        for g, a in adjusted[n].items():
+            denominator[g[:-1]] += a
+            left[g[:-1]] += D(n, a) if g in kept[n] else a
+    vocabulary = len(adjusted[0]) - 1
+    prob = {}
+    for n in range(order):
+        for g in kept[n]:
+            lower = 1 / vocabulary if n == 0 else prob[g[1:]]
+            ctx = g[:-1]
+            prob[g] = 0 if g == ("<s>",) else (adjusted[n][g] - D(n, adjusted[n][g]) + left[ctx] * lower) / denominator[ctx]
+    return {g: (-99 if p == 0 else math.log10(p), math.log10(left[g] / denominator[g]) if denominator[g] else 0)
+            for g, p in prob.items()}
+
+
+@pytest.mark.parametrize("order,prune", [(2, ()), (3, ()), (4, (0, 1, 1)), (5, (0, 0, 1, 2))])
+def test_probabilities_equal_a_direct_transcription_of_the_formulas(order, prune):
+    text = corpus(500, seed=order + 10)
+    arpa = ds2rt.build_lm_text(text, order=order, prune=list(prune))
+    expected = reference_kneser_ney(text, order, prune)
+    written = {}
+    section = 0
+    for line in arpa.splitlines():
+        if line.startswith("\\") and line.endswith("-grams:"):
+            section = int(line[1:line.index("-")])
+        elif section and line and not line.startswith("\\"):
+            fields = line.split("\t")
+            written[tuple(fields[1].split(" "))] = (float(fields[0]), float(fields[2]) if len(fields) > 2 else 0.0)
+    assert written.keys() == expected.keys()
+    for g, (p, b) in expected.items():
+        assert written[g][0] == pytest.approx(p, abs=1e-6), g
+        if len(g) < order:
+            assert written[g][1] == pytest.approx(b, abs=1e-6), g
