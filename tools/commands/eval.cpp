@@ -71,7 +71,7 @@ void addEvalCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Word and character error rates of a model on a manifest");
   cmd->footer(modelHelp() + "\n" + kFooter);
   addTranscribeOptions(*cmd, args->options);
-  cmd->add_option("manifest", args->positionals, "manifest: .csv (deepspeech.pytorch) or .json/.jsonl (NeMo)")
+  cmd->add_option("manifest", args->positionals, "manifest: .csv (deepspeech.pytorch) or .json/.jsonl (NeMo); MODEL MANIFEST, the older form, works too")
       ->required()
       ->expected(1, 2)
       ->check(CLI::ExistingFile);
