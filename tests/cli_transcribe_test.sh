@@ -229,6 +229,57 @@ else
   echo "skipped: progress bar check (no 'script' command)"
 fi
 
+# ---- the bundled model by default ---------------------------------------------------------------
+bundled=ds2rt-en-bigru.safetensors  # kBundledModelFile (include/ds2rt/bundled_model.h)
+expect_ok "DS2RT_MODEL names the model" env DS2RT_MODEL="$model" "$ds2rt" transcribe "$audio/hello_16k.wav"
+[ "$(cat "$work/out")" = "$single" ] || fail "DS2RT_MODEL: the transcript of the named model"
+mkdir -p "$work/envdir" && cp "$model" "$work/envdir/$bundled"
+expect_ok "DS2RT_MODEL names a directory" env DS2RT_MODEL="$work/envdir" "$ds2rt" transcribe "$audio/hello_16k.wav"
+[ "$(cat "$work/out")" = "$single" ] || fail "DS2RT_MODEL directory transcript"
+mkdir -p "$work/tree/bin" "$work/tree/models"
+cp "$ds2rt" "$work/tree/bin/ds2rt" && cp "$model" "$work/tree/models/$bundled" && cp "$lm" "$work/tree/models/lm.arpa"
+expect_ok "models/ beside a copied executable" env -u DS2RT_MODEL "$work/tree/bin/ds2rt" transcribe "$audio/hello_16k.wav"
+[ "$(cat "$work/out")" = "$single" ] || fail "bundled model transcript"
+expect_ok "eval with the bundled model" env -u DS2RT_MODEL "$work/tree/bin/ds2rt" eval "$work/self.jsonl"
+grep -q "^WER 0.00%" "$work/out" || fail "eval with the bundled model"
+expect_ok "--lm default" env -u DS2RT_MODEL "$work/tree/bin/ds2rt" transcribe "$audio/hello_16k.wav" --lm default -f json
+py "
+import json
+d = json.load(open('$work/out'))[0]
+assert d['decoder']['type'] == 'beam' and d['decoder']['lm'] == '$work/tree/models/lm.arpa', d['decoder']
+assert d['model'] == '$work/tree/models/$bundled', d['model']
+" "--lm default is models/lm.arpa"
+expect_ok "-m names the model" env DS2RT_MODEL="$work/nope" "$ds2rt" transcribe -m "$model" "$audio/hello_16k.wav"
+[ "$(cat "$work/out")" = "$single" ] || fail "-m transcript"
+expect_ok "a .json manifest first is an input, not a model" env DS2RT_MODEL="$model" "$ds2rt" transcribe "$work/ds.json" "$audio/hello_16k.wav"
+[ "$(wc -l <"$work/out")" -eq 4 ] || fail "a .json manifest and a file: four transcripts"
+rm "$work/tree/models/$bundled"
+expect_error "no model anywhere" 1 "no bundled model found" env -u DS2RT_MODEL "$work/tree/bin/ds2rt" transcribe "$audio/hello_16k.wav"
+grep -q "$work/tree/models/$bundled" "$work/err" && grep -q "DS2RT_MODEL" "$work/err" || fail "the error lists where it looked"
+expect_error "DS2RT_MODEL names nothing" 1 "DS2RT_MODEL='$work/nope' does not exist" env DS2RT_MODEL="$work/nope" "$ds2rt" transcribe "$audio/hello_16k.wav"
+expect_error "--lm default without lm.arpa" 2 "no lm.arpa beside the model" "$ds2rt" transcribe -m "$model" "$audio/hello_16k.wav" --lm default
+expect_error "eval: --model and two positionals" 2 "one manifest only" "$ds2rt" eval -m "$model" "$model" "$work/self.jsonl"
+
+# ---- lm build ------------------------------------------------------------------------------------
+printf 'hello world\nopen the door\nthe door is open\nhello door\n' >"$work/text.txt"
+expect_ok "lm build" "$ds2rt" lm build "$work/text.txt" "$work/built.arpa" --order 3 --prune 0,0,1 --case upper
+grep -q "^4 sentences, 11 words" "$work/out" && grep -q "3-grams: " "$work/out" || { fail "lm build summary"; cat "$work/out"; }
+grep -q $'\tOPEN THE\t' "$work/built.arpa" && ! grep -q "hello" "$work/built.arpa" || fail "lm build: upper-case n-grams"
+expect_ok "transcribe with the built LM" "$ds2rt" transcribe -m "$model" "$audio/hello_16k.wav" --lm "$work/built.arpa"
+expect_ok "lm build from stdin to gzip" sh -c "'$ds2rt' lm build - '$work/built.arpa.gz' --order 2 <'$work/text.txt'"
+[ "$(gzip -dc "$work/built.arpa.gz" | head -1)" = '\data\' ] || fail "gzip ARPA"
+: >"$work/empty.txt"
+expect_error "lm build: empty text" 1 "no words in text" "$ds2rt" lm build "$work/empty.txt" "$work/x.arpa"
+expect_error "lm build: missing text" 1 "cannot open text" "$ds2rt" lm build "$work/nope.txt" "$work/x.arpa"
+expect_error "lm build: decreasing prune" 2 "must not decrease" "$ds2rt" lm build "$work/text.txt" "$work/x.arpa" --prune 0,2,1
+expect_error "lm build: bad order" 2 "order must be 1 to 6" "$ds2rt" lm build "$work/text.txt" "$work/x.arpa" --order 9
+expect_error "lm build: bad prune text" 2 "bad prune threshold" "$ds2rt" lm build "$work/text.txt" "$work/x.arpa" --prune 0,one
+[ ! -e "$work/x.arpa" ] || fail "a failed build leaves no ARPA file"
+if command -v script >/dev/null; then
+  script -qec "'$ds2rt' lm build '$work/text.txt' '$work/x.arpa'" /dev/null >"$work/tty" 2>&1
+  grep -q "counting n-grams" "$work/tty" || fail "no lm build progress on a terminal"
+fi
+
 # ---- usage errors ------------------------------------------------------------------------------
 expect_error "missing model" 2 "does not exist" "$ds2rt" transcribe "$work/nope.safetensors" "$audio/hello_16k.wav"
 expect_error "eval, missing manifest" 2 "does not exist" "$ds2rt" eval "$model" "$work/nope.csv"

@@ -30,5 +30,6 @@ void addBenchCommand(CLI::App& app);
 void addConvertCommand(CLI::App& app);
 void addTranscribeCommand(CLI::App& app);
 void addEvalCommand(CLI::App& app);
+void addLmCommand(CLI::App& app);
 
 }  // namespace ds2rt::tools

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   ds2rt::tools::addConvertCommand(app);
   ds2rt::tools::addTranscribeCommand(app);
   ds2rt::tools::addEvalCommand(app);
+  ds2rt::tools::addLmCommand(app);
   try {
     app.parse(argc, argv);  // runs the chosen subcommand's callback
   } catch (const CLI::ParseError& e) {

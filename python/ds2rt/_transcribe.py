@@ -17,31 +17,39 @@ AudioInput = Union[str, os.PathLike, _c.Audio, np.ndarray]
 #: Several of them: transcribed in batches, one result each.
 AudioInputs = Union[list[AudioInput], tuple[AudioInput, ...]]
 
-_MODELS_DIR = Path(__file__).resolve().parent / "models"
+_PACKAGE_MODELS_DIR = Path(__file__).resolve().parent / "models"  # models/ of the wheel, if it had one
 _TIME_STRIDE = 2  # DeepSpeech2's first convolution halves the frame rate
 
 
+def _bundled() -> _c.BundledModel:
+    return _c.find_bundled_model([str(_PACKAGE_MODELS_DIR), _c.SOURCE_MODELS_DIR])
+
+
 def default_model_path() -> Path:
-    """The bundled model, once there is one; today it raises ds2rt.Error saying so."""
-    bundled = sorted(_MODELS_DIR.glob("*.safetensors")) if _MODELS_DIR.is_dir() else []
-    if not bundled:
-        raise _c.Error(
-            f"ds2rt has no bundled model yet (none in {_MODELS_DIR}): pass model= a model file "
-            "(.safetensors, its .json config or a PyTorch checkpoint) or a ds2rt.DeepSpeech2Model")
-    return bundled[0]
+    """The model ``transcribe`` uses when none is named: $DS2RT_MODEL (a model file, or a directory
+    holding ``BUNDLED_MODEL_FILE``), else the package's ``models/``, else the ``models/`` folder of
+    the checkout the package was built from (``SOURCE_MODELS_DIR``). Raises ds2rt.Error listing
+    where it looked when there is none."""
+    return Path(_bundled().model)
 
 
 def _open_model(model: str | os.PathLike | _c.DeepSpeech2Model | None) -> _c.DeepSpeech2Model:
     if isinstance(model, _c.DeepSpeech2Model):
         return model
-    path = default_model_path() if model is None else model
     load = getattr(_c, "load_model", _c.DeepSpeech2Model.load)  # importers read checkpoints too
-    return load(os.fspath(path))
+    return load(os.fspath(default_model_path() if model is None else model))
 
 
-def _open_lm(lm: str | os.PathLike | _c.LanguageModel | None) -> _c.LanguageModel | None:
+def _open_lm(lm: str | os.PathLike | _c.LanguageModel | None, model: Any) -> _c.LanguageModel | None:
     if lm is None or isinstance(lm, _c.LanguageModel):
         return lm
+    if lm == "default":  # BUNDLED_LM_FILE beside the model (models/lm.arpa for the bundled one)
+        if not isinstance(model, (str, os.PathLike)):
+            raise _c.Error('lm="default" means the LM beside the model file: name the model by its path')
+        beside = Path(model).parent / _c.BUNDLED_LM_FILE
+        if not beside.is_file():
+            raise _c.Error(f'lm="default": no {_c.BUNDLED_LM_FILE} beside the model {model}')
+        lm = beside
     return _c.LanguageModel.load_arpa(os.fspath(lm))
 
 
@@ -61,6 +69,8 @@ class Transcriber:
                  num_threads: int = 0, batch_size: int = 8) -> None:
         if batch_size < 1:
             raise _c.Error(f"batch_size must be at least 1, got {batch_size}")
+        if model is None:
+            model = default_model_path()
         self.model = _open_model(model)
         config = self.model.config
         self.sample_rate = config.spect.sample_rate
@@ -70,7 +80,7 @@ class Transcriber:
         self.num_threads = num_threads
         self._contexts = threading.local()  # one context per calling thread
         self.features = _c.FeatureExtractor(_c.FeatureConfig.from_spectrogram_config(config.spect))
-        language_model = _open_lm(lm)
+        language_model = _open_lm(lm, model)
         boosted = [h if isinstance(h, _c.Hotword) else _c.parse_hotword(h) for h in hotwords]
         self.beam = language_model is not None or bool(boosted) or beam_width is not None
         search = _c.BeamSearchConfig(beam_width=beam_width or 100, alpha=alpha, beta=beta, hotwords=boosted)
@@ -123,7 +133,8 @@ def transcribe(audio: AudioInput | AudioInputs, model: str | os.PathLike | _c.De
                **options: Any) -> _c.Hypothesis | list[_c.Hypothesis]:
     """Transcribes one input (a file, Audio, or samples) or a list of them in one call.
 
-    ``model``: a model file or a DeepSpeech2Model (required until a bundled model exists).
+    ``model``: a model file or a DeepSpeech2Model; None: the bundled model (``default_model_path()``).
+    ``lm="default"``: the bundled LM beside the model file (models/lm.arpa).
     ``options``: as Transcriber: lm, beam_width, alpha, beta, hotwords, device, precision,
     num_threads, batch_size. ``str(result)`` is the text; ``result.words`` has times.
     """

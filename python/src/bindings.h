@@ -40,6 +40,8 @@ void bindImporters(nb::module_& m);    // import_model, load_model (PyTorch chec
 void bindExporters(nb::module_& m);    // export_onnx
 void bindAudio(nb::module_& m);        // decoding, resampling, features
 void bindDecoder(nb::module_& m);      // language model, CTC decoders, WER/CER
+void bindLmBuilder(nb::module_& m);    // build_lm: ARPA word LMs from text
+void bindBundledModel(nb::module_& m);  // find_bundled_model: the default model of ds2rt.transcribe
 
 }  // namespace ds2rt::python
 

@@ -15,4 +15,6 @@ NB_MODULE(_ds2rt, m) {
   bindExporters(m);
   bindAudio(m);
   bindDecoder(m);
+  bindLmBuilder(m);
+  bindBundledModel(m);
 }

