@@ -10,6 +10,7 @@
 #include "ds2rt/engine.h"
 #include "ds2rt/importers.h"
 #include "importers/paddle/pdparams.h"
+#include "importers/pickle/unpickler.h"
 #include "test_util.h"
 
 namespace ds2rt::test {
@@ -109,6 +110,12 @@ TEST(PaddleImport, ForbiddenGlobalsAreRefused) {
   std::ofstream(path, std::ios::binary) << "\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n."s;
   EXPECT_THAT(errorOf([&] { paddle::readPdparams(path); }),
               AllOf(HasSubstr("refusing to load"), HasSubstr("torch._utils._rebuild_tensor_v2")));
+  const std::string numpy = "\x80\x02" "cnumpy\ndtype\n."s;
+  pickle::Arena arena;
+  EXPECT_THAT(errorOf([&] {
+                pickle::unpickle({reinterpret_cast<const uint8_t*>(numpy.data()), numpy.size()}, arena, "model.pth");
+              }),
+              AllOf(HasSubstr("refusing to load 'model.pth'"), HasSubstr("numpy.dtype")));
 }
 
 TEST(PaddleImport, MalformedFilesGiveClearErrors) {
