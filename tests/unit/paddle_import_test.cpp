@@ -81,6 +81,11 @@ TEST(PaddleImport, ArchitectureAndNotesComeFromTheParameters) {
   EXPECT_EQ(importNetwork(dataPath("paddle/online_lstm/model.pdparams"), {.labels = labels}).labels, labels);
   EXPECT_THAT(errorOf([&] { importNetwork(dataPath("paddle/online_lstm/model.pdparams"), {.labels = {{"_", "a"}}}); }),
               AllOf(HasSubstr("2 labels given"), HasSubstr("6 outputs")));
+  EXPECT_NO_THROW(importNetwork(dataPath("paddle/online_lstm/model.pdparams"), {.rnn_type = "lstm", .hidden_size = 10}));
+  EXPECT_THAT(errorOf([&] { importNetwork(dataPath("paddle/online_lstm/model.pdparams"), {.rnn_type = "gru"}); }),
+              AllOf(HasSubstr("rnn type gru"), HasSubstr("lstm, 2 layers of 10")));
+  EXPECT_THAT(errorOf([&] { importNetwork(dataPath("paddle/online_lstm/model.pdparams"), {.bidirectional = true}); }),
+              HasSubstr("a bidirectional model"));
 }
 
 TEST(PaddleImport, ImportModelPointsToImportNetwork) {

@@ -227,6 +227,18 @@ ImportedNetwork importPaddleSpeech(const std::string& path, const ImportOptions&
                          bidirectional ? "bidirectional (offline)" : "forward (online)", ", layer norm, ",
                          fc_layers ? cat(fc_layers, " fc layers (", fc_sizes, ")") : std::string("no fc layers"), ", ",
                          vocab, " labels, ", bins, " feature bins");
+  // The file fixes the architecture; options may only confirm it.
+  const auto confirm = [&](bool given, bool agrees, const std::string& what) {
+    check(!given || agrees, "'", path, "': the options ask for ", what, ", but the file holds ", out.architecture);
+  };
+  const std::string rnn_type = cell == RNNCell::kGRU ? "gru" : "lstm";
+  confirm(options.rnn_type.has_value(), options.rnn_type == rnn_type, cat("rnn type ", options.rnn_type.value_or("")));
+  confirm(options.hidden_size.has_value(), options.hidden_size == hidden, cat("hidden size ", options.hidden_size.value_or(0)));
+  confirm(options.hidden_layers.has_value(), options.hidden_layers == rnn_layers,
+          cat(options.hidden_layers.value_or(0), " recurrent layers"));
+  confirm(options.bidirectional.has_value(), options.bidirectional == bidirectional,
+          options.bidirectional.value_or(false) ? "a bidirectional model" : "a unidirectional model");
+  confirm(options.lookahead_context.has_value(), false, "a lookahead (PaddleSpeech's DeepSpeech2 has none)");
   if (options.labels) {
     check(static_cast<int64_t>(options.labels->size()) == vocab, "'", path, "': ", options.labels->size(),
           " labels given, the model has ", vocab, " outputs");
