@@ -90,7 +90,10 @@ DeepSpeech2Model importPyTorchCheckpoint(const std::string& path, const ImportOp
 // paddle.save(model.state_dict()) writes. The pickle is read by the restricted unpickler, which
 // here rebuilds numpy arrays and refuses every other global. The architecture is inferred from the
 // parameter names and shapes; inputs "features" (N x 1 x bins x T) and "lengths", outputs "probs"
-// (N x T' x vocabulary) and "output_lengths". Labels come only from options.labels.
+// (N x T' x vocabulary) and "output_lengths". A model.yaml (or <stem>.yaml) beside the file gives
+// the feature bins (feat_dim) where the weights allow several; labels come from options.labels, else
+// from a vocab.txt beside the file with one token per output. The features themselves (PaddleSpeech
+// trains on Kaldi fbank + CMVN) are not described: spect_known stays false.
 ImportedNetwork importPaddleSpeech(const std::string& path, const ImportOptions& options = {});
 
 // TensorRT .wts text weights: line 1 the tensor count, then one line per tensor. Two flavours:

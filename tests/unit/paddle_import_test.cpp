@@ -88,6 +88,29 @@ TEST(PaddleImport, ArchitectureAndNotesComeFromTheParameters) {
               HasSubstr("a bidirectional model"));
 }
 
+TEST(PaddleImport, ModelYamlAndVocabularyBesideTheFileAreRead) {
+  const std::string dir = scratch("paddle_with_config");
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(dataPath("paddle/online_lstm/model.pdparams"), dir + "/avg_1.pdparams");
+  std::ofstream(dir + "/avg_1.yaml") << "# PaddleSpeech\nfeat_dim: 13  # bins\nrnn_layer_size: 10\n";
+  std::ofstream(dir + "/vocab.txt") << "<blank>\n<unk>\na\nb\n<space>\n<eos>\n";
+  const ImportedNetwork imported = importNetwork(dir + "/avg_1.pdparams");
+  EXPECT_EQ(imported.network.shape(Tensor{0})[2], 13);
+  EXPECT_EQ(imported.labels, (std::vector<std::string>{"<blank>", "<unk>", "a", "b", " ", "<eos>"}));
+  const std::string notes = testing::PrintToString(imported.notes);
+  EXPECT_THAT(notes, AllOf(HasSubstr("feat_dim of"), HasSubstr("avg_1.yaml"), HasSubstr("vocab.txt")));
+
+  std::ofstream(dir + "/avg_1.yaml") << "feat_dim: 161\n";
+  EXPECT_THAT(errorOf([&] { importNetwork(dir + "/avg_1.pdparams"); }),
+              AllOf(HasSubstr("feat_dim 161"), HasSubstr("11 to 14")));
+  std::ofstream(dir + "/avg_1.yaml") << "feat_dim: 12\n";
+  std::ofstream(dir + "/vocab.txt") << "a\nb\n";
+  const ImportedNetwork short_vocab = importNetwork(dir + "/avg_1.pdparams");
+  EXPECT_EQ(short_vocab.network.shape(Tensor{0})[2], 12);
+  EXPECT_TRUE(short_vocab.labels.empty());
+  EXPECT_THAT(testing::PrintToString(short_vocab.notes), HasSubstr("2 tokens"));
+}
+
 TEST(PaddleImport, ImportModelPointsToImportNetwork) {
   EXPECT_THAT(errorOf([] { importModel(dataPath("paddle/online_lstm/model.pdparams")); }),
               AllOf(HasSubstr("PaddleSpeech"), HasSubstr("importNetwork")));

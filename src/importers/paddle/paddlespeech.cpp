@@ -15,7 +15,12 @@
 // its weight in x out (transposed against PyTorch); its LSTM (i, f, g, o) and GRU (r, z, c with the
 // hidden bias inside the reset product) use PyTorch's gate layout (checked by the fixtures).
 // encoder.conv.out.* (a Linear of the subsampling module that DeepSpeech2 never calls) is skipped.
+// Beside the file, a model.yaml (feat_dim) and a vocab.txt (labels) are read when present.
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <optional>
+#include <regex>
 #include <set>
 
 #include "ds2rt/error.h"
@@ -103,16 +108,54 @@ bool isBidirectional(const Reader& r, int layer) {
 // The feature bins D of the input: the weights fix only D' = ((D - 1) // 2 - 1) // 2 after the two
 // convolutions, and every D with that D' gives the same output (the last bins are never read).
 // PaddleSpeech's linear spectrogram has 161 bins; otherwise the smallest D that fits.
-int featureBins(int64_t reduced, std::string& detail) {
+// A PaddleSpeech training config beside the parameters says the count (feat_dim).
+int featureBins(int64_t reduced, std::optional<int64_t> configured, const std::string& config, std::string& detail) {
   const auto reduce = [](int64_t d) { return ((d - 1) / 2 - 1) / 2; };
   int64_t lowest = 4 * reduced + 3;
   while (lowest > 3 && reduce(lowest - 1) == reduced) --lowest;
   int64_t highest = lowest;
   while (reduce(highest + 1) == reduced) ++highest;
+  if (configured) {
+    check(lowest <= *configured && *configured <= highest, "'", config, "' says feat_dim ", *configured,
+          ", but the model's weights take ", lowest, " to ", highest, " feature bins");
+    detail = cat(*configured, " feature bins: feat_dim of '", config, "'");
+    return static_cast<int>(*configured);
+  }
   const int64_t chosen = lowest <= 161 && 161 <= highest ? 161 : lowest;
   detail = cat(chosen, " feature bins: the weights allow ", lowest, " to ", highest,
-               " (each gives the same output; a different count needs a matching model)");
+               " (each gives the same output; a model.yaml with feat_dim beside the file decides)");
   return static_cast<int>(chosen);
+}
+
+// The integer of a top-level "key: 123" line of a YAML file (PaddleSpeech's flat configs), if any.
+std::optional<int64_t> yamlInteger(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  const std::regex line_re("^" + key + R"(:\s*(\d{1,9})\s*(#.*)?\r?$)");
+  std::smatch match;
+  for (std::string line; std::getline(in, line);)
+    if (std::regex_match(line, match, line_re)) return std::stoll(match[1].str());
+  return std::nullopt;
+}
+
+// model.yaml or <stem>.yaml beside the parameters.
+std::optional<std::string> configBeside(const std::string& path) {
+  const std::filesystem::path p(path);
+  for (const auto& candidate : {p.parent_path() / "model.yaml", std::filesystem::path(p).replace_extension(".yaml")})
+    if (std::filesystem::is_regular_file(candidate)) return candidate.string();
+  return std::nullopt;
+}
+
+// vocab.txt beside the parameters, one token a line (PaddleSpeech's <blank> first, <space> for " ").
+std::optional<std::vector<std::string>> vocabularyBeside(const std::string& path) {
+  const std::filesystem::path file = std::filesystem::path(path).parent_path() / "vocab.txt";
+  if (!std::filesystem::is_regular_file(file)) return std::nullopt;
+  std::ifstream in(file);
+  std::vector<std::string> tokens;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    tokens.push_back(line == "<space>" ? " " : line);
+  }
+  return tokens;
 }
 
 }  // namespace
@@ -142,8 +185,10 @@ ImportedNetwork importPaddleSpeech(const std::string& path, const ImportOptions&
   const int64_t conv_features = r.dim(first.weight_ih, 2, 1);
   check(conv_features % channels == 0, "'", path, "': ", prefix + first.weight_ih, " takes ", conv_features,
         " inputs, not a multiple of the ", channels, " convolution channels");
+  const std::optional<std::string> config = configBeside(path);
   std::string bins_detail;
-  const int bins = featureBins(conv_features / channels, bins_detail);
+  const int bins = featureBins(conv_features / channels, config ? yamlInteger(*config, "feat_dim") : std::nullopt,
+                               config.value_or(""), bins_detail);
   notes.push_back(bins_detail);
 
   NetworkDefinition net;
@@ -243,8 +288,16 @@ ImportedNetwork importPaddleSpeech(const std::string& path, const ImportOptions&
     check(static_cast<int64_t>(options.labels->size()) == vocab, "'", path, "': ", options.labels->size(),
           " labels given, the model has ", vocab, " outputs");
     out.labels = *options.labels;
+  } else if (auto vocabulary = vocabularyBeside(path)) {
+    if (static_cast<int64_t>(vocabulary->size()) == vocab) {
+      out.labels = std::move(*vocabulary);
+      out.notes.push_back(cat(vocab, " labels from vocab.txt beside the parameters"));
+    } else {
+      out.notes.push_back(cat("vocab.txt beside the parameters has ", vocabulary->size(), " tokens, the model ", vocab,
+                              " outputs: labels left empty"));
+    }
   }
-  out.notes = std::move(notes);
+  out.notes.insert(out.notes.begin(), notes.begin(), notes.end());
   return out;
 }
 
