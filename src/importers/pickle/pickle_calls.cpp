@@ -95,9 +95,10 @@ Value collectionFrom(const Global& g, const std::vector<Value>& args, Arena& are
 
 // numpy.dtype(code, align, copy), as numpy's dtype.__reduce__ writes it.
 Value numpyDtype(const Global& g, const std::vector<Value>& args, Arena& arena, const std::string& source) {
-  const auto code = args.empty() ? std::nullopt : asString(args[0]);
-  checkArgs(code && args.size() <= 3 && code->size() <= 8, g, source, "(type code, align, copy)");
-  return arena.make(NumpyDtype{std::string(*code)});
+  const Text* code = args.empty() ? nullptr : as<Text>(args[0]);
+  checkArgs(code && code->kind == Text::Kind::kString && args.size() <= 3 && code->data.size() <= 8, g, source,
+            "(type code, align, copy)");
+  return arena.make(NumpyDtype{code->data});
 }
 
 // ndarray.__reduce__: _reconstruct(numpy.ndarray, (0,), b'b') makes an empty array, BUILD fills it.
