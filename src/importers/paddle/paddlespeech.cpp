@@ -18,7 +18,6 @@
 // Beside the file, a model.yaml (feat_dim) and a vocab.txt (labels) are read when present.
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <optional>
 #include <regex>
 #include <set>
@@ -69,8 +68,6 @@ HostTensor swapKernelAxes(const HostTensor& w) {
       for (int64_t d = 0; d < kd; ++d) dst[(a * kd + d) * kt + t] = src[(a * kt + t) * kd + d];
   return out;
 }
-
-HostTensor transposed(const HostTensor& w) { return transpose2d(w); }
 
 int countIndexed(const Reader& r, const std::string& stem, const std::string& leaf) {
   int n = 0;
@@ -243,7 +240,7 @@ ImportedNetwork importPaddleSpeech(const std::string& path, const ImportOptions&
     const std::string fc = cat("encoder.fc_layers_list.", j, ".");
     const int64_t out = r.dim(fc + "weight", 2, 1);
     FullyConnectedDesc d{.out_features = static_cast<int>(out)};
-    d.weight = transposed(r.get(fc + "weight", {features, out}));
+    d.weight = transpose2d(r.get(fc + "weight", {features, out}));
     if (r.has(fc + "bias")) d.bias = r.get(fc + "bias", {out});
     x = net.addFullyConnected(cat("fc", j), x, std::move(d));
     x = net.addActivation(cat("fc", j, ".relu"), x, {ActivationType::kRelu});
@@ -252,7 +249,7 @@ ImportedNetwork importPaddleSpeech(const std::string& path, const ImportOptions&
   }
   const int64_t vocab = r.dim("decoder.ctc_lo.weight", 2, 1);
   FullyConnectedDesc ctc{.out_features = static_cast<int>(vocab)};
-  ctc.weight = transposed(r.get("decoder.ctc_lo.weight", {features, vocab}));
+  ctc.weight = transpose2d(r.get("decoder.ctc_lo.weight", {features, vocab}));
   if (r.has("decoder.ctc_lo.bias")) ctc.bias = r.get("decoder.ctc_lo.bias", {vocab});
   x = net.addFullyConnected("ctc_lo", x, std::move(ctc));
   x = net.addSoftmax("softmax", x);
