@@ -34,6 +34,15 @@ expect_ok "help" "$ds2rt" --help
 expect_ok "convert to ONNX" "$ds2rt" convert "$model" "$work/model.onnx"
 grep -q "ONNX opset 17" "$work/out" && [ -s "$work/model.onnx" ] || { echo "FAIL: convert to ONNX"; cat "$work/out"; failures=$((failures + 1)); }
 
+paddle=$data/paddle/offline_bigru/model.pdparams
+expect_ok "inspect a PaddleSpeech .pdparams" "$ds2rt" inspect "$paddle"
+grep -q "gru, 2 layers of 12, bidirectional (offline), layer norm" "$work/out" || { echo "FAIL: inspect .pdparams summary"; cat "$work/out"; failures=$((failures + 1)); }
+grep -q "LayerNorm" "$work/out" || { echo "FAIL: inspect .pdparams lacks the layer norms"; cat "$work/out"; failures=$((failures + 1)); }
+expect_ok "build a plan from a .pdparams" "$ds2rt" build "$paddle" -o "$work/paddle.plan"
+expect_ok "inspect the .pdparams plan" "$ds2rt" inspect "$work/paddle.plan"
+grep -q "layer norm" "$work/out" || { echo "FAIL: the .pdparams plan names no layer norm kernel"; cat "$work/out"; failures=$((failures + 1)); }
+expect_error "forbidden .pdparams" "refusing to load" "$ds2rt" inspect "$data/paddle/forbidden.pdparams"
+
 expect_error "missing model" "does not exist" "$ds2rt" build "$work/nope.safetensors" -o "$work/x.plan"
 printf 'DS2RTPLN garbage' >"$work/bad.plan"
 expect_error "truncated plan" "shorter than the plan header" "$ds2rt" inspect "$work/bad.plan"

@@ -85,6 +85,17 @@ ImportedNetwork importNetwork(const std::string& path, const ImportOptions& opti
 ImportedModel importPyTorch(const std::string& path, const ImportOptions& options = {});
 DeepSpeech2Model importPyTorchCheckpoint(const std::string& path, const ImportOptions& options = {});
 
+// PaddleSpeech's DeepSpeech2 (offline: bidirectional, or online: forward; GRU or LSTM; each recurrent
+// layer followed by a LayerNorm; optional fc layers; the CTC projection) from the .pdparams that
+// paddle.save(model.state_dict()) writes. The pickle is read by the restricted unpickler, which
+// here rebuilds numpy arrays and refuses every other global. The architecture is inferred from the
+// parameter names and shapes; inputs "features" (N x 1 x bins x T) and "lengths", outputs "probs"
+// (N x T' x vocabulary) and "output_lengths". A model.yaml (or <stem>.yaml) beside the file gives
+// the feature bins (feat_dim) where the weights allow several; labels come from options.labels, else
+// from a vocab.txt beside the file with one token per output. The features themselves (PaddleSpeech
+// trains on Kaldi fbank + CMVN) are not described: spect_known stays false.
+ImportedNetwork importPaddleSpeech(const std::string& path, const ImportOptions& options = {});
+
 // TensorRT .wts text weights: line 1 the tensor count, then one line per tensor. Two flavours:
 //   kTensorRT (TensorRT samples, dumpTFWts.py):  name type count hex hex ...  (type 0 float32, 1 float16)
 //   kPyTorch  (the common gen_wts.py):           name count hex hex ...       (float32 only)

@@ -60,6 +60,16 @@ struct BatchNormDesc {
   float epsilon = 1e-5f;
 };
 
+// Layer normalisation over the last axis of a sequence (or batch-major) tensor, per frame:
+// y = (x - mean(x)) / sqrt(var(x) + epsilon) * scale + bias, with the biased variance (as
+// PyTorch's and Paddle's LayerNorm). Given lengths, frames at and past each utterance's length
+// come out as zeros (else they are normalised like any frame).
+struct LayerNormDesc {
+  HostTensor scale;  // H (optional: ones)
+  HostTensor bias;   // H (optional: zeros)
+  float epsilon = 1e-5f;
+};
+
 // How a layer with kernel/stride/padding/dilation along time changes the valid lengths:
 // L' = floor((L + 2p - d(k-1) - 1) / s) + 1, as deepspeech.pytorch's get_seq_lens.
 struct LengthsTransformDesc {
@@ -136,6 +146,9 @@ class NetworkDefinition {
   Tensor addConvolution(const std::string& name, Tensor input, ConvolutionDesc desc);
   Tensor addBatchNorm(const std::string& name, Tensor input, BatchNormDesc desc);
   Tensor addActivation(const std::string& name, Tensor input, ActivationDesc desc);
+  Tensor addLayerNorm(const std::string& name, Tensor input, LayerNormDesc desc);
+  // As above; frames at and past each utterance's length are zeroed, as the recurrent layers do.
+  Tensor addLayerNorm(const std::string& name, Tensor input, Tensor lengths, LayerNormDesc desc);
   // Zeroes the frames at and past each utterance's length (deepspeech.pytorch's MaskConv).
   Tensor addSequenceMask(const std::string& name, Tensor input, Tensor lengths);
   Tensor addLengthsTransform(const std::string& name, Tensor lengths, LengthsTransformDesc desc);

@@ -139,6 +139,17 @@ void bindLayers(nb::class_<NetworkDefinition>& c) {
           "name"_a, "input"_a, nb::kw_only(), "scale"_a, "bias"_a, "mean"_a, "variance"_a, "epsilon"_a = 1e-5,
           "Inference batch norm over the channels (axis 1 of an image, last axis of a sequence).")
       .def(
+          "add_layer_norm",
+          [](N& n, const std::string& name, Tensor input, std::optional<Tensor> lengths, OptionalTensor scale,
+             OptionalTensor bias, double epsilon) {
+            LayerNormDesc d{orEmpty(std::move(scale)), orEmpty(std::move(bias)), static_cast<float>(epsilon)};
+            return lengths ? n.addLayerNorm(name, input, *lengths, std::move(d)) : n.addLayerNorm(name, input, std::move(d));
+          },
+          "name"_a, "input"_a, "lengths"_a = nb::none(), nb::kw_only(), "scale"_a = nb::none(), "bias"_a = nb::none(),
+          "epsilon"_a = 1e-5,
+          "Layer norm over the last axis of a sequence, per frame (biased variance, as PyTorch and Paddle). With "
+          "lengths, frames at and past each utterance's length come out as zeros.")
+      .def(
           "add_activation",
           [](N& n, const std::string& name, Tensor input, ActivationType type, float min, float max) {
             return n.addActivation(name, input, {type, min, max});

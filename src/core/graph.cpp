@@ -46,7 +46,7 @@ void validateActivation(const Layer& layer, const ActivationDesc& a) {
 const char* kindName(const LayerDesc& desc) {
   static const char* const names[] = {"Convolution", "BatchNorm",      "Activation", "SequenceMask",
                                       "LengthsTransform", "ReshapeToSequence", "RNN", "Lookahead",
-                                      "FullyConnected", "Softmax", "BatchMajor"};
+                                      "FullyConnected", "Softmax", "BatchMajor", "LayerNorm"};
   if (const auto* s = std::get_if<SoftmaxDesc>(&desc); s && s->log) return "LogSoftmax";
   return names[desc.index()];
 }
@@ -175,6 +175,15 @@ void validateLayer(const Layer& layer, const std::vector<const TensorInfo*>& inp
           },
           [&](const SoftmaxDesc&) { expectLayout(layer, x, {L::kSequence, L::kBatchMajor}); },
           [&](const BatchMajorDesc&) { expectLayout(layer, x, {L::kSequence}); },
+          [&](const LayerNormDesc& n) {
+            expectLayout(layer, x, {L::kSequence, L::kBatchMajor});
+            if (inputs.size() > 1) expectLayout(layer, *inputs[1], {L::kLengths});
+            const Shape h{x.shape.back()};
+            expectShape(layer, "scale", n.scale, h, true);
+            expectShape(layer, "bias", n.bias, h, true);
+            check(std::isfinite(n.epsilon) && n.epsilon >= 0, "layer '", layer.name, "': epsilon must be finite and ",
+                  "non-negative, got ", n.epsilon);
+          },
       },
       layer.desc);
 }

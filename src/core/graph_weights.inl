@@ -17,6 +17,9 @@ void visitDescWeights(Desc& d, Visitor& visit) {
     visit("bias", d.bias);
     visit("mean", d.mean);
     visit("variance", d.variance);
+  } else if constexpr (std::is_same_v<D, LayerNormDesc>) {
+    visit("scale", d.scale);
+    visit("bias", d.bias);
   } else if constexpr (std::is_same_v<D, LookaheadDesc>) {
     visit("weight", d.weight);
   } else if constexpr (std::is_same_v<D, RNNDesc>) {

@@ -183,6 +183,14 @@ Tensor NetworkDefinition::addActivation(const std::string& name, Tensor input, A
   return addLayer(*graph_, name, desc, {input}, tensorInfo(*graph_, input, name).layout);
 }
 
+Tensor NetworkDefinition::addLayerNorm(const std::string& name, Tensor input, LayerNormDesc desc) {
+  return addLayer(*graph_, name, std::move(desc), {input}, tensorInfo(*graph_, input, name).layout);
+}
+
+Tensor NetworkDefinition::addLayerNorm(const std::string& name, Tensor input, Tensor lengths, LayerNormDesc desc) {
+  return addLayer(*graph_, name, std::move(desc), {input, lengths}, tensorInfo(*graph_, input, name).layout);
+}
+
 Tensor NetworkDefinition::addSequenceMask(const std::string& name, Tensor input, Tensor lengths) {
   return addLayer(*graph_, name, detail::SequenceMaskDesc{}, {input, lengths}, tensorInfo(*graph_, input, name).layout);
 }

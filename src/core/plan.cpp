@@ -65,6 +65,7 @@ json paramsJson(const LayerDesc& desc) {
                     {"dilation", c.dilation}, {"activation", activationJson(c.activation)}};
           },
           [](const BatchNormDesc& b) -> json { return {{"epsilon", b.epsilon}}; },
+          [](const LayerNormDesc& n) -> json { return {{"epsilon", n.epsilon}}; },
           [](const ActivationDesc& a) -> json { return activationJson(a); },
           [](const LengthsTransformDesc& t) -> json {
             return {{"kernel", t.kernel}, {"stride", t.stride}, {"padding", t.padding}, {"dilation", t.dilation}};
@@ -118,6 +119,7 @@ LayerDesc descFrom(const std::string& kind, const json& p) {
     return FullyConnectedDesc{.out_features = p.at("out_features"), .activation = activationFrom(p.at("activation"))};
   if (kind == "Softmax" || kind == "LogSoftmax") return SoftmaxDesc{p.at("log").get<bool>()};
   if (kind == "BatchMajor") return BatchMajorDesc{};
+  if (kind == "LayerNorm") return LayerNormDesc{.epsilon = p.at("epsilon").get<float>()};
   fail("unknown layer kind '", kind, "'");
 }
 

@@ -39,6 +39,7 @@ class CpuBackend final : public Backend {
             [&](const FullyConnectedDesc& d) { return makeFullyConnected(d); },
             [&](const SoftmaxDesc& d) { return makeSoftmax(d.log); },
             [&](const BatchMajorDesc&) { return makeBatchMajor(); },
+            [&](const LayerNormDesc& d) { return makeLayerNorm(d, layout, layer.inputs.size() > 1); },
         },
         layer.desc);
   }

@@ -49,6 +49,9 @@ class CudaBackend final : public Backend {
             [&](const FullyConnectedDesc& d) { return makeFullyConnected(d, in, out); },
             [&](const SoftmaxDesc& d) { return makeSoftmax(d.log, out); },
             [&](const BatchMajorDesc&) { return makeBatchMajor(out); },
+            [&](const LayerNormDesc& d) {
+              return makeLayerNorm(d, layout, graph.tensors[layer.inputs[0]].shape.back(), layer.inputs.size() > 1, out);
+            },
         },
         layer.desc);
   }

@@ -24,5 +24,8 @@ std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, DataType type, const Device
 std::unique_ptr<Kernel> makeLookahead(const LookaheadDesc& desc, DataType type);
 std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc, DataType input_type, DataType output_type);
 std::unique_ptr<Kernel> makeSoftmax(bool log, DataType type);
+// `masked`: the layer has a lengths input; frames at and past each length become zeros.
+std::unique_ptr<Kernel> makeLayerNorm(const LayerNormDesc& desc, TensorLayout layout, int64_t features, bool masked,
+                                      DataType type);
 
 }  // namespace ds2rt::detail::cuda

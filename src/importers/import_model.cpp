@@ -6,6 +6,7 @@
 #include "ds2rt/error.h"
 #include "ds2rt/importers.h"
 #include "importers/config_evidence.h"
+#include "importers/paddle/pdparams.h"
 #include "importers/pytorch/torch_file.h"
 #include "importers/wts/wts.h"
 
@@ -25,6 +26,8 @@ bool isDs2rtModel(const FileHead& f) {
 }
 
 bool isPyTorch(const FileHead& f) { return pytorch::TorchFile::looksLikeTorchFile(f.bytes); }
+
+bool isPaddle(const FileHead& f) { return paddle::looksLikePdparams(f.bytes, f.extension); }
 
 bool isWts(const FileHead& f) { return f.extension == ".wts" || wts::looksLikeWts(f.bytes); }
 
@@ -58,9 +61,12 @@ struct Importer {
   ImportedNetwork (*import_network)(const std::string& path, const ImportOptions& options) = nullptr;
 };
 
-// New formats add a row; a zip-based one (.keras) must come before PyTorch, which claims every zip.
+// New formats add a row; a zip-based one (.keras) must come before PyTorch, which claims every zip,
+// and so must Paddle's .pdparams, a pickle as PyTorch's legacy format is.
 constexpr Importer kImporters[] = {
     {"ds2rt model: .safetensors with ds2rt.config metadata, or its .json config", isDs2rtModel, importDs2rt},
+    {"PaddleSpeech DeepSpeech2 .pdparams (paddle.save of the model's state_dict; offline or online, GRU or LSTM)",
+     isPaddle, nullptr, importPaddleSpeech},
     {"PyTorch checkpoint: .pth, .pt or .ckpt from torch.save (zip archive or legacy format): a state_dict, a "
      "Lightning checkpoint or a deepspeech.pytorch package",
      isPyTorch, importPyTorch},

@@ -10,6 +10,7 @@
 #include "ds2rt/builder.h"
 #include "ds2rt/deepspeech2.h"
 #include "ds2rt/error.h"
+#include "ds2rt/importers.h"
 #include "unit/test_util.h"
 
 namespace ds2rt::test {
@@ -235,6 +236,70 @@ TEST(CudaEngine, ContextsOnThreadsAgree) {
   for (auto& t : threads) t.join();
   for (const auto& r : results) EXPECT_EQ(r, reference);
 }
+
+// ---- LayerNorm against the CPU backend ------------------------------------------------------
+
+class CudaLayerNorm : public testing::TestWithParam<std::tuple<int, bool, Precision>> {};
+
+TEST_P(CudaLayerNorm, MatchesCpu) {
+  REQUIRE_GPU();
+  const auto [features, masked, precision] = GetParam();
+  std::mt19937 rng(7);
+  const int time = 9, batch = 3;
+  NetworkDefinition net;
+  const Tensor x = net.addSequenceInput("x", features);
+  const Tensor lengths = net.addLengthsInput("lengths");
+  const LayerNormDesc ln{randomTensor({features}, rng), randomTensor({features}, rng), 1e-5f};
+  const Tensor seq = masked ? net.addLayerNorm("ln_seq", x, lengths, ln) : net.addLayerNorm("ln_seq", x, ln);
+  net.markOutput(seq, "seq");
+  const Tensor bm = net.addBatchMajor("bm", x);
+  net.markOutput(masked ? net.addLayerNorm("ln_bm", bm, lengths, ln) : net.addLayerNorm("ln_bm", bm, ln), "bm_out");
+  const std::map<std::string, HostTensor> inputs{{"x", randomTensor({time, batch, features}, rng, 3.0f)},
+                                                 {"lengths", HostTensor::fromInts({batch}, {9, 4, 1})}};
+  const auto expected = Builder().build(net).createContext().run(inputs);
+  const auto got = Builder({.device = Device::kCUDA, .precision = precision}).build(net).createContext().run(inputs);
+  for (const char* name : {"seq", "bm_out"}) {
+    ASSERT_EQ(got.at(name).shape(), expected.at(name).shape());
+    EXPECT_LT(relativeL2(toVector(got.at(name)), toVector(expected.at(name))), tolerance(precision)) << name;
+  }
+  if (masked)  // frame 5 of the utterance of length 4 (sequence layout)
+    for (int f = 0; f < features; ++f) EXPECT_EQ(got.at("seq").data<float>()[(5 * batch + 1) * features + f], 0.0f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layers, CudaLayerNorm,
+                         testing::Combine(testing::Values(5, 33, 700), testing::Bool(),
+                                          testing::Values(Precision::kFP32, Precision::kFP16, Precision::kBF16)),
+                         [](const auto& info) {
+                           return cat("h", std::get<0>(info.param), std::get<1>(info.param) ? "_masked_" : "_",
+                                      toString(std::get<2>(info.param)));
+                         });
+
+// ---- PaddleSpeech fixtures against Paddle -------------------------------------------------------
+
+class CudaPaddle : public testing::TestWithParam<std::tuple<std::string, Precision>> {};
+
+TEST_P(CudaPaddle, MatchesPaddle) {
+  REQUIRE_GPU();
+  const auto& [name, precision] = GetParam();
+  const ImportedNetwork imported = importNetwork(dataPath("paddle/" + name + "/model.pdparams"));
+  const WeightStore io = WeightStore::load(dataPath("paddle/" + name + "/io.safetensors"));
+  const HostTensor& full = io.get("input");  // N x 1 x 13 x T; the model reads the first 11 bins
+  const int64_t n = full.dim(0), d = full.dim(2), t = full.dim(3), bins = imported.network.shape(Tensor{0})[2];
+  HostTensor input(DataType::kFloat32, {n, 1, bins, t});
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t f = 0; f < bins * t; ++f) input.mutableData<float>()[b * bins * t + f] = full.data<float>()[b * d * t + f];
+  const Engine engine = Builder({.device = Device::kCUDA, .precision = precision}).build(imported.network);
+  auto out = engine.createContext().run({{"features", input}, {"lengths", io.get("input_lengths")}});
+  const HostTensor& lengths = out.at("output_lengths");
+  ASSERT_EQ(toVector(lengths), toVector(io.get("output_lengths")));
+  EXPECT_LT(relativeL2(validFrames(out.at("probs"), lengths), validFrames(io.get("probs"), lengths)), tolerance(precision))
+      << name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaPaddle,
+                         testing::Combine(testing::Values("offline_bigru", "online_lstm"),
+                                          testing::Values(Precision::kFP32, Precision::kFP16, Precision::kBF16)),
+                         [](const auto& info) { return std::get<0>(info.param) + "_" + toString(std::get<1>(info.param)); });
 
 TEST(CudaEngine, BadPrecisionOnCpuIsAnError) {
   EXPECT_THROW(Builder({.device = Device::kCPU, .precision = Precision::kFP16}).build(NetworkDefinition()), Error);

@@ -9,7 +9,7 @@
 #include "importers/pytorch/architecture.h"
 #include "importers/pytorch/storage_id.h"
 #include "importers/pytorch/tensor_rebuild.h"
-#include "importers/pytorch/unpickler.h"
+#include "importers/pickle/unpickler.h"
 
 namespace pt = ds2rt::pytorch;
 

@@ -288,3 +288,21 @@ def test_one_context_refuses_a_second_thread():
     np.testing.assert_array_equal(results[-1]["probs"], expected["probs"])
     # The same context runs on this thread too (it ran on the worker before).
     np.testing.assert_array_equal(context.run(inputs)["probs"], expected["probs"])
+
+
+def test_layer_norm_matches_numpy_with_and_without_lengths():
+    x, scale, bias = randn(5, 2, 6, scale=2), randn(6) + 1, randn(6)
+    net = ds2rt.NetworkDefinition()
+    inp = net.add_sequence_input("x", features=6)
+    lengths = net.add_lengths_input("lengths")
+    net.mark_output(net.add_layer_norm("plain", inp, scale=scale, bias=bias, epsilon=1e-3), "plain_out")
+    net.mark_output(net.add_layer_norm("masked", inp, lengths, scale=scale, bias=bias), "masked_out")
+    out = run(net, x=x, lengths=np.array([5, 3], np.int32))
+
+    def reference(eps):
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + eps) * scale + bias
+    np.testing.assert_allclose(out["plain_out"], reference(1e-3), atol=1e-5)
+    expected = reference(1e-5)
+    expected[3:, 1] = 0
+    np.testing.assert_allclose(out["masked_out"], expected, atol=1e-5)

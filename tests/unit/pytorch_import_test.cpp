@@ -13,7 +13,7 @@
 #include "importers/pytorch/architecture.h"
 #include "importers/pytorch/tensor_rebuild.h"
 #include "importers/pytorch/torch_file.h"
-#include "importers/pytorch/unpickler.h"
+#include "importers/pickle/unpickler.h"
 #include "test_util.h"
 
 namespace ds2rt::test {

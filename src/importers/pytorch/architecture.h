@@ -8,9 +8,12 @@
 
 #include "ds2rt/tensor.h"
 #include "importers/config_evidence.h"
-#include "importers/pytorch/pickle_value.h"
+#include "importers/pickle/pickle_value.h"
 
 namespace ds2rt::pytorch {
+
+// The reader works on the values of the restricted unpickler (importers/pickle).
+using namespace ds2rt::pickle;
 
 // Fills the `read` half of `evidence` from the checkpoint's top-level object, where it holds any.
 void readHyperParameters(const Value& root, importers::ConfigEvidence& evidence);

@@ -7,7 +7,7 @@
 #include "ds2rt/error.h"
 #include "importers/pytorch/storage_id.h"
 #include "importers/pytorch/torch_file.h"
-#include "importers/pytorch/unpickler.h"
+#include "importers/pickle/unpickler.h"
 
 namespace ds2rt::pytorch {
 

@@ -5,9 +5,12 @@
 
 #include <string>
 
-#include "importers/pytorch/pickle_value.h"
+#include "importers/pickle/pickle_value.h"
 
 namespace ds2rt::pytorch {
+
+// The reader works on the values of the restricted unpickler (importers/pickle).
+using namespace ds2rt::pickle;
 
 StorageRef parseStorageId(const Value& pid, const std::string& source, bool legacy);
 

@@ -7,9 +7,12 @@
 #include <vector>
 
 #include "ds2rt/tensor.h"
-#include "importers/pytorch/pickle_value.h"
+#include "importers/pickle/pickle_value.h"
 
 namespace ds2rt::pytorch {
+
+// The reader works on the values of the restricted unpickler (importers/pickle).
+using namespace ds2rt::pickle;
 
 using StorageBytes = std::shared_ptr<const std::vector<uint8_t>>;
 

@@ -5,7 +5,7 @@
 #include "core/file.h"
 #include "ds2rt/error.h"
 #include "importers/pytorch/storage_id.h"
-#include "importers/pytorch/unpickler.h"
+#include "importers/pickle/unpickler.h"
 
 namespace ds2rt::pytorch {
 

@@ -10,11 +10,14 @@
 #include <string>
 
 #include "ds2rt/tensor.h"
-#include "importers/pytorch/pickle_value.h"
+#include "importers/pickle/pickle_value.h"
 #include "importers/pytorch/tensor_rebuild.h"
 #include "importers/pytorch/zip_archive.h"
 
 namespace ds2rt::pytorch {
+
+// The reader works on the values of the restricted unpickler (importers/pickle).
+using namespace ds2rt::pickle;
 
 class TorchFile {
  public:

@@ -6,18 +6,19 @@
 #include <string>
 #include <vector>
 
-#include "importers/pytorch/pickle_value.h"
+#include "importers/pickle/pickle_value.h"
 
-namespace ds2rt::pytorch {
+namespace ds2rt::pickle {
 
-// The allowlisted global module.name (pickle_allowlist.cpp), if it is one.
-std::optional<Global> lookupGlobal(const std::string& module, const std::string& name);
+// The global module.name if `family` (or every family) allows it (pickle_allowlist.cpp).
+std::optional<Global> lookupGlobal(const std::string& module, const std::string& name, GlobalFamily family);
 // Throws "refusing to load '<source>': the checkpoint <what>; ds2rt only loads tensors and plain containers ...".
 [[noreturn]] void refuse(const std::string& source, const std::string& what, const std::string& module);
 
 // GLOBAL / STACK_GLOBAL: the allowlisted global, or an enum member named "Enum.member".
 // Anything else throws: "refusing to load '<source>': the checkpoint references os.system; ...".
-Value resolveGlobal(const std::string& module, const std::string& name, Arena& arena, const std::string& source);
+Value resolveGlobal(const std::string& module, const std::string& name, GlobalFamily family, Arena& arena,
+                    const std::string& source);
 
 // REDUCE: callable(*args), for the few callables ds2rt emulates (tensor rebuilding,
 // OrderedDict, set, enum members, ...). Any other call throws naming the callable.
@@ -26,7 +27,8 @@ Value callGlobal(const Value& callable, std::vector<Value> args, Arena& arena, c
 // NEWOBJ / NEWOBJ_EX: cls.__new__(cls, *args), for inert container classes (omegaconf).
 Value newObject(const Value& cls, std::vector<Value> args, Arena& arena, const std::string& source);
 
-// BUILD: sets an object's state (omegaconf containers); ignored for tensors and dicts.
+// BUILD: sets an object's state (omegaconf containers, numpy arrays and dtypes); ignored for
+// tensors and dicts.
 void buildObject(const Value& target, Value state, const std::string& source);
 
-}  // namespace ds2rt::pytorch
+}  // namespace ds2rt::pickle

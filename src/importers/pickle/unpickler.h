@@ -1,5 +1,6 @@
-// A restricted unpickler for PyTorch checkpoints: pickle protocols 2 to 5, only the globals of
-// pickle_globals.cpp, no code ever run. Malformed input gives ds2rt::Error, never a crash.
+// A restricted unpickler for model files (PyTorch checkpoints, Paddle .pdparams): pickle protocols
+// 2 to 5, only the globals of pickle_allowlist.cpp that the file's family may name, no code ever
+// run. Malformed input gives ds2rt::Error, never a crash.
 #pragma once
 
 #include <cstdint>
@@ -7,9 +8,9 @@
 #include <span>
 #include <string>
 
-#include "importers/pytorch/pickle_value.h"
+#include "importers/pickle/pickle_value.h"
 
-namespace ds2rt::pytorch {
+namespace ds2rt::pickle {
 
 // Turns a persistent id (BINPERSID; torch's storage tuples) into the value standing for it.
 using PersistentLoader = std::function<Value(const Value& pid, Arena& arena)>;
@@ -21,6 +22,6 @@ struct Unpickled {
 
 // Reads one pickle from the start of `bytes`. `source` names it in errors ("model.pth: archive/data.pkl").
 Unpickled unpickle(std::span<const uint8_t> bytes, Arena& arena, const std::string& source,
-                   const PersistentLoader& persistent_load = {});
+                   const PersistentLoader& persistent_load = {}, GlobalFamily family = GlobalFamily::kTorch);
 
-}  // namespace ds2rt::pytorch
+}  // namespace ds2rt::pickle

@@ -1,6 +1,6 @@
-#include "importers/pytorch/pickle_value.h"
+#include "importers/pickle/pickle_value.h"
 
-namespace ds2rt::pytorch {
+namespace ds2rt::pickle {
 
 std::optional<std::string_view> asString(const Value& value) {
   const Text* text = as<Text>(value);
@@ -39,6 +39,8 @@ std::string describe(const Value& value) {
     std::string operator()(const Object& o) const { return "object of " + o.type->qualifiedName(); }
     std::string operator()(const StorageRef&) const { return "storage"; }
     std::string operator()(const TensorRef&) const { return "tensor"; }
+    std::string operator()(const NumpyDtype&) const { return "numpy.dtype"; }
+    std::string operator()(const NumpyArray&) const { return "numpy.ndarray"; }
   };
   return std::visit(Describe{}, node.payload);
 }
@@ -49,4 +51,4 @@ const Value* find(const Dict& dict, std::string_view key) {
   return nullptr;
 }
 
-}  // namespace ds2rt::pytorch
+}  // namespace ds2rt::pickle

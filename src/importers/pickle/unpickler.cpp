@@ -1,22 +1,23 @@
 // The pickle virtual machine, opcode by opcode (names as in CPython's Lib/pickletools.py).
 // Every read is bounds-checked and every pop checks the stack, so corrupt input gives an Error.
-#include "importers/pytorch/unpickler.h"
+#include "importers/pickle/unpickler.h"
 
 #include <bit>
 #include <cstring>
 #include <unordered_map>
 
 #include "ds2rt/error.h"
-#include "importers/pytorch/pickle_globals.h"
+#include "importers/pickle/pickle_globals.h"
 
-namespace ds2rt::pytorch {
+namespace ds2rt::pickle {
 
 namespace {
 
 class Machine {
  public:
-  Machine(std::span<const uint8_t> bytes, Arena& arena, const std::string& source, const PersistentLoader& loader)
-      : bytes_(bytes), arena_(arena), source_(source), loader_(loader) {}
+  Machine(std::span<const uint8_t> bytes, Arena& arena, const std::string& source, const PersistentLoader& loader,
+          GlobalFamily family)
+      : bytes_(bytes), arena_(arena), source_(source), loader_(loader), family_(family) {}
 
   Unpickled run() {
     while (true) {
@@ -36,6 +37,7 @@ class Machine {
   Arena& arena_;
   const std::string& source_;
   const PersistentLoader& loader_;
+  GlobalFamily family_;
   size_t pos_ = 0, op_start_ = 0;
   std::vector<Value> stack_;
   std::vector<size_t> marks_;  // stack sizes at each MARK
@@ -128,7 +130,7 @@ class Machine {
     return static_cast<int64_t>(v);
   }
   Value global(const std::string& module, const std::string& name) {
-    return resolveGlobal(module, name, arena_, source_);
+    return resolveGlobal(module, name, family_, arena_, source_);
   }
 
   void step(uint8_t op) {
@@ -262,8 +264,8 @@ class Machine {
 }  // namespace
 
 Unpickled unpickle(std::span<const uint8_t> bytes, Arena& arena, const std::string& source,
-                   const PersistentLoader& persistent_load) {
-  return Machine(bytes, arena, source, persistent_load).run();
+                   const PersistentLoader& persistent_load, GlobalFamily family) {
+  return Machine(bytes, arena, source, persistent_load, family).run();
 }
 
-}  // namespace ds2rt::pytorch
+}  // namespace ds2rt::pickle

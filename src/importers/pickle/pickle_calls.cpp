@@ -1,9 +1,11 @@
 // What calling, instantiating or building an allowlisted global means, emulated in C++.
-#include "importers/pytorch/pickle_globals.h"
+#include "importers/pickle/pickle_globals.h"
+
+#include <algorithm>
 
 #include "ds2rt/error.h"
 
-namespace ds2rt::pytorch {
+namespace ds2rt::pickle {
 
 namespace {
 
@@ -91,6 +93,63 @@ Value collectionFrom(const Global& g, const std::vector<Value>& args, Arena& are
   return arena.make(std::move(dict));
 }
 
+// numpy.dtype(code, align, copy), as numpy's dtype.__reduce__ writes it.
+Value numpyDtype(const Global& g, const std::vector<Value>& args, Arena& arena, const std::string& source) {
+  const Text* code = args.empty() ? nullptr : as<Text>(args[0]);
+  checkArgs(code && code->kind == Text::Kind::kString && args.size() <= 3 && code->data.size() <= 8, g, source,
+            "(type code, align, copy)");
+  return arena.make(NumpyDtype{code->data});
+}
+
+// ndarray.__reduce__: _reconstruct(numpy.ndarray, (0,), b'b') makes an empty array, BUILD fills it.
+Value numpyArray(const Global& g, const std::vector<Value>& args, Arena& arena, const std::string& source) {
+  const Global* cls = args.size() == 3 ? as<Global>(args[0]) : nullptr;
+  checkArgs(cls && cls->name == "ndarray", g, source, "(numpy.ndarray, shape, type code)");
+  return arena.make(NumpyArray{});
+}
+
+// dtype state: (version, byte order, subarray, names, fields, elsize, alignment, flags); only
+// plain types (no fields, no subarray) have a meaning here.
+void buildDtype(NumpyDtype& dtype, const Value& state, const std::string& source) {
+  const Sequence* s = as<Sequence>(state);
+  const auto order = s && s->items.size() >= 2 ? asString(s->items[1]) : std::nullopt;
+  check(order && order->size() == 1, "'", source, "': corrupt pickle: numpy.dtype state without a byte order");
+  for (size_t i = 2; i < std::min<size_t>(s->items.size(), 5); ++i)
+    check(isNone(s->items[i]), "'", source, "': a numpy array of a structured or sub-array dtype ('", dtype.code,
+          "'); ds2rt reads arrays of plain numbers only");
+  dtype.byte_order = (*order)[0];
+}
+
+// ndarray state: (version, shape, dtype, is_fortran, raw bytes); a list instead of bytes is an
+// array of Python objects.
+void buildArray(NumpyArray& array, const Value& state, const std::string& source) {
+  const Sequence* s = as<Sequence>(state);
+  check(s && s->items.size() == 5, "'", source, "': corrupt pickle: numpy.ndarray state is ", describe(state),
+        ", not (version, shape, dtype, is_fortran, data)");
+  const Sequence* shape = as<Sequence>(s->items[1]);
+  const NumpyDtype* dtype = as<NumpyDtype>(s->items[2]);
+  check(shape && shape->items.size() <= 64 && dtype, "'", source,
+        "': corrupt pickle: numpy.ndarray state without a shape tuple and a dtype");
+  array.shape.clear();
+  for (const Value& v : shape->items) {
+    const auto n = asInt(v);
+    check(n && *n >= 0, "'", source, "': corrupt pickle: numpy.ndarray shape of ", describe(v));
+    array.shape.push_back(*n);
+  }
+  const Text* data = as<Text>(s->items[4]);
+  check(!as<Sequence>(s->items[4]), "'", source, "': a numpy array of Python objects (dtype '", dtype->code,
+        "'); ds2rt reads arrays of plain numbers only");
+  check(data && data->kind != Text::Kind::kBigInt, "'", source, "': corrupt pickle: numpy.ndarray data is ",
+        describe(s->items[4]), ", not bytes");
+  const auto* fortran = std::get_if<bool>(&s->items[3]);
+  const auto fortran_int = asInt(s->items[3]);
+  check(fortran || fortran_int, "'", source, "': corrupt pickle: numpy.ndarray is_fortran is ", describe(s->items[3]));
+  array.fortran_order = fortran ? *fortran : *fortran_int != 0;
+  array.dtype = dtype;
+  array.data = data;
+  array.built = true;
+}
+
 }  // namespace
 
 Value callGlobal(const Value& callable, std::vector<Value> args, Arena& arena, const std::string& source) {
@@ -113,6 +172,8 @@ Value callGlobal(const Value& callable, std::vector<Value> args, Arena& arena, c
     case K::kSet:
     case K::kTorchSize: return collectionFrom(g, args, arena, source);
     case K::kCodecsEncode: return latin1Bytes(g, args, arena, source);
+    case K::kNumpyReconstruct: return numpyArray(g, args, arena, source);
+    case K::kNumpyDtype: return numpyDtype(g, args, arena, source);
     case K::kGetattr: {  // getattr(EnumClass, "member") only: how protocol < 4 names an enum member
       const Global* type = args.size() == 2 ? as<Global>(args[0]) : nullptr;
       const auto member = args.size() == 2 ? asString(args[1]) : std::nullopt;
@@ -143,8 +204,10 @@ void buildObject(const Value& target, Value state, const std::string& source) {
     object->state = std::move(state);
     return;
   }
+  if (NumpyArray* array = as<NumpyArray>(target)) return buildArray(*array, state, source);
+  if (NumpyDtype* dtype = as<NumpyDtype>(target)) return buildDtype(*dtype, state, source);
   if (as<TensorRef>(target) || as<Dict>(target)) return;  // Parameter / OrderedDict attributes
   fail("'", source, "': corrupt pickle: BUILD on a ", describe(target));
 }
 
-}  // namespace ds2rt::pytorch
+}  // namespace ds2rt::pickle

@@ -1,6 +1,8 @@
 // What the restricted unpickler builds: plain values and an object graph owned by an arena.
 // Nothing here can run code; objects of allowlisted classes are inert records of their
-// class name, constructor arguments and state.
+// class name, constructor arguments and state. The pickles of model files name globals of two
+// families: PyTorch's (torch.save: tensors over storages, omegaconf hyper-parameters) and
+// numpy's (paddle.save: plain ndarrays); each reader allows only the family it expects.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +16,7 @@
 
 #include "ds2rt/tensor.h"
 
-namespace ds2rt::pytorch {
+namespace ds2rt::pickle {
 
 struct Node;
 
@@ -23,7 +25,10 @@ struct Node;
 struct None {};
 using Value = std::variant<None, bool, int64_t, double, Node*>;
 
-// What an allowlisted global stands for (see pickle_globals.cpp).
+// Which globals a pickle may name, beyond the plain containers every reader allows.
+enum class GlobalFamily : uint8_t { kTorch = 1, kNumpy = 2 };
+
+// What an allowlisted global stands for (see pickle_allowlist.cpp).
 enum class GlobalKind : uint8_t {
   kRebuildTensor,      // torch._utils._rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3
   kRebuildParameter,   // torch._utils._rebuild_parameter(_with_state): the tensor itself
@@ -37,6 +42,8 @@ enum class GlobalKind : uint8_t {
   kDtype,              // torch.float32, ...
   kContainerClass,     // omegaconf containers and nodes: NEWOBJ + BUILD record their state
   kEnumClass,          // deepspeech_pytorch.enums.*: calling it records an enum member
+  kNumpyReconstruct,   // numpy.core.multiarray._reconstruct(ndarray, (0,), b'b'): an empty array, then BUILD
+  kNumpyDtype,         // numpy.dtype('f4', False, True), then BUILD with its byte order
   kInert,              // referenced only, never called: types (builtins.float, typing.Any, nn.LSTM,
                        // deepspeech.pytorch config dataclasses), operator.getitem, Ellipsis
 };
@@ -88,10 +95,26 @@ struct TensorRef {
   Shape size, stride;
 };
 
+// numpy.dtype(code): the array-protocol type string ("f4", "<f8", "i8", "b1", ...) and the
+// byte order BUILD sets ('<', '>', '|' or '=').
+struct NumpyDtype {
+  std::string code;
+  char byte_order = '=';
+};
+
+// A numpy.ndarray as _reconstruct + BUILD((version, shape, dtype, is_fortran, raw bytes)) make it.
+struct NumpyArray {
+  bool built = false;
+  Shape shape;
+  const NumpyDtype* dtype = nullptr;
+  bool fortran_order = false;
+  const Text* data = nullptr;  // the raw bytes
+};
+
 struct Node {
   template <typename T>
   explicit Node(T value) : payload(std::in_place_type<T>, std::move(value)) {}
-  std::variant<Text, Sequence, Dict, Global, Object, StorageRef, TensorRef> payload;
+  std::variant<Text, Sequence, Dict, Global, Object, StorageRef, TensorRef, NumpyDtype, NumpyArray> payload;
 };
 
 // Owns every node of one unpickling; nodes stay valid (and may form cycles) until it dies.
@@ -123,4 +146,4 @@ std::string describe(const Value& value);
 // The value under a string key of a dict (the last one wins, as in Python), or nullptr.
 const Value* find(const Dict& dict, std::string_view key);
 
-}  // namespace ds2rt::pytorch
+}  // namespace ds2rt::pickle

@@ -1,21 +1,36 @@
 // The allowlist: every global a checkpoint may name, and the refusal of all others.
-#include "importers/pytorch/pickle_globals.h"
+#include "importers/pickle/pickle_globals.h"
 
 #include "ds2rt/error.h"
 
-namespace ds2rt::pytorch {
+namespace ds2rt::pickle {
 
 namespace {
+
+using K = GlobalKind;
+constexpr uint8_t kTorch = static_cast<uint8_t>(GlobalFamily::kTorch), kNumpy = static_cast<uint8_t>(GlobalFamily::kNumpy);
+constexpr uint8_t kAny = kTorch | kNumpy;
 
 struct Allowed {
   const char* module;
   const char* name;
   GlobalKind kind;
+  uint8_t families = kTorch;  // the families that may name it
 };
 
-using K = GlobalKind;
 // Module names are matched after "__builtin__" (what protocol 2 writes) becomes "builtins".
 constexpr Allowed kAllowed[] = {
+    // Plain containers and bytes, in any model file.
+    {"collections", "OrderedDict", K::kOrderedDict, kAny},
+    {"collections", "defaultdict", K::kOrderedDict, kAny},
+    {"builtins", "set", K::kSet, kAny},
+    {"builtins", "frozenset", K::kSet, kAny},
+    {"_codecs", "encode", K::kCodecsEncode, kAny},
+    // numpy arrays (paddle.save writes a dict of them): rebuilt from raw bytes, nothing else of numpy.
+    {"numpy.core.multiarray", "_reconstruct", K::kNumpyReconstruct, kNumpy},
+    {"numpy._core.multiarray", "_reconstruct", K::kNumpyReconstruct, kNumpy},
+    {"numpy", "ndarray", K::kInert, kNumpy},
+    {"numpy", "dtype", K::kNumpyDtype, kNumpy},
     // Tensors and the containers state_dicts are made of.
     {"torch._utils", "_rebuild_tensor", K::kRebuildTensor},
     {"torch._utils", "_rebuild_tensor_v2", K::kRebuildTensor},
@@ -26,11 +41,6 @@ constexpr Allowed kAllowed[] = {
     {"torch", "Tensor", K::kInert},
     {"torch.nn.parameter", "Parameter", K::kInert},
     {"torch", "Size", K::kTorchSize},
-    {"collections", "OrderedDict", K::kOrderedDict},
-    {"collections", "defaultdict", K::kOrderedDict},
-    {"builtins", "set", K::kSet},
-    {"builtins", "frozenset", K::kSet},
-    {"_codecs", "encode", K::kCodecsEncode},
     {"builtins", "getattr", K::kGetattr},
     // deepspeech.pytorch's hyper-parameters: omegaconf containers of its config dataclasses.
     {"omegaconf.dictconfig", "DictConfig", K::kContainerClass},
@@ -122,11 +132,12 @@ std::string canonicalModule(const std::string& module) { return module == "__bui
        model_class ? " (a whole pickled model? save its state_dict() instead, or a Lightning checkpoint)" : "");
 }
 
-std::optional<Global> lookupGlobal(const std::string& module, const std::string& name) {
+std::optional<Global> lookupGlobal(const std::string& module, const std::string& name, GlobalFamily family) {
   const std::string m = canonicalModule(module);
+  const auto bit = static_cast<uint8_t>(family);
   for (const Allowed& a : kAllowed)
-    if (m == a.module && name == a.name) return Global{module, name, a.kind};
-  if (m == "torch") {
+    if (m == a.module && name == a.name && (a.families & bit) != 0) return Global{module, name, a.kind};
+  if (m == "torch" && family == GlobalFamily::kTorch) {
     for (const ElementType& t : kStorageTypes)
       if (name == t.name) return Global{module, name, K::kStorageType, t.dtype, t.size};
     for (const ElementType& t : kDtypes)
@@ -135,11 +146,12 @@ std::optional<Global> lookupGlobal(const std::string& module, const std::string&
   return std::nullopt;
 }
 
-Value resolveGlobal(const std::string& module, const std::string& name, Arena& arena, const std::string& source) {
-  if (auto g = lookupGlobal(module, name)) return arena.make(std::move(*g));
+Value resolveGlobal(const std::string& module, const std::string& name, GlobalFamily family, Arena& arena,
+                    const std::string& source) {
+  if (auto g = lookupGlobal(module, name, family)) return arena.make(std::move(*g));
   // Protocol 4 names an enum member by its qualified name: deepspeech_pytorch.enums RNNType.lstm.
   if (const size_t dot = name.find('.'); dot != std::string::npos && name.find('.', dot + 1) == std::string::npos) {
-    auto g = lookupGlobal(module, name.substr(0, dot));
+    auto g = lookupGlobal(module, name.substr(0, dot), family);
     if (g && g->kind == K::kEnumClass) {
       const Global* type = std::get_if<Global>(&arena.make(std::move(*g))->payload);
       return arena.make(Object{type, {}, None{}, name.substr(dot + 1)});
@@ -148,4 +160,4 @@ Value resolveGlobal(const std::string& module, const std::string& name, Arena& a
   refuse(source, "references " + module + "." + name, module);
 }
 
-}  // namespace ds2rt::pytorch
+}  // namespace ds2rt::pickle
