@@ -2,10 +2,12 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "ds2rt/error.h"
 #include "ds2rt/importers.h"
 #include "importers/config_evidence.h"
+#include "importers/onnx/onnx_file.h"
 #include "importers/pytorch/torch_file.h"
 #include "importers/wts/wts.h"
 
@@ -14,9 +16,15 @@ namespace ds2rt {
 namespace {
 
 struct FileHead {
+  std::string path;
   std::string extension;       // lower case, with the dot
   std::vector<uint8_t> bytes;  // the first 512 bytes (fewer for short files)
 };
+
+std::vector<uint8_t> readWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 bool isDs2rtModel(const FileHead& f) {
   // safetensors: a little-endian u64 header length, then the JSON header.
@@ -25,6 +33,18 @@ bool isDs2rtModel(const FileHead& f) {
 }
 
 bool isPyTorch(const FileHead& f) { return pytorch::TorchFile::looksLikeTorchFile(f.bytes); }
+
+// Content decides (a ModelProto with a graph parses); .onnx only saves reading other files whole.
+bool isOnnx(const FileHead& f) {
+  if (f.extension != ".onnx" && f.bytes.size() >= 512) {
+    // The first field of a ModelProto is a varint or length-delimited field number 1..20;
+    // anything that is not protobuf-shaped at byte 0 is not worth parsing whole.
+    const uint8_t tag = f.bytes[0];
+    const int field = tag >> 3, wire = tag & 7;
+    if (field < 1 || field > 20 || (wire != 0 && wire != 2)) return false;
+  }
+  return onnx_import::looksLikeOnnx(readWhole(f.path));
+}
 
 bool isWts(const FileHead& f) { return f.extension == ".wts" || wts::looksLikeWts(f.bytes); }
 
@@ -67,6 +87,8 @@ constexpr Importer kImporters[] = {
     {"TensorRT .wts text weights (TensorRT samples' name type count hex..., or gen_wts.py's name count hex...) "
      "under deepspeech.pytorch state_dict names",
      isWts, importWts},
+    {"ONNX model (.onnx): a graph of the operators torch.onnx.export writes for DeepSpeech2-style networks", isOnnx,
+     nullptr, importOnnx},
 };
 
 FileHead readHead(const std::string& path) {
@@ -76,6 +98,7 @@ FileHead readHead(const std::string& path) {
   head.bytes.resize(512);
   in.read(reinterpret_cast<char*>(head.bytes.data()), static_cast<std::streamsize>(head.bytes.size()));
   head.bytes.resize(static_cast<size_t>(in.gcount()));
+  head.path = path;
   head.extension = std::filesystem::path(path).extension().string();
   for (char& ch : head.extension) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return head;
