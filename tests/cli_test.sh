@@ -32,6 +32,15 @@ grep -q "probs \[1, 25, 29\]" "$work/out" || { echo "FAIL: run output shape"; ca
 expect_ok "run the model directly" "$ds2rt" run "$model" -i "$data/sample_features.npy" -t 1
 expect_ok "help" "$ds2rt" --help
 
+onnx=$data/onnx/gru_uni_l2_h16_ctx3
+expect_ok "inspect an ONNX model" "$ds2rt" inspect "$onnx/model.onnx"
+grep -q "ONNX model (opset 17" "$work/out" || { echo "FAIL: inspect ONNX format"; cat "$work/out"; failures=$((failures + 1)); }
+expect_ok "build an ONNX model" "$ds2rt" build "$onnx/model.onnx" -o "$work/onnx.plan"
+expect_ok "run an ONNX model" "$ds2rt" run "$onnx/model.onnx" -i "$onnx/io.safetensors" -o "$work/onnx_out.safetensors"
+grep -q "probs \[3, 21, 29\]" "$work/out" || { echo "FAIL: ONNX run output shape"; cat "$work/out"; failures=$((failures + 1)); }
+head -c 1000 "$onnx/model.onnx" >"$work/cut.onnx"
+expect_error "truncated ONNX model" "do not parse as an ONNX ModelProto" "$ds2rt" inspect "$work/cut.onnx"
+
 expect_error "missing model" "does not exist" "$ds2rt" build "$work/nope.safetensors" -o "$work/x.plan"
 printf 'DS2RTPLN garbage' >"$work/bad.plan"
 expect_error "truncated plan" "shorter than the plan header" "$ds2rt" inspect "$work/bad.plan"

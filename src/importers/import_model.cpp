@@ -34,15 +34,12 @@ bool isDs2rtModel(const FileHead& f) {
 
 bool isPyTorch(const FileHead& f) { return pytorch::TorchFile::looksLikeTorchFile(f.bytes); }
 
-// Content decides (a ModelProto with a graph parses); .onnx only saves reading other files whole.
+// Content decides: a ModelProto with a graph parses. A .onnx file is claimed even when it does not
+// parse, so that the ONNX reader says what is wrong with it.
 bool isOnnx(const FileHead& f) {
-  if (f.extension != ".onnx" && f.bytes.size() >= 512) {
-    // The first field of a ModelProto is a varint or length-delimited field number 1..20;
-    // anything that is not protobuf-shaped at byte 0 is not worth parsing whole.
-    const uint8_t tag = f.bytes[0];
-    const int field = tag >> 3, wire = tag & 7;
-    if (field < 1 || field > 20 || (wire != 0 && wire != 2)) return false;
-  }
+  if (f.extension == ".onnx") return true;
+  // A ModelProto starts with a varint or length-delimited field; skip parsing what cannot be one.
+  if (f.bytes.empty() || ((f.bytes[0] & 7) != 0 && (f.bytes[0] & 7) != 2)) return false;
   return onnx_import::looksLikeOnnx(readWhole(f.path));
 }
 

@@ -10,7 +10,6 @@
 #include <set>
 
 #include "core/graph.h"
-#include "core/overloaded.h"
 #include "ds2rt/error.h"
 #include "ds2rt/importers.h"
 #include "importers/onnx/onnx_constants.h"
@@ -65,15 +64,12 @@ std::string describeAxes(const std::vector<std::vector<Atom>>& axes) {
 }
 
 const char* kindOf(const Value& v) {
-  return std::visit(detail::Overloaded{[](const ConstValue&) { return "a constant"; },
-                               [](const ShapeValue&) { return "a size computed from the input shapes"; },
-                               [](const FillValue&) { return "a filled tensor of symbolic shape"; },
-                               [](const LengthsValue&) { return "lengths"; },
-                               [](const TimeIndexValue&) { return "a time index (Range over T)"; },
-                               [](const MaskValue&) { return "a mask made from the lengths"; },
-                               [](const NetValue&) { return "a data tensor"; },
-                               [](const UnsupportedValue&) { return "an unsupported value"; }},
-                    v);
+  static const char* const kinds[] = {"a constant",           "a size computed from the input shapes",
+                                      "a filled tensor of symbolic shape", "lengths",
+                                      "a time index (Range over T)", "a mask made from the lengths",
+                                      "a data tensor",        "an unsupported value"};
+  static_assert(std::size(kinds) == std::variant_size_v<Value>);
+  return kinds[v.index()];
 }
 
 struct PendingRNN {
