@@ -17,7 +17,7 @@ struct BatchMajorDesc {};
 
 using LayerDesc = std::variant<ConvolutionDesc, BatchNormDesc, ActivationDesc, SequenceMaskDesc,
                                LengthsTransformDesc, ReshapeToSequenceDesc, RNNDesc, LookaheadDesc,
-                               FullyConnectedDesc, SoftmaxDesc, BatchMajorDesc>;
+                               FullyConnectedDesc, SoftmaxDesc, BatchMajorDesc, RNNFinalStateDesc>;
 
 // Stable names, used in reports and plan files.
 const char* kindName(const LayerDesc& desc);

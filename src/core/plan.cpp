@@ -79,6 +79,9 @@ json paramsJson(const LayerDesc& desc) {
             return {{"out_features", f.out_features}, {"activation", activationJson(f.activation)}};
           },
           [](const SoftmaxDesc& s) -> json { return {{"log", s.log}}; },
+          [](const RNNFinalStateDesc& f) -> json {
+            return {{"direction", toString(f.direction)}, {"hidden_size", f.hidden_size}};
+          },
           [](const auto&) -> json { return json::object(); },
       },
       desc);
@@ -118,6 +121,8 @@ LayerDesc descFrom(const std::string& kind, const json& p) {
     return FullyConnectedDesc{.out_features = p.at("out_features"), .activation = activationFrom(p.at("activation"))};
   if (kind == "Softmax" || kind == "LogSoftmax") return SoftmaxDesc{p.at("log").get<bool>()};
   if (kind == "BatchMajor") return BatchMajorDesc{};
+  if (kind == "RNNFinalState")
+    return RNNFinalStateDesc{parseEnum<RNNDirection>(p.at("direction"), 3, "RNN direction"), p.at("hidden_size")};
   fail("unknown layer kind '", kind, "'");
 }
 

@@ -39,6 +39,7 @@ class CpuBackend final : public Backend {
             [&](const FullyConnectedDesc& d) { return makeFullyConnected(d); },
             [&](const SoftmaxDesc& d) { return makeSoftmax(d.log); },
             [&](const BatchMajorDesc&) { return makeBatchMajor(); },
+            [&](const RNNFinalStateDesc& d) { return makeRNNFinalState(d); },
         },
         layer.desc);
   }

@@ -17,6 +17,7 @@ std::unique_ptr<Kernel> makeLookahead(const LookaheadDesc& desc);
 std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc);
 std::unique_ptr<Kernel> makeSoftmax(bool log);
 std::unique_ptr<Kernel> makeBatchMajor();
+std::unique_ptr<Kernel> makeRNNFinalState(const RNNFinalStateDesc& desc);
 
 // C = A (M x K, row-major) * B^T (B is N x K, row-major) [+ C if accumulate]; multi-threaded (oneDNN sgemm).
 void gemmABt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,

@@ -49,6 +49,10 @@ class CudaBackend final : public Backend {
             [&](const FullyConnectedDesc& d) { return makeFullyConnected(d, in, out); },
             [&](const SoftmaxDesc& d) { return makeSoftmax(d.log, out); },
             [&](const BatchMajorDesc&) { return makeBatchMajor(out); },
+            [&](const RNNFinalStateDesc&) -> std::unique_ptr<Kernel> {
+              fail("layer '", layer.name, "': RNNFinalState (the final state of a recurrent layer, ONNX's Y_h) has no ",
+                   "CUDA kernel yet; build this network for the CPU");
+            },
         },
         layer.desc);
   }

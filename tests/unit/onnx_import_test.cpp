@@ -144,15 +144,38 @@ TEST(OnnxImport, UnsupportedUsesNameTheNode) {
             std::string::npos)
       << error;
 
-  // Using the final state output Y_h.
-  onnx::ModelProto yh = loadProto(fixture("gru_uni_l2_h16_ctx3"));
-  for (const auto& node : yh.graph().node())
-    if (node.op_type() == "GRU") {
-      yh.mutable_graph()->add_output()->set_name(node.output(1));
+  // The final cell state Y_c of an LSTM is not available; the final hidden state Y_h is.
+  onnx::ModelProto yc = loadProto(fixture("lstm_bi_l2_h16"));
+  for (const auto& node : yc.graph().node())
+    if (node.op_type() == "LSTM") {
+      yc.mutable_graph()->add_output()->set_name(node.output(2));
       break;
     }
-  const std::string yh_error = errorOf([&] { importOnnx(saveProto(yh, "final_state.onnx")); });
-  EXPECT_NE(yh_error.find("final state output of GRU"), std::string::npos) << yh_error;
+  const std::string yc_error = errorOf([&] { importOnnx(saveProto(yc, "final_cell_state.onnx")); });
+  EXPECT_NE(yc_error.find("final cell state output of LSTM (Y_c)"), std::string::npos) << yc_error;
+}
+
+TEST(OnnxImport, FinalHiddenStateIsTheLastValidFrame) {
+  // Y_h of the second (unidirectional) GRU as an extra output: each utterance's frame length - 1 of Y.
+  onnx::ModelProto model = loadProto(fixture("gru_uni_l2_h16_ctx3"));
+  std::string y, yh;
+  for (const auto& node : model.graph().node())
+    if (node.op_type() == "GRU") y = node.output(0), yh = node.output(1);
+  model.mutable_graph()->add_output()->set_name(yh);
+  model.mutable_graph()->add_output()->set_name(y);
+  const ImportedNetwork imported = importOnnx(saveProto(model, "final_state.onnx"));
+  const WeightStore io = WeightStore::load(dataPath("onnx/gru_uni_l2_h16_ctx3/io.safetensors"));
+  auto ctx = Builder().build(imported.network).createContext();
+  auto out = ctx.run({{"features", io.get("features")}, {"lengths", io.get("lengths")}});
+  const HostTensor& states = out.at(yh);
+  const HostTensor& frames = out.at(y);  // T x N x H (the single direction squeezed by ds2rt's layout)
+  ASSERT_EQ(states.shape(), (Shape{1, 3, 16}));
+  const auto lengths = toVector(out.at("output_lengths"));
+  for (int64_t b = 0; b < 3; ++b) {
+    const int64_t last = static_cast<int64_t>(lengths[b]) - 1;
+    for (int64_t h = 0; h < 16; ++h)
+      EXPECT_EQ(states.data<float>()[b * 16 + h], frames.data<float>()[(last * 3 + b) * 16 + h]) << b << " " << h;
+  }
 }
 
 }  // namespace

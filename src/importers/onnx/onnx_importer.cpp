@@ -97,6 +97,8 @@ class Translator {
   std::map<std::tuple<int, int64_t, int64_t, int64_t>, Tensor> lengths_cache_;
   std::map<std::string, int> layer_counts_;
   const onnx::NodeProto* node_ = nullptr;
+  Tensor implicit_lengths_;
+  std::vector<std::string> notes_;
   std::string where_;
 
   // ---- helpers ----
@@ -206,6 +208,15 @@ class Translator {
   // The ds2rt tensor in the layout the ONNX axes describe (adding a reshape-to-sequence or batch-major
   // layer where that is what the transposes and reshapes amount to).
   Tensor materialize(NetValue& v) {
+    if (v.final_state_of >= 0) {
+      const PendingRNN& r = rnns_[v.final_state_of];
+      const Tensor y = addPendingRNN(v.final_state_of, DirectionMerge::kConcat);
+      check(r.desc.merge == DirectionMerge::kConcat || r.desc.direction != RNNDirection::kBidirectional, where_,
+            ": the final state of '", r.name, "' is used but its directions were summed");
+      v.tensor = net_.addRNNFinalState(uniqueName(r.name + "/final_state"), y, r.lengths,
+                                       RNNFinalStateDesc{r.desc.direction, r.desc.hidden_size});
+      v.final_state_of = -1;
+    }
     if (v.pending_rnn >= 0) {
       v.tensor = addPendingRNN(v.pending_rnn, DirectionMerge::kConcat);
       v.pending_rnn = -1;
@@ -389,6 +400,7 @@ ImportedNetwork Translator::run() {
     result.spect_known = true;
     result.notes.push_back("labels and feature settings read from the metadata property ds2rt.config");
   }
+  result.notes.insert(result.notes.end(), notes_.begin(), notes_.end());
   result.network = std::move(net_);
   return result;
 }
@@ -839,7 +851,7 @@ void Translator::arithmeticNode(BinaryOp op) {
     const auto names = [&](int i) { return atomNames(x.axes[i]); };
     check(names(m.batch_axis + shift) == "N" && names(m.time_axis + shift) == "T", where_,
           ": the mask's batch and time axes do not fall on the batch and time axes of the data ", describeAxes(x.axes));
-    const Tensor t = x.pending_rnn >= 0 ? materialize(x) : x.tensor;
+    const Tensor t = x.pending_rnn >= 0 || x.final_state_of >= 0 ? materialize(x) : x.tensor;
     check(x.pad_end == 0, where_, ": masking a padded tensor is not supported");
     x.tensor = net_.addSequenceMask(layerName(), t, m.lengths);
     x.lengths = m.lengths;
@@ -947,7 +959,7 @@ void Translator::whereNode() {
   const int shift = rank - keep.rank;
   check(shift >= 0 && atomNames(data.axes[keep.batch_axis + shift]) == "N" && atomNames(data.axes[keep.time_axis + shift]) == "T",
         where_, ": the mask's batch and time axes do not fall on the batch and time axes of the data ", describeAxes(data.axes));
-  const Tensor t = data.pending_rnn >= 0 ? materialize(data) : data.tensor;
+  const Tensor t = data.pending_rnn >= 0 || data.final_state_of >= 0 ? materialize(data) : data.tensor;
   data.tensor = net_.addSequenceMask(layerName(), t, keep.lengths);
   data.lengths = keep.lengths;
   ++layer_counts_["sequence masks"];
@@ -1029,7 +1041,7 @@ void Translator::batchNormNode() {
 
 void Translator::activationNode(ActivationDesc desc) {
   NetValue x = netInput(0, "input");
-  const Tensor t = x.pending_rnn >= 0 || x.pad_end ? materialize(x) : x.tensor;
+  const Tensor t = x.pending_rnn >= 0 || x.final_state_of >= 0 || x.pad_end ? materialize(x) : x.tensor;
   x.tensor = net_.addActivation(layerName(), t, desc);
   setOutput(0, x);
 }
@@ -1225,8 +1237,17 @@ void Translator::recurrentNode(const std::string& op) {
     lengths = materializeLengths(copy);
   } else {
     lengths = x.lengths;
-    check(lengths.valid(), where_, ": without sequence_lens every utterance would run over the padded frames; ds2rt ",
-          "needs sequence_lens (or an input masked with the lengths)");
+    if (!lengths.valid()) {
+      // ds2rt's recurrent layer always takes lengths: the caller gives them (T for every utterance
+      // of an unpadded batch) through an extra input.
+      if (!implicit_lengths_.valid()) {
+        const std::string name = uniqueName(node_->input(0) + "_lengths");
+        implicit_lengths_ = net_.addLengthsInput(name);
+        notes_.push_back(cat("the graph gives the recurrent layers no sequence_lens: ds2rt added the input '", name,
+                             "' (N, int32) for the valid frames of each utterance (T for all of an unpadded batch)"));
+      }
+      lengths = implicit_lengths_;
+    }
   }
 
   rnns_.push_back({layerName(), input_tensor, lengths, std::move(desc), {}});
@@ -1239,7 +1260,12 @@ void Translator::recurrentNode(const std::string& op) {
   y.axes = {{T}, dirs == 2 ? std::vector<Atom>{D} : std::vector<Atom>{}, {N}, {H}};
   ++layer_counts_[cat(op, dirs == 2 ? " bidirectional" : direction == "reverse" ? " reverse" : "", " (hidden ", hidden, ")")];
   setOutput(0, y);
-  markUnsupportedOutputs(1, cat("the final state output of ", op, " (Y_h / Y_c), which ds2rt's recurrent layer does not give"));
+  NetValue final_state;
+  final_state.final_state_of = y.pending_rnn;
+  final_state.memory = {{'D', Dim{dirs, ""}}, N, H};
+  final_state.axes = {{final_state.memory[0]}, {N}, {H}};
+  setOutput(1, final_state);
+  markUnsupportedOutputs(2, cat("the final cell state output of LSTM (Y_c), which ds2rt's recurrent layer does not give"));
 }
 
 }  // namespace

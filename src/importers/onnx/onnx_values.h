@@ -76,6 +76,7 @@ struct NetValue {
   std::vector<std::vector<Atom>> axes;
   Tensor lengths;         // valid frames of the time axis, where known
   int pending_rnn = -1;   // index of a recurrent layer not added yet (its direction merge is open)
+  int final_state_of = -1;  // the final state (Y_h) of that pending recurrent layer
   int64_t pad_end = 0;    // zero frames padded after the time axis (a lookahead's Pad)
 };
 
