@@ -111,7 +111,16 @@ TEST(OnnxImport, MalformedFilesGiveClearErrors) {
   onnx::ModelProto short_data = loadProto(fixture("gru_uni_l2_h16_ctx3"));
   short_data.mutable_graph()->mutable_initializer(0)->mutable_raw_data()->resize(3);
   const std::string short_error = errorOf([&] { importOnnx(saveProto(short_data, "short.onnx")); });
-  EXPECT_NE(short_error.find("raw data holds 3 bytes"), std::string::npos) << short_error;
+  EXPECT_NE(short_error.find("holds 0 values, its shape [4, 1, 41, 11] needs 1804"), std::string::npos) << short_error;
+
+  // A forged shape of 2^40 elements is refused before anything is allocated for it.
+  onnx::ModelProto forged = loadProto(fixture("gru_uni_l2_h16_ctx3"));
+  auto* dims = forged.mutable_graph()->mutable_initializer(0)->mutable_dims();
+  dims->Clear();
+  dims->Add(1 << 20);
+  dims->Add(1 << 20);
+  const std::string forged_error = errorOf([&] { importOnnx(saveProto(forged, "forged.onnx")); });
+  EXPECT_NE(forged_error.find("needs 1099511627776"), std::string::npos) << forged_error;
 }
 
 TEST(OnnxImport, EveryUnsupportedOperatorInOneError) {

@@ -1,5 +1,6 @@
 #include "importers/onnx/onnx_file.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -98,6 +99,11 @@ HostTensor toHostTensor(const onnx::TensorProto& proto, const std::string& where
     check(d == 0 || count <= (int64_t{1} << 40) / d, where, ": too many elements");
     count *= d;
   }
+  // The data must be there before anything is allocated for it (a forged shape must not allocate).
+  const int64_t stored = proto.has_raw_data() ? static_cast<int64_t>(proto.raw_data().size() / sizeOf(type))
+                                              : std::max<int64_t>({proto.float_data_size(), proto.double_data_size(),
+                                                                   proto.int64_data_size(), proto.int32_data_size()});
+  check(stored >= count, where, ": holds ", stored, " values, its shape ", toString(shape), " needs ", count);
   HostTensor out(type, shape);
   if (proto.has_raw_data()) {
     check(proto.raw_data().size() == out.bytes(), where, ": raw data holds ", proto.raw_data().size(),
