@@ -43,6 +43,15 @@ expect_ok "inspect the .pdparams plan" "$ds2rt" inspect "$work/paddle.plan"
 grep -q "layer norm" "$work/out" || { echo "FAIL: the .pdparams plan names no layer norm kernel"; cat "$work/out"; failures=$((failures + 1)); }
 expect_error "forbidden .pdparams" "refusing to load" "$ds2rt" inspect "$data/paddle/forbidden.pdparams"
 
+onnx=$data/onnx/gru_uni_l2_h16_ctx3
+expect_ok "inspect an ONNX model" "$ds2rt" inspect "$onnx/model.onnx"
+grep -q "ONNX model (opset 17" "$work/out" || { echo "FAIL: inspect ONNX format"; cat "$work/out"; failures=$((failures + 1)); }
+expect_ok "build an ONNX model" "$ds2rt" build "$onnx/model.onnx" -o "$work/onnx.plan"
+expect_ok "run an ONNX model" "$ds2rt" run "$onnx/model.onnx" -i "$onnx/io.safetensors" -o "$work/onnx_out.safetensors"
+grep -q "probs \[3, 21, 29\]" "$work/out" || { echo "FAIL: ONNX run output shape"; cat "$work/out"; failures=$((failures + 1)); }
+head -c 1000 "$onnx/model.onnx" >"$work/cut.onnx"
+expect_error "truncated ONNX model" "do not parse as an ONNX ModelProto" "$ds2rt" inspect "$work/cut.onnx"
+
 expect_error "missing model" "does not exist" "$ds2rt" build "$work/nope.safetensors" -o "$work/x.plan"
 printf 'DS2RTPLN garbage' >"$work/bad.plan"
 expect_error "truncated plan" "shorter than the plan header" "$ds2rt" inspect "$work/bad.plan"

@@ -113,6 +113,17 @@ void writeWts(const WeightStore& weights, const std::string& path, WtsFlavor fla
 // whose recurrent tensors use another gate order.
 ImportedModel importWts(const std::string& path, const ImportOptions& options = {});
 
+// An ONNX model (protobuf, opset 7 and later, self-contained: no external data) translated node by
+// node: the operators torch.onnx.export writes for DeepSpeech2-style networks (Conv, BatchNormalization,
+// Clip/Relu/Tanh/Sigmoid, LSTM/GRU/RNN with sequence_lens, MatMul/Gemm, Softmax/LogSoftmax, a depthwise
+// 1-D Conv after a Pad as lookahead) plus the shape plumbing around them (Shape, Gather, Reshape,
+// Transpose, Concat, Slice, Cast, ...), folded at import. Masks computed from the lengths input
+// (Range(0, T) < lengths) become sequence masks, integer arithmetic on the lengths becomes lengths
+// transforms. Inputs: float N x C x F x T features (or T x N x H sequences) and integer lengths N.
+// Every unsupported operator is listed in one error; metadata_props "ds2rt.config" (DeepSpeech2Config
+// JSON) gives the labels and feature settings. options.labels / sample_rate override them.
+ImportedNetwork importOnnx(const std::string& path, const ImportOptions& options = {});
+
 // TF1 LSTMCell (what dumpTFWts.py dumps): kernel (I+H) x 4H applied as [x, h] * kernel, bias 4H,
 // gate columns i, j(cell), f, o, and c' = sigmoid(f + forget_bias) * c + sigmoid(i) * tanh(j).
 // Returns W (4H x I), R (4H x H), Wb (4H, forget_bias added to the f block) and Rb (4H zeros) in

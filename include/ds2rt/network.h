@@ -112,6 +112,15 @@ struct RNNDesc {
                const HostTensor& recurrent_bias = {});
 };
 
+// The state a recurrent layer ends in (ONNX's Y_h), from its output T x N x (D*H) (directions
+// concatenated): a D x N x H tensor (sequence layout, D in place of time) holding each forward
+// direction's frame at length - 1 and each reverse direction's frame 0.
+struct RNNFinalStateDesc {
+  RNNDirection direction = RNNDirection::kForward;
+  int hidden_size = 0;
+  int directions() const { return direction == RNNDirection::kBidirectional ? 2 : 1; }
+};
+
 // Row convolution over future frames (Wang et al. 2016), per feature:
 // y[t] = sum_k w[h][k] * x[t + k], frames past the utterance's end read as zero.
 struct LookaheadDesc {
@@ -156,6 +165,8 @@ class NetworkDefinition {
   Tensor addReshapeToSequence(const std::string& name, Tensor input);
   Tensor addRNN(const std::string& name, Tensor input, Tensor lengths, RNNDesc desc);
   Tensor addLookahead(const std::string& name, Tensor input, Tensor lengths, LookaheadDesc desc);
+  // `rnn_output` must be a recurrent layer's output with its directions concatenated.
+  Tensor addRNNFinalState(const std::string& name, Tensor rnn_output, Tensor lengths, RNNFinalStateDesc desc);
   Tensor addFullyConnected(const std::string& name, Tensor input, FullyConnectedDesc desc);
   Tensor addSoftmax(const std::string& name, Tensor input);
   Tensor addLogSoftmax(const std::string& name, Tensor input);

@@ -46,7 +46,7 @@ void validateActivation(const Layer& layer, const ActivationDesc& a) {
 const char* kindName(const LayerDesc& desc) {
   static const char* const names[] = {"Convolution", "BatchNorm",      "Activation", "SequenceMask",
                                       "LengthsTransform", "ReshapeToSequence", "RNN", "Lookahead",
-                                      "FullyConnected", "Softmax", "BatchMajor", "LayerNorm"};
+                                      "FullyConnected", "Softmax", "BatchMajor", "LayerNorm", "RNNFinalState"};
   if (const auto* s = std::get_if<SoftmaxDesc>(&desc); s && s->log) return "LogSoftmax";
   return names[desc.index()];
 }
@@ -91,6 +91,7 @@ Shape inferShape(const Layer& layer, const std::vector<Shape>& in) {
             return s;
           },
           [&](const BatchMajorDesc&) -> Shape { return {x[1], x[0], x[2]}; },
+          [&](const RNNFinalStateDesc& f) -> Shape { return {f.directions(), x[1], f.hidden_size}; },
           [&](const auto&) -> Shape { return x; },  // element-wise layers
       },
       layer.desc);
@@ -183,6 +184,13 @@ void validateLayer(const Layer& layer, const std::vector<const TensorInfo*>& inp
             expectShape(layer, "bias", n.bias, h, true);
             check(std::isfinite(n.epsilon) && n.epsilon >= 0, "layer '", layer.name, "': epsilon must be finite and ",
                   "non-negative, got ", n.epsilon);
+          },
+          [&](const RNNFinalStateDesc& f) {
+            expectLayout(layer, x, {L::kSequence});
+            expectLayout(layer, *inputs.at(1), {L::kLengths});
+            check(f.hidden_size > 0 && x.shape[2] == static_cast<int64_t>(f.directions()) * f.hidden_size, "layer '",
+                  layer.name, "': the input must hold ", f.directions(), " directions of ", f.hidden_size,
+                  " features, it has ", x.shape[2]);
           },
       },
       layer.desc);

@@ -207,6 +207,11 @@ Tensor NetworkDefinition::addRNN(const std::string& name, Tensor input, Tensor l
   return addLayer(*graph_, name, std::move(desc), {input, lengths}, TensorLayout::kSequence);
 }
 
+Tensor NetworkDefinition::addRNNFinalState(const std::string& name, Tensor rnn_output, Tensor lengths,
+                                          RNNFinalStateDesc desc) {
+  return addLayer(*graph_, name, desc, {rnn_output, lengths}, TensorLayout::kSequence);
+}
+
 Tensor NetworkDefinition::addLookahead(const std::string& name, Tensor input, Tensor lengths, LookaheadDesc desc) {
   return addLayer(*graph_, name, std::move(desc), {input, lengths}, TensorLayout::kSequence);
 }

@@ -80,6 +80,9 @@ json paramsJson(const LayerDesc& desc) {
             return {{"out_features", f.out_features}, {"activation", activationJson(f.activation)}};
           },
           [](const SoftmaxDesc& s) -> json { return {{"log", s.log}}; },
+          [](const RNNFinalStateDesc& f) -> json {
+            return {{"direction", toString(f.direction)}, {"hidden_size", f.hidden_size}};
+          },
           [](const auto&) -> json { return json::object(); },
       },
       desc);
@@ -120,6 +123,8 @@ LayerDesc descFrom(const std::string& kind, const json& p) {
   if (kind == "Softmax" || kind == "LogSoftmax") return SoftmaxDesc{p.at("log").get<bool>()};
   if (kind == "BatchMajor") return BatchMajorDesc{};
   if (kind == "LayerNorm") return LayerNormDesc{.epsilon = p.at("epsilon").get<float>()};
+  if (kind == "RNNFinalState")
+    return RNNFinalStateDesc{parseEnum<RNNDirection>(p.at("direction"), 3, "RNN direction"), p.at("hidden_size")};
   fail("unknown layer kind '", kind, "'");
 }
 

@@ -40,6 +40,7 @@ class CpuBackend final : public Backend {
             [&](const SoftmaxDesc& d) { return makeSoftmax(d.log); },
             [&](const BatchMajorDesc&) { return makeBatchMajor(); },
             [&](const LayerNormDesc& d) { return makeLayerNorm(d, layout, layer.inputs.size() > 1); },
+            [&](const RNNFinalStateDesc& d) { return makeRNNFinalState(d); },
         },
         layer.desc);
   }

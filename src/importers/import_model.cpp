@@ -2,11 +2,13 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "ds2rt/error.h"
 #include "ds2rt/importers.h"
 #include "importers/config_evidence.h"
 #include "importers/paddle/pdparams.h"
+#include "importers/onnx/onnx_file.h"
 #include "importers/pytorch/torch_file.h"
 #include "importers/wts/wts.h"
 
@@ -15,9 +17,15 @@ namespace ds2rt {
 namespace {
 
 struct FileHead {
+  std::string path;
   std::string extension;       // lower case, with the dot
   std::vector<uint8_t> bytes;  // the first 512 bytes (fewer for short files)
 };
+
+std::vector<uint8_t> readWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 bool isDs2rtModel(const FileHead& f) {
   // safetensors: a little-endian u64 header length, then the JSON header.
@@ -28,6 +36,15 @@ bool isDs2rtModel(const FileHead& f) {
 bool isPyTorch(const FileHead& f) { return pytorch::TorchFile::looksLikeTorchFile(f.bytes); }
 
 bool isPaddle(const FileHead& f) { return paddle::looksLikePdparams(f.bytes, f.extension); }
+
+// Content decides: a ModelProto with a graph parses. A .onnx file is claimed even when it does not
+// parse, so that the ONNX reader says what is wrong with it.
+bool isOnnx(const FileHead& f) {
+  if (f.extension == ".onnx") return true;
+  // A ModelProto starts with a varint or length-delimited field; skip parsing what cannot be one.
+  if (f.bytes.empty() || ((f.bytes[0] & 7) != 0 && (f.bytes[0] & 7) != 2)) return false;
+  return onnx_import::looksLikeOnnx(readWhole(f.path));
+}
 
 bool isWts(const FileHead& f) { return f.extension == ".wts" || wts::looksLikeWts(f.bytes); }
 
@@ -73,6 +90,8 @@ constexpr Importer kImporters[] = {
     {"TensorRT .wts text weights (TensorRT samples' name type count hex..., or gen_wts.py's name count hex...) "
      "under deepspeech.pytorch state_dict names",
      isWts, importWts},
+    {"ONNX model (.onnx): a graph of the operators torch.onnx.export writes for DeepSpeech2-style networks", isOnnx,
+     nullptr, importOnnx},
 };
 
 FileHead readHead(const std::string& path) {
@@ -82,6 +101,7 @@ FileHead readHead(const std::string& path) {
   head.bytes.resize(512);
   in.read(reinterpret_cast<char*>(head.bytes.data()), static_cast<std::streamsize>(head.bytes.size()));
   head.bytes.resize(static_cast<size_t>(in.gcount()));
+  head.path = path;
   head.extension = std::filesystem::path(path).extension().string();
   for (char& ch : head.extension) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return head;
