@@ -31,6 +31,12 @@ expect_ok "run the plan on .npy features" "$ds2rt" run "$work/model.plan" -i "$d
 grep -q "probs \[1, 25, 29\]" "$work/out" || { echo "FAIL: run output shape"; cat "$work/out"; failures=$((failures + 1)); }
 expect_ok "run the model directly" "$ds2rt" run "$model" -i "$data/sample_features.npy" -t 1
 expect_ok "help" "$ds2rt" --help
+keras=$data/keras/bigru_concat.keras
+expect_ok "inspect a Keras model" "$ds2rt" inspect "$keras"
+grep -q "Keras 3 .keras archive" "$work/out" || { echo "FAIL: inspect Keras format"; cat "$work/out"; failures=$((failures + 1)); }
+expect_ok "build a Keras model" "$ds2rt" build "$keras" -o "$work/keras.plan"
+expect_ok "inspect the Keras plan" "$ds2rt" inspect "$work/keras.plan"
+expect_error "unsupported Keras layers" "LayerNormalization 'norm'" "$ds2rt" inspect "$data/keras/unknown_layer.keras"
 
 expect_error "missing model" "does not exist" "$ds2rt" build "$work/nope.safetensors" -o "$work/x.plan"
 printf 'DS2RTPLN garbage' >"$work/bad.plan"

@@ -6,6 +6,7 @@
 #include "ds2rt/error.h"
 #include "ds2rt/importers.h"
 #include "importers/config_evidence.h"
+#include "importers/keras/keras_file.h"
 #include "importers/pytorch/torch_file.h"
 #include "importers/wts/wts.h"
 
@@ -14,6 +15,7 @@ namespace ds2rt {
 namespace {
 
 struct FileHead {
+  std::string path;
   std::string extension;       // lower case, with the dot
   std::vector<uint8_t> bytes;  // the first 512 bytes (fewer for short files)
 };
@@ -25,6 +27,10 @@ bool isDs2rtModel(const FileHead& f) {
 }
 
 bool isPyTorch(const FileHead& f) { return pytorch::TorchFile::looksLikeTorchFile(f.bytes); }
+
+bool isKeras(const FileHead& f) {
+  return keras::KerasFile::looksLikeKerasArchive(f.path, f.bytes) || keras::KerasFile::looksLikeLegacyH5(f.path, f.bytes);
+}
 
 bool isWts(const FileHead& f) { return f.extension == ".wts" || wts::looksLikeWts(f.bytes); }
 
@@ -61,6 +67,7 @@ struct Importer {
 // New formats add a row; a zip-based one (.keras) must come before PyTorch, which claims every zip.
 constexpr Importer kImporters[] = {
     {"ds2rt model: .safetensors with ds2rt.config metadata, or its .json config", isDs2rtModel, importDs2rt},
+    {"Keras / TensorFlow 2 model: .keras archive (Keras 3) or legacy .h5 (model.save)", isKeras, nullptr, importKeras},
     {"PyTorch checkpoint: .pth, .pt or .ckpt from torch.save (zip archive or legacy format): a state_dict, a "
      "Lightning checkpoint or a deepspeech.pytorch package",
      isPyTorch, importPyTorch},
@@ -73,6 +80,7 @@ FileHead readHead(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   check(in.good(), "cannot open '", path, "'");
   FileHead head;
+  head.path = path;
   head.bytes.resize(512);
   in.read(reinterpret_cast<char*>(head.bytes.data()), static_cast<std::streamsize>(head.bytes.size()));
   head.bytes.resize(static_cast<size_t>(in.gcount()));
