@@ -43,18 +43,18 @@ class Translator {
       } catch (const nlohmann::json::exception& e) {
         fail(where(layer), "unexpected config: ", e.what());
       }
-      ++counts_[layer.class_name + (layer.class_name == "Bidirectional" || layer.class_name == "TimeDistributed"
-                                        ? "(" + layer.config["layer"].value("class_name", "") + ")"
-                                        : "")];
+      std::string kind = layer.class_name;
+      if (kind == "Bidirectional" || kind == "TimeDistributed") kind += cat("(", layer.config["layer"].value("class_name", ""), ")");
+      if (kind != "InputLayer" && kind != "Reshape" && kind.find("Dropout") == std::string::npos) ++counts_[kind];
     }
     finish();
     ImportedNetwork out;
-    out.network = std::move(net_);
     out.format = file_.format();
     std::string summary;
     for (const auto& [kind, count] : counts_) summary += cat(summary.empty() ? "" : ", ", count, " ", kind);
     out.architecture = cat("Keras ", model_.class_name, model_.name.empty() ? "" : " '" + model_.name + "'", ": ",
                            summary, "; ", input_bins_, " bins -> ", features(), " outputs");
+    out.network = std::move(net_);
     if (options.labels) out.labels = *options.labels;
     out.notes = std::move(notes_);
     if (!ends_with_softmax_)

@@ -82,7 +82,7 @@ ModelConfig parseModelConfig(const json& model, const std::string& source) {
     std::vector<std::string> unsupported;
     std::string previous;
     for (const json& l : config.at("layers")) {
-      LayerConfig layer{l.at("class_name"), "", l.at("config")};
+      LayerConfig layer{.class_name = l.at("class_name"), .config = l.at("config")};
       layer.name = l.contains("name") ? l["name"].get<std::string>() : layer.config.at("name").get<std::string>();
       if (!supported(layer))
         unsupported.push_back(layer.class_name + (layer.class_name == "Bidirectional" || layer.class_name == "TimeDistributed"
@@ -116,7 +116,7 @@ ModelConfig parseModelConfig(const json& model, const std::string& source) {
       else if (!out.layers.empty() && out.layers.front().config.contains("batch_input_shape"))
         input["batch_shape"] = out.layers.front().config["batch_input_shape"];
       else fail("'", source, "': a Sequential model without an input shape (build it before saving)");
-      out.layers.insert(out.layers.begin(), LayerConfig{"InputLayer", "input", input});
+      out.layers.insert(out.layers.begin(), LayerConfig{.class_name = "InputLayer", .name = "input", .config = input});
     }
     check(!out.layers.empty() && out.layers.front().class_name == "InputLayer", "'", source,
           "': the model does not start with an InputLayer");
