@@ -110,7 +110,7 @@ ImportedModel importWts(const std::string& path, const ImportOptions& options = 
 // it gives "probs" (N x T' x classes; "logits" when the model does not end with a softmax) and
 // "output_lengths". Each utterance of a batch gets what Keras gives for it alone, except after a
 // Conv2D with "same" padding and a stride s > 1 along time: there ds2rt matches Keras for lengths
-// that are multiples of s at that layer (TensorFlow pads other lengths one frame differently); the
+// that are multiples of s at that layer (TensorFlow pads other lengths differently); the
 // result's notes say so. Labels are not in a Keras file: options.labels, if given. Errors list
 // every unsupported layer by class and name, and name the file, layer and weight at fault.
 ImportedNetwork importKeras(const std::string& path, const ImportOptions& options = {});

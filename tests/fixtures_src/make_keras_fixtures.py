@@ -142,6 +142,18 @@ def make_io(model, lengths, x):
     return io
 
 
+def write_malformed_without_keras(out):
+    """Malformed files that need no Keras: a .keras zip without its weights, a weights-only HDF5 file."""
+    import zipfile
+    with zipfile.ZipFile(os.path.join(out, "bigru_concat.keras")) as src, \
+            zipfile.ZipFile(os.path.join(out, "no_weights_entry.keras"), "w") as dst:
+        for name in ("metadata.json", "config.json"):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            dst.writestr(info, src.read(name), compress_type=zipfile.ZIP_DEFLATED)
+    with h5py.File(os.path.join(out, "weights_only.h5"), "w") as f:  # as model.save_weights writes
+        f.create_dataset("layers/dense/vars/0", data=np.zeros((2, 2), np.float32))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "data", "keras"))
@@ -173,6 +185,7 @@ def main():
     write_safetensors(os.path.join(out, "bigru_concat.odd.io.safetensors"), make_io(model, [39, 25], make_batch([39, 25], rng, 40)))
 
     # Malformed files.
+    write_malformed_without_keras(out)
     unknown_layer().save(os.path.join(out, "unknown_layer.keras"))
     legacy = os.path.join(out, "bilstm_sum_valid.h5")
     with h5py.File(legacy, "r") as src, h5py.File(os.path.join(out, "no_weights.h5"), "w") as dst:

@@ -96,6 +96,15 @@ TEST(KerasImport, H5WithoutWeights) {
   EXPECT_THAT(errorOf([] { importNetwork(dataPath("keras/no_weights.h5")); }), HasSubstr("no model_weights group"));
 }
 
+TEST(KerasImport, KerasArchiveWithoutWeights) {
+  EXPECT_THAT(errorOf([] { importNetwork(dataPath("keras/no_weights_entry.keras")); }),
+              HasSubstr("without config.json and model.weights.h5"));
+}
+
+TEST(KerasImport, WeightsOnlyH5) {
+  EXPECT_THAT(errorOf([] { importNetwork(dataPath("keras/weights_only.h5")); }), HasSubstr("weights only"));
+}
+
 TEST(KerasImport, WeightWithTheWrongShape) {
   const std::string e = errorOf([] { importNetwork(dataPath("keras/wrong_shape.h5")); });
   EXPECT_THAT(e, HasSubstr("wrong_shape.h5"));

@@ -209,7 +209,7 @@ class Translator {
       if (s[0] > 1)
         notes_.push_back(cat("Conv2D '", l.name, "': 'same' padding with stride ", s[0],
                              " along time is reproduced exactly for utterances whose length at this layer is a "
-                             "multiple of ", s[0], " (TensorFlow pads other lengths one frame differently)"));
+                             "multiple of ", s[0], " (TensorFlow pads other lengths differently)"));
     }
     // Keras zero-pads each utterance; the batch's padding may hold anything (or the last layer's output).
     x_ = net_.addSequenceMask(l.name + ".input_mask", x_, lengths_);
