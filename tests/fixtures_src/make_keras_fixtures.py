@@ -8,7 +8,8 @@ over the padding, so that is the honest reference for a batched engine.
 
     python3 tests/fixtures_src/make_keras_fixtures.py --out tests/data/keras
 
-Needs tensorflow-cpu (Keras 3), numpy and h5py; see README.md for the versions used.
+Needs tensorflow-cpu (Keras 3), tf_keras (Keras 2, for one legacy .h5), numpy and h5py; see README.md for the
+versions used.
 """
 import argparse
 import json
@@ -47,10 +48,10 @@ def randomize_batch_norms(model, rng):
         if isinstance(layer, layers.BatchNormalization):
             values = []
             for w in layer.weights:
-                n = w.shape
-                if "variance" in w.path:
+                n, path = w.shape, getattr(w, "path", w.name)  # Keras 3: path; Keras 2: name
+                if "variance" in path:
                     values.append(rng.uniform(0.5, 1.5, n))
-                elif "gamma" in w.path:
+                elif "gamma" in path:
                     values.append(rng.uniform(0.5, 1.5, n))
                 else:
                     values.append(rng.normal(0, 0.2, n))
@@ -60,12 +61,13 @@ def randomize_batch_norms(model, rng):
 def randomize_biases(model, rng):
     # Keras starts biases at zero (and the LSTM forget bias at one): random ones test their layout.
     for w in model.weights:
-        if w.path.endswith("bias"):
+        if getattr(w, "path", w.name).split(":")[0].endswith("bias"):
             w.assign(rng.normal(0, 0.3, w.shape).astype(np.float32))
 
 
-def bigru_concat():
+def bigru_concat(keras=keras):
     """The keras.io "CTC ASR" DeepSpeech2-like model, small: 'same' convs with stride 2 in time."""
+    layers = keras.layers
     x_in = layers.Input((None, F), name="input")
     x = layers.Reshape((-1, F, 1), name="expand_dim")(x_in)
     x = layers.Conv2D(4, [11, 9], strides=[2, 2], padding="same", use_bias=False, name="conv_1")(x)
@@ -157,7 +159,11 @@ def write_malformed_without_keras(out):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "data", "keras"))
-    out = parser.parse_args().out
+    parser.add_argument("--only-keras2", action="store_true", help="only the Keras 2 (tf_keras) legacy .h5 fixture")
+    args = parser.parse_args()
+    out = args.out
+    if args.only_keras2:
+        return keras2_fixture(out)
     os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(1234)
     rng = np.random.default_rng(1234)
@@ -207,6 +213,28 @@ def main():
         del group[kernel]
         group[kernel] = np.zeros((data.shape[0] + 1, data.shape[1]), np.float32)
         print("wrong_shape.h5: replaced", kernel, data.shape)
+
+    keras2_fixture(out)
+
+
+def keras2_fixture(out):
+    """The keras.io model saved by Keras 2 (the tf_keras package, as TensorFlow <= 2.15 saved .h5 files)."""
+    import tf_keras
+    tf_keras.utils.set_random_seed(2345)
+    rng = np.random.default_rng(2345)
+    model = bigru_concat(tf_keras)
+    randomize_batch_norms(model, rng)
+    randomize_biases(model, rng)
+    path = os.path.join(out, "keras2_bigru_concat.h5")
+    model.save(path)
+    lengths = [40, 30, 12]
+    x = make_batch(lengths, rng, 40)
+    io = make_io(model, lengths, x)
+    again = make_io(tf_keras.models.load_model(path), lengths, x)
+    for b in range(len(lengths)):
+        assert np.allclose(io[f"probs.{b}"], again[f"probs.{b}"], atol=1e-6), "reloaded model differs"
+    write_safetensors(os.path.join(out, "keras2_bigru_concat.io.safetensors"), io)
+    print("keras2_bigru_concat .h5", os.path.getsize(path), "bytes; output lengths", list(io["output_lengths"]))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ void expectParity(const std::string& model, const std::string& io_name) {
 
 TEST(KerasImport, BiGruConcatSameConvsKeras3) { expectParity("bigru_concat.keras", "bigru_concat.io.safetensors"); }
 TEST(KerasImport, BiLstmSumValidConvLegacyH5) { expectParity("bilstm_sum_valid.h5", "bilstm_sum_valid.io.safetensors"); }
+TEST(KerasImport, Keras2LegacyH5) { expectParity("keras2_bigru_concat.h5", "keras2_bigru_concat.io.safetensors"); }
 TEST(KerasImport, SequentialGruNoResetAfterAndSimpleRnn) { expectParity("gru_uni.keras", "gru_uni.io.safetensors"); }
 
 TEST(KerasImport, DescribesTheNetwork) {
