@@ -1,5 +1,8 @@
 // Read-only access to an HDF5 file (from disk or from memory) through the HDF5 C API: groups,
-// string attributes and float datasets, with errors naming the file and the object.
+// string attributes and float datasets, with errors naming the file and the object. Sizes are
+// checked before allocating, but libhdf5 itself does not bounds-check everything it reads: a
+// crafted file can still crash inside the library (e.g. H5HG_read on a corrupt variable-length
+// string), which is why no libFuzzer target covers this reader.
 #pragma once
 
 #include <cstdint>
