@@ -156,6 +156,26 @@ def write_malformed_without_keras(out):
         f.create_dataset("layers/dense/vars/0", data=np.zeros((2, 2), np.float32))
 
 
+def write_config_variants(out):
+    """gru_uni.keras with one setting changed in config.json that ds2rt must refuse clearly."""
+    import zipfile
+
+    def variant(name, edit):
+        with zipfile.ZipFile(os.path.join(out, "gru_uni.keras")) as src, \
+                zipfile.ZipFile(os.path.join(out, name), "w") as dst:
+            for entry in src.namelist():
+                data = src.read(entry)
+                if entry == "config.json":
+                    config = json.loads(data)
+                    edit({layer["class_name"]: layer["config"] for layer in config["config"]["layers"]})
+                    data = json.dumps(config).encode()
+                info = zipfile.ZipInfo(entry, date_time=(2020, 1, 1, 0, 0, 0))
+                dst.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+
+    variant("go_backwards.keras", lambda layers: layers["GRU"].update(go_backwards=True))
+    variant("elu_dense.keras", lambda layers: layers["Dense"].update(activation="elu"))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "data", "keras"))
@@ -192,6 +212,7 @@ def main():
 
     # Malformed files.
     write_malformed_without_keras(out)
+    write_config_variants(out)
     unknown_layer().save(os.path.join(out, "unknown_layer.keras"))
     legacy = os.path.join(out, "bilstm_sum_valid.h5")
     with h5py.File(legacy, "r") as src, h5py.File(os.path.join(out, "no_weights.h5"), "w") as dst:

@@ -3,8 +3,10 @@
 // utterance by utterance, what Keras gives for each utterance alone; malformed files give clear errors.
 #include <gmock/gmock.h>
 
+#include <atomic>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "ds2rt/builder.h"
 #include "ds2rt/importers.h"
@@ -91,6 +93,28 @@ TEST(KerasImport, UnsupportedLayersAreAllListed) {
   EXPECT_THAT(e, HasSubstr("unknown_layer.keras"));
   EXPECT_THAT(e, HasSubstr("LayerNormalization 'norm'"));
   EXPECT_THAT(e, HasSubstr("Conv1D 'conv1d'"));
+}
+
+TEST(KerasImport, SettingsWithoutAnExactMappingAreRefused) {
+  std::string e = errorOf([] { importNetwork(dataPath("keras/go_backwards.keras")); });
+  EXPECT_THAT(e, HasSubstr("GRU layer 'gru"));
+  EXPECT_THAT(e, HasSubstr("go_backwards outside Bidirectional returns the sequence reversed in time"));
+  e = errorOf([] { importNetwork(dataPath("keras/elu_dense.keras")); });
+  EXPECT_THAT(e, HasSubstr("Dense layer 'dense"));
+  EXPECT_THAT(e, HasSubstr("activation 'elu' is not supported"));
+}
+
+// HDF5 is not thread-safe in every build: the reader serialises its calls.
+TEST(KerasImport, ImportsFromSeveralThreadsAtOnce) {
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      const ImportedNetwork n = importNetwork(dataPath(i % 2 ? "keras/bilstm_sum_valid.h5" : "keras/bigru_concat.keras"));
+      if (n.network.layerCount() > 0) ++ok;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok, 4);
 }
 
 TEST(KerasImport, H5WithoutWeights) {
