@@ -113,9 +113,11 @@ ImportedModel importWts(const std::string& path, const ImportOptions& options = 
 // that are multiples of s at that layer (TensorFlow pads other lengths differently); the
 // result's notes say so. Labels are not in a Keras file: options.labels, if given. Errors list
 // every unsupported layer by class and name, and name the file, layer and weight at fault.
+// network_options.log_softmax turns a final softmax into a log-softmax output named "log_probs".
 // Caution: the HDF5 library (1.10) is not hardened against crafted files; a corrupted .h5 can crash
 // inside it (byte-flipped fixtures found one such case in libhdf5's global-heap reader).
-ImportedNetwork importKeras(const std::string& path, const ImportOptions& options = {});
+ImportedNetwork importKeras(const std::string& path, const ImportOptions& options = {},
+                            const DeepSpeech2NetworkOptions& network_options = {});
 
 // TF1 LSTMCell (what dumpTFWts.py dumps): kernel (I+H) x 4H applied as [x, h] * kernel, bias 4H,
 // gate columns i, j(cell), f, o, and c' = sigmoid(f + forget_bias) * c + sigmoid(i) * tanh(j).

@@ -61,7 +61,9 @@ struct Importer {
   const char* description;
   bool (*recognises)(const FileHead& head);
   ImportedModel (*import)(const std::string& path, const ImportOptions& options);
-  ImportedNetwork (*import_network)(const std::string& path, const ImportOptions& options) = nullptr;
+  // network_options matter to graph formats too: log_softmax asks for "log_probs" instead of "probs".
+  ImportedNetwork (*import_network)(const std::string& path, const ImportOptions& options,
+                                    const DeepSpeech2NetworkOptions& network_options) = nullptr;
 };
 
 // New formats add a row; a zip-based one (.keras) must come before PyTorch, which claims every zip.
@@ -124,7 +126,7 @@ ImportedModel importModel(const std::string& path, const ImportOptions& options)
 ImportedNetwork importNetwork(const std::string& path, const ImportOptions& options,
                               const DeepSpeech2NetworkOptions& network_options) {
   const Importer& importer = findImporter(path);
-  if (importer.import_network != nullptr) return importer.import_network(path, options);
+  if (importer.import_network != nullptr) return importer.import_network(path, options, network_options);
   ImportedModel imported = importer.import(path, options);
   const DeepSpeech2Config& c = imported.model.config();
   std::string architecture = cat(c.rnn_type, ", ", c.hidden_layers, " layers of ", c.hidden_size, ", ",

@@ -57,11 +57,12 @@ TEST(KerasImport, Keras2LegacyH5) { expectParity("keras2_bigru_concat.h5", "kera
 TEST(KerasImport, SequentialGruNoResetAfterAndSimpleRnn) { expectParity("gru_uni.keras", "gru_uni.io.safetensors"); }
 
 TEST(KerasImport, DescribesTheNetwork) {
-  const ImportedNetwork imported = importNetwork(dataPath("keras/bigru_concat.keras"), {.labels = std::vector<std::string>{"_", "a"}});
+  const std::vector<std::string> labels{"_", "a", "b", "c", "d", "e", "f", " "};
+  const ImportedNetwork imported = importNetwork(dataPath("keras/bigru_concat.keras"), {.labels = labels});
   EXPECT_EQ(imported.format, "Keras 3 .keras archive");
   EXPECT_THAT(imported.architecture, HasSubstr("2 Bidirectional(GRU)"));
   EXPECT_THAT(imported.architecture, HasSubstr("16 bins -> 8 outputs"));
-  EXPECT_EQ(imported.labels, (std::vector<std::string>{"_", "a"}));
+  EXPECT_EQ(imported.labels, labels);
   EXPECT_FALSE(imported.spect_known);
   // The stride-2 'same' convolution along time is exact for even lengths only, and says so.
   ASSERT_FALSE(imported.notes.empty());
@@ -82,6 +83,25 @@ TEST(KerasImport, UnevenPaddingSurvivesThePlanFile) {
   const Engine loaded = Engine::deserialize(built.serialize());
   const Result r = runAgainstKeras(loaded, "bigru_concat.io.safetensors");
   for (double e : r.errors) EXPECT_LT(e, 1e-4);
+}
+
+TEST(KerasImport, LabelsMustMatchTheClasses) {
+  EXPECT_THAT(errorOf([] { importNetwork(dataPath("keras/bigru_concat.keras"), {.labels = std::vector<std::string>{"_", "a"}}); }),
+              HasSubstr("2 labels given, but the model outputs 8 classes"));
+}
+
+// The final softmax becomes a log-softmax on request, as for DeepSpeech2 models (ds2rt run --log-probs).
+TEST(KerasImport, LogSoftmaxOnRequest) {
+  const ImportedNetwork imported = importNetwork(dataPath("keras/gru_uni.keras"), {}, {.log_softmax = true});
+  const WeightStore io = WeightStore::load(dataPath("keras/gru_uni.io.safetensors"));
+  ExecutionContext context = Builder().build(imported.network).createContext();
+  const auto out = context.run({{"features", io.get("features")}, {"lengths", io.get("lengths")}});
+  ASSERT_TRUE(out.count("log_probs"));
+  const HostTensor& log_probs = out.at("log_probs");
+  const HostTensor ref = io.get("probs.1");  // the full-length utterance
+  std::vector<float> probs(static_cast<size_t>(ref.size()));
+  for (size_t i = 0; i < probs.size(); ++i) probs[i] = std::exp(log_probs.data<float>()[log_probs.dim(1) * log_probs.dim(2) + i]);
+  EXPECT_LT(relativeL2(probs.data(), ref.data<float>(), probs.size()), 1e-4);
 }
 
 TEST(KerasImport, ImportModelSendsKerasToImportNetwork) {

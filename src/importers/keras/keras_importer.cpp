@@ -34,7 +34,8 @@ enum class Kind {
 
 class Translator {
  public:
-  Translator(const KerasFile& file, const ModelConfig& model) : file_(file), model_(model) {}
+  Translator(const KerasFile& file, const ModelConfig& model, bool log_softmax)
+      : file_(file), model_(model), log_softmax_(log_softmax) {}
 
   ImportedNetwork run(const ImportOptions& options) {
     for (const LayerConfig& layer : model_.layers) {
@@ -44,20 +45,22 @@ class Translator {
         fail(where(layer), "unexpected config: ", e.what());
       }
       std::string kind = layer.class_name;
-      if (kind == "Bidirectional" || kind == "TimeDistributed") kind += cat("(", layer.config["layer"].value("class_name", ""), ")");
+      if (kind == "Bidirectional" || kind == "TimeDistributed") kind += cat("(", layer.config.at("layer").value("class_name", ""), ")");
       if (kind != "InputLayer" && kind != "Reshape" && kind.find("Dropout") == std::string::npos) ++counts_[kind];
     }
     finish();
+    check(!options.labels || static_cast<int64_t>(options.labels->size()) == features(), "'", file_.source(), "': ",
+          options.labels ? options.labels->size() : 0, " labels given, but the model outputs ", features(), " classes");
     ImportedNetwork out;
+    if (options.labels) out.labels = *options.labels;
     out.format = file_.format();
     std::string summary;
     for (const auto& [kind, count] : counts_) summary += cat(summary.empty() ? "" : ", ", count, " ", kind);
     out.architecture = cat("Keras ", model_.class_name, model_.name.empty() ? "" : " '" + model_.name + "'", ": ",
                            summary, "; ", input_bins_, " bins -> ", features(), " outputs");
     out.network = std::move(net_);
-    if (options.labels) out.labels = *options.labels;
     out.notes = std::move(notes_);
-    if (!ends_with_softmax_)
+    if (output_name_ == "logits")
       out.notes.push_back("the model does not end with a softmax: its output is named 'logits', not 'probs'");
     if (options.rnn_type || options.hidden_size || options.hidden_layers || options.bidirectional ||
         options.lookahead_context || options.gate_layout || options.forget_bias)
@@ -72,9 +75,17 @@ class Translator {
 
   int64_t features() const { return net_.shape(x_).back(); }
 
+  // Dropout and noise layers: identity at inference.
+  static bool identity(const LayerConfig& l) {
+    const std::string& c = l.class_name;
+    return c.find("Dropout") != std::string::npos || c == "GaussianNoise" ||
+           (c == "TimeDistributed" && l.config.at("layer").at("class_name") != "Dense");
+  }
+
   void add(const LayerConfig& l) {
     const std::string& c = l.class_name;
     const json& cfg = l.config;
+    if (!identity(l)) flushSoftmax();
     if (c == "InputLayer") return input(l);
     if (c == "Reshape") return reshape(l);
     if (c == "Conv2D") return conv(l);
@@ -101,7 +112,6 @@ class Translator {
             "; ds2rt's is over the last axis");
       return namedActivation(l, l.name, "softmax");
     }
-    // Dropout and noise layers: identity at inference.
   }
 
   void input(const LayerConfig& l) {
@@ -261,12 +271,10 @@ class Translator {
       for (HostTensor* t : {&desc.scale, &desc.bias, &desc.mean, &desc.variance}) *t = permuted(*t);
     desc.epsilon = cfg.value("epsilon", 1e-3f);
     x_ = net_.addBatchNorm(l.name, x_, std::move(desc));
-    ends_with_softmax_ = false;
   }
 
   void activation(const LayerConfig&, const std::string& name, ActivationDesc desc) {
     x_ = net_.addActivation(name, x_, desc);
-    ends_with_softmax_ = false;
   }
 
   void namedActivation(const LayerConfig& l, const std::string& name, const std::string& type) {
@@ -274,8 +282,8 @@ class Translator {
     if (type == "softmax") {
       if (kind_ == Kind::kFrames) toSequence(l);
       check(kind_ == Kind::kSequence, where(l), "softmax over a 4-D tensor is not supported");
-      x_ = net_.addSoftmax(name, x_);
-      ends_with_softmax_ = true;
+      flushSoftmax();
+      pending_softmax_ = name;  // added by the next layer, or by finish() (as log-softmax if asked)
       return;
     }
     if (type == "relu") return activation(l, name, {ActivationType::kRelu});
@@ -298,7 +306,6 @@ class Translator {
     }
     x_ = net_.addFullyConnected(l.name, x_, std::move(desc));
     permutation_.clear();
-    ends_with_softmax_ = false;
     namedActivation(l, l.name + ".activation", activationName(cfg.value("activation", json("linear"))));
   }
 
@@ -346,7 +353,6 @@ class Translator {
                    file_.weights(l.name, l.archive_key, bidirectional ? (dir ? "backward" : "forward") : ""));
     x_ = net_.addRNN(l.name, x_, lengths_, std::move(desc));
     permutation_.clear();
-    ends_with_softmax_ = false;
   }
 
   void setDirection(const LayerConfig& l, RNNDesc& desc, int dir, bool use_bias, const std::vector<HostTensor>& w) {
@@ -375,28 +381,41 @@ class Translator {
                     recurrent_bias);
   }
 
+  void flushSoftmax() {
+    if (pending_softmax_.empty()) return;
+    x_ = net_.addSoftmax(pending_softmax_, x_);
+    pending_softmax_.clear();
+  }
+
   void finish() {
     check(x_.valid(), "'", file_.source(), "': the model has no layers");
     check(kind_ != Kind::kImage, "'", file_.source(), "': the model ends on a 4-D tensor (T, F, C); ds2rt needs a "
                                  "sequence of class scores (T, classes)");
     check(permutation_.empty(), "'", file_.source(), "': the model ends right after a Reshape; add the output layer");
     if (kind_ == Kind::kFrames) x_ = net_.addReshapeToSequence("to_sequence", x_);
+    output_name_ = "logits";
+    if (!pending_softmax_.empty()) {
+      x_ = log_softmax_ ? net_.addLogSoftmax(pending_softmax_, x_) : net_.addSoftmax(pending_softmax_, x_);
+      output_name_ = log_softmax_ ? "log_probs" : "probs";
+    }
     x_ = net_.addBatchMajor("batch_major", x_);
     x_ = net_.addSequenceMask("output_mask", x_, lengths_);
-    net_.markOutput(x_, ends_with_softmax_ ? "probs" : "logits");
+    net_.markOutput(x_, output_name_);
     if (net_.name(lengths_) == "lengths") lengths_ = net_.addLengthsTransform("output_lengths", lengths_, {});
     net_.markOutput(lengths_, "output_lengths");
   }
 
   const KerasFile& file_;
   const ModelConfig& model_;
+  const bool log_softmax_;  // a final softmax becomes a log-softmax
   NetworkDefinition net_;
   Tensor x_, lengths_;
   Kind kind_ = Kind::kFrames;
   int64_t input_bins_ = 0;
   // Keras feature index of each ds2rt feature of the current sequence (empty: the same order).
   std::vector<int64_t> permutation_;
-  bool ends_with_softmax_ = false;
+  std::string pending_softmax_;  // a softmax layer not added yet: the last one may become a log-softmax
+  std::string output_name_;
   std::map<std::string, int> counts_;
   std::vector<std::string> notes_;
 };
@@ -404,10 +423,11 @@ class Translator {
 }  // namespace
 }  // namespace keras
 
-ImportedNetwork importKeras(const std::string& path, const ImportOptions& options) {
+ImportedNetwork importKeras(const std::string& path, const ImportOptions& options,
+                            const DeepSpeech2NetworkOptions& network_options) {
   const keras::KerasFile file = keras::KerasFile::open(path);
   const keras::ModelConfig model = keras::parseModelConfig(file.modelConfig(), path);
-  return keras::Translator(file, model).run(options);
+  return keras::Translator(file, model, network_options.log_softmax).run(options);
 }
 
 }  // namespace ds2rt
