@@ -52,6 +52,15 @@ grep -q "probs \[3, 21, 29\]" "$work/out" || { echo "FAIL: ONNX run output shape
 head -c 1000 "$onnx/model.onnx" >"$work/cut.onnx"
 expect_error "truncated ONNX model" "do not parse as an ONNX ModelProto" "$ds2rt" inspect "$work/cut.onnx"
 
+keras=$data/keras/bigru_concat.keras
+expect_ok "inspect a Keras model" "$ds2rt" inspect "$keras"
+grep -q "Keras 3 .keras archive" "$work/out" || { echo "FAIL: inspect Keras format"; cat "$work/out"; failures=$((failures + 1)); }
+expect_ok "build a Keras model" "$ds2rt" build "$keras" -o "$work/keras.plan"
+expect_ok "inspect the Keras plan" "$ds2rt" inspect "$work/keras.plan"
+expect_ok "run a Keras model" "$ds2rt" run "$keras" -i "$data/keras/bigru_concat.io.safetensors" -t 1
+grep -q "probs \[3, 20, 8\]" "$work/out" || { echo "FAIL: Keras run output shape"; cat "$work/out"; failures=$((failures + 1)); }
+expect_error "unsupported Keras layers" "LayerNormalization 'norm'" "$ds2rt" inspect "$data/keras/unknown_layer.keras"
+
 expect_error "missing model" "does not exist" "$ds2rt" build "$work/nope.safetensors" -o "$work/x.plan"
 printf 'DS2RTPLN garbage' >"$work/bad.plan"
 expect_error "truncated plan" "shorter than the plan header" "$ds2rt" inspect "$work/bad.plan"

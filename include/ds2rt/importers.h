@@ -124,6 +124,23 @@ ImportedModel importWts(const std::string& path, const ImportOptions& options = 
 // JSON) gives the labels and feature settings. options.labels / sample_rate override them.
 ImportedNetwork importOnnx(const std::string& path, const ImportOptions& options = {});
 
+// Keras / TensorFlow 2 models: Keras 3 .keras archives and legacy .h5 files (model.save), Functional
+// or Sequential, one chain of InputLayer, Reshape, Conv2D (channels_last, valid or same padding),
+// BatchNormalization, ReLU / Activation / Softmax, Dense / TimeDistributed(Dense), Dropout,
+// LSTM / GRU (both reset_after) / SimpleRNN, plain or in Bidirectional (merge concat or sum).
+// The network takes "features" (N x 1 x bins x T, Keras's N x T x bins transposed) and "lengths";
+// it gives "probs" (N x T' x classes; "logits" when the model does not end with a softmax) and
+// "output_lengths". Each utterance of a batch gets what Keras gives for it alone, except after a
+// Conv2D with "same" padding and a stride s > 1 along time: there ds2rt matches Keras for lengths
+// that are multiples of s at that layer (TensorFlow pads other lengths differently); the
+// result's notes say so. Labels are not in a Keras file: options.labels, if given. Errors list
+// every unsupported layer by class and name, and name the file, layer and weight at fault.
+// network_options.log_softmax turns a final softmax into a log-softmax output named "log_probs".
+// Caution: the HDF5 library (1.10) is not hardened against crafted files; a corrupted .h5 can crash
+// inside it (byte-flipped fixtures found one such case in libhdf5's global-heap reader).
+ImportedNetwork importKeras(const std::string& path, const ImportOptions& options = {},
+                            const DeepSpeech2NetworkOptions& network_options = {});
+
 // TF1 LSTMCell (what dumpTFWts.py dumps): kernel (I+H) x 4H applied as [x, h] * kernel, bias 4H,
 // gate columns i, j(cell), f, o, and c' = sigmoid(f + forget_bias) * c + sigmoid(i) * tanh(j).
 // Returns W (4H x I), R (4H x H), Wb (4H, forget_bias added to the f block) and Rb (4H zeros) in

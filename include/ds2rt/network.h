@@ -47,9 +47,12 @@ struct ConvolutionDesc {
   int out_channels = 0;
   std::array<int, 2> kernel{1, 1};  // {frequency, time}, as PyTorch's Conv2d on N x C x F x T
   std::array<int, 2> stride{1, 1};
-  std::array<int, 2> padding{0, 0};
+  std::array<int, 2> padding{0, 0};      // before the data (and after it, unless padding_end says otherwise)
+  std::array<int, 2> padding_end{-1, -1};  // after the data; -1: as `padding` (TensorFlow's "same" pads unevenly)
   std::array<int, 2> dilation{1, 1};
   HostTensor weight;  // out x in x kF x kT
+  int paddingEnd(int axis) const { return padding_end[axis] < 0 ? padding[axis] : padding_end[axis]; }
+  bool symmetric() const { return paddingEnd(0) == padding[0] && paddingEnd(1) == padding[1]; }
   HostTensor bias;    // out (optional)
   ActivationDesc activation;  // fused by the builder; users normally leave it kNone
 };

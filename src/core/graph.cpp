@@ -11,9 +11,10 @@ namespace ds2rt::detail {
 
 namespace {
 
-int64_t convExtent(int64_t in, int kernel, int stride, int padding, int dilation) {
+int64_t convExtent(int64_t in, const ConvolutionDesc& c, int axis) {
   if (in == kDynamic) return kDynamic;
-  return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+  const int64_t padded = in + c.padding[axis] + c.paddingEnd(axis);
+  return (padded - c.dilation[axis] * (c.kernel[axis] - 1) - 1) / c.stride[axis] + 1;
 }
 
 int64_t channelAxisSize(const TensorInfo& t) {
@@ -76,8 +77,7 @@ Shape inferShape(const Layer& layer, const std::vector<Shape>& in) {
   return std::visit(
       Overloaded{
           [&](const ConvolutionDesc& c) -> Shape {
-            return {x[0], c.out_channels, convExtent(x[2], c.kernel[0], c.stride[0], c.padding[0], c.dilation[0]),
-                    convExtent(x[3], c.kernel[1], c.stride[1], c.padding[1], c.dilation[1])};
+            return {x[0], c.out_channels, convExtent(x[2], c, 0), convExtent(x[3], c, 1)};
           },
           [&](const LengthsTransformDesc&) -> Shape { return x; },
           [&](const ReshapeToSequenceDesc&) -> Shape { return {x[3], x[0], x[1] * x[2]}; },
@@ -106,12 +106,13 @@ void validateLayer(const Layer& layer, const std::vector<const TensorInfo*>& inp
             expectLayout(layer, x, {L::kImage});
             check(c.out_channels > 0, "layer '", layer.name, "': out_channels must be positive");
             for (int i = 0; i < 2; ++i)
-              check(c.kernel[i] > 0 && c.stride[i] > 0 && c.dilation[i] > 0 && c.padding[i] >= 0, "layer '",
-                    layer.name, "': kernel, stride and dilation must be positive and padding non-negative");
+              check(c.kernel[i] > 0 && c.stride[i] > 0 && c.dilation[i] > 0 && c.padding[i] >= 0 &&
+                        c.padding_end[i] >= -1,
+                    "layer '", layer.name, "': kernel, stride and dilation must be positive and padding non-negative");
             expectShape(layer, "weight", c.weight, {c.out_channels, x.shape[1], c.kernel[0], c.kernel[1]});
             expectShape(layer, "bias", c.bias, {c.out_channels}, true);
             validateActivation(layer, c.activation);
-            check(convExtent(x.shape[2], c.kernel[0], c.stride[0], c.padding[0], c.dilation[0]) > 0, "layer '",
+            check(convExtent(x.shape[2], c, 0) > 0, "layer '",
                   layer.name, "': ", x.shape[2], " frequency bins are too few for kernel ", c.kernel[0]);
           },
           [&](const BatchNormDesc& b) {

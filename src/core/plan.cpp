@@ -62,7 +62,7 @@ json paramsJson(const LayerDesc& desc) {
       Overloaded{
           [](const ConvolutionDesc& c) -> json {
             return {{"out_channels", c.out_channels}, {"kernel", c.kernel}, {"stride", c.stride}, {"padding", c.padding},
-                    {"dilation", c.dilation}, {"activation", activationJson(c.activation)}};
+                    {"padding_end", c.padding_end}, {"dilation", c.dilation}, {"activation", activationJson(c.activation)}};
           },
           [](const BatchNormDesc& b) -> json { return {{"epsilon", b.epsilon}}; },
           [](const LayerNormDesc& n) -> json { return {{"epsilon", n.epsilon}}; },
@@ -95,6 +95,7 @@ LayerDesc descFrom(const std::string& kind, const json& p) {
     c.kernel = p.at("kernel");
     c.stride = p.at("stride");
     c.padding = p.at("padding");
+    if (p.contains("padding_end")) c.padding_end = p.at("padding_end");  // plans written before it: symmetric
     c.dilation = p.at("dilation");
     c.activation = activationFrom(p.at("activation"));
     return c;

@@ -76,7 +76,8 @@ class ConvolutionKernel final : public Kernel {
     for (int i = 0; i < 2; ++i) {
       const int64_t effective_kernel = (desc_.kernel[i] - 1) * desc_.dilation[i] + 1;
       pad_l.push_back(desc_.padding[i]);
-      // oneDNN wants the right padding that makes its output extent match the floor formula.
+      // oneDNN wants the right padding that makes its output extent match the floor formula
+      // (at most desc_.paddingEnd(i): the frames it leaves out reach no output).
       pad_r.push_back((out[2 + i] - 1) * desc_.stride[i] + effective_kernel - in[2 + i] - desc_.padding[i]);
       dilation.push_back(desc_.dilation[i] - 1);
       stride.push_back(desc_.stride[i]);

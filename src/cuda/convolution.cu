@@ -150,6 +150,10 @@ class ConvolutionKernel final : public TypedKernel {
 }  // namespace
 
 std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, DataType type) {
+  // cuDNN pads both ends alike; uneven padding (TensorFlow's "same" with a stride) runs on the CPU backend only.
+  check(desc.symmetric(), "convolution: padding ", desc.padding[0], "/", desc.paddingEnd(0), " (frequency) and ",
+        desc.padding[1], "/", desc.paddingEnd(1), " (time) differs before and after the data; the CUDA backend "
+        "supports symmetric padding only (build for the CPU)");
   return std::make_unique<ConvolutionKernel>(desc, type);
 }
 

@@ -9,6 +9,7 @@
 #include "importers/config_evidence.h"
 #include "importers/paddle/pdparams.h"
 #include "importers/onnx/onnx_file.h"
+#include "importers/keras/keras_file.h"
 #include "importers/pytorch/torch_file.h"
 #include "importers/wts/wts.h"
 
@@ -46,6 +47,10 @@ bool isOnnx(const FileHead& f) {
   return onnx_import::looksLikeOnnx(readWhole(f.path));
 }
 
+bool isKeras(const FileHead& f) {
+  return keras::KerasFile::looksLikeKerasArchive(f.path, f.bytes) || keras::KerasFile::looksLikeLegacyH5(f.path, f.bytes);
+}
+
 bool isWts(const FileHead& f) { return f.extension == ".wts" || wts::looksLikeWts(f.bytes); }
 
 // A ds2rt model needs no import; options still override its configuration.
@@ -75,15 +80,21 @@ struct Importer {
   const char* description;
   bool (*recognises)(const FileHead& head);
   ImportedModel (*import)(const std::string& path, const ImportOptions& options);
-  ImportedNetwork (*import_network)(const std::string& path, const ImportOptions& options) = nullptr;
+  // network_options matter to graph formats too: log_softmax asks for "log_probs" instead of "probs".
+  ImportedNetwork (*import_network)(const std::string& path, const ImportOptions& options,
+                                    const DeepSpeech2NetworkOptions& network_options) = nullptr;
 };
 
 // New formats add a row; a zip-based one (.keras) must come before PyTorch, which claims every zip,
 // and so must Paddle's .pdparams, a pickle as PyTorch's legacy format is.
 constexpr Importer kImporters[] = {
     {"ds2rt model: .safetensors with ds2rt.config metadata, or its .json config", isDs2rtModel, importDs2rt},
+    {"Keras / TensorFlow 2 model: .keras archive (Keras 3) or legacy .h5 (model.save)", isKeras, nullptr, importKeras},
     {"PaddleSpeech DeepSpeech2 .pdparams (paddle.save of the model's state_dict; offline or online, GRU or LSTM)",
-     isPaddle, nullptr, importPaddleSpeech},
+     isPaddle, nullptr,
+     [](const std::string& path, const ImportOptions& options, const DeepSpeech2NetworkOptions&) {
+       return importPaddleSpeech(path, options);  // the graph ends in a softmax of its own
+     }},
     {"PyTorch checkpoint: .pth, .pt or .ckpt from torch.save (zip archive or legacy format): a state_dict, a "
      "Lightning checkpoint or a deepspeech.pytorch package",
      isPyTorch, importPyTorch},
@@ -91,13 +102,17 @@ constexpr Importer kImporters[] = {
      "under deepspeech.pytorch state_dict names",
      isWts, importWts},
     {"ONNX model (.onnx): a graph of the operators torch.onnx.export writes for DeepSpeech2-style networks", isOnnx,
-     nullptr, importOnnx},
+     nullptr,
+     [](const std::string& path, const ImportOptions& options, const DeepSpeech2NetworkOptions&) {
+       return importOnnx(path, options);  // the graph decides between Softmax and LogSoftmax
+     }},
 };
 
 FileHead readHead(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   check(in.good(), "cannot open '", path, "'");
   FileHead head;
+  head.path = path;
   head.bytes.resize(512);
   in.read(reinterpret_cast<char*>(head.bytes.data()), static_cast<std::streamsize>(head.bytes.size()));
   head.bytes.resize(static_cast<size_t>(in.gcount()));
@@ -142,7 +157,7 @@ ImportedModel importModel(const std::string& path, const ImportOptions& options)
 ImportedNetwork importNetwork(const std::string& path, const ImportOptions& options,
                               const DeepSpeech2NetworkOptions& network_options) {
   const Importer& importer = findImporter(path);
-  if (importer.import_network != nullptr) return importer.import_network(path, options);
+  if (importer.import_network != nullptr) return importer.import_network(path, options, network_options);
   ImportedModel imported = importer.import(path, options);
   const DeepSpeech2Config& c = imported.model.config();
   std::string architecture = cat(c.rnn_type, ", ", c.hidden_layers, " layers of ", c.hidden_size, ", ",

@@ -69,12 +69,13 @@ struct ConvCase {
   int in_channels, out_channels, features;
   std::array<int, 2> kernel, stride, padding, dilation;
   bool bias;
+  std::array<int, 2> padding_end{-1, -1};
 };
 
 std::vector<double> referenceConv(const ConvolutionDesc& d, const HostTensor& x, Shape& out_shape) {
   const int64_t n = x.dim(0), cin = x.dim(1), fin = x.dim(2), tin = x.dim(3), cout = d.out_channels;
-  const int64_t fout = (fin + 2 * d.padding[0] - d.dilation[0] * (d.kernel[0] - 1) - 1) / d.stride[0] + 1;
-  const int64_t tout = (tin + 2 * d.padding[1] - d.dilation[1] * (d.kernel[1] - 1) - 1) / d.stride[1] + 1;
+  const int64_t fout = (fin + d.padding[0] + d.paddingEnd(0) - d.dilation[0] * (d.kernel[0] - 1) - 1) / d.stride[0] + 1;
+  const int64_t tout = (tin + d.padding[1] + d.paddingEnd(1) - d.dilation[1] * (d.kernel[1] - 1) - 1) / d.stride[1] + 1;
   out_shape = {n, cout, fout, tout};
   const float* in = x.data<float>();
   const float* w = d.weight.data<float>();
@@ -104,6 +105,7 @@ ConvolutionDesc makeConv(const ConvCase& c, std::mt19937& rng) {
   d.kernel = c.kernel;
   d.stride = c.stride;
   d.padding = c.padding;
+  d.padding_end = c.padding_end;
   d.dilation = c.dilation;
   d.weight = randomTensor({c.out_channels, c.in_channels, c.kernel[0], c.kernel[1]}, rng, 0.5f);
   if (c.bias) d.bias = randomTensor({c.out_channels}, rng);
@@ -142,7 +144,10 @@ INSTANTIATE_TEST_SUITE_P(
         // Stride 2 over an odd extent with no padding: the last input frame is never read.
         ConvCase{2, 3, 6, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false},
         ConvCase{4, 5, 5, {1, 1}, {1, 1}, {0, 0}, {1, 1}, true},
-        ConvCase{1, 2, 11, {5, 3}, {2, 3}, {3, 2}, {2, 2}, true}),
+        ConvCase{1, 2, 11, {5, 3}, {2, 3}, {3, 2}, {2, 2}, true},
+        // Uneven padding (TensorFlow's "same" with a stride): more after than before, and less.
+        ConvCase{1, 3, 9, {3, 5}, {2, 2}, {1, 2}, {1, 1}, true, {2, 4}},
+        ConvCase{2, 2, 8, {4, 4}, {1, 2}, {1, 1}, {1, 1}, false, {2, 0}}),
     [](const auto& info) { return cat("case", info.index); });
 
 TEST(Convolution, FusedActivationThroughTheBuilder) {
