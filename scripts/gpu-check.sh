@@ -7,6 +7,7 @@ set -uo pipefail
 what=${1:-all}
 out=${OUT:-/tmp/ds2rt-gpu}
 mkdir -p "$out"
+if [ -f .gpu/payload.tar.gz ] && [ ! -x .gpu/bin/ds2rt ]; then tar -C .gpu -xzf .gpu/payload.tar.gz; fi
 export LD_LIBRARY_PATH="$PWD/.gpu/lib:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$out/gpu.txt"
 

@@ -10,4 +10,7 @@ rm -rf .gpu && mkdir -p .gpu/bin
 cp build-cuda/tools/ds2rt build-cuda/tests/ds2rt_cuda_tests .gpu/bin/
 ../shared/gpu/pack-libs.sh .gpu/lib .gpu/bin/ds2rt .gpu/bin/ds2rt_cuda_tests
 cp ../shared/bench/torch_ds2.py .gpu/
+# What travels to the GPU machine is limited to 64 MiB: the binaries and libraries go compressed (the
+# GPU machine has gzip, not zstd); scripts/gpu-check.sh unpacks them.
+tar -C .gpu -czf .gpu/payload.tar.gz bin lib && rm -rf .gpu/bin .gpu/lib
 du -sh .gpu

@@ -237,8 +237,9 @@ def main():
     device = torch.device(args.device)
     amp = device.type == "cuda" and bool(args.amp)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        tf32 = os.environ.get("DS2_TF32", "1") == "1"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = False  # every batch has another length: no per-shape autotuning
     os.makedirs(args.out, exist_ok=True)
     last = os.path.join(args.out, "last.pt")
@@ -316,7 +317,16 @@ def main():
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits, out_lens = model.logits(x, fr)
             log_probs = F.log_softmax(logits.float(), -1).transpose(0, 1)  # T x N x C, fp32
-            loss = ctc(log_probs, torch.cat(tg).to(device), out_lens.to(device), tgt_lens.to(device)) / len(idx)
+            # The CTC loss runs on the CPU: with PyTorch 2.11's CUDA ctc_loss (this T x N x C view,
+            # concatenated int32 targets) no model learned on the H100 (loss stuck near 280, CER 1.0;
+            # .contiguous() helped only partly), while the same runs with the loss on the CPU reached
+            # CER 0.24 in 3 minutes (train/README.md). DS2_CTC=device|contiguous brings back the GPU loss.
+            ctc_mode = os.environ.get("DS2_CTC", "cpu")
+            if ctc_mode == "contiguous":
+                log_probs = log_probs.contiguous()
+            ctc_device = torch.device("cpu") if ctc_mode == "cpu" else device
+            loss = ctc(log_probs.to(ctc_device), torch.cat(tg).to(ctc_device), out_lens.to(ctc_device),
+                       tgt_lens.to(ctc_device)) / len(idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
