@@ -2,11 +2,16 @@
 // per-utterance lengths, as PyTorch's packed sequences: the input projection of all time steps
 // and both directions is one GEMM; the recurrence runs step by step on the utterances still
 // active, sorted by length so that they form a prefix of the batch.
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numeric>
+#include <thread>
 
 #include "cpu/kernels.h"
+#include "cpu/rnn_cell.h"
 
 namespace ds2rt::detail::cpu {
 
@@ -20,11 +25,42 @@ struct PreparedLayer {
   std::vector<float> input_bias;  // dirs*G*H, with the recurrent biases that can be folded in
   std::vector<HostTensor> recurrent;  // per direction G*H x H
   std::vector<std::vector<float>> hidden_bias;  // per direction H: GRU b_hn kept inside r * (...)
+  std::vector<PackedRecurrent> packed;  // per direction, for the fused step (empty without it)
+};
+
+// Threads of one direction meet here after every time step (h must be whole before the next).
+// Spins briefly, then yields: on a loaded machine a descheduled partner must not cost a time slice.
+class StepBarrier {
+ public:
+  void arrive(int members) {
+    if (members <= 1) return;
+    const int generation = generation_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == members) {
+      count_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int spin = 0; generation_.load(std::memory_order_acquire) == generation; ++spin)
+      if (spin > 2000) std::this_thread::yield();
+  }
+
+ private:
+  alignas(64) std::atomic<int> count_{0};
+  alignas(64) std::atomic<int> generation_{0};
+};
+
+struct DirectionState {
+  std::vector<float> h[2], c;
+  std::vector<float> reverse_out;  // the second direction's output when the two are summed
 };
 
 struct RNNScratch final : KernelState {
   std::vector<float> projection;  // T*N x dirs*G*H
   std::vector<float> layer_in, layer_out;  // between stacked layers
+  DirectionState direction[2];
+  std::vector<const float*> x_rows;  // per thread: n row pointers
+  std::vector<float*> y_rows;
+  StepBarrier barrier[2];
 };
 
 class RNNKernel final : public Kernel {
@@ -51,6 +87,8 @@ class RNNKernel final : public Kernel {
           }
         }
         p.recurrent.push_back(w.recurrent_weight);
+        if (fused())
+          p.packed.push_back(packRecurrent(w.recurrent_weight.data<float>(), gates_, h));
         p.hidden_bias.push_back(std::move(hidden_bias));
       }
       layers_.push_back(std::move(p));
@@ -73,38 +111,122 @@ class RNNKernel final : public Kernel {
       const bool last = l + 1 == desc_.num_layers;
       const bool sum = last && dirs_ == 2 && desc_.merge == DirectionMerge::kSum;
       const int64_t out_width = sum ? h : dirs_ * h;
-      std::vector<float>* next = nullptr;
       float* out = io.out<float>();
       if (!last) {
-        next = &s.layer_out;
-        next->assign(t * n * out_width, 0.0f);
-        out = next->data();
-      } else {
-        std::fill_n(out, t * n * out_width, 0.0f);
+        s.layer_out.resize(t * n * out_width);
+        out = s.layer_out.data();
       }
       const PreparedLayer& p = layers_[l];
       const int64_t width = dirs_ * gates_ * h;
       s.projection.resize(t * n * width);
       gemmABt(t * n, width, p.input_size, input, p.input_size, p.input_weights.data<float>(), p.input_size,
               s.projection.data(), width);
+      if (fused()) {
+        recurFused(s, p, order, lengths, t, n, out, out_width, sum);
+      } else {
+        std::fill_n(out, t * n * out_width, 0.0f);
 #pragma omp parallel for
-      for (int64_t r = 0; r < t * n; ++r)
-        for (int64_t i = 0; i < width; ++i) s.projection[r * width + i] += p.input_bias[i];
-      for (int dir = 0; dir < dirs_; ++dir) {
-        const bool reverse = desc_.direction == RNNDirection::kReverse || dir == 1;
-        const int64_t column = sum ? 0 : dir * h;
-        recur(s, p, dir, reverse, order, lengths, n, out, out_width, column, sum && dir == 1);
+        for (int64_t r = 0; r < t * n; ++r)
+          for (int64_t i = 0; i < width; ++i) s.projection[r * width + i] += p.input_bias[i];
+        for (int dir = 0; dir < dirs_; ++dir) {
+          const bool reverse = desc_.direction == RNNDirection::kReverse || dir == 1;
+          const int64_t column = sum ? 0 : dir * h;
+          recur(s, p, dir, reverse, order, lengths, n, out, out_width, column, sum && dir == 1);
+        }
       }
-      if (next) {
+      if (!last) {
         std::swap(s.layer_out, s.layer_in);  // the next layer reads it while writing layer_out
         input = s.layer_in.data();
       }
     }
   }
 
-  std::string implementation() const override { return "oneDNN sgemm input projection + own recurrent loop"; }
+  std::string implementation() const override {
+    return fused() ? "oneDNN sgemm input projection + fused AVX-512 recurrent step"
+                   : "oneDNN sgemm input projection + own recurrent loop";
+  }
 
  private:
+  bool fused() const {
+    return haveFusedRecurrentStep() && !(desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset);
+  }
+
+  // Both directions at once when there are threads for both (each direction on its own threads,
+  // no synchronisation between them); the threads of one direction split its units and meet
+  // once per step. Frames past an utterance's length come out as zeros.
+  void recurFused(RNNScratch& s, const PreparedLayer& p, const std::vector<int64_t>& order,
+                  const std::vector<int64_t>& lengths, int64_t t, int64_t n, float* out, int64_t out_width,
+                  bool sum) const {
+    const int64_t h = desc_.hidden_size, gh = gates_ * h, width = dirs_ * gh;
+    const int64_t blocks = p.packed[0].blocks;
+    const int threads = std::max(1, omp_get_max_threads());
+    const bool together = dirs_ == 2 && threads >= 2;
+    const int team = together ? threads / 2 * 2 : threads;
+    for (int dir = 0; dir < dirs_; ++dir) {
+      DirectionState& d = s.direction[dir];
+      for (auto& buffer : d.h) buffer.assign(n * h, 0.0f);
+      if (desc_.cell == RNNCell::kLSTM) d.c.assign(n * h, 0.0f);
+      if (sum && dir == 1) d.reverse_out.resize(t * n * h);
+    }
+    s.x_rows.resize(static_cast<size_t>(team) * n);
+    s.y_rows.resize(static_cast<size_t>(team) * n);
+    const int64_t steps = n > 0 ? lengths[order[0]] : 0;
+
+#pragma omp parallel num_threads(team)
+    {
+      const int tid = omp_get_thread_num();
+      const int members = together ? team / 2 : team;
+      const int rank = together ? tid % members : tid;
+      const int first_dir = together ? tid / members : 0, last_dir = together ? first_dir + 1 : dirs_;
+      const int64_t block_begin = blocks * rank / members, block_end = blocks * (rank + 1) / members;
+      const float** x_rows = s.x_rows.data() + static_cast<size_t>(tid) * n;
+      float** y_rows = s.y_rows.data() + static_cast<size_t>(tid) * n;
+      for (int dir = first_dir; dir < last_dir; ++dir) {
+        DirectionState& d = s.direction[dir];
+        const bool reverse = desc_.direction == RNNDirection::kReverse || dir == 1;
+        float* target = sum && dir == 1 ? d.reverse_out.data() : out;
+        const int64_t target_width = sum && dir == 1 ? h : out_width, column = sum ? 0 : dir * h;
+        StepArgs a;
+        a.cell = desc_.cell;
+        a.hidden = h;
+        a.c = d.c.data();
+        a.x = x_rows;
+        a.y = y_rows;
+        a.bias = p.input_bias.data() + dir * gh;
+        a.hidden_bias = p.hidden_bias[dir].data();
+        a.block_begin = block_begin;
+        a.block_end = block_end;
+        int64_t active = n;
+        for (int64_t k = 0; k < steps; ++k) {
+          while (active > 0 && lengths[order[active - 1]] <= k) --active;
+          for (int64_t j = 0; j < active; ++j) {
+            const int64_t b = order[j], step = reverse ? lengths[b] - 1 - k : k;
+            x_rows[j] = s.projection.data() + (step * n + b) * width + dir * gh;
+            y_rows[j] = target + (step * n + b) * target_width + column;
+          }
+          a.rows = active;
+          a.h_prev = d.h[k % 2].data();
+          a.h_next = d.h[(k + 1) % 2].data();
+          recurrentStep(p.packed[dir], a);
+          s.barrier[together ? dir : 0].arrive(members);
+        }
+      }
+    }
+
+    // Padded frames, and the sum of the directions where they are merged.
+#pragma omp parallel for
+    for (int64_t step = 0; step < t; ++step)
+      for (int64_t b = 0; b < n; ++b) {
+        float* y = out + (step * n + b) * out_width;
+        if (step >= lengths[b]) {
+          std::fill_n(y, out_width, 0.0f);
+        } else if (sum) {
+          const float* other = s.direction[1].reverse_out.data() + (step * n + b) * h;
+          for (int64_t i = 0; i < h; ++i) y[i] += other[i];
+        }
+      }
+  }
+
   void recur(RNNScratch& s, const PreparedLayer& p, int dir, bool reverse, const std::vector<int64_t>& order,
              const std::vector<int64_t>& lengths, int64_t n, float* out, int64_t out_width,
              int64_t column, bool accumulate) const {
