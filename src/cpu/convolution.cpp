@@ -30,7 +30,11 @@ struct Compiled {
   memory weights;
   memory bias;
   memory scratchpad;  // owned by the context: oneDNN's own scratchpad is tied to the creating thread
-  memory::desc src, dst;
+  memory::desc src, dst;  // the graph's plain N x C x F x T
+  // oneDNN's direct (JIT) convolutions want channel-blocked tensors; with plain ones it falls back
+  // to im2col + GEMM, several times slower here. Activations are reordered on the way in and out.
+  memory blocked_src, blocked_dst;  // empty when the primitive takes the plain layout
+  dnnl::reorder to_blocked, from_blocked;
 };
 
 struct ConvState final : KernelState {
@@ -55,8 +59,14 @@ class ConvolutionKernel final : public Kernel {
     Compiled& c = it->second;
     memory src(c.src, state.engine, const_cast<float*>(io.in<float>()));
     memory dst(c.dst, state.engine, io.out<float>());
+    if (c.blocked_src) {
+      c.to_blocked.execute(state.stream, src, c.blocked_src);
+      src = c.blocked_src;
+    }
     c.primitive.execute(state.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, c.weights}, {DNNL_ARG_BIAS, c.bias},
-                                       {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, c.scratchpad}});
+                                       {DNNL_ARG_DST, c.blocked_dst ? c.blocked_dst : dst},
+                                       {DNNL_ARG_SCRATCHPAD, c.scratchpad}});
+    if (c.blocked_dst) c.from_blocked.execute(state.stream, c.blocked_dst, dst);
     state.stream.wait();
   }
 
@@ -85,8 +95,9 @@ class ConvolutionKernel final : public Kernel {
     c.src = memory::desc(src_dims, dt::f32, tag::nchw);
     c.dst = memory::desc(dst_dims, dt::f32, tag::nchw);
     const memory::desc w_any(w_dims, dt::f32, tag::any), b_md({desc_.out_channels}, dt::f32, tag::x);
-    dnnl::convolution_forward::desc op(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, c.src,
-                                       w_any, b_md, c.dst, stride, dilation, pad_l, pad_r);
+    const memory::desc src_any(src_dims, dt::f32, tag::any), dst_any(dst_dims, dt::f32, tag::any);
+    dnnl::convolution_forward::desc op(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                       src_any, w_any, b_md, dst_any, stride, dilation, pad_l, pad_r);
     dnnl::primitive_attr attr;
     // A context may run on a different thread each time; a scratchpad of its own keeps that safe.
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -101,6 +112,14 @@ class ConvolutionKernel final : public Kernel {
     const dnnl::convolution_forward::primitive_desc pd(op, attr, state.engine);
     c.primitive = dnnl::convolution_forward(pd);
     c.scratchpad = memory(pd.scratchpad_desc(), state.engine);
+    if (pd.src_desc() != c.src) {
+      c.blocked_src = memory(pd.src_desc(), state.engine);
+      c.to_blocked = dnnl::reorder(memory(c.src, state.engine, nullptr), c.blocked_src);
+    }
+    if (pd.dst_desc() != c.dst) {
+      c.blocked_dst = memory(pd.dst_desc(), state.engine);
+      c.from_blocked = dnnl::reorder(c.blocked_dst, memory(c.dst, state.engine, nullptr));
+    }
     memory user_w({w_dims, dt::f32, tag::oihw}, state.engine, const_cast<float*>(desc_.weight.data<float>()));
     c.weights = memory(pd.weights_desc(), state.engine);
     dnnl::reorder(user_w, c.weights).execute(state.stream, user_w, c.weights);

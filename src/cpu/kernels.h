@@ -7,6 +7,10 @@
 
 namespace ds2rt::detail::cpu {
 
+// Element-wise passes smaller than this run on the calling thread: waking the team costs more,
+// and far more on a loaded machine where a sleeping thread waits for a time slice.
+constexpr int64_t kParallelMinElements = int64_t{1} << 18;
+
 std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc);
 std::unique_ptr<Kernel> makeBatchNorm(const BatchNormDesc& desc, TensorLayout layout);
 std::unique_ptr<Kernel> makeActivation(const ActivationDesc& desc);

@@ -142,7 +142,7 @@ class RNNKernel final : public Kernel {
   }
 
   std::string implementation() const override {
-    return fused() ? "oneDNN sgemm input projection + fused AVX-512 recurrent step"
+    return fused() ? "oneDNN sgemm input projection + AVX-512 recurrent step with the gate math in registers"
                    : "oneDNN sgemm input projection + own recurrent loop";
   }
 
@@ -214,7 +214,7 @@ class RNNKernel final : public Kernel {
     }
 
     // Padded frames, and the sum of the directions where they are merged.
-#pragma omp parallel for
+#pragma omp parallel for if (sum && t * n * h > kParallelMinElements)
     for (int64_t step = 0; step < t; ++step)
       for (int64_t b = 0; b < n; ++b) {
         float* y = out + (step * n + b) * out_width;
