@@ -34,8 +34,6 @@ MODELS = {
     "gru_uni": ("gru", False, 5, 1024, 20),
     "small": ("gru", True, 5, 256, None),
 }
-LATENCY_SECONDS = [2, 5, 10, 20]
-THROUGHPUT = [(8, 10), (32, 10)]
 SAMPLE_RATE = 16000
 BINS = 161
 
@@ -188,7 +186,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--precision", default="fp32", help="ds2rt's precision (ONNX Runtime runs fp32)")
-    ap.add_argument("--quick", action="store_true", help="batch 1 x 2 and 10 s and batch 8 only")
+    ap.add_argument("--latency-seconds", default="2,5,10,20", help="batch-1 utterance lengths")
+    ap.add_argument("--batches", default="8,32", help="throughput batch sizes (10 s utterances)")
+    ap.add_argument("--max-iterations", type=int, default=10, help="timed runs per shape at most (after 1 warm-up)")
     ap.add_argument("--no-ort", action="store_true", help="ds2rt only (models and agreement still use the ONNX file)")
     ap.add_argument("--out", default="/tmp/ds2rt_cpu_bench")
     ap.add_argument("--json", help="write every result row here (one JSON per line)")
@@ -211,8 +211,8 @@ def main():
     import torch
     print(f"# ds2rt {args.ds2rt} ({args.precision}) vs onnxruntime {onnxruntime.__version__} (fp32), "
           f"torch {torch.__version__} for export; {args.threads} threads; {os.cpu_count()} CPUs visible")
-    shapes = [(1, s) for s in ([2, 10] if args.quick else LATENCY_SECONDS)]
-    shapes += THROUGHPUT[:1] if args.quick else THROUGHPUT
+    shapes = [(1, float(s)) for s in args.latency_seconds.split(",") if s]
+    shapes += [(int(b), 10.0) for b in args.batches.split(",") if b]
     rows = []
     header = ("| model | batch x s | ds2rt ms | ORT ms | speed-up | ds2rt audio-s/s | ORT audio-s/s | "
               "ds2rt peak MiB | ORT peak MiB (runtime baseline) | rel L2 |")
@@ -228,7 +228,7 @@ def main():
         err = agreement(args, name, model_path, onnx_path)
         hidden = MODELS[name][3]
         for batch, seconds in shapes:
-            n = iterations_for(batch, seconds, hidden)
+            n = min(args.max_iterations, iterations_for(batch, seconds, hidden))
             d_ms, d_rss = ds2rt_latency(args, model_path, batch, seconds, n)
             o_ms, o_rss, o_base = (float("nan"),) * 3
             if not args.no_ort:
@@ -238,7 +238,7 @@ def main():
                    "rel_l2": err, "precision": args.precision, "threads": args.threads}
             rows.append(row)
             audio = batch * seconds
-            print(f"| {name} | {batch} x {seconds} | {d_ms:.1f} | {o_ms:.1f} | {o_ms / d_ms:.2f}x | "
+            print(f"| {name} | {batch} x {seconds:g} | {d_ms:.1f} | {o_ms:.1f} | {o_ms / d_ms:.2f}x | "
                   f"{audio / d_ms * 1e3:.1f} | {audio / o_ms * 1e3:.1f} | {d_rss:.0f} | {o_rss:.0f} ({o_base:.0f}) | "
                   f"{err:.1e} |", flush=True)
     if args.json:
