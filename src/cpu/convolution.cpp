@@ -1,5 +1,6 @@
-// 2-D convolution on oneDNN. Primitives depend on the batch and time extents, so each context
-// caches one per input shape, with the filters reordered once into the primitive's layout.
+// 2-D convolution on oneDNN, one utterance at a time (a whole batch in oneDNN's channel-blocked
+// layout would need batch-sized copies of the activations). Primitives depend on the time extent,
+// so each context caches one per length, with the filters reordered once into its layout.
 #include <dnnl.hpp>
 #include <map>
 #include <utility>
@@ -40,7 +41,7 @@ struct Compiled {
 struct ConvState final : KernelState {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
-  std::map<std::pair<int64_t, int64_t>, Compiled> cache;  // (N, T) -> primitive
+  std::map<int64_t, Compiled> cache;  // T -> primitive for one utterance
 };
 
 class ConvolutionKernel final : public Kernel {
@@ -53,20 +54,23 @@ class ConvolutionKernel final : public Kernel {
 
   void run(const KernelIO& io, KernelState* base) const override {
     auto& state = static_cast<ConvState&>(*base);
-    const auto key = std::make_pair(io.input_shape[0], io.input_shape[3]);
-    auto it = state.cache.find(key);
-    if (it == state.cache.end()) it = state.cache.emplace(key, compile(state, io)).first;
+    auto it = state.cache.find(io.input_shape[3]);
+    if (it == state.cache.end()) it = state.cache.emplace(io.input_shape[3], compile(state, io)).first;
     Compiled& c = it->second;
-    memory src(c.src, state.engine, const_cast<float*>(io.in<float>()));
-    memory dst(c.dst, state.engine, io.out<float>());
-    if (c.blocked_src) {
-      c.to_blocked.execute(state.stream, src, c.blocked_src);
-      src = c.blocked_src;
+    const int64_t in_size = numElements(io.input_shape) / io.input_shape[0];
+    const int64_t out_size = numElements(io.output_shape) / io.output_shape[0];
+    for (int64_t b = 0; b < io.input_shape[0]; ++b) {
+      memory src(c.src, state.engine, const_cast<float*>(io.in<float>()) + b * in_size);
+      memory dst(c.dst, state.engine, io.out<float>() + b * out_size);
+      if (c.blocked_src) {
+        c.to_blocked.execute(state.stream, src, c.blocked_src);
+        src = c.blocked_src;
+      }
+      c.primitive.execute(state.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, c.weights}, {DNNL_ARG_BIAS, c.bias},
+                                         {DNNL_ARG_DST, c.blocked_dst ? c.blocked_dst : dst},
+                                         {DNNL_ARG_SCRATCHPAD, c.scratchpad}});
+      if (c.blocked_dst) c.from_blocked.execute(state.stream, c.blocked_dst, dst);
     }
-    c.primitive.execute(state.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, c.weights}, {DNNL_ARG_BIAS, c.bias},
-                                       {DNNL_ARG_DST, c.blocked_dst ? c.blocked_dst : dst},
-                                       {DNNL_ARG_SCRATCHPAD, c.scratchpad}});
-    if (c.blocked_dst) c.from_blocked.execute(state.stream, c.blocked_dst, dst);
     state.stream.wait();
   }
 
@@ -80,7 +84,7 @@ class ConvolutionKernel final : public Kernel {
   Compiled compile(ConvState& state, const KernelIO& io) const {
     const auto& in = io.input_shape;
     const auto& out = io.output_shape;
-    const memory::dims src_dims{in[0], in[1], in[2], in[3]}, dst_dims{out[0], out[1], out[2], out[3]};
+    const memory::dims src_dims{1, in[1], in[2], in[3]}, dst_dims{1, out[1], out[2], out[3]};
     const memory::dims w_dims{desc_.out_channels, in[1], desc_.kernel[0], desc_.kernel[1]};
     memory::dims pad_l, pad_r, dilation, stride;
     for (int i = 0; i < 2; ++i) {
