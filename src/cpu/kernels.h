@@ -16,7 +16,10 @@ std::unique_ptr<Kernel> makeBatchNorm(const BatchNormDesc& desc, TensorLayout la
 std::unique_ptr<Kernel> makeActivation(const ActivationDesc& desc);
 std::unique_ptr<Kernel> makeSequenceMask(TensorLayout layout);
 std::unique_ptr<Kernel> makeReshapeToSequence();
-std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc);
+// fp32 activations always; kInt8 / kBF16 quantise the input projections and recurrent matrices.
+std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision);
+bool haveInt8();  // AVX512_VNNI
+bool haveBF16();  // AVX512_BF16
 std::unique_ptr<Kernel> makeLookahead(const LookaheadDesc& desc);
 std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc);
 std::unique_ptr<Kernel> makeSoftmax(bool log);

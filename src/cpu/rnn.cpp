@@ -10,8 +10,11 @@
 #include <numeric>
 #include <thread>
 
+#include <dnnl.h>
+
 #include "cpu/kernels.h"
 #include "cpu/rnn_cell.h"
+#include "ds2rt/error.h"
 
 namespace ds2rt::detail::cpu {
 
@@ -26,6 +29,10 @@ struct PreparedLayer {
   std::vector<HostTensor> recurrent;  // per direction G*H x H
   std::vector<std::vector<float>> hidden_bias;  // per direction H: GRU b_hn kept inside r * (...)
   std::vector<PackedRecurrent> packed;  // per direction, for the fused step (empty without it)
+  // int8: the stacked input weights quantised per row, and the recurrent matrices
+  std::vector<int8_t> input_weights_int8;
+  std::vector<float> input_scale;
+  std::vector<PackedRecurrentInt8> packed_int8;
 };
 
 // Threads of one direction meet here after every time step (h must be whole before the next).
@@ -60,12 +67,17 @@ struct RNNScratch final : KernelState {
   DirectionState direction[2];
   std::vector<const float*> x_rows;  // per thread: n row pointers
   std::vector<float*> y_rows;
+  std::vector<uint8_t> input_quantized, h_quantized;  // int8: the layer input; per thread h
+  std::vector<float> input_scale, h_scale;
   StepBarrier barrier[2];
 };
 
 class RNNKernel final : public Kernel {
  public:
-  explicit RNNKernel(const RNNDesc& d) : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)) {
+  RNNKernel(const RNNDesc& d, Precision precision)
+      : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)), int8_(precision == Precision::kInt8) {
+    check(!int8_ || fused(), "int8 recurrent layers need AVX-512 and, for GRU, linear-before-reset (PyTorch) ",
+          "semantics; build this model in fp32");
     const int64_t h = d.hidden_size, gh = gates_ * h;
     for (int l = 0; l < d.num_layers; ++l) {
       PreparedLayer p;
@@ -87,9 +99,18 @@ class RNNKernel final : public Kernel {
           }
         }
         p.recurrent.push_back(w.recurrent_weight);
-        if (fused())
+        if (int8_)
+          p.packed_int8.push_back(packRecurrentInt8(w.recurrent_weight.data<float>(), gates_, h));
+        else if (fused())
           p.packed.push_back(packRecurrent(w.recurrent_weight.data<float>(), gates_, h));
         p.hidden_bias.push_back(std::move(hidden_bias));
+      }
+      if (int8_) {
+        p.input_weights_int8.resize(dirs_ * gh * p.input_size);
+        p.input_scale.resize(dirs_ * gh);
+        quantizeRows(p.input_weights.data<float>(), dirs_ * gh, p.input_size, p.input_weights_int8.data(),
+                     p.input_scale.data());
+        p.input_weights = HostTensor();
       }
       layers_.push_back(std::move(p));
     }
@@ -119,8 +140,11 @@ class RNNKernel final : public Kernel {
       const PreparedLayer& p = layers_[l];
       const int64_t width = dirs_ * gates_ * h;
       s.projection.resize(t * n * width);
-      gemmABt(t * n, width, p.input_size, input, p.input_size, p.input_weights.data<float>(), p.input_size,
-              s.projection.data(), width);
+      if (int8_)
+        projectInt8(s, p, input, t * n, width);
+      else
+        gemmABt(t * n, width, p.input_size, input, p.input_size, p.input_weights.data<float>(), p.input_size,
+                s.projection.data(), width);
       if (fused()) {
         recurFused(s, p, order, lengths, t, n, out, out_width, sum);
       } else {
@@ -142,11 +166,34 @@ class RNNKernel final : public Kernel {
   }
 
   std::string implementation() const override {
+    if (int8_) return "int8: oneDNN u8s8s32 input projection + VNNI recurrent step with the gate math in registers";
     return fused() ? "oneDNN sgemm input projection + AVX-512 recurrent step with the gate math in registers"
                    : "oneDNN sgemm input projection + own recurrent loop";
   }
 
  private:
+  // The input projection in int8: the input quantised per row (u8, zero point 128), one u8 x s8
+  // GEMM into int32 written over the float projection buffer, then scaled back to float in place.
+  void projectInt8(RNNScratch& s, const PreparedLayer& p, const float* input, int64_t rows, int64_t width) const {
+    const int64_t k = p.input_size;
+    s.input_quantized.resize(rows * k);
+    s.input_scale.resize(rows);
+    quantizeActivations(input, rows, k, k, s.input_quantized.data(), k, s.input_scale.data());
+    static_assert(sizeof(int32_t) == sizeof(float));
+    auto* c = reinterpret_cast<int32_t*>(s.projection.data());
+    const int32_t zero = 0;
+    const dnnl_status_t status = dnnl_gemm_u8s8s32('N', 'T', 'F', rows, width, k, 1.0f, s.input_quantized.data(), k, 128,
+                                                   p.input_weights_int8.data(), k, 0, 0.0f, c, width, &zero);
+    check(status == dnnl_success, "oneDNN u8s8s32 GEMM failed with status ", static_cast<int>(status));
+    float* out = s.projection.data();
+#pragma omp parallel for if (rows * width > kParallelMinElements)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float row_scale = s.input_scale[r];
+      for (int64_t o = 0; o < width; ++o)
+        out[r * width + o] = static_cast<float>(c[r * width + o]) * (row_scale * p.input_scale[o]);
+    }
+  }
+
   bool fused() const {
     return haveFusedRecurrentStep() && !(desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset);
   }
@@ -158,7 +205,8 @@ class RNNKernel final : public Kernel {
                   const std::vector<int64_t>& lengths, int64_t t, int64_t n, float* out, int64_t out_width,
                   bool sum) const {
     const int64_t h = desc_.hidden_size, gh = gates_ * h, width = dirs_ * gh;
-    const int64_t blocks = p.packed[0].blocks;
+    const int64_t blocks = int8_ ? p.packed_int8[0].blocks : p.packed[0].blocks;
+    const int64_t depth = int8_ ? p.packed_int8[0].depth : 0;
     const int threads = std::max(1, omp_get_max_threads());
     const bool together = dirs_ == 2 && threads >= 2;
     const int team = together ? threads / 2 * 2 : threads;
@@ -170,6 +218,10 @@ class RNNKernel final : public Kernel {
     }
     s.x_rows.resize(static_cast<size_t>(team) * n);
     s.y_rows.resize(static_cast<size_t>(team) * n);
+    if (int8_) {
+      s.h_quantized.resize(static_cast<size_t>(team) * n * depth);
+      s.h_scale.resize(static_cast<size_t>(team) * n);
+    }
     const int64_t steps = n > 0 ? lengths[order[0]] : 0;
 
 #pragma omp parallel num_threads(team)
@@ -196,6 +248,10 @@ class RNNKernel final : public Kernel {
         a.hidden_bias = p.hidden_bias[dir].data();
         a.block_begin = block_begin;
         a.block_end = block_end;
+        if (int8_) {
+          a.h_quantized = s.h_quantized.data() + static_cast<size_t>(tid) * n * depth;
+          a.h_scale = s.h_scale.data() + static_cast<size_t>(tid) * n;
+        }
         int64_t active = n;
         for (int64_t k = 0; k < steps; ++k) {
           while (active > 0 && lengths[order[active - 1]] <= k) --active;
@@ -207,7 +263,10 @@ class RNNKernel final : public Kernel {
           a.rows = active;
           a.h_prev = d.h[k % 2].data();
           a.h_next = d.h[(k + 1) % 2].data();
-          recurrentStep(p.packed[dir], a);
+          if (int8_)
+            recurrentStepInt8(p.packed_int8[dir], a);
+          else
+            recurrentStep(p.packed[dir], a);
           s.barrier[together ? dir : 0].arrive(members);
         }
       }
@@ -293,11 +352,17 @@ class RNNKernel final : public Kernel {
   RNNDesc desc_;
   int dirs_;
   int gates_;
+  bool int8_;
   std::vector<PreparedLayer> layers_;
 };
 
 }  // namespace
 
-std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc) { return std::make_unique<RNNKernel>(desc); }
+std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision) {
+  return std::make_unique<RNNKernel>(desc, precision);
+}
+
+bool haveInt8() { return haveFusedRecurrentStep() && haveVnni(); }
+bool haveBF16() { return __builtin_cpu_supports("avx512bf16"); }
 
 }  // namespace ds2rt::detail::cpu

@@ -6,13 +6,16 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "cpu/rnn_cell.h"
 #include "ds2rt/error.h"
 #include "ds2rt/weights.h"
 
-#define DS2RT_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
+#define DS2RT_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,fma")))
+#define DS2RT_VNNI __attribute__((target("avx512f,avx512dq,avx512bw,avx512vnni,fma")))
 
 namespace ds2rt::detail::cpu {
 
@@ -33,6 +36,78 @@ PackedRecurrent packRecurrent(const float* weight, int gates, int64_t hidden) {
           *out++ = unit < hidden ? weight[(g * hidden + unit) * hidden + k] : 0.0f;
         }
   return p;
+}
+
+template <typename T>
+static std::unique_ptr<T[], AlignedFree> alignedArray(size_t count) {
+  std::unique_ptr<T[], AlignedFree> p(static_cast<T*>(std::aligned_alloc(64, (count * sizeof(T) + 63) / 64 * 64)));
+  check(p != nullptr, "out of memory packing a recurrent matrix");
+  return p;
+}
+
+void quantizeRows(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = w + r * cols;
+    float peak = 0;
+    for (int64_t c = 0; c < cols; ++c) peak = std::max(peak, std::abs(row[c]));
+    scale[r] = peak > 0 ? peak / 127.0f : 1.0f;
+    const float inverse = 1.0f / scale[r];
+    for (int64_t c = 0; c < cols; ++c) q[r * cols + c] = static_cast<int8_t>(std::nearbyint(row[c] * inverse));
+  }
+}
+
+PackedRecurrentInt8 packRecurrentInt8(const float* weight, int gates, int64_t hidden) {
+  PackedRecurrentInt8 p;
+  p.gates = gates;
+  p.hidden = hidden;
+  p.blocks = (hidden + kUnitBlock - 1) / kUnitBlock;
+  p.depth = (hidden + 3) / 4 * 4;
+  std::vector<int8_t> q(gates * hidden * hidden);
+  std::vector<float> row_scale(gates * hidden);
+  quantizeRows(weight, gates * hidden, hidden, q.data(), row_scale.data());
+  p.data = alignedArray<int8_t>(p.blocks * p.depth * gates * kUnitBlock);
+  p.scale = alignedArray<float>(p.blocks * gates * kUnitBlock);
+  p.offset = alignedArray<int32_t>(p.blocks * gates * kUnitBlock);
+  int8_t* out = p.data.get();
+  for (int64_t b = 0; b < p.blocks; ++b) {
+    for (int64_t k4 = 0; k4 < p.depth; k4 += 4)
+      for (int g = 0; g < gates; ++g)
+        for (int l = 0; l < kUnitBlock; ++l)
+          for (int i = 0; i < 4; ++i) {
+            const int64_t unit = b * kUnitBlock + l, k = k4 + i;
+            *out++ = unit < hidden && k < hidden ? q[(g * hidden + unit) * hidden + k] : 0;
+          }
+    for (int g = 0; g < gates; ++g)
+      for (int l = 0; l < kUnitBlock; ++l) {
+        const int64_t unit = b * kUnitBlock + l, at = (b * gates + g) * kUnitBlock + l;
+        int32_t sum = 0;
+        if (unit < hidden)
+          for (int64_t k = 0; k < hidden; ++k) sum += q[(g * hidden + unit) * hidden + k];
+        p.scale[at] = unit < hidden ? row_scale[g * hidden + unit] : 0.0f;
+        p.offset[at] = 128 * sum;
+      }
+  }
+  return p;
+}
+
+void quantizeActivations(const float* x, int64_t rows, int64_t cols, int64_t ld_x, uint8_t* q, int64_t ld_q,
+                         float* scale) {
+#pragma omp parallel for if (rows * cols > (int64_t{1} << 18))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ld_x;
+    float peak = 0;
+    for (int64_t c = 0; c < cols; ++c) peak = std::max(peak, std::abs(row[c]));
+    scale[r] = peak > 0 ? peak / 127.0f : 1.0f;
+    const float inverse = 1.0f / scale[r];
+    uint8_t* out = q + r * ld_q;
+    for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(row[c] * inverse)) + 128);
+    for (int64_t c = cols; c < ld_q; ++c) out[c] = 128;
+  }
+}
+
+bool haveVnni() {
+  static const bool have = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  return have;
 }
 
 bool haveFusedRecurrentStep() {
@@ -101,12 +176,11 @@ DS2RT_AVX512 inline void products(const float* w, const float* h, int64_t hidden
   }
 }
 
+// The cell update of R rows of one block, from the recurrent products acc.
 template <RNNCell C, int G, int R>
-DS2RT_AVX512 void rowsOfBlock(const PackedRecurrent& w, const StepArgs& a, int64_t block, int64_t row0) {
+DS2RT_AVX512 inline void finishRows(const StepArgs& a, int64_t block, int64_t row0, __m512 (&acc)[R][G]) {
   const int64_t hidden = a.hidden, unit = block * kUnitBlock;
   const __mmask16 mask = unit + kUnitBlock <= hidden ? __mmask16(0xFFFF) : __mmask16((1u << (hidden - unit)) - 1);
-  __m512 acc[R][G];
-  products<G, R>(w.data.get() + block * hidden * G * kUnitBlock, a.h_prev + row0 * hidden, hidden, acc);
   for (int r = 0; r < R; ++r) {
     const int64_t row = row0 + r;
     const float* x = a.x[row] + unit;
@@ -139,6 +213,43 @@ DS2RT_AVX512 void rowsOfBlock(const PackedRecurrent& w, const StepArgs& a, int64
   }
 }
 
+template <RNNCell C, int G, int R>
+DS2RT_AVX512 void rowsOfBlock(const PackedRecurrent& w, const StepArgs& a, int64_t block, int64_t row0) {
+  __m512 acc[R][G];
+  products<G, R>(w.data.get() + block * a.hidden * G * kUnitBlock, a.h_prev + row0 * a.hidden, a.hidden, acc);
+  finishRows<C, G, R>(a, block, row0, acc);
+}
+
+// u8 h (zero point 128) times s8 weights, 4 k at a time into int32 (VNNI), then back to float.
+template <RNNCell C, int G, int R>
+DS2RT_VNNI void rowsOfBlockInt8(const PackedRecurrentInt8& w, const StepArgs& a, int64_t block, int64_t row0) {
+  __m512i acc[R][G];
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < G; ++g) acc[r][g] = _mm512_setzero_si512();
+  const int8_t* wb = w.data.get() + block * w.depth * G * kUnitBlock;
+  const uint8_t* hq = a.h_quantized + row0 * w.depth;
+  for (int64_t k = 0; k < w.depth; k += 4) {
+    const int8_t* wk = wb + k * G * kUnitBlock;
+    __m512i wv[G];
+    for (int g = 0; g < G; ++g) wv[g] = _mm512_loadu_si512(wk + g * kUnitBlock * 4);
+    for (int r = 0; r < R; ++r) {
+      int32_t four;
+      std::memcpy(&four, hq + r * w.depth + k, 4);
+      const __m512i hb = _mm512_set1_epi32(four);
+      for (int g = 0; g < G; ++g) acc[r][g] = _mm512_dpbusd_epi32(acc[r][g], hb, wv[g]);
+    }
+  }
+  __m512 out[R][G];
+  for (int g = 0; g < G; ++g) {
+    const __m512 scale = _mm512_loadu_ps(w.scale.get() + (block * G + g) * kUnitBlock);
+    const __m512i offset = _mm512_loadu_si512(w.offset.get() + (block * G + g) * kUnitBlock);
+    for (int r = 0; r < R; ++r)
+      out[r][g] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][g], offset)),
+                                _mm512_mul_ps(scale, _mm512_set1_ps(a.h_scale[row0 + r])));
+  }
+  finishRows<C, G, R>(a, block, row0, out);
+}
+
 template <RNNCell C>
 DS2RT_AVX512 void step(const PackedRecurrent& w, const StepArgs& a) {
   constexpr int G = C == RNNCell::kLSTM ? 4 : C == RNNCell::kGRU ? 3 : 1;
@@ -151,7 +262,52 @@ DS2RT_AVX512 void step(const PackedRecurrent& w, const StepArgs& a) {
   }
 }
 
+// h of every active row to u8, per-row scale; runs inside the step's thread (no team).
+DS2RT_AVX512 void quantizeActivationsSerial(const float* x, int64_t rows, int64_t cols, uint8_t* q, int64_t ld_q,
+                                            float* scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    __m512 peak = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16) peak = _mm512_max_ps(peak, _mm512_abs_ps(_mm512_loadu_ps(row + c)));
+    float m = _mm512_reduce_max_ps(peak);
+    for (; c < cols; ++c) m = std::max(m, std::abs(row[c]));
+    scale[r] = m > 0 ? m / 127.0f : 1.0f;
+    const __m512 inverse = _mm512_set1_ps(1.0f / scale[r]);
+    uint8_t* out = q + r * ld_q;
+    for (c = 0; c + 16 <= cols; c += 16) {
+      const __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(row + c), inverse)),
+                                         _mm512_set1_epi32(128));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), _mm512_cvtusepi32_epi8(v));
+    }
+    for (; c < cols; ++c) out[c] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(row[c] / scale[r])) + 128);
+    for (; c < ld_q; ++c) out[c] = 128;
+  }
+}
+
+template <RNNCell C>
+DS2RT_VNNI void stepInt8(const PackedRecurrentInt8& w, const StepArgs& a) {
+  constexpr int G = C == RNNCell::kLSTM ? 4 : C == RNNCell::kGRU ? 3 : 1;
+  constexpr int R = G == 1 ? 8 : 4;
+  quantizeActivationsSerial(a.h_prev, a.rows, a.hidden, a.h_quantized, w.depth, a.h_scale);
+  for (int64_t block = a.block_begin; block < a.block_end; ++block) {
+    int64_t row = 0;
+    for (; row + R <= a.rows; row += R) rowsOfBlockInt8<C, G, R>(w, a, block, row);
+    for (; row + 2 <= a.rows; row += 2) rowsOfBlockInt8<C, G, 2>(w, a, block, row);
+    for (; row < a.rows; ++row) rowsOfBlockInt8<C, G, 1>(w, a, block, row);
+  }
+}
+
 }  // namespace
+
+void recurrentStepInt8(const PackedRecurrentInt8& w, const StepArgs& a) {
+  switch (a.cell) {
+    case RNNCell::kLSTM: return stepInt8<RNNCell::kLSTM>(w, a);
+    case RNNCell::kGRU: return stepInt8<RNNCell::kGRU>(w, a);
+    case RNNCell::kRNNTanh: return stepInt8<RNNCell::kRNNTanh>(w, a);
+    case RNNCell::kRNNRelu: return stepInt8<RNNCell::kRNNRelu>(w, a);
+  }
+}
 
 void recurrentStep(const PackedRecurrent& w, const StepArgs& a) {
   switch (a.cell) {
