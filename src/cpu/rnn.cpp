@@ -24,7 +24,7 @@ inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 struct PreparedLayer {
   int64_t input_size = 0;
-  HostTensor input_weights;  // dirs*G*H x I: both directions stacked
+  std::vector<HostTensor> input_weights;  // per direction G*H x I (the network's own, not copied)
   std::vector<float> input_bias;  // dirs*G*H, with the recurrent biases that can be folded in
   std::vector<HostTensor> recurrent;  // per direction G*H x H
   std::vector<std::vector<float>> hidden_bias;  // per direction H: GRU b_hn kept inside r * (...)
@@ -82,11 +82,10 @@ class RNNKernel final : public Kernel {
     for (int l = 0; l < d.num_layers; ++l) {
       PreparedLayer p;
       p.input_size = d.weights[l * dirs_].input_weight.dim(1);
-      p.input_weights = HostTensor(DataType::kFloat32, {dirs_ * gh, p.input_size});
       p.input_bias.assign(dirs_ * gh, 0.0f);
       for (int dir = 0; dir < dirs_; ++dir) {
         const auto& w = d.weights[l * dirs_ + dir];
-        std::copy_n(w.input_weight.data<float>(), gh * p.input_size, p.input_weights.mutableData<float>() + dir * gh * p.input_size);
+        p.input_weights.push_back(w.input_weight);
         float* bias = p.input_bias.data() + dir * gh;
         if (!w.input_bias.empty()) std::copy_n(w.input_bias.data<float>(), gh, bias);
         std::vector<float> hidden_bias(h, 0.0f);
@@ -98,7 +97,7 @@ class RNNKernel final : public Kernel {
             else bias[i] += rb[i];
           }
         }
-        p.recurrent.push_back(w.recurrent_weight);
+        if (!fused()) p.recurrent.push_back(w.recurrent_weight);
         if (int8_)
           p.packed_int8.push_back(packRecurrentInt8(w.recurrent_weight.data<float>(), gates_, h));
         else if (fused())
@@ -108,9 +107,10 @@ class RNNKernel final : public Kernel {
       if (int8_) {
         p.input_weights_int8.resize(dirs_ * gh * p.input_size);
         p.input_scale.resize(dirs_ * gh);
-        quantizeRows(p.input_weights.data<float>(), dirs_ * gh, p.input_size, p.input_weights_int8.data(),
-                     p.input_scale.data());
-        p.input_weights = HostTensor();
+        for (int dir = 0; dir < dirs_; ++dir)
+          quantizeRows(p.input_weights[dir].data<float>(), gh, p.input_size,
+                       p.input_weights_int8.data() + dir * gh * p.input_size, p.input_scale.data() + dir * gh);
+        p.input_weights.clear();
       }
       layers_.push_back(std::move(p));
     }
@@ -143,8 +143,9 @@ class RNNKernel final : public Kernel {
       if (int8_)
         projectInt8(s, p, input, t * n, width);
       else
-        gemmABt(t * n, width, p.input_size, input, p.input_size, p.input_weights.data<float>(), p.input_size,
-                s.projection.data(), width);
+        for (int dir = 0; dir < dirs_; ++dir)  // into the direction's columns of one buffer
+          gemmABt(t * n, gates_ * h, p.input_size, input, p.input_size, p.input_weights[dir].data<float>(),
+                  p.input_size, s.projection.data() + dir * gates_ * h, width);
       if (fused()) {
         recurFused(s, p, order, lengths, t, n, out, out_width, sum);
       } else {
