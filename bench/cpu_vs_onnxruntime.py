@@ -6,7 +6,8 @@ make_parity_fixtures.py), saved as a ds2rt .safetensors model and exported to ON
 the one place to switch to `ds2rt convert` once that lands). Then, each in its own process:
   - agreement: the same features through ds2rt (`ds2rt run`) and ONNX Runtime, relative L2 of probs;
   - latency at batch 1 (2, 5, 10, 20 s) and throughput at batch 8 and 32 x 10 s: ds2rt via
-    `ds2rt bench` (compute time of each run), ONNX Runtime via this script's worker (session.run);
+    `ds2rt bench` on a plan built once by `ds2rt build` (compute time of each run), ONNX Runtime via
+    this script's worker (session.run); median of the timed runs after one warm-up;
   - peak resident memory of each process (wait4's ru_maxrss; the ORT worker's includes the Python
     interpreter, numpy and onnxruntime: its RSS before the session is given in brackets).
 Both use the same thread count (ORT: intra_op_num_threads, inter_op 1, sequential execution).
@@ -143,10 +144,17 @@ def ort_worker(args):
                       "baseline_mib": baseline}))
 
 
-def ds2rt_latency(args, model_path, batch, seconds, iterations):
+def ds2rt_plan(args, model_path):
+    """The engine built once into a plan file, as deployed; the timed processes load it (as ONNX
+    Runtime loads its .onnx), so their peak memory is the runtime's, not the builder's."""
+    plan = model_path.replace(".safetensors", f".{args.precision}.plan")
+    run_measured([args.ds2rt, "build", model_path, "-o", plan, "--device", "cpu", "--precision", args.precision])
+    return plan
+
+
+def ds2rt_latency(args, plan_path, batch, seconds, iterations):
     json_path = os.path.join(args.out, "ds2rt_row.jsonl")
-    cmd = [args.ds2rt, "bench", model_path, "--device", "cpu", "--precision", args.precision,
-           "-t", str(args.threads), "-b", str(batch), "-s", str(seconds), "--warmup", "1",
+    cmd = [args.ds2rt, "bench", plan_path, "-t", str(args.threads), "-b", str(batch), "-s", str(seconds), "--warmup", "1",
            "-n", str(iterations), "--json", json_path]
     out, rss = run_measured(cmd)
     with open(json_path) as f:
@@ -170,8 +178,7 @@ def agreement(args, name, model_path, onnx_path):
     st_in = os.path.join(args.out, f"{name}_x.safetensors")
     save_file({"features": x, "lengths": np.full(2, x.shape[3], np.int32)}, st_in)
     ds_out = os.path.join(args.out, f"{name}_ds2rt.safetensors")
-    run_measured([args.ds2rt, "run", model_path, "--device", "cpu", "--precision", args.precision, "-i", st_in,
-                  "-o", ds_out, "-t", str(args.threads)])
+    run_measured([args.ds2rt, "run", model_path, "-i", st_in, "-o", ds_out, "-t", str(args.threads)])
     ort_out = os.path.join(args.out, f"{name}_ort.npy")
     run_measured([sys.executable, os.path.abspath(__file__), "--worker", "--onnx", onnx_path, "--threads",
                   str(args.threads), "--input", xin, "--output", ort_out])
@@ -225,11 +232,12 @@ def main():
         save_ds2rt_model(model, name, model_path)
         export_onnx(model, model_path, onnx_path, args.ds2rt)
         del model
-        err = agreement(args, name, model_path, onnx_path)
+        plan_path = ds2rt_plan(args, model_path)
+        err = agreement(args, name, plan_path, onnx_path)
         hidden = MODELS[name][3]
         for batch, seconds in shapes:
             n = min(args.max_iterations, iterations_for(batch, seconds, hidden))
-            d_ms, d_rss = ds2rt_latency(args, model_path, batch, seconds, n)
+            d_ms, d_rss = ds2rt_latency(args, plan_path, batch, seconds, n)
             o_ms, o_rss, o_base = (float("nan"),) * 3
             if not args.no_ort:
                 o_ms, o_rss, o_base = ort_latency(args, onnx_path, batch, seconds, n)
