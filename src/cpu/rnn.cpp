@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <thread>
@@ -75,6 +76,14 @@ struct RNNScratch final : KernelState {
   std::vector<uint8_t> input_quantized, h_quantized;  // int8: the layer input; per thread h
   std::vector<float> input_scale, h_scale;
   StepBarrier barrier[2];
+  // Splitting one direction's units over threads needs them on cores together at every step; on
+  // an oversubscribed machine they are not, and the barrier costs more than the work. Measured per
+  // layer: when thread 0 waited longer than it worked, the next layers of this context run the
+  // direction on one thread, trying the split again every kSplitRetry layers.
+  static constexpr int kSplitRetry = 50;
+  bool split_units = true;
+  int split_retry_in = 0;
+  double split_wait_s = 0, split_work_s = 0;
 };
 
 class RNNKernel final : public Kernel {
@@ -215,7 +224,9 @@ class RNNKernel final : public Kernel {
     const int64_t depth = int8_ ? p.packed_int8[0].depth : 0;
     const int threads = std::max(1, omp_get_max_threads());
     const bool together = dirs_ == 2 && threads >= 2;
-    const int team = together ? threads / 2 * 2 : threads;
+    if (!together && !s.split_units && --s.split_retry_in <= 0) s.split_units = true;
+    const bool split = !together && threads >= 2 && s.split_units;
+    const int team = together ? threads / 2 * 2 : split ? threads : 1;
     for (int dir = 0; dir < dirs_; ++dir) {
       DirectionState& d = s.direction[dir];
       for (auto& buffer : d.h) buffer.assign(n * h, 0.0f);
@@ -259,6 +270,9 @@ class RNNKernel final : public Kernel {
           a.h_scale = s.h_scale.data() + static_cast<size_t>(tid) * n;
         }
         int64_t active = n;
+        using Clock = std::chrono::steady_clock;
+        Clock::duration waited{}, worked{};
+        Clock::time_point mark = Clock::now();
         for (int64_t k = 0; k < steps; ++k) {
           while (active > 0 && lengths[order[active - 1]] <= k) --active;
           for (int64_t j = 0; j < active; ++j) {
@@ -273,9 +287,27 @@ class RNNKernel final : public Kernel {
             recurrentStepInt8(p.packed_int8[dir], a);
           else
             recurrentStep(p.packed[dir], a);
-          s.barrier[together ? dir : 0].arrive(members);
+          if (split && tid == 0) {
+            const Clock::time_point done = Clock::now();
+            s.barrier[0].arrive(members);
+            const Clock::time_point met = Clock::now();
+            worked += done - mark;
+            waited += met - done;
+            mark = met;
+          } else {
+            s.barrier[together ? dir : 0].arrive(members);
+          }
+        }
+        if (split && tid == 0) {
+          s.split_wait_s = std::chrono::duration<double>(waited).count();
+          s.split_work_s = std::chrono::duration<double>(worked).count();
         }
       }
+    }
+
+    if (split && s.split_wait_s > s.split_work_s) {
+      s.split_units = false;
+      s.split_retry_in = RNNScratch::kSplitRetry;
     }
 
     // Padded frames, and the sum of the directions where they are merged.
