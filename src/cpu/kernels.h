@@ -19,7 +19,6 @@ std::unique_ptr<Kernel> makeReshapeToSequence();
 // fp32 activations always; kInt8 / kBF16 quantise the input projections and recurrent matrices.
 std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision);
 bool haveInt8();  // AVX512_VNNI
-bool haveBF16();  // AVX512_BF16
 std::unique_ptr<Kernel> makeLookahead(const LookaheadDesc& desc);
 std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc);
 std::unique_ptr<Kernel> makeSoftmax(bool log);

@@ -401,6 +401,5 @@ std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision) {
 }
 
 bool haveInt8() { return haveFusedRecurrentStep() && haveVnni(); }
-bool haveBF16() { return __builtin_cpu_supports("avx512bf16"); }
 
 }  // namespace ds2rt::detail::cpu
