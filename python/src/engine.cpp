@@ -50,7 +50,8 @@ void bindBuilder(nb::module_& m) {
   nb::enum_<Precision>(m, "Precision")
       .value("FP32", Precision::kFP32)
       .value("FP16", Precision::kFP16)
-      .value("BF16", Precision::kBF16);
+      .value("BF16", Precision::kBF16)
+      .value("INT8", Precision::kInt8);
 
   nb::class_<BuilderConfig>(m, "BuilderConfig")
       .def(

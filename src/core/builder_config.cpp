@@ -7,7 +7,7 @@ namespace ds2rt {
 const char* toString(Device device) { return device == Device::kCPU ? "cpu" : "cuda"; }
 
 const char* toString(Precision precision) {
-  static const char* const names[] = {"fp32", "fp16", "bf16"};
+  static const char* const names[] = {"fp32", "fp16", "bf16", "int8"};
   return names[static_cast<int>(precision)];
 }
 
@@ -21,15 +21,18 @@ Precision precisionFromString(const std::string& name) {
   if (name == "fp32") return Precision::kFP32;
   if (name == "fp16") return Precision::kFP16;
   if (name == "bf16") return Precision::kBF16;
-  fail("unknown precision '", name, "' (expected fp32, fp16 or bf16)");
+  if (name == "int8") return Precision::kInt8;
+  fail("unknown precision '", name, "' (expected fp32, fp16, bf16 or int8)");
 }
 
 void BuilderConfig::validate() const {
 #ifndef DS2RT_WITH_CUDA
   check(device != Device::kCUDA, "this build of ds2rt has no CUDA backend (configure with -DDS2RT_WITH_CUDA=ON)");
 #endif
-  check(device != Device::kCPU || precision == Precision::kFP32, "the CPU backend runs fp32 only; ",
-        ds2rt::toString(precision), " on CPU is not implemented yet");
+  check(device != Device::kCPU || precision == Precision::kFP32 || precision == Precision::kInt8,
+        "the CPU backend runs fp32 or int8; ", ds2rt::toString(precision), " on CPU is not implemented yet");
+  check(device != Device::kCUDA || precision != Precision::kInt8,
+        "int8 runs on the CPU backend only; the CUDA backend takes fp32, fp16 or bf16");
 }
 
 std::string BuilderConfig::toString() const {

@@ -33,7 +33,7 @@ std::shared_ptr<EngineImpl> EngineImpl::create(Graph graph, BuilderConfig config
 }
 
 std::unique_ptr<Backend> createBackend(const BuilderConfig& config) {
-  if (config.device == Device::kCPU) return createCpuBackend();
+  if (config.device == Device::kCPU) return createCpuBackend(config);
 #ifdef DS2RT_WITH_CUDA
   return createCudaBackend(config);
 #else

@@ -80,7 +80,7 @@ class Backend {
   virtual DataType activationType() const = 0;
 };
 
-std::unique_ptr<Backend> createCpuBackend();
+std::unique_ptr<Backend> createCpuBackend(const BuilderConfig& config);
 std::unique_ptr<Backend> createCudaBackend(const BuilderConfig& config);  // only in CUDA builds
 std::unique_ptr<Backend> createBackend(const BuilderConfig& config);
 // Compute capability of the current CUDA device (90 for sm_90); 0 without CUDA or a device.

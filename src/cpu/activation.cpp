@@ -10,7 +10,7 @@ class ActivationKernel final : public Kernel {
 
   void run(const KernelIO& io, KernelState*) const override {
     const int64_t total = numElements(io.input_shape);
-#pragma omp parallel for
+#pragma omp parallel for if (total > kParallelMinElements)
     for (int64_t i = 0; i < total; ++i) io.out<float>()[i] = desc_.apply(io.in<float>()[i]);
   }
 

@@ -24,6 +24,13 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
+  explicit CpuBackend(const BuilderConfig& config) : precision_(config.precision) {
+    check(precision_ != Precision::kBF16, "bf16 on the CPU is not implemented yet (use fp32 or int8)");
+    check(precision_ != Precision::kInt8 || haveInt8(),
+          "int8 on the CPU needs AVX512_VNNI, which this CPU lacks (use fp32)");
+    check(precision_ != Precision::kFP16, "fp16 on the CPU is not implemented (use fp32 or int8)");
+  }
+
   std::unique_ptr<Kernel> compile(const Layer& layer, const Graph& graph) const override {
     const TensorLayout layout = graph.tensors[layer.inputs[0]].layout;
     return std::visit(
@@ -34,7 +41,7 @@ class CpuBackend final : public Backend {
             [&](const SequenceMaskDesc&) { return makeSequenceMask(layout); },
             [&](const LengthsTransformDesc&) -> std::unique_ptr<Kernel> { return nullptr; },  // host-side, in the engine
             [&](const ReshapeToSequenceDesc&) { return makeReshapeToSequence(); },
-            [&](const RNNDesc& d) { return makeRNN(d); },
+            [&](const RNNDesc& d) { return makeRNN(d, precision_); },
             [&](const LookaheadDesc& d) { return makeLookahead(d); },
             [&](const FullyConnectedDesc& d) { return makeFullyConnected(d); },
             [&](const SoftmaxDesc& d) { return makeSoftmax(d.log); },
@@ -48,6 +55,9 @@ class CpuBackend final : public Backend {
   std::unique_ptr<DeviceContext> createContext(const ContextOptions& options) const override;
   DataType activationType() const override { return DataType::kFloat32; }
   DataType tensorType(const Graph&, int) const override { return DataType::kFloat32; }
+
+ private:
+  Precision precision_;
 };
 
 // Host memory; the caller's inputs and the outputs are used in place, without copies.
@@ -98,6 +108,6 @@ std::unique_ptr<DeviceContext> CpuBackend::createContext(const ContextOptions& o
 }  // namespace
 }  // namespace cpu
 
-std::unique_ptr<Backend> createCpuBackend() { return std::make_unique<cpu::CpuBackend>(); }
+std::unique_ptr<Backend> createCpuBackend(const BuilderConfig& config) { return std::make_unique<cpu::CpuBackend>(config); }
 
 }  // namespace ds2rt::detail

@@ -22,7 +22,7 @@ class BatchNormKernel final : public Kernel {
     const int64_t total = numElements(io.input_shape);
     // image: [N][C][F*T]; sequence: [T*N][C]
     const int64_t inner = image_ ? io.input_shape[2] * io.input_shape[3] : 1;
-#pragma omp parallel for
+#pragma omp parallel for if (total > kParallelMinElements)
     for (int64_t i = 0; i < total; ++i) {
       const int64_t c = image_ ? (i / inner) % channels : i % channels;
       io.out<float>()[i] = io.in<float>()[i] * scale_[c] + shift_[c];

@@ -1,5 +1,6 @@
-// 2-D convolution on oneDNN. Primitives depend on the batch and time extents, so each context
-// caches one per input shape, with the filters reordered once into the primitive's layout.
+// 2-D convolution on oneDNN, one utterance at a time (a whole batch in oneDNN's channel-blocked
+// layout would need batch-sized copies of the activations). Primitives depend on the time extent,
+// so each context caches one per length, with the filters reordered once into its layout.
 #include <dnnl.hpp>
 #include <map>
 #include <utility>
@@ -30,13 +31,17 @@ struct Compiled {
   memory weights;
   memory bias;
   memory scratchpad;  // owned by the context: oneDNN's own scratchpad is tied to the creating thread
-  memory::desc src, dst;
+  memory::desc src, dst;  // the graph's plain N x C x F x T
+  // oneDNN's direct (JIT) convolutions want channel-blocked tensors; with plain ones it falls back
+  // to im2col + GEMM, several times slower here. Activations are reordered on the way in and out.
+  memory blocked_src, blocked_dst;  // empty when the primitive takes the plain layout
+  dnnl::reorder to_blocked, from_blocked;
 };
 
 struct ConvState final : KernelState {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
-  std::map<std::pair<int64_t, int64_t>, Compiled> cache;  // (N, T) -> primitive
+  std::map<int64_t, Compiled> cache;  // T -> primitive for one utterance
 };
 
 class ConvolutionKernel final : public Kernel {
@@ -49,14 +54,23 @@ class ConvolutionKernel final : public Kernel {
 
   void run(const KernelIO& io, KernelState* base) const override {
     auto& state = static_cast<ConvState&>(*base);
-    const auto key = std::make_pair(io.input_shape[0], io.input_shape[3]);
-    auto it = state.cache.find(key);
-    if (it == state.cache.end()) it = state.cache.emplace(key, compile(state, io)).first;
+    auto it = state.cache.find(io.input_shape[3]);
+    if (it == state.cache.end()) it = state.cache.emplace(io.input_shape[3], compile(state, io)).first;
     Compiled& c = it->second;
-    memory src(c.src, state.engine, const_cast<float*>(io.in<float>()));
-    memory dst(c.dst, state.engine, io.out<float>());
-    c.primitive.execute(state.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, c.weights}, {DNNL_ARG_BIAS, c.bias},
-                                       {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, c.scratchpad}});
+    const int64_t in_size = numElements(io.input_shape) / io.input_shape[0];
+    const int64_t out_size = numElements(io.output_shape) / io.output_shape[0];
+    for (int64_t b = 0; b < io.input_shape[0]; ++b) {
+      memory src(c.src, state.engine, const_cast<float*>(io.in<float>()) + b * in_size);
+      memory dst(c.dst, state.engine, io.out<float>() + b * out_size);
+      if (c.blocked_src) {
+        c.to_blocked.execute(state.stream, src, c.blocked_src);
+        src = c.blocked_src;
+      }
+      c.primitive.execute(state.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, c.weights}, {DNNL_ARG_BIAS, c.bias},
+                                         {DNNL_ARG_DST, c.blocked_dst ? c.blocked_dst : dst},
+                                         {DNNL_ARG_SCRATCHPAD, c.scratchpad}});
+      if (c.blocked_dst) c.from_blocked.execute(state.stream, c.blocked_dst, dst);
+    }
     state.stream.wait();
   }
 
@@ -70,7 +84,7 @@ class ConvolutionKernel final : public Kernel {
   Compiled compile(ConvState& state, const KernelIO& io) const {
     const auto& in = io.input_shape;
     const auto& out = io.output_shape;
-    const memory::dims src_dims{in[0], in[1], in[2], in[3]}, dst_dims{out[0], out[1], out[2], out[3]};
+    const memory::dims src_dims{1, in[1], in[2], in[3]}, dst_dims{1, out[1], out[2], out[3]};
     const memory::dims w_dims{desc_.out_channels, in[1], desc_.kernel[0], desc_.kernel[1]};
     memory::dims pad_l, pad_r, dilation, stride;
     for (int i = 0; i < 2; ++i) {
@@ -86,8 +100,9 @@ class ConvolutionKernel final : public Kernel {
     c.src = memory::desc(src_dims, dt::f32, tag::nchw);
     c.dst = memory::desc(dst_dims, dt::f32, tag::nchw);
     const memory::desc w_any(w_dims, dt::f32, tag::any), b_md({desc_.out_channels}, dt::f32, tag::x);
-    dnnl::convolution_forward::desc op(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, c.src,
-                                       w_any, b_md, c.dst, stride, dilation, pad_l, pad_r);
+    const memory::desc src_any(src_dims, dt::f32, tag::any), dst_any(dst_dims, dt::f32, tag::any);
+    dnnl::convolution_forward::desc op(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                       src_any, w_any, b_md, dst_any, stride, dilation, pad_l, pad_r);
     dnnl::primitive_attr attr;
     // A context may run on a different thread each time; a scratchpad of its own keeps that safe.
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -102,6 +117,14 @@ class ConvolutionKernel final : public Kernel {
     const dnnl::convolution_forward::primitive_desc pd(op, attr, state.engine);
     c.primitive = dnnl::convolution_forward(pd);
     c.scratchpad = memory(pd.scratchpad_desc(), state.engine);
+    if (pd.src_desc() != c.src) {
+      c.blocked_src = memory(pd.src_desc(), state.engine);
+      c.to_blocked = dnnl::reorder(memory(c.src, state.engine, nullptr), c.blocked_src);
+    }
+    if (pd.dst_desc() != c.dst) {
+      c.blocked_dst = memory(pd.dst_desc(), state.engine);
+      c.from_blocked = dnnl::reorder(c.blocked_dst, memory(c.dst, state.engine, nullptr));
+    }
     memory user_w({w_dims, dt::f32, tag::oihw}, state.engine, const_cast<float*>(desc_.weight.data<float>()));
     c.weights = memory(pd.weights_desc(), state.engine);
     dnnl::reorder(user_w, c.weights).execute(state.stream, user_w, c.weights);

@@ -14,7 +14,7 @@ class FullyConnectedKernel final : public Kernel {
     gemmABt(rows, out, in, io.in<float>(), in, desc_.weight.data<float>(), in, io.out<float>(), out);
     const float* bias = desc_.bias.empty() ? nullptr : desc_.bias.data<float>();
     if (!bias && desc_.activation.type == ActivationType::kNone) return;
-#pragma omp parallel for
+#pragma omp parallel for if (rows * out > kParallelMinElements)
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t o = 0; o < out; ++o) {
         float& y = io.out<float>()[r * out + o];

@@ -7,12 +7,18 @@
 
 namespace ds2rt::detail::cpu {
 
+// Element-wise passes smaller than this run on the calling thread: waking the team costs more,
+// and far more on a loaded machine where a sleeping thread waits for a time slice.
+constexpr int64_t kParallelMinElements = int64_t{1} << 18;
+
 std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc);
 std::unique_ptr<Kernel> makeBatchNorm(const BatchNormDesc& desc, TensorLayout layout);
 std::unique_ptr<Kernel> makeActivation(const ActivationDesc& desc);
 std::unique_ptr<Kernel> makeSequenceMask(TensorLayout layout);
 std::unique_ptr<Kernel> makeReshapeToSequence();
-std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc);
+// fp32 activations always; kInt8 / kBF16 quantise the input projections and recurrent matrices.
+std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision);
+bool haveInt8();  // AVX512_VNNI
 std::unique_ptr<Kernel> makeLookahead(const LookaheadDesc& desc);
 std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc);
 std::unique_ptr<Kernel> makeSoftmax(bool log);

@@ -16,7 +16,7 @@ class LookaheadKernel final : public Kernel {
     const int64_t t = io.input_shape[0], n = io.input_shape[1], h = io.input_shape[2];
     const int64_t context = desc_.weight.dim(1);
     const float* w = desc_.weight.data<float>();
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if (t * n * h * context > kParallelMinElements)
     for (int64_t step = 0; step < t; ++step)
       for (int64_t b = 0; b < n; ++b) {
         float* y = io.out<float>() + (step * n + b) * h;

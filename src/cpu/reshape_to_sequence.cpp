@@ -9,7 +9,7 @@ class ReshapeToSequenceKernel final : public Kernel {
  public:
   void run(const KernelIO& io, KernelState*) const override {
     const int64_t n = io.input_shape[0], features = io.input_shape[1] * io.input_shape[2], t = io.input_shape[3];
-#pragma omp parallel for
+#pragma omp parallel for if (n * features * t > kParallelMinElements)
     for (int64_t step = 0; step < t; ++step)
       for (int64_t b = 0; b < n; ++b) {
         const float* src = io.in<float>() + b * features * t + step;

@@ -2,11 +2,21 @@
 // per-utterance lengths, as PyTorch's packed sequences: the input projection of all time steps
 // and both directions is one GEMM; the recurrence runs step by step on the utterances still
 // active, sorted by length so that they form a prefix of the batch.
+#include <immintrin.h>
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <numeric>
+#include <thread>
+
+#include <dnnl.h>
 
 #include "cpu/kernels.h"
+#include "cpu/rnn_cell.h"
+#include "ds2rt/error.h"
 
 namespace ds2rt::detail::cpu {
 
@@ -16,29 +26,80 @@ inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 struct PreparedLayer {
   int64_t input_size = 0;
-  HostTensor input_weights;  // dirs*G*H x I: both directions stacked
+  std::vector<HostTensor> input_weights;  // per direction G*H x I (the network's own, not copied)
   std::vector<float> input_bias;  // dirs*G*H, with the recurrent biases that can be folded in
   std::vector<HostTensor> recurrent;  // per direction G*H x H
   std::vector<std::vector<float>> hidden_bias;  // per direction H: GRU b_hn kept inside r * (...)
+  std::vector<PackedRecurrent> packed;  // per direction, for the fused step (empty without it)
+  // int8: the stacked input weights quantised per row, and the recurrent matrices
+  std::vector<int8_t> input_weights_int8;
+  std::vector<float> input_scale;
+  std::vector<PackedRecurrentInt8> packed_int8;
+};
+
+// Threads of one direction meet here after every time step (h must be whole before the next).
+// Spins (with pause), yielding only after several milliseconds.
+class StepBarrier {
+ public:
+  void arrive(int members) {
+    if (members <= 1) return;
+    const int generation = generation_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == members) {
+      count_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    // A step's work is ~0.1-1 ms and the partner is normally a few microseconds behind: yielding
+    // early hands the core to another process for a whole time slice (measured: 3 ms a step).
+    for (int spin = 0; generation_.load(std::memory_order_acquire) == generation; ++spin) {
+      _mm_pause();
+      if (spin > (1 << 16)) std::this_thread::yield();
+    }
+  }
+
+ private:
+  alignas(64) std::atomic<int> count_{0};
+  alignas(64) std::atomic<int> generation_{0};
+};
+
+struct DirectionState {
+  std::vector<float> h[2], c;
+  std::vector<float> reverse_out;  // the second direction's output when the two are summed
 };
 
 struct RNNScratch final : KernelState {
   std::vector<float> projection;  // T*N x dirs*G*H
   std::vector<float> layer_in, layer_out;  // between stacked layers
+  DirectionState direction[2];
+  std::vector<const float*> x_rows;  // per thread: n row pointers
+  std::vector<float*> y_rows;
+  std::vector<uint8_t> input_quantized, h_quantized;  // int8: the layer input; per thread h
+  std::vector<float> input_scale, h_scale;
+  StepBarrier barrier[2];
+  // Splitting one direction's units over threads needs them on cores together at every step; on
+  // an oversubscribed machine they are not, and the barrier costs more than the work. Measured per
+  // layer: when thread 0 waited longer than it worked, the next layers of this context run the
+  // direction on one thread, trying the split again every kSplitRetry layers.
+  static constexpr int kSplitRetry = 50;
+  bool split_units = true;
+  int split_retry_in = 0;
+  double split_wait_s = 0, split_work_s = 0;
 };
 
 class RNNKernel final : public Kernel {
  public:
-  explicit RNNKernel(const RNNDesc& d) : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)) {
+  RNNKernel(const RNNDesc& d, Precision precision)
+      : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)), int8_(precision == Precision::kInt8) {
+    check(!int8_ || fused(), "int8 recurrent layers need AVX-512 and, for GRU, linear-before-reset (PyTorch) ",
+          "semantics; build this model in fp32");
     const int64_t h = d.hidden_size, gh = gates_ * h;
     for (int l = 0; l < d.num_layers; ++l) {
       PreparedLayer p;
       p.input_size = d.weights[l * dirs_].input_weight.dim(1);
-      p.input_weights = HostTensor(DataType::kFloat32, {dirs_ * gh, p.input_size});
       p.input_bias.assign(dirs_ * gh, 0.0f);
       for (int dir = 0; dir < dirs_; ++dir) {
         const auto& w = d.weights[l * dirs_ + dir];
-        std::copy_n(w.input_weight.data<float>(), gh * p.input_size, p.input_weights.mutableData<float>() + dir * gh * p.input_size);
+        p.input_weights.push_back(w.input_weight);
         float* bias = p.input_bias.data() + dir * gh;
         if (!w.input_bias.empty()) std::copy_n(w.input_bias.data<float>(), gh, bias);
         std::vector<float> hidden_bias(h, 0.0f);
@@ -50,8 +111,20 @@ class RNNKernel final : public Kernel {
             else bias[i] += rb[i];
           }
         }
-        p.recurrent.push_back(w.recurrent_weight);
+        if (!fused()) p.recurrent.push_back(w.recurrent_weight);
+        if (int8_)
+          p.packed_int8.push_back(packRecurrentInt8(w.recurrent_weight.data<float>(), gates_, h));
+        else if (fused())
+          p.packed.push_back(packRecurrent(w.recurrent_weight.data<float>(), gates_, h));
         p.hidden_bias.push_back(std::move(hidden_bias));
+      }
+      if (int8_) {
+        p.input_weights_int8.resize(dirs_ * gh * p.input_size);
+        p.input_scale.resize(dirs_ * gh);
+        for (int dir = 0; dir < dirs_; ++dir)
+          quantizeRows(p.input_weights[dir].data<float>(), gh, p.input_size,
+                       p.input_weights_int8.data() + dir * gh * p.input_size, p.input_scale.data() + dir * gh);
+        p.input_weights.clear();
       }
       layers_.push_back(std::move(p));
     }
@@ -73,38 +146,184 @@ class RNNKernel final : public Kernel {
       const bool last = l + 1 == desc_.num_layers;
       const bool sum = last && dirs_ == 2 && desc_.merge == DirectionMerge::kSum;
       const int64_t out_width = sum ? h : dirs_ * h;
-      std::vector<float>* next = nullptr;
       float* out = io.out<float>();
       if (!last) {
-        next = &s.layer_out;
-        next->assign(t * n * out_width, 0.0f);
-        out = next->data();
-      } else {
-        std::fill_n(out, t * n * out_width, 0.0f);
+        s.layer_out.resize(t * n * out_width);
+        out = s.layer_out.data();
       }
       const PreparedLayer& p = layers_[l];
       const int64_t width = dirs_ * gates_ * h;
       s.projection.resize(t * n * width);
-      gemmABt(t * n, width, p.input_size, input, p.input_size, p.input_weights.data<float>(), p.input_size,
-              s.projection.data(), width);
+      if (int8_)
+        projectInt8(s, p, input, t * n, width);
+      else
+        for (int dir = 0; dir < dirs_; ++dir)  // into the direction's columns of one buffer
+          gemmABt(t * n, gates_ * h, p.input_size, input, p.input_size, p.input_weights[dir].data<float>(),
+                  p.input_size, s.projection.data() + dir * gates_ * h, width);
+      if (fused()) {
+        recurFused(s, p, order, lengths, t, n, out, out_width, sum);
+      } else {
+        std::fill_n(out, t * n * out_width, 0.0f);
 #pragma omp parallel for
-      for (int64_t r = 0; r < t * n; ++r)
-        for (int64_t i = 0; i < width; ++i) s.projection[r * width + i] += p.input_bias[i];
-      for (int dir = 0; dir < dirs_; ++dir) {
-        const bool reverse = desc_.direction == RNNDirection::kReverse || dir == 1;
-        const int64_t column = sum ? 0 : dir * h;
-        recur(s, p, dir, reverse, order, lengths, n, out, out_width, column, sum && dir == 1);
+        for (int64_t r = 0; r < t * n; ++r)
+          for (int64_t i = 0; i < width; ++i) s.projection[r * width + i] += p.input_bias[i];
+        for (int dir = 0; dir < dirs_; ++dir) {
+          const bool reverse = desc_.direction == RNNDirection::kReverse || dir == 1;
+          const int64_t column = sum ? 0 : dir * h;
+          recur(s, p, dir, reverse, order, lengths, n, out, out_width, column, sum && dir == 1);
+        }
       }
-      if (next) {
+      if (!last) {
         std::swap(s.layer_out, s.layer_in);  // the next layer reads it while writing layer_out
         input = s.layer_in.data();
       }
     }
   }
 
-  std::string implementation() const override { return "oneDNN sgemm input projection + own recurrent loop"; }
+  std::string implementation() const override {
+    if (int8_) return "int8: oneDNN u8s8s32 input projection + VNNI recurrent step with the gate math in registers";
+    return fused() ? "oneDNN sgemm input projection + AVX-512 recurrent step with the gate math in registers"
+                   : "oneDNN sgemm input projection + own recurrent loop";
+  }
 
  private:
+  // The input projection in int8: the input quantised per row (u8, zero point 128), one u8 x s8
+  // GEMM into int32 written over the float projection buffer, then scaled back to float in place.
+  void projectInt8(RNNScratch& s, const PreparedLayer& p, const float* input, int64_t rows, int64_t width) const {
+    const int64_t k = p.input_size;
+    s.input_quantized.resize(rows * k);
+    s.input_scale.resize(rows);
+    quantizeActivations(input, rows, k, k, s.input_quantized.data(), k, s.input_scale.data());
+    static_assert(sizeof(int32_t) == sizeof(float));
+    auto* c = reinterpret_cast<int32_t*>(s.projection.data());
+    const int32_t zero = 0;
+    const dnnl_status_t status = dnnl_gemm_u8s8s32('N', 'T', 'F', rows, width, k, 1.0f, s.input_quantized.data(), k, 128,
+                                                   p.input_weights_int8.data(), k, 0, 0.0f, c, width, &zero);
+    check(status == dnnl_success, "oneDNN u8s8s32 GEMM failed with status ", static_cast<int>(status));
+    float* out = s.projection.data();
+#pragma omp parallel for if (rows * width > kParallelMinElements)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float row_scale = s.input_scale[r];
+      for (int64_t o = 0; o < width; ++o)
+        out[r * width + o] = static_cast<float>(c[r * width + o]) * (row_scale * p.input_scale[o]);
+    }
+  }
+
+  bool fused() const {
+    return haveFusedRecurrentStep() && !(desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset);
+  }
+
+  // Both directions at once when there are threads for both (each direction on its own threads,
+  // no synchronisation between them); the threads of one direction split its units and meet
+  // once per step. Frames past an utterance's length come out as zeros.
+  void recurFused(RNNScratch& s, const PreparedLayer& p, const std::vector<int64_t>& order,
+                  const std::vector<int64_t>& lengths, int64_t t, int64_t n, float* out, int64_t out_width,
+                  bool sum) const {
+    const int64_t h = desc_.hidden_size, gh = gates_ * h, width = dirs_ * gh;
+    const int64_t blocks = int8_ ? p.packed_int8[0].blocks : p.packed[0].blocks;
+    const int64_t depth = int8_ ? p.packed_int8[0].depth : 0;
+    const int threads = std::max(1, omp_get_max_threads());
+    const bool together = dirs_ == 2 && threads >= 2;
+    if (!together && !s.split_units && --s.split_retry_in <= 0) s.split_units = true;
+    const bool split = !together && threads >= 2 && s.split_units;
+    const int team = together ? threads / 2 * 2 : split ? threads : 1;
+    for (int dir = 0; dir < dirs_; ++dir) {
+      DirectionState& d = s.direction[dir];
+      for (auto& buffer : d.h) buffer.assign(n * h, 0.0f);
+      if (desc_.cell == RNNCell::kLSTM) d.c.assign(n * h, 0.0f);
+      if (sum && dir == 1) d.reverse_out.resize(t * n * h);
+    }
+    s.x_rows.resize(static_cast<size_t>(team) * n);
+    s.y_rows.resize(static_cast<size_t>(team) * n);
+    if (int8_) {
+      s.h_quantized.resize(static_cast<size_t>(team) * n * depth);
+      s.h_scale.resize(static_cast<size_t>(team) * n);
+    }
+    const int64_t steps = n > 0 ? lengths[order[0]] : 0;
+
+#pragma omp parallel num_threads(team)
+    {
+      const int tid = omp_get_thread_num();
+      const int members = together ? team / 2 : team;
+      const int rank = together ? tid % members : tid;
+      const int first_dir = together ? tid / members : 0, last_dir = together ? first_dir + 1 : dirs_;
+      const int64_t block_begin = blocks * rank / members, block_end = blocks * (rank + 1) / members;
+      const float** x_rows = s.x_rows.data() + static_cast<size_t>(tid) * n;
+      float** y_rows = s.y_rows.data() + static_cast<size_t>(tid) * n;
+      for (int dir = first_dir; dir < last_dir; ++dir) {
+        DirectionState& d = s.direction[dir];
+        const bool reverse = desc_.direction == RNNDirection::kReverse || dir == 1;
+        float* target = sum && dir == 1 ? d.reverse_out.data() : out;
+        const int64_t target_width = sum && dir == 1 ? h : out_width, column = sum ? 0 : dir * h;
+        StepArgs a;
+        a.cell = desc_.cell;
+        a.hidden = h;
+        a.c = d.c.data();
+        a.x = x_rows;
+        a.y = y_rows;
+        a.bias = p.input_bias.data() + dir * gh;
+        a.hidden_bias = p.hidden_bias[dir].data();
+        a.block_begin = block_begin;
+        a.block_end = block_end;
+        if (int8_) {
+          a.h_quantized = s.h_quantized.data() + static_cast<size_t>(tid) * n * depth;
+          a.h_scale = s.h_scale.data() + static_cast<size_t>(tid) * n;
+        }
+        int64_t active = n;
+        using Clock = std::chrono::steady_clock;
+        Clock::duration waited{}, worked{};
+        Clock::time_point mark = Clock::now();
+        for (int64_t k = 0; k < steps; ++k) {
+          while (active > 0 && lengths[order[active - 1]] <= k) --active;
+          for (int64_t j = 0; j < active; ++j) {
+            const int64_t b = order[j], step = reverse ? lengths[b] - 1 - k : k;
+            x_rows[j] = s.projection.data() + (step * n + b) * width + dir * gh;
+            y_rows[j] = target + (step * n + b) * target_width + column;
+          }
+          a.rows = active;
+          a.h_prev = d.h[k % 2].data();
+          a.h_next = d.h[(k + 1) % 2].data();
+          if (int8_)
+            recurrentStepInt8(p.packed_int8[dir], a);
+          else
+            recurrentStep(p.packed[dir], a);
+          if (split && tid == 0) {
+            const Clock::time_point done = Clock::now();
+            s.barrier[0].arrive(members);
+            const Clock::time_point met = Clock::now();
+            worked += done - mark;
+            waited += met - done;
+            mark = met;
+          } else {
+            s.barrier[together ? dir : 0].arrive(members);
+          }
+        }
+        if (split && tid == 0) {
+          s.split_wait_s = std::chrono::duration<double>(waited).count();
+          s.split_work_s = std::chrono::duration<double>(worked).count();
+        }
+      }
+    }
+
+    if (split && s.split_wait_s > s.split_work_s) {
+      s.split_units = false;
+      s.split_retry_in = RNNScratch::kSplitRetry;
+    }
+
+    // Padded frames, and the sum of the directions where they are merged.
+#pragma omp parallel for if (sum && t * n * h > kParallelMinElements)
+    for (int64_t step = 0; step < t; ++step)
+      for (int64_t b = 0; b < n; ++b) {
+        float* y = out + (step * n + b) * out_width;
+        if (step >= lengths[b]) {
+          std::fill_n(y, out_width, 0.0f);
+        } else if (sum) {
+          const float* other = s.direction[1].reverse_out.data() + (step * n + b) * h;
+          for (int64_t i = 0; i < h; ++i) y[i] += other[i];
+        }
+      }
+  }
+
   void recur(RNNScratch& s, const PreparedLayer& p, int dir, bool reverse, const std::vector<int64_t>& order,
              const std::vector<int64_t>& lengths, int64_t n, float* out, int64_t out_width,
              int64_t column, bool accumulate) const {
@@ -171,11 +390,16 @@ class RNNKernel final : public Kernel {
   RNNDesc desc_;
   int dirs_;
   int gates_;
+  bool int8_;
   std::vector<PreparedLayer> layers_;
 };
 
 }  // namespace
 
-std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc) { return std::make_unique<RNNKernel>(desc); }
+std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision) {
+  return std::make_unique<RNNKernel>(desc, precision);
+}
+
+bool haveInt8() { return haveFusedRecurrentStep() && haveVnni(); }
 
 }  // namespace ds2rt::detail::cpu

@@ -15,9 +15,12 @@ class SequenceMaskKernel final : public Kernel {
     const Shape& s = io.input_shape;
     const int64_t total = numElements(s);
     if (io.out<float>() != io.in<float>()) std::copy(io.in<float>(), io.in<float>() + total, io.out<float>());
+    const int64_t time = layout_ == TensorLayout::kSequence ? s[0] : layout_ == TensorLayout::kImage ? s[3] : s[1];
+    const int64_t batch = layout_ == TensorLayout::kSequence ? s[1] : s[0];
+    if (std::all_of(io.lengths, io.lengths + batch, [&](int32_t l) { return l >= time; })) return;  // nothing padded
     if (layout_ == TensorLayout::kImage) {  // N x C x F x T
       const int64_t n = s[0], rows = s[1] * s[2], t = s[3];
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if (total > kParallelMinElements)
       for (int64_t b = 0; b < n; ++b)
         for (int64_t r = 0; r < rows; ++r) {
           float* row = io.out<float>() + (b * rows + r) * t;

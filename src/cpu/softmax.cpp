@@ -14,7 +14,7 @@ class SoftmaxKernel final : public Kernel {
   void run(const KernelIO& io, KernelState*) const override {
     const int64_t classes = io.input_shape.back();
     const int64_t rows = numElements(io.input_shape) / classes;
-#pragma omp parallel for
+#pragma omp parallel for if (rows * classes > kParallelMinElements)
     for (int64_t r = 0; r < rows; ++r) {
       const float* x = io.in<float>() + r * classes;
       float* y = io.out<float>() + r * classes;

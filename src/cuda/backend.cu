@@ -29,6 +29,7 @@ class CudaBackend final : public Backend {
     info_.sm_count = prop.multiProcessorCount;
     info_.compute_capability = prop.major * 10 + prop.minor;
     info_.shared_memory_per_block = prop.sharedMemPerBlockOptin;
+    check(config.precision != Precision::kInt8, "int8 runs on the CPU backend only; the CUDA backend takes fp32, fp16 or bf16");
     check(config.precision != Precision::kBF16 || info_.compute_capability >= 80, "bf16 needs compute capability 8.0+, ",
           prop.name, " has ", prop.major, ".", prop.minor);
   }

@@ -1,0 +1,321 @@
+// AVX-512 recurrent step (see rnn_cell.h). Compiled for AVX-512F through target attributes, so the
+// library still runs on older CPUs (haveFusedRecurrentStep() says false there).
+// GCC 12 warns about _mm512_undefined_ps() inside its own intrinsics headers.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "cpu/rnn_cell.h"
+#include "ds2rt/error.h"
+#include "ds2rt/weights.h"
+
+#define DS2RT_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,fma")))
+#define DS2RT_VNNI __attribute__((target("avx512f,avx512dq,avx512bw,avx512vnni,fma")))
+
+namespace ds2rt::detail::cpu {
+
+PackedRecurrent packRecurrent(const float* weight, int gates, int64_t hidden) {
+  PackedRecurrent p;
+  p.gates = gates;
+  p.hidden = hidden;
+  p.blocks = (hidden + kUnitBlock - 1) / kUnitBlock;
+  const size_t count = static_cast<size_t>(p.blocks * hidden * gates * kUnitBlock);
+  p.data.reset(static_cast<float*>(std::aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64)));
+  check(p.data != nullptr, "out of memory packing a recurrent matrix");
+  float* out = p.data.get();
+  for (int64_t b = 0; b < p.blocks; ++b)
+    for (int64_t k = 0; k < hidden; ++k)
+      for (int g = 0; g < gates; ++g)
+        for (int l = 0; l < kUnitBlock; ++l) {
+          const int64_t unit = b * kUnitBlock + l;
+          *out++ = unit < hidden ? weight[(g * hidden + unit) * hidden + k] : 0.0f;
+        }
+  return p;
+}
+
+template <typename T>
+static std::unique_ptr<T[], AlignedFree> alignedArray(size_t count) {
+  std::unique_ptr<T[], AlignedFree> p(static_cast<T*>(std::aligned_alloc(64, (count * sizeof(T) + 63) / 64 * 64)));
+  check(p != nullptr, "out of memory packing a recurrent matrix");
+  return p;
+}
+
+void quantizeRows(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = w + r * cols;
+    float peak = 0;
+    for (int64_t c = 0; c < cols; ++c) peak = std::max(peak, std::abs(row[c]));
+    scale[r] = peak > 0 ? peak / 127.0f : 1.0f;
+    const float inverse = 1.0f / scale[r];
+    for (int64_t c = 0; c < cols; ++c) q[r * cols + c] = static_cast<int8_t>(std::nearbyint(row[c] * inverse));
+  }
+}
+
+PackedRecurrentInt8 packRecurrentInt8(const float* weight, int gates, int64_t hidden) {
+  PackedRecurrentInt8 p;
+  p.gates = gates;
+  p.hidden = hidden;
+  p.blocks = (hidden + kUnitBlock - 1) / kUnitBlock;
+  p.depth = (hidden + 3) / 4 * 4;
+  std::vector<int8_t> q(gates * hidden * hidden);
+  std::vector<float> row_scale(gates * hidden);
+  quantizeRows(weight, gates * hidden, hidden, q.data(), row_scale.data());
+  p.data = alignedArray<int8_t>(p.blocks * p.depth * gates * kUnitBlock);
+  p.scale = alignedArray<float>(p.blocks * gates * kUnitBlock);
+  p.offset = alignedArray<int32_t>(p.blocks * gates * kUnitBlock);
+  int8_t* out = p.data.get();
+  for (int64_t b = 0; b < p.blocks; ++b) {
+    for (int64_t k4 = 0; k4 < p.depth; k4 += 4)
+      for (int g = 0; g < gates; ++g)
+        for (int l = 0; l < kUnitBlock; ++l)
+          for (int i = 0; i < 4; ++i) {
+            const int64_t unit = b * kUnitBlock + l, k = k4 + i;
+            *out++ = unit < hidden && k < hidden ? q[(g * hidden + unit) * hidden + k] : 0;
+          }
+    for (int g = 0; g < gates; ++g)
+      for (int l = 0; l < kUnitBlock; ++l) {
+        const int64_t unit = b * kUnitBlock + l, at = (b * gates + g) * kUnitBlock + l;
+        int32_t sum = 0;
+        if (unit < hidden)
+          for (int64_t k = 0; k < hidden; ++k) sum += q[(g * hidden + unit) * hidden + k];
+        p.scale[at] = unit < hidden ? row_scale[g * hidden + unit] : 0.0f;
+        p.offset[at] = 128 * sum;
+      }
+  }
+  return p;
+}
+
+void quantizeActivations(const float* x, int64_t rows, int64_t cols, int64_t ld_x, uint8_t* q, int64_t ld_q,
+                         float* scale) {
+#pragma omp parallel for if (rows * cols > (int64_t{1} << 18))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ld_x;
+    float peak = 0;
+    for (int64_t c = 0; c < cols; ++c) peak = std::max(peak, std::abs(row[c]));
+    scale[r] = peak > 0 ? peak / 127.0f : 1.0f;
+    const float inverse = 1.0f / scale[r];
+    uint8_t* out = q + r * ld_q;
+    for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(row[c] * inverse)) + 128);
+    for (int64_t c = cols; c < ld_q; ++c) out[c] = 128;
+  }
+}
+
+bool haveVnni() {
+  static const bool have = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  return have;
+}
+
+bool haveFusedRecurrentStep() {
+  static const bool have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  return have;
+}
+
+namespace {
+
+// expf to ~1 ulp over the clamped range (Cephes' polynomial), 2^n applied with scalef.
+DS2RT_AVX512 inline __m512 exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+DS2RT_AVX512 inline __m512 sigmoid16(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+// tanh(x) = 2 sigmoid(2x) - 1: absolute error ~1e-7, saturates cleanly at both ends.
+DS2RT_AVX512 inline __m512 tanh16(__m512 x) {
+  const __m512 s = sigmoid16(_mm512_add_ps(x, x));
+  return _mm512_sub_ps(_mm512_add_ps(s, s), _mm512_set1_ps(1.0f));
+}
+
+// acc[r][g] = sum_k h[r][k] * w[k][g][0..15] for R rows. One row runs two interleaved chains so
+// that the FMAs of a gate do not wait on each other (latency 4, two ports).
+template <int G, int R>
+DS2RT_AVX512 inline void products(const float* w, const float* h, int64_t hidden, __m512 (&acc)[R][G]) {
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < G; ++g) acc[r][g] = _mm512_setzero_ps();
+  int64_t k = 0;
+  if constexpr (R == 1) {
+    __m512 odd[G];
+    for (int g = 0; g < G; ++g) odd[g] = _mm512_setzero_ps();
+    for (; k + 1 < hidden; k += 2) {
+      const float* wk = w + k * G * kUnitBlock;
+      const __m512 h0 = _mm512_set1_ps(h[k]), h1 = _mm512_set1_ps(h[k + 1]);
+      for (int g = 0; g < G; ++g) {
+        acc[0][g] = _mm512_fmadd_ps(h0, _mm512_loadu_ps(wk + g * kUnitBlock), acc[0][g]);
+        odd[g] = _mm512_fmadd_ps(h1, _mm512_loadu_ps(wk + (G + g) * kUnitBlock), odd[g]);
+      }
+    }
+    for (int g = 0; g < G; ++g) acc[0][g] = _mm512_add_ps(acc[0][g], odd[g]);
+  }
+  for (; k < hidden; ++k) {
+    const float* wk = w + k * G * kUnitBlock;
+    __m512 wv[G];
+    for (int g = 0; g < G; ++g) wv[g] = _mm512_loadu_ps(wk + g * kUnitBlock);
+    for (int r = 0; r < R; ++r) {
+      const __m512 hb = _mm512_set1_ps(h[r * hidden + k]);
+      for (int g = 0; g < G; ++g) acc[r][g] = _mm512_fmadd_ps(hb, wv[g], acc[r][g]);
+    }
+  }
+}
+
+// The cell update of R rows of one block, from the recurrent products acc.
+template <RNNCell C, int G, int R>
+DS2RT_AVX512 inline void finishRows(const StepArgs& a, int64_t block, int64_t row0, __m512 (&acc)[R][G]) {
+  const int64_t hidden = a.hidden, unit = block * kUnitBlock;
+  const __mmask16 mask = unit + kUnitBlock <= hidden ? __mmask16(0xFFFF) : __mmask16((1u << (hidden - unit)) - 1);
+  for (int r = 0; r < R; ++r) {
+    const int64_t row = row0 + r;
+    const float* x = a.x[row] + unit;
+    const float* b = a.bias + unit;
+    __m512 pre[G];
+    for (int g = 0; g < G; ++g) {
+      const __m512 xb = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, x + g * hidden), _mm512_maskz_loadu_ps(mask, b + g * hidden));
+      pre[g] = (C == RNNCell::kGRU && g == 2) ? xb : _mm512_add_ps(xb, acc[r][g]);
+    }
+    __m512 h;
+    if constexpr (C == RNNCell::kLSTM) {
+      float* c = a.c + row * hidden + unit;
+      const __m512 in = sigmoid16(pre[0]), forget = sigmoid16(pre[1]), cell = tanh16(pre[2]), out = sigmoid16(pre[3]);
+      const __m512 cn = _mm512_fmadd_ps(forget, _mm512_maskz_loadu_ps(mask, c), _mm512_mul_ps(in, cell));
+      _mm512_mask_storeu_ps(c, mask, cn);
+      h = _mm512_mul_ps(out, tanh16(cn));
+    } else if constexpr (C == RNNCell::kGRU) {
+      const __m512 reset = sigmoid16(pre[0]), update = sigmoid16(pre[1]);
+      const __m512 recurrent_n = _mm512_add_ps(acc[r][2], _mm512_maskz_loadu_ps(mask, a.hidden_bias + unit));
+      const __m512 n = tanh16(_mm512_fmadd_ps(reset, recurrent_n, pre[2]));
+      const __m512 prev = _mm512_maskz_loadu_ps(mask, a.h_prev + row * hidden + unit);
+      h = _mm512_fmadd_ps(update, _mm512_sub_ps(prev, n), n);  // (1 - z) n + z h
+    } else if constexpr (C == RNNCell::kRNNTanh) {
+      h = tanh16(pre[0]);
+    } else {
+      h = _mm512_max_ps(pre[0], _mm512_setzero_ps());
+    }
+    _mm512_mask_storeu_ps(a.h_next + row * hidden + unit, mask, h);
+    _mm512_mask_storeu_ps(a.y[row] + unit, mask, h);
+  }
+}
+
+template <RNNCell C, int G, int R>
+DS2RT_AVX512 void rowsOfBlock(const PackedRecurrent& w, const StepArgs& a, int64_t block, int64_t row0) {
+  __m512 acc[R][G];
+  products<G, R>(w.data.get() + block * a.hidden * G * kUnitBlock, a.h_prev + row0 * a.hidden, a.hidden, acc);
+  finishRows<C, G, R>(a, block, row0, acc);
+}
+
+// u8 h (zero point 128) times s8 weights, 4 k at a time into int32 (VNNI), then back to float.
+template <RNNCell C, int G, int R>
+DS2RT_VNNI void rowsOfBlockInt8(const PackedRecurrentInt8& w, const StepArgs& a, int64_t block, int64_t row0) {
+  __m512i acc[R][G];
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < G; ++g) acc[r][g] = _mm512_setzero_si512();
+  const int8_t* wb = w.data.get() + block * w.depth * G * kUnitBlock;
+  const uint8_t* hq = a.h_quantized + row0 * w.depth;
+  for (int64_t k = 0; k < w.depth; k += 4) {
+    const int8_t* wk = wb + k * G * kUnitBlock;
+    __m512i wv[G];
+    for (int g = 0; g < G; ++g) wv[g] = _mm512_loadu_si512(wk + g * kUnitBlock * 4);
+    for (int r = 0; r < R; ++r) {
+      int32_t four;
+      std::memcpy(&four, hq + r * w.depth + k, 4);
+      const __m512i hb = _mm512_set1_epi32(four);
+      for (int g = 0; g < G; ++g) acc[r][g] = _mm512_dpbusd_epi32(acc[r][g], hb, wv[g]);
+    }
+  }
+  __m512 out[R][G];
+  for (int g = 0; g < G; ++g) {
+    const __m512 scale = _mm512_loadu_ps(w.scale.get() + (block * G + g) * kUnitBlock);
+    const __m512i offset = _mm512_loadu_si512(w.offset.get() + (block * G + g) * kUnitBlock);
+    for (int r = 0; r < R; ++r)
+      out[r][g] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][g], offset)),
+                                _mm512_mul_ps(scale, _mm512_set1_ps(a.h_scale[row0 + r])));
+  }
+  finishRows<C, G, R>(a, block, row0, out);
+}
+
+template <RNNCell C>
+DS2RT_AVX512 void step(const PackedRecurrent& w, const StepArgs& a) {
+  constexpr int G = C == RNNCell::kLSTM ? 4 : C == RNNCell::kGRU ? 3 : 1;
+  constexpr int R = G == 1 ? 8 : 4;  // rows sharing each weight load (R*G accumulators)
+  for (int64_t block = a.block_begin; block < a.block_end; ++block) {
+    int64_t row = 0;
+    for (; row + R <= a.rows; row += R) rowsOfBlock<C, G, R>(w, a, block, row);
+    for (; row + 2 <= a.rows; row += 2) rowsOfBlock<C, G, 2>(w, a, block, row);
+    for (; row < a.rows; ++row) rowsOfBlock<C, G, 1>(w, a, block, row);
+  }
+}
+
+// h of every active row to u8, per-row scale; runs inside the step's thread (no team).
+DS2RT_AVX512 void quantizeActivationsSerial(const float* x, int64_t rows, int64_t cols, uint8_t* q, int64_t ld_q,
+                                            float* scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    __m512 peak = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16) peak = _mm512_max_ps(peak, _mm512_abs_ps(_mm512_loadu_ps(row + c)));
+    float m = _mm512_reduce_max_ps(peak);
+    for (; c < cols; ++c) m = std::max(m, std::abs(row[c]));
+    scale[r] = m > 0 ? m / 127.0f : 1.0f;
+    const __m512 inverse = _mm512_set1_ps(1.0f / scale[r]);
+    uint8_t* out = q + r * ld_q;
+    for (c = 0; c + 16 <= cols; c += 16) {
+      const __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(row + c), inverse)),
+                                         _mm512_set1_epi32(128));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), _mm512_cvtusepi32_epi8(v));
+    }
+    for (; c < cols; ++c) out[c] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(row[c] / scale[r])) + 128);
+    for (; c < ld_q; ++c) out[c] = 128;
+  }
+}
+
+template <RNNCell C>
+DS2RT_VNNI void stepInt8(const PackedRecurrentInt8& w, const StepArgs& a) {
+  constexpr int G = C == RNNCell::kLSTM ? 4 : C == RNNCell::kGRU ? 3 : 1;
+  constexpr int R = G == 1 ? 8 : 4;
+  quantizeActivationsSerial(a.h_prev, a.rows, a.hidden, a.h_quantized, w.depth, a.h_scale);
+  for (int64_t block = a.block_begin; block < a.block_end; ++block) {
+    int64_t row = 0;
+    for (; row + R <= a.rows; row += R) rowsOfBlockInt8<C, G, R>(w, a, block, row);
+    for (; row + 2 <= a.rows; row += 2) rowsOfBlockInt8<C, G, 2>(w, a, block, row);
+    for (; row < a.rows; ++row) rowsOfBlockInt8<C, G, 1>(w, a, block, row);
+  }
+}
+
+}  // namespace
+
+void recurrentStepInt8(const PackedRecurrentInt8& w, const StepArgs& a) {
+  switch (a.cell) {
+    case RNNCell::kLSTM: return stepInt8<RNNCell::kLSTM>(w, a);
+    case RNNCell::kGRU: return stepInt8<RNNCell::kGRU>(w, a);
+    case RNNCell::kRNNTanh: return stepInt8<RNNCell::kRNNTanh>(w, a);
+    case RNNCell::kRNNRelu: return stepInt8<RNNCell::kRNNRelu>(w, a);
+  }
+}
+
+void recurrentStep(const PackedRecurrent& w, const StepArgs& a) {
+  switch (a.cell) {
+    case RNNCell::kLSTM: return step<RNNCell::kLSTM>(w, a);
+    case RNNCell::kGRU: return step<RNNCell::kGRU>(w, a);
+    case RNNCell::kRNNTanh: return step<RNNCell::kRNNTanh>(w, a);
+    case RNNCell::kRNNRelu: return step<RNNCell::kRNNRelu>(w, a);
+  }
+}
+
+}  // namespace ds2rt::detail::cpu

@@ -1,0 +1,77 @@
+// int8 on the CPU backend: the accuracy cost against fp32 (PyTorch's own outputs on the parity
+// fixtures, and a larger random-weight model), and clear refusals where a precision is unavailable.
+#include <gmock/gmock.h>
+
+#include <random>
+
+#include "ds2rt/builder.h"
+#include "ds2rt/deepspeech2.h"
+#include "ds2rt/error.h"
+#include "test_util.h"
+
+namespace ds2rt::test {
+namespace {
+
+using testing::HasSubstr;
+
+constexpr double kInt8Tolerance = 2e-2;  // relative L2 of the probabilities
+
+bool cpuHasVnni() { return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512f"); }
+
+class Int8ParityTest : public testing::TestWithParam<std::string> {};
+
+TEST_P(Int8ParityTest, CloseToPyTorchFp32) {
+  if (!cpuHasVnni()) GTEST_SKIP() << "no AVX512_VNNI";
+  const std::string name = GetParam();
+  const auto model = DeepSpeech2Model::load(dataPath("parity/" + name + "/model.safetensors"));
+  const auto io = WeightStore::load(dataPath("parity/" + name + "/io.safetensors"));
+  const Engine engine = Builder({.precision = Precision::kInt8}).build(model.createNetwork());
+  auto out = engine.createContext().run({{"features", io.get("input")}, {"lengths", io.get("input_lengths")}});
+  const HostTensor& lengths = out.at("output_lengths");
+  ASSERT_EQ(toVector(lengths), toVector(io.get("output_lengths")));
+  const double error = relativeL2(validFrames(out.at("probs"), lengths), validFrames(io.get("probs"), lengths));
+  EXPECT_LT(error, kInt8Tolerance) << name;
+  RecordProperty("int8_relative_l2", cat(error));
+  std::printf("%s int8 vs PyTorch fp32 relative L2 %.3e\n", name.c_str(), error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Int8ParityTest,
+                         testing::Values("lstm_bi_l2_h32", "gru_bi_l3_h24", "rnn_bi_l1_h16", "lstm_uni_l2_h16_ctx3",
+                                         "gru_uni_l1_h24_ctx2", "rnn_uni_l3_h16_ctx4"));
+
+// deepspeech.pytorch's shapes at a width that keeps the test quick: int8 against fp32 ds2rt.
+TEST(Int8, RandomWeightModelCloseToFp32) {
+  if (!cpuHasVnni()) GTEST_SKIP() << "no AVX512_VNNI";
+  for (const std::string type : {"lstm", "gru"}) {
+    DeepSpeech2Config c;
+    c.rnn_type = type;
+    c.hidden_size = 512;
+    c.hidden_layers = 3;
+    for (const char* l : {"_", "'", "A", "B", "C", " "}) c.labels.emplace_back(l);
+    const auto network = [&] { return DeepSpeech2Model::withRandomWeights(c, 3).createNetwork(); };
+    const Engine fp32 = Builder().build(network());
+    const Engine int8 = Builder({.precision = Precision::kInt8}).build(network());
+    std::mt19937 rng(5);
+    const HostTensor features = randomTensor({2, 1, 161, 300}, rng);
+    const HostTensor lengths = HostTensor::fromInts({2}, {300, 211});
+    const auto a = fp32.createContext().run({{"features", features}, {"lengths", lengths}});
+    const auto b = int8.createContext().run({{"features", features}, {"lengths", lengths}});
+    const double error = relativeL2(toVector(b.at("probs")), toVector(a.at("probs")));
+    EXPECT_LT(error, kInt8Tolerance) << type;
+    RecordProperty(type + "_int8_relative_l2", cat(error));
+    std::printf("%s 512x3 int8 vs fp32 relative L2 %.3e\n", type.c_str(), error);
+  }
+}
+
+TEST(Int8, RefusedWhereUnavailable) {
+  // Without the CUDA backend the message names that instead.
+  EXPECT_THAT(errorOf([] { BuilderConfig{.device = Device::kCUDA, .precision = Precision::kInt8}.validate(); }),
+              testing::AnyOf(HasSubstr("int8"), HasSubstr("no CUDA backend")));
+  EXPECT_THAT(errorOf([] { BuilderConfig{.device = Device::kCPU, .precision = Precision::kBF16}.validate(); }),
+              HasSubstr("bf16"));
+  EXPECT_EQ(precisionFromString("int8"), Precision::kInt8);
+  EXPECT_STREQ(toString(Precision::kInt8), "int8");
+}
+
+}  // namespace
+}  // namespace ds2rt::test
