@@ -2,8 +2,8 @@
 """ds2rt's CPU backend against ONNX Runtime on the same DeepSpeech2 weights, in one run.
 
 For each model: random weights in deepspeech.pytorch's module tree (tests/fixtures_src/
-make_parity_fixtures.py), saved as a ds2rt .safetensors model and exported to ONNX (export_onnx,
-the one place to switch to `ds2rt convert` once that lands). Then, each in its own process:
+make_parity_fixtures.py), saved as a ds2rt .safetensors model and exported to ONNX (ds2rt's own
+exporter, `ds2rt convert`). Then, each in its own process:
   - agreement: the same features through ds2rt (`ds2rt run`) and ONNX Runtime, relative L2 of probs;
   - latency at batch 1 (2, 5, 10, 20 s) and throughput at batch 8 and 32 x 10 s: ds2rt via
     `ds2rt bench` on a plan built once by `ds2rt build` (compute time of each run), ONNX Runtime via
@@ -64,38 +64,11 @@ def save_ds2rt_model(model, name, path):
 
 
 def export_onnx(model, ds2rt_model_path, onnx_path, ds2rt_binary):
-    """The ONNX model of the same weights. Until `ds2rt convert model.safetensors model.onnx`
-    lands, torch.onnx.export of deepspeech.pytorch's module tree with a forward ONNX can trace:
-    full-length utterances, so no MaskConv loop and no packed sequences (the same results)."""
-    del ds2rt_model_path, ds2rt_binary  # for `ds2rt convert`
-    import torch
-    import torch.nn.functional as F
-
-    class Traceable(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):  # N x 1 x F x T -> N x T' x classes
-            x = self.m.conv.seq_module(x)
-            n, c, f, t = x.shape
-            x = x.reshape(n, c * f, t).permute(2, 0, 1)
-            for layer in self.m.rnns:
-                if layer.batch_norm is not None:
-                    x = layer.batch_norm(x)
-                x, _ = layer.rnn(x)
-                if layer.bidirectional:
-                    x = x.view(x.shape[0], x.shape[1], 2, -1).sum(2)
-            if self.m.lookahead is not None:
-                x = self.m.lookahead(x)
-            x = self.m.fc(x)
-            return F.softmax(x.transpose(0, 1), dim=-1)
-
-    x = torch.randn(1, 1, BINS, 200)
-    with torch.no_grad():
-        torch.onnx.export(Traceable(model), (x,), onnx_path, input_names=["features"], output_names=["probs"],
-                          dynamic_axes={"features": {0: "batch", 3: "time"}, "probs": {0: "batch", 1: "frames"}},
-                          opset_version=17, dynamo=False)
+    """The ONNX model of the same weights, written by ds2rt's own exporter (`ds2rt convert`): inputs
+    "features" and "lengths" (int32), the masking of deepspeech.pytorch included, checked against
+    ONNX Runtime in tests/python/test_onnx_export.py."""
+    del model
+    subprocess.run([ds2rt_binary, "convert", ds2rt_model_path, onnx_path], check=True, capture_output=True)
 
 
 def run_measured(cmd):
@@ -130,15 +103,15 @@ def ort_worker(args):
     sess = ort.InferenceSession(args.onnx, so, providers=["CPUExecutionProvider"])
     if args.input:
         x = np.load(args.input)
-        np.save(args.output, sess.run(None, {"features": x})[0])
+        np.save(args.output, sess.run(None, {"features": x, "lengths": np.full(x.shape[0], x.shape[3], np.int32)})[0])
         return
     x = features(args.batch, args.seconds, 1)
     for _ in range(args.warmup):
-        sess.run(None, {"features": x})
+        sess.run(None, {"features": x, "lengths": np.full(x.shape[0], x.shape[3], np.int32)})
     times = []
     for _ in range(args.iterations):
         start = time.perf_counter()
-        sess.run(None, {"features": x})
+        sess.run(None, {"features": x, "lengths": np.full(x.shape[0], x.shape[3], np.int32)})
         times.append((time.perf_counter() - start) * 1e3)
     print(json.dumps({"latency_ms": float(np.median(times)), "runs": times,
                       "baseline_mib": baseline}))
