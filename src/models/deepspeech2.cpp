@@ -10,6 +10,7 @@
 
 #include "core/file.h"
 #include "ds2rt/error.h"
+#include "models/deepspeech2_convolutions.h"
 
 namespace ds2rt {
 
@@ -234,12 +235,8 @@ NetworkDefinition DeepSpeech2Model::createNetwork(const DeepSpeech2NetworkOption
 
   // deepspeech.pytorch's loader pads with zeros; padding the caller left may hold anything.
   x = net.addSequenceMask("input_mask", x, lengths);
-  struct ConvSpec {
-    int in, kf, kt, sf, st, pf, pt;
-  };
-  const ConvSpec convs[2] = {{1, 41, 11, 2, 2, 20, 5}, {32, 21, 11, 2, 1, 10, 5}};
   for (int i = 0; i < 2; ++i) {
-    const ConvSpec& s = convs[i];
+    const models::DeepSpeech2Convolution& s = models::kDeepSpeech2Convolutions[i];
     const std::string conv = "conv.seq_module." + std::to_string(3 * i);
     const std::string bn = "conv.seq_module." + std::to_string(3 * i + 1);
     const std::string act = "conv.seq_module." + std::to_string(3 * i + 2);

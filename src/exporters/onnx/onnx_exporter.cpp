@@ -5,6 +5,7 @@
 
 #include "core/file.h"
 #include "ds2rt/error.h"
+#include "models/deepspeech2_convolutions.h"
 #include "ds2rt/exporters.h"
 #include "exporters/onnx/graph_writer.h"
 
@@ -167,12 +168,8 @@ void DeepSpeech2Exporter::build() {
   std::string x = mask("input_mask", "features",
                        g_.node("Unsqueeze", "input_mask.valid_4d",
                                {validFrames("input_mask.valid", "features", 3, lengths, true), axes({1, 2})}));
-  struct ConvSpec {
-    int64_t in, kf, kt, sf, st, pf, pt;
-  };
-  const ConvSpec convs[2] = {{1, 41, 11, 2, 2, 20, 5}, {32, 21, 11, 2, 1, 10, 5}};
   for (int i = 0; i < 2; ++i) {
-    const ConvSpec& s = convs[i];
+    const models::DeepSpeech2Convolution& s = models::kDeepSpeech2Convolutions[i];
     const std::string conv = "conv.seq_module." + std::to_string(3 * i);
     const std::string bn = "conv.seq_module." + std::to_string(3 * i + 1);
     const std::string act = "conv.seq_module." + std::to_string(3 * i + 2);
