@@ -20,7 +20,9 @@ using nlohmann::json;
 namespace {
 
 constexpr char kMagic[8] = {'D', 'S', '2', 'R', 'T', 'P', 'L', 'N'};
-constexpr uint32_t kFormatVersion = 1;
+// 2: LayerNorm and RNNFinalState layers, convolutions' padding_end (a version-1 reader would ignore
+// padding_end and pad evenly: a silently different network), int8 precision.
+constexpr uint32_t kFormatVersion = 2;
 constexpr size_t kHeaderBytes = 48;
 constexpr size_t kAlignment = 64;
 
