@@ -176,7 +176,10 @@ TEST(KerasImport, SnakeCaseMatchesKeras) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"Conv2D", "conv2d"}, {"BatchNormalization", "batch_normalization"}, {"ReLU", "re_lu"},
       {"SimpleRNN", "simple_rnn"}, {"GRU", "gru"}, {"LSTM", "lstm"}, {"TimeDistributed", "time_distributed"},
-      {"InputLayer", "input_layer"}, {"SpatialDropout1D", "spatial_dropout1d"}};
+      {"InputLayer", "input_layer"}, {"SpatialDropout1D", "spatial_dropout1d"},
+      // Keras's regular expressions on harder names (values from Python's re with the same patterns)
+      {"HTTPServerX", "http_server_x"}, {"aBcD", "a_bc_d"}, {"ABCdefGhi", "ab_cdef_ghi"},
+      {"Conv1DTranspose", "conv1d_transpose"}, {"My-Layer.2", "my_layer2"}};
   for (const auto& [name, snake] : cases) EXPECT_EQ(keras::toSnakeCase(name), snake);
 }
 

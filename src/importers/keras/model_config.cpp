@@ -1,7 +1,6 @@
 #include "importers/keras/model_config.h"
 
 #include <map>
-#include <regex>
 #include <set>
 
 #include "ds2rt/error.h"
@@ -53,12 +52,41 @@ void collectInbound(const json& node, std::vector<std::string>& out) {
 
 }  // namespace
 
+// Keras's to_snake_case: drop non-word characters, then re.sub("(.)([A-Z][a-z]+)", r"\1_\2") and
+// re.sub("([a-z])([A-Z])", r"\1_\2"), then lower case. Written out rather than with std::regex, whose
+// compilation races inside libstdc++'s ctype cache when archives are opened on several threads.
 std::string toSnakeCase(const std::string& class_name) {
-  std::string s = std::regex_replace(class_name, std::regex(R"(\W+)"), "");
-  s = std::regex_replace(s, std::regex("(.)([A-Z][a-z]+)"), "$1_$2");
-  s = std::regex_replace(s, std::regex("([a-z])([A-Z])"), "$1_$2");
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
+  const auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+  const auto lower = [](char c) { return c >= 'a' && c <= 'z'; };
+  std::string s;
+  for (char c : class_name)
+    if (upper(c) || lower(c) || (c >= '0' && c <= '9') || c == '_') s += c;
+  std::string words;  // "(.)([A-Z][a-z]+)" -> "\1_\2", matches taken left to right without overlap
+  for (size_t i = 0; i < s.size();) {
+    if (i + 2 < s.size() && upper(s[i + 1]) && lower(s[i + 2])) {
+      size_t end = i + 3;
+      while (end < s.size() && lower(s[end])) ++end;
+      words += s[i];
+      words += '_';
+      words.append(s, i + 1, end - i - 1);
+      i = end;
+    } else {
+      words += s[i++];
+    }
+  }
+  std::string out;  // "([a-z])([A-Z])" -> "\1_\2"
+  for (size_t i = 0; i < words.size();) {
+    if (i + 1 < words.size() && lower(words[i]) && upper(words[i + 1])) {
+      out += words[i];
+      out += '_';
+      out += words[i + 1];
+      i += 2;
+    } else {
+      out += words[i++];
+    }
+  }
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 std::string activationName(const json& value) {
