@@ -45,12 +45,17 @@ static std::unique_ptr<T[], AlignedFree> alignedArray(size_t count) {
   return p;
 }
 
+// Symmetric int8 scale of one row: its largest magnitude maps to 127 (1 for an all-zero row).
+static float rowScale(const float* row, int64_t cols) {
+  float peak = 0;
+  for (int64_t c = 0; c < cols; ++c) peak = std::max(peak, std::abs(row[c]));
+  return peak > 0 ? peak / 127.0f : 1.0f;
+}
+
 void quantizeRows(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = w + r * cols;
-    float peak = 0;
-    for (int64_t c = 0; c < cols; ++c) peak = std::max(peak, std::abs(row[c]));
-    scale[r] = peak > 0 ? peak / 127.0f : 1.0f;
+    scale[r] = rowScale(row, cols);
     const float inverse = 1.0f / scale[r];
     for (int64_t c = 0; c < cols; ++c) q[r * cols + c] = static_cast<int8_t>(std::nearbyint(row[c] * inverse));
   }
@@ -95,9 +100,7 @@ void quantizeActivations(const float* x, int64_t rows, int64_t cols, int64_t ld_
 #pragma omp parallel for if (rows * cols > (int64_t{1} << 18))
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * ld_x;
-    float peak = 0;
-    for (int64_t c = 0; c < cols; ++c) peak = std::max(peak, std::abs(row[c]));
-    scale[r] = peak > 0 ? peak / 127.0f : 1.0f;
+    scale[r] = rowScale(row, cols);
     const float inverse = 1.0f / scale[r];
     uint8_t* out = q + r * ld_q;
     for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(row[c] * inverse)) + 128);
