@@ -8,7 +8,8 @@ namespace ds2rt::tools {
 
 namespace {
 
-void describeModel(const std::string& path, const BuildOptions& options) {
+// Prints what the file holds and returns the engine built from it (the file is read once).
+Engine describeAndBuild(const std::string& path, const BuildOptions& options) {
   const ImportedNetwork imported = importNetwork(path, {}, {.log_softmax = options.log_probs});
   std::cout << path << ": " << imported.format << "\n";
   if (!imported.architecture.empty()) std::cout << "  " << imported.architecture << "\n";
@@ -18,6 +19,7 @@ void describeModel(const std::string& path, const BuildOptions& options) {
               << " frequency bins, " << imported.spect.window << " window\n";
   for (const std::string& note : imported.notes) std::cout << "  note: " << note << "\n";
   std::cout << "\nnetwork as defined:\n" << imported.network.describe() << "\nas built:\n";
+  return Builder(options.config()).build(imported.network);
 }
 
 }  // namespace
@@ -32,8 +34,8 @@ void addInspectCommand(CLI::App& app) {
   cmd->add_option("file", args->file, "model or plan file")->required()->check(CLI::ExistingFile);
   addBuildOptions(*cmd, args->options);
   cmd->callback([args] {
-    if (!isPlanFile(args->file)) describeModel(args->file, args->options);
-    const Engine engine = openEngine(args->file, args->options);
+    const Engine engine =
+        isPlanFile(args->file) ? Engine::load(args->file) : describeAndBuild(args->file, args->options);
     std::cout << engine.describe() << "\nbuild report:\n";
     for (const auto& line : engine.buildReport()) std::cout << "  " << line << "\n";
   });
