@@ -8,7 +8,7 @@
 # (a cold machine), resumes from .work/runs/NAME/last.pt if present, and copies its logs to $OUT.
 # Sizes (env): TRAIN_UTTS (40000), TEST_UTTS (2000), BI_HIDDEN (352), BI_LAYERS (5), UNI_HIDDEN (512),
 # UNI_LAYERS (5), LOOKAHEAD (20), BATCH_SECONDS (600), EXPORT_UTTS (200), EXPORT_MB (20), JOBS (nproc),
-# TRAIN_ARGS (extra train.py flags). TTS_SYSTEM=1 uses the system's espeak-ng/flite/sox (local tests).
+# TRAIN_ARGS (extra train.py flags, e.g. --init CKPT to fine-tune), SYNTH_ARGS (extra synthesize.py flags). TTS_SYSTEM=1 uses the system's espeak-ng/flite/sox (local tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -16,8 +16,11 @@ WORK=${WORK:-.work}
 OUT=${OUT:-$WORK/out}
 mkdir -p "$WORK" "$OUT"
 if [ "${TTS_SYSTEM:-0}" != 1 ]; then
-  TTS=$PWD/.gpu/tts
-  [ -x "$TTS/bin/espeak-ng" ] || { echo "no $TTS: run train/pack.sh here and carry .gpu" >&2; exit 1; }
+  TTS=$(realpath -m "$WORK/tts")
+  if [ ! -x "$TTS/bin/espeak-ng" ]; then  # packed as .gpu/tts.tar.xz (xz: the GPU machine has no zstd)
+    [ -s .gpu/tts.tar.xz ] || { echo "no .gpu/tts.tar.xz: run train/pack.sh here and carry .gpu" >&2; exit 1; }
+    tar -C "$WORK" -xJf .gpu/tts.tar.xz
+  fi
   export LD_LIBRARY_PATH=$TTS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export ESPEAK_NG=$TTS/bin/espeak-ng ESPEAK_DATA=$TTS FLITE=$TTS/bin/flite SOX=$TTS/bin/sox
 fi
@@ -28,7 +31,7 @@ synth() {
   fi
   local t0=$SECONDS
   python3 train/synthesize.py --text "$WORK/text" --out "$WORK/corpus" --train "${TRAIN_UTTS:-40000}" \
-    --test "${TEST_UTTS:-2000}" --jobs "${JOBS:-$(nproc)}"
+    --test "${TEST_UTTS:-2000}" --jobs "${JOBS:-$(nproc)}" ${SYNTH_ARGS:-}
   # The training audio cache (one .npz per manifest) is built here, so that train calls start fast.
   python3 -c "import sys; sys.path.insert(0, 'train'); import train as T
 for m in sys.argv[1:]: T.load_corpus(m)" "$WORK/corpus/train.csv" "$WORK/corpus/test.csv"

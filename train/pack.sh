@@ -2,13 +2,14 @@
 # Run HERE (the build machine), from the repo root: assembles the git-ignored .gpu/ that the GPU machine
 # needs besides the tracked scripts: espeak-ng, flite and sox with their shared libraries and data, and the
 # corpus text (compressed). Then run the GPU stages with carry [".gpu"] (see train/README.md).
-#   .gpu/tts/bin/{espeak-ng,flite,sox}   .gpu/tts/lib/*.so*   .gpu/tts/espeak-ng-data/ (English only)
-#   .gpu/text.tar.xz                    train.txt test.txt words.txt from make_text.py
+#   .gpu/tts.tar.xz    tts/bin/{espeak-ng,flite,sox}  tts/lib/*.so*  tts/espeak-ng-data/ (English only);
+#                      about 18 MiB, leaving room in the 64 MiB carry for a checkpoint to fine-tune
+#   .gpu/text.tar.xz   train.txt test.txt words.txt from make_text.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACK_LIBS=${PACK_LIBS:-/work/shared/gpu/pack-libs.sh}
 TEXT=${TEXT_DIR:-.work/text}
-rm -rf .gpu/tts .gpu/text.tar.xz
+rm -rf .gpu/tts .gpu/tts.tar.xz .gpu/text.tar.xz
 mkdir -p .gpu/tts/bin .gpu/tts/lib
 cp /usr/bin/espeak-ng /usr/bin/flite /usr/bin/sox .gpu/tts/bin/
 "$PACK_LIBS" .gpu/tts/lib /usr/bin/espeak-ng /usr/bin/flite /usr/bin/sox
@@ -31,5 +32,6 @@ export LD_LIBRARY_PATH=$PWD/.gpu/tts/lib
 .gpu/tts/bin/sox -V1 /tmp/pack_check_$$.wav -r 16000 /tmp/pack_check_$$.16k.wav
 .gpu/tts/bin/flite -voice slt -t "pack check" -o /tmp/pack_check_$$.f.wav
 rm -f /tmp/pack_check_$$*.wav
-du -sh .gpu/tts .gpu/text.tar.xz
+tar -C .gpu -cJf .gpu/tts.tar.xz tts && rm -rf .gpu/tts
+du -sh .gpu/tts.tar.xz .gpu/text.tar.xz
 echo "packed: $(du -sm .gpu | cut -f1) MiB in .gpu (limit: 64 MiB with the working tree)"

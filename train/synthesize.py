@@ -92,6 +92,11 @@ def make_one(job):
         effects += ["speed", f"{rng.uniform(0.9, 1.1):.3f}"]
     if aug and rng.random() < 0.3:
         effects += ["reverb", str(int(rng.integers(10, 50))), "50", str(int(rng.integers(10, 60)))]
+    # Voice perturbation, train only (drawn last, so test utterances stay as they were): sox `pitch` scales
+    # the whole spectrum, formants included (like vocal tract length perturbation), which turns the three
+    # male flite speakers into many; without it a model never hears a flite-like female voice.
+    if aug and split == "train" and rng.random() < voice_perturbation_share(engine):
+        effects += ["pitch", str(int(rng.integers(-300, 701)))]
     pcm = run([TOOLS["sox"], "-V1", "-t", "wav", "-", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", str(RATE),
                "-", *effects, "rate", "-h", str(RATE)], raw)
     if os.path.exists(tmp):
@@ -117,6 +122,10 @@ def make_one(job):
     return path, text, len(y) / RATE, f"{engine}:{voice}{'+' + variant if variant else ''}"
 
 
+def voice_perturbation_share(engine):
+    return TOOLS.get("perturb_" + engine, 0.0)
+
+
 def init_worker(tools):
     TOOLS.update(tools)
 
@@ -133,7 +142,7 @@ def build_split(split, sentences, count, args, tools):
     jobs = []
     for i in range(count):
         text = sentences[order[i % len(sentences)]]
-        pool = fl if rng.random() < args.flite_share else esp
+        pool = fl if rng.random() < (args.flite_share if split == "train" else args.test_flite_share) else esp
         engine, voice, variant = pool[rng.integers(len(pool))]
         jobs.append((i, split, text, engine, voice, variant, args.out, not args.no_augment))
     rows, seconds, by_voice, t0 = [], 0.0, {}, time.time()
@@ -164,15 +173,20 @@ def main():
     ap.add_argument("--train", type=int, default=1000, help="number of training utterances")
     ap.add_argument("--test", type=int, default=200, help="number of test utterances")
     ap.add_argument("--jobs", type=int, default=os.cpu_count())
-    ap.add_argument("--flite-share", type=float, default=0.15)
+    ap.add_argument("--flite-share", type=float, default=0.15, help="share of flite utterances in train")
+    ap.add_argument("--test-flite-share", type=float, default=0.15, help="the same in test")
     ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--perturb-flite", type=float, default=0.6,
+                    help="share of flite training utterances with a random sox pitch shift (-300..+700 cents)")
+    ap.add_argument("--perturb-espeak", type=float, default=0.0, help="the same for espeak-ng")
     ap.add_argument("--seed", type=int, default=20261125)
     ap.add_argument("--espeak", default=os.environ.get("ESPEAK_NG", "espeak-ng"))
     ap.add_argument("--espeak-data", default=os.environ.get("ESPEAK_DATA", ""))
     ap.add_argument("--flite", default=os.environ.get("FLITE", "flite"))
     ap.add_argument("--sox", default=os.environ.get("SOX", "sox"))
     args = ap.parse_args()
-    tools = {"espeak": args.espeak, "espeak_data": args.espeak_data, "flite": args.flite, "sox": args.sox}
+    tools = {"espeak": args.espeak, "espeak_data": args.espeak_data, "flite": args.flite, "sox": args.sox,
+             "perturb_flite": args.perturb_flite, "perturb_espeak": args.perturb_espeak}
     init_worker(tools)
     for split, count in [("test", args.test), ("train", args.train)]:
         with open(os.path.join(args.text, split + ".txt")) as f:

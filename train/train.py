@@ -185,6 +185,28 @@ def evaluate(model, data, device, seconds, amp):
     return errs / max(chars, 1), werrs / max(words, 1), hyps
 
 
+def rates_by_voice(manifest, hyps):
+    """Greedy CER/WER per TTS engine (and per voice) from the NeMo manifest beside a CSV one, when there is one.
+    hyps are (reference, hypothesis) pairs; references are matched by text (a sentence has one voice)."""
+    jsonl = manifest[:-4] + ".jsonl" if manifest.endswith(".csv") else manifest
+    if not os.path.exists(jsonl):
+        return {}
+    voice = {}
+    for line in open(jsonl):
+        j = json.loads(line)
+        voice.setdefault(j["text"].strip(), j.get("voice", "?"))
+    sums = {}
+    for ref, hyp in hyps:
+        v = voice.get(ref, "?")
+        for key in (v.split(":")[0], v):
+            e = sums.setdefault(key, [0, 0, 0, 0])
+            e[0] += edit_distance(hyp, ref)
+            e[1] += len(ref)
+            e[2] += edit_distance(hyp.split(), ref.split())
+            e[3] += len(ref.split())
+    return {k: {"cer": round(e[0] / max(e[1], 1), 4), "wer": round(e[2] / max(e[3], 1), 4)} for k, e in sums.items()}
+
+
 # ---------------------------------------------------------------- checkpoints
 def save(path, obj):
     torch.save(obj, path + ".tmp")
@@ -230,6 +252,8 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--init", default="", help="start from this model.ckpt's weights and architecture (fine-tuning; "
+                    "a new optimizer and schedule); ignored when OUT/last.pt exists")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -244,10 +268,19 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     last = os.path.join(args.out, "last.pt")
     resume = torch.load(last, map_location="cpu", weights_only=False) if os.path.exists(last) else None
-    cfg = resume["cfg"] if resume else {
-        "rnn_type": args.rnn_type, "hidden_size": args.hidden_size, "hidden_layers": args.hidden_layers,
-        "bidirectional": not args.unidirectional, "lookahead_context": None if not args.unidirectional else args.lookahead,
-        "total_minutes": args.total_minutes, "lr": args.lr}
+    init = None if resume or not args.init else torch.load(args.init, map_location="cpu", weights_only=False)
+    if resume:
+        cfg = resume["cfg"]
+    elif init:
+        mc = init["hyper_parameters"]["model_cfg"]
+        cfg = {"rnn_type": mc["rnn_type"], "hidden_size": mc["hidden_size"], "hidden_layers": mc["hidden_layers"],
+               "bidirectional": mc["bidirectional"], "lookahead_context": mc.get("lookahead_context"),
+               "total_minutes": args.total_minutes, "lr": args.lr, "init": args.init}
+    else:
+        cfg = {"rnn_type": args.rnn_type, "hidden_size": args.hidden_size, "hidden_layers": args.hidden_layers,
+               "bidirectional": not args.unidirectional,
+               "lookahead_context": None if not args.unidirectional else args.lookahead,
+               "total_minutes": args.total_minutes, "lr": args.lr}
     total_s = cfg["total_minutes"] * 60.0
     log = open(os.path.join(args.out, "log.jsonl"), "a")
 
@@ -262,6 +295,8 @@ def main():
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=args.weight_decay)
     state = {"step": 0, "epoch": 0, "trained_s": 0.0, "audio_s": 0.0, "batch_in_epoch": 0}
+    if init:  # fp16 exports included: the weights go back to fp32 for training
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init["state_dict"].items()})
     if resume:
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
@@ -369,7 +404,8 @@ def main():
             state["batch_in_epoch"] = 0
             emit(event="epoch", epoch=state["epoch"], step=state["step"])
     if state["trained_s"] >= total_s:
-        cer, wer, _ = evaluate(model, (val[0], vstarts, vlengths, vtexts), device, args.batch_seconds, amp)
+        cer, wer, hyps = evaluate(model, (val[0], vstarts, vlengths, vtexts), device, args.batch_seconds, amp)
+        emit(event="final_by_voice", **rates_by_voice(args.val, hyps))
         emit(event="final", step=state["step"], trained_min=round(state["trained_s"] / 60, 2),
              audio_hours_seen=round(state["audio_s"] / 3600, 1), test_utts=len(vtexts), test_cer=round(cer, 4),
              test_wer=round(wer, 4))
