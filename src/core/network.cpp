@@ -309,14 +309,16 @@ Tensor NetworkDefinition::addLogSoftmax(const std::string& name, Tensor input) {
 }
 
 Tensor NetworkDefinition::addBatchMajor(const std::string& name, Tensor input) {
-  check(tensorInfo(*graph_, input, name).layout == TensorLayout::kSequence, "layer '", name,
-        "': addBatchMajor takes a sequence (T x N x H) tensor");
+  const TensorInfo& in = tensorInfo(*graph_, input, name);
+  check(in.layout == TensorLayout::kSequence, "layer '", name, "': input '", in.name, "' is a ", toString(in.layout),
+        " tensor, expected ", toString(TensorLayout::kSequence));
   return addLayer(*graph_, name, detail::BatchMajorDesc{}, {input}, TensorLayout::kBatchMajor);
 }
 
 Tensor NetworkDefinition::addTimeMajor(const std::string& name, Tensor input) {
-  check(tensorInfo(*graph_, input, name).layout == TensorLayout::kBatchMajor, "layer '", name,
-        "': addTimeMajor takes a batch-major (N x T x H) tensor");
+  const TensorInfo& in = tensorInfo(*graph_, input, name);
+  check(in.layout == TensorLayout::kBatchMajor, "layer '", name, "': input '", in.name, "' is a ", toString(in.layout),
+        " tensor, expected ", toString(TensorLayout::kBatchMajor));
   return addLayer(*graph_, name, detail::BatchMajorDesc{}, {input}, TensorLayout::kSequence);
 }
 

@@ -89,9 +89,9 @@ struct RNNScratch final : KernelState {
 
 class RNNKernel final : public Kernel {
  public:
-  RNNKernel(const RNNDesc& d, Precision precision)
+  RNNKernel(const RNNDesc& d, Precision precision, bool state_inputs)
       : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)), int8_(precision == Precision::kInt8),
-        extras_(d.hasExtras()) {
+        extras_(d.hasExtras() || state_inputs) {
     check(!int8_ || !extras_, "int8 recurrent layers take the plain cells only (no clip, other gate functions, ",
           "peepholes, initial states or cell-state output); build this model in fp32");
     check(!int8_ || fused(), "int8 recurrent layers need AVX-512 and, for GRU, linear-before-reset (PyTorch) ",
@@ -454,8 +454,8 @@ class RNNKernel final : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision) {
-  return std::make_unique<RNNKernel>(desc, precision);
+std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision, bool state_inputs) {
+  return std::make_unique<RNNKernel>(desc, precision, state_inputs);
 }
 
 bool haveInt8() { return haveFusedRecurrentStep() && haveVnni(); }
