@@ -91,11 +91,48 @@ struct RNNGateWeights {
   HostTensor recurrent_weight;  // G*H x H
   HostTensor input_bias;        // G*H (optional)
   HostTensor recurrent_bias;    // G*H (optional)
+  // LSTM only (optional): 3*H peephole weights p_i, p_f, p_o (ONNX's P is p_i, p_o, p_f):
+  // i = f(.. + p_i * c_{t-1}), f = f(.. + p_f * c_{t-1}), o = f(.. + p_o * c_t).
+  HostTensor peephole;
 };
+
+// The gate functions of ONNX's recurrent operators (f, g and h in its equations). alpha and beta
+// are the parameters of those that take any, with ONNX's meaning:
+//   HardSigmoid max(0, min(1, alpha x + beta))   LeakyRelu x < 0 ? alpha x : x
+//   ThresholdedRelu x > alpha ? x : 0            ScaledTanh alpha tanh(beta x)
+//   Affine alpha x + beta                        Elu x < 0 ? alpha (e^x - 1) : x
+//   Softsign x / (1 + |x|)                       Softplus log(1 + e^x)
+enum class RNNActivationType : uint8_t {
+  kSigmoid, kTanh, kRelu, kHardSigmoid, kLeakyRelu, kThresholdedRelu, kScaledTanh, kAffine, kElu, kSoftsign, kSoftplus
+};
+const char* toString(RNNActivationType type);  // ONNX's names: "Sigmoid", "HardSigmoid", ...
+
+struct RNNActivation {
+  RNNActivationType type = RNNActivationType::kSigmoid;
+  float alpha = 0.0f, beta = 0.0f;
+  float apply(float x) const;
+  bool operator==(const RNNActivation&) const = default;
+};
+// How many of the parameters alpha, beta `type` takes (0, 1 or 2), in that order.
+int parameterCount(RNNActivationType type);
+// The gate functions a cell uses by default: LSTM f, g, h = Sigmoid, Tanh, Tanh; GRU f, g =
+// Sigmoid, Tanh; vanilla Tanh (kRNNTanh) or Relu (kRNNRelu).
+std::vector<RNNActivation> defaultActivations(RNNCell cell);
+
+// What a recurrent layer's output holds at each frame.
+enum class RNNOutput : uint8_t {
+  kHidden,     // h_t (the usual output)
+  kCellState,  // LSTM only: c_t, the cell state (ONNX's Y_c is its RNNFinalState)
+};
+const char* toString(RNNOutput output);
 
 // A stack of recurrent layers. Between stacked layers the two directions are concatenated
 // (as PyTorch, cuDNN and ONNX do); `merge` combines the directions of the last layer only.
 // Frames past each utterance's length are never read and come out as zeros.
+//
+// Beyond the plain cells (the fast path of every backend) the desc can say what ONNX's recurrent
+// operators can: a clip, other gate functions, LSTM peepholes and initial states. The CPU backend
+// runs these on a general step; the CUDA backend refuses them.
 struct RNNDesc {
   RNNCell cell = RNNCell::kLSTM;
   int hidden_size = 0;
@@ -104,8 +141,26 @@ struct RNNDesc {
   DirectionMerge merge = DirectionMerge::kConcat;
   bool linear_before_reset = true;  // GRU only: PyTorch/cuDNN semantics when true
   std::vector<RNNGateWeights> weights;  // index layer * directions() + direction
+  // Gate pre-activations are clipped to [-clip, clip] before their functions (ONNX's clip); 0: none.
+  float clip = 0.0f;
+  // Empty: the cell's defaults (defaultActivations). Otherwise the gate functions of each direction
+  // in turn (ONNX's `activations`): f, g, h for LSTM, f, g for GRU, f for vanilla, per direction;
+  // one direction's list alone is used for both directions. A vanilla RNN takes its function
+  // from here when given (kRNNTanh and kRNNRelu are then the same cell).
+  std::vector<RNNActivation> activations;
+  // Constant initial states, (num_layers * directions) x B x H, index layer * directions() +
+  // direction as PyTorch's h0/c0 and ONNX's initial_h/initial_c; B is the batch they were made
+  // for (1: the same state for every utterance). Empty: zeros. initial_c is for LSTM only.
+  HostTensor initial_h, initial_c;
+  RNNOutput output = RNNOutput::kHidden;
 
   int directions() const { return direction == RNNDirection::kBidirectional ? 2 : 1; }
+  bool hasPeepholes() const;
+  // The gate functions of direction `direction` (the defaults when `activations` is empty).
+  std::vector<RNNActivation> activationsOf(int direction) const;
+  // Whether anything beyond the plain cell is asked for (clip, other gate functions, peepholes,
+  // initial states, the cell-state output): what a backend's fast path may not do.
+  bool hasExtras() const;
   // Sets one layer/direction from whole framework tensors in `layout` (converted on the way in).
   void setWeights(int layer, int direction, GateLayout layout, HostTensor input_weight,
                   HostTensor recurrent_weight, HostTensor input_bias = {}, HostTensor recurrent_bias = {});
@@ -152,6 +207,8 @@ class NetworkDefinition {
   Tensor addImageInput(const std::string& name, int channels, int features);
   // T x N x features, float32.
   Tensor addSequenceInput(const std::string& name, int features);
+  // N x T x features, float32 (ONNX's recurrent operators with layout = 1 take this).
+  Tensor addBatchMajorInput(const std::string& name, int features);
   // N, int32: valid frames of each utterance of the batch.
   Tensor addLengthsInput(const std::string& name);
 
@@ -167,6 +224,11 @@ class NetworkDefinition {
   // N x C x F x T -> T x N x (C*F), channel-major flattening as deepspeech.pytorch's view().
   Tensor addReshapeToSequence(const std::string& name, Tensor input);
   Tensor addRNN(const std::string& name, Tensor input, Tensor lengths, RNNDesc desc);
+  // As above with the initial states given at run time: sequence tensors (num_layers * directions)
+  // x N x H (addSequenceInput(name, H), its first axis standing for the layers and directions);
+  // initial_c is for LSTM only and optional (then desc's constant, or zeros).
+  Tensor addRNN(const std::string& name, Tensor input, Tensor lengths, RNNDesc desc, Tensor initial_h,
+                Tensor initial_c = {});
   Tensor addLookahead(const std::string& name, Tensor input, Tensor lengths, LookaheadDesc desc);
   // `rnn_output` must be a recurrent layer's output with its directions concatenated.
   Tensor addRNNFinalState(const std::string& name, Tensor rnn_output, Tensor lengths, RNNFinalStateDesc desc);
@@ -175,6 +237,8 @@ class NetworkDefinition {
   Tensor addLogSoftmax(const std::string& name, Tensor input);
   // T x N x H -> N x T x H.
   Tensor addBatchMajor(const std::string& name, Tensor input);
+  // N x T x H -> T x N x H (the same swap of the first two axes, the other way).
+  Tensor addTimeMajor(const std::string& name, Tensor input);
 
   // Makes `tensor` an output of the network, optionally renaming it.
   void markOutput(Tensor tensor, const std::string& name = "");

@@ -39,6 +39,21 @@ void bindEnums(nb::module_& m) {
       .value("FORWARD", RNNDirection::kForward)
       .value("REVERSE", RNNDirection::kReverse)
       .value("BIDIRECTIONAL", RNNDirection::kBidirectional);
+  nb::enum_<RNNActivationType>(m, "RNNActivationType", "ONNX's recurrent gate functions (f, g, h).")
+      .value("SIGMOID", RNNActivationType::kSigmoid)
+      .value("TANH", RNNActivationType::kTanh)
+      .value("RELU", RNNActivationType::kRelu)
+      .value("HARD_SIGMOID", RNNActivationType::kHardSigmoid, "max(0, min(1, alpha x + beta))")
+      .value("LEAKY_RELU", RNNActivationType::kLeakyRelu, "x < 0 ? alpha x : x")
+      .value("THRESHOLDED_RELU", RNNActivationType::kThresholdedRelu, "x > alpha ? x : 0")
+      .value("SCALED_TANH", RNNActivationType::kScaledTanh, "alpha tanh(beta x)")
+      .value("AFFINE", RNNActivationType::kAffine, "alpha x + beta")
+      .value("ELU", RNNActivationType::kElu, "x < 0 ? alpha (e^x - 1) : x")
+      .value("SOFTSIGN", RNNActivationType::kSoftsign)
+      .value("SOFTPLUS", RNNActivationType::kSoftplus);
+  nb::enum_<RNNOutput>(m, "RNNOutput", "What a recurrent layer's output holds at each frame.")
+      .value("HIDDEN", RNNOutput::kHidden)
+      .value("CELL_STATE", RNNOutput::kCellState, "LSTM only: c_t");
   nb::enum_<DirectionMerge>(m, "DirectionMerge", "How the last layer of a bidirectional stack combines its directions.")
       .value("CONCAT", DirectionMerge::kConcat)
       .value("SUM", DirectionMerge::kSum);
@@ -64,7 +79,18 @@ void bindDescs(nb::module_& m) {
       .def_ro("input_weight", &RNNGateWeights::input_weight)
       .def_ro("recurrent_weight", &RNNGateWeights::recurrent_weight)
       .def_ro("input_bias", &RNNGateWeights::input_bias)
-      .def_ro("recurrent_bias", &RNNGateWeights::recurrent_bias);
+      .def_ro("recurrent_bias", &RNNGateWeights::recurrent_bias)
+      .def_rw("peephole", &RNNGateWeights::peephole, "LSTM only: 3*H p_i, p_f, p_o (ONNX's P is p_i, p_o, p_f).");
+
+  nb::class_<RNNActivation>(m, "RNNActivation")
+      .def(
+          "__init__",
+          [](RNNActivation* self, RNNActivationType type, float alpha, float beta) { construct(self, {type, alpha, beta}); },
+          "type"_a, "alpha"_a = 0.0f, "beta"_a = 0.0f)
+      .def_rw("type", &RNNActivation::type)
+      .def_rw("alpha", &RNNActivation::alpha)
+      .def_rw("beta", &RNNActivation::beta)
+      .def("apply", &RNNActivation::apply, "x"_a);
 
   nb::class_<RNNDesc>(m, "RNNDesc",
                       "A stack of recurrent layers. Between stacked layers the directions are concatenated; "
@@ -85,8 +111,23 @@ void bindDescs(nb::module_& m) {
       .def_rw("direction", &RNNDesc::direction)
       .def_rw("merge", &RNNDesc::merge)
       .def_rw("linear_before_reset", &RNNDesc::linear_before_reset, "GRU only: PyTorch/cuDNN semantics when true.")
+      .def_rw("clip", &RNNDesc::clip, "Gate pre-activations clipped to [-clip, clip] (ONNX's clip); 0: none.")
+      .def_rw("activations", &RNNDesc::activations,
+              "Gate functions per direction in turn (f, g, h for LSTM; f, g for GRU; f for vanilla); empty: defaults.")
+      .def_rw("initial_h", &RNNDesc::initial_h, "Constant initial hidden states (layers*directions) x B x H; B 1 or N.")
+      .def_rw("initial_c", &RNNDesc::initial_c, "LSTM only: constant initial cell states, as initial_h.")
+      .def_rw("output", &RNNDesc::output)
       .def_prop_ro("directions", &RNNDesc::directions)
       .def_ro("weights", &RNNDesc::weights, "Per layer * directions + direction, as set so far.")
+      .def(
+          "set_peephole",
+          [](RNNDesc& d, int layer, int direction, const HostTensor& peephole) {
+            check(layer >= 0 && layer < d.num_layers && direction >= 0 && direction < d.directions() &&
+                      d.weights.size() == static_cast<size_t>(d.num_layers * d.directions()),
+                  "set_peephole: set the weights of layer ", layer, " direction ", direction, " first");
+            d.weights[static_cast<size_t>(layer * d.directions() + direction)].peephole = peephole;
+          },
+          "layer"_a, "direction"_a, "peephole"_a, "LSTM peephole weights 3*H: p_i, p_f, p_o.")
       .def(
           "set_weights",
           [](RNNDesc& d, int layer, int direction, GateLayout layout, HostTensor input_weight,
@@ -169,10 +210,14 @@ void bindLayers(nb::class_<NetworkDefinition>& c) {
            "N x C x F x T -> T x N x (C*F), channel-major as deepspeech.pytorch's view().")
       .def(
           "add_rnn",
-          [](N& n, const std::string& name, Tensor input, Tensor lengths, const RNNDesc& desc) {
+          [](N& n, const std::string& name, Tensor input, Tensor lengths, const RNNDesc& desc,
+             std::optional<Tensor> initial_h, std::optional<Tensor> initial_c) {
+            if (initial_h || initial_c)
+              return n.addRNN(name, input, lengths, desc, initial_h.value_or(Tensor{}), initial_c.value_or(Tensor{}));
             return n.addRNN(name, input, lengths, desc);
           },
-          "name"_a, "input"_a, "lengths"_a, "desc"_a)
+          "name"_a, "input"_a, "lengths"_a, "desc"_a, "initial_h"_a = nb::none(), "initial_c"_a = nb::none(),
+          "initial_h / initial_c: run-time initial states, sequence inputs (layers*directions) x N x H.")
       .def(
           "add_lookahead",
           [activation](N& n, const std::string& name, Tensor input, Tensor lengths, HostTensor weight,
@@ -194,7 +239,8 @@ void bindLayers(nb::class_<NetworkDefinition>& c) {
           "activation"_a = nb::none(), "y = x W^T + b over the last axis; weight out x in.")
       .def("add_softmax", &N::addSoftmax, "name"_a, "input"_a)
       .def("add_log_softmax", &N::addLogSoftmax, "name"_a, "input"_a)
-      .def("add_batch_major", &N::addBatchMajor, "name"_a, "input"_a, "T x N x H -> N x T x H.");
+      .def("add_batch_major", &N::addBatchMajor, "name"_a, "input"_a, "T x N x H -> N x T x H.")
+      .def("add_time_major", &N::addTimeMajor, "name"_a, "input"_a, "N x T x H -> T x N x H.");
 }
 
 }  // namespace
@@ -210,6 +256,8 @@ void bindNetwork(nb::module_& m) {
                     "N x channels x features x T, float32.")
                .def("add_sequence_input", &NetworkDefinition::addSequenceInput, "name"_a, "features"_a,
                     "T x N x features, float32.")
+               .def("add_batch_major_input", &NetworkDefinition::addBatchMajorInput, "name"_a, "features"_a,
+                    "N x T x features, float32.")
                .def("add_lengths_input", &NetworkDefinition::addLengthsInput, "name"_a,
                     "N, int32: valid frames of each utterance.");
   bindLayers(c);

@@ -163,6 +163,10 @@ void ContextImpl::execute() {
       io.lengths = device->lengths(id, lengths[id]);
       io.host_lengths = lengths[id].data();
     }
+    for (size_t k = 2; k < layer.inputs.size(); ++k) {
+      io.extra_inputs.push_back(data[layer.inputs[k]]);
+      io.extra_shapes.push_back(shapes[layer.inputs[k]]);
+    }
     io.output = const_cast<void*>(data[layer.output]);
     io.output_shape = shapes[layer.output];
     io.device = device.get();

@@ -42,6 +42,36 @@ void validateActivation(const Layer& layer, const ActivationDesc& a) {
         a.max, "] is empty");
 }
 
+void validateRNNExtras(const Layer& layer, const RNNDesc& r, const std::vector<const TensorInfo*>& inputs) {
+  const int64_t states = static_cast<int64_t>(r.num_layers) * r.directions(), h = r.hidden_size;
+  check(std::isfinite(r.clip) && r.clip >= 0, "layer '", layer.name, "': clip must be 0 (none) or positive, got ", r.clip);
+  const size_t per = defaultActivations(r.cell).size();
+  check(r.activations.empty() || r.activations.size() == per || r.activations.size() == per * r.directions(),
+        "layer '", layer.name, "': ", r.activations.size(), " gate functions given; a ", toString(r.cell), " takes ", per,
+        " per direction (", per, " or ", per * r.directions(), " in all)");
+  check(r.output == RNNOutput::kHidden || r.cell == RNNCell::kLSTM, "layer '", layer.name,
+        "': only an LSTM has a cell state to output");
+  check(r.output == RNNOutput::kHidden || r.direction != RNNDirection::kBidirectional ||
+            r.merge == DirectionMerge::kConcat,
+        "layer '", layer.name, "': the cell-state output keeps its directions concatenated (merge = concat)");
+  check(r.initial_c.empty() || r.cell == RNNCell::kLSTM, "layer '", layer.name, "': initial_c is for LSTM only");
+  for (const auto& [what, t] : {std::pair<const char*, const HostTensor*>{"initial_h", &r.initial_h}, {"initial_c", &r.initial_c}}) {
+    if (t->empty()) continue;
+    check(t->rank() == 3 && t->dim(0) == states && t->dim(1) >= 1 && t->dim(2) == h && t->dtype() == DataType::kFloat32,
+          "layer '", layer.name, "': ", what, " must be float32 ", states, " (layers x directions) x batch x ", h,
+          ", it is ", toString(t->shape()));
+  }
+  check(inputs.size() <= 4, "layer '", layer.name, "': a recurrent layer takes data, lengths, initial_h and initial_c");
+  for (size_t k = 2; k < inputs.size(); ++k) {
+    const TensorInfo& s = *inputs[k];
+    const char* what = k == 2 ? "initial_h" : "initial_c";
+    check(k == 2 || r.cell == RNNCell::kLSTM, "layer '", layer.name, "': initial_c is for LSTM only");
+    expectLayout(layer, s, {TensorLayout::kSequence});
+    check((s.shape[0] == kDynamic || s.shape[0] == states) && s.shape[2] == h, "layer '", layer.name, "': the ", what,
+          " input '", s.name, "' must be ", states, " (layers x directions) x N x ", h, ", it is ", toString(s.shape));
+  }
+}
+
 }  // namespace
 
 const char* kindName(const LayerDesc& desc) {
@@ -158,7 +188,11 @@ void validateLayer(const Layer& layer, const std::vector<const TensorInfo*>& inp
                 expectShape(layer, (tag + "recurrent weight").c_str(), w.recurrent_weight, {gh, r.hidden_size});
                 expectShape(layer, (tag + "input bias").c_str(), w.input_bias, {gh}, true);
                 expectShape(layer, (tag + "recurrent bias").c_str(), w.recurrent_bias, {gh}, true);
+                check(w.peephole.empty() || r.cell == RNNCell::kLSTM, "layer '", layer.name,
+                      "': peephole weights are for LSTM only");
+                expectShape(layer, (tag + "peephole").c_str(), w.peephole, {3 * static_cast<int64_t>(r.hidden_size)}, true);
               }
+            validateRNNExtras(layer, r, inputs);
           },
           [&](const LookaheadDesc& k) {
             expectLayout(layer, x, {L::kSequence});
@@ -176,7 +210,7 @@ void validateLayer(const Layer& layer, const std::vector<const TensorInfo*>& inp
             validateActivation(layer, f.activation);
           },
           [&](const SoftmaxDesc&) { expectLayout(layer, x, {L::kSequence, L::kBatchMajor}); },
-          [&](const BatchMajorDesc&) { expectLayout(layer, x, {L::kSequence}); },
+          [&](const BatchMajorDesc&) { expectLayout(layer, x, {L::kSequence, L::kBatchMajor}); },  // swaps N and T
           [&](const LayerNormDesc& n) {
             expectLayout(layer, x, {L::kSequence, L::kBatchMajor});
             if (inputs.size() > 1) expectLayout(layer, *inputs[1], {L::kLengths});
@@ -195,6 +229,28 @@ void validateLayer(const Layer& layer, const std::vector<const TensorInfo*>& inp
           },
       },
       layer.desc);
+}
+
+std::vector<std::string> rnnExtras(const Layer& layer) {
+  std::vector<std::string> out;
+  const auto* r = std::get_if<RNNDesc>(&layer.desc);
+  if (!r) return out;
+  if (r->clip > 0) out.push_back(cat("clip ", r->clip));
+  for (int d = 0; d < r->directions(); ++d) {
+    const auto fns = r->activationsOf(d);
+    if (fns == defaultActivations(r->cell)) continue;
+    std::string names;
+    for (const auto& a : fns) names += cat(names.empty() ? "" : ", ", toString(a.type));
+    out.push_back(cat("gate functions ", names));
+    break;
+  }
+  if (r->hasPeepholes()) out.push_back("peepholes");
+  if (!r->initial_h.empty()) out.push_back("a constant initial_h");
+  if (!r->initial_c.empty()) out.push_back("a constant initial_c");
+  if (layer.inputs.size() > 2) out.push_back("an initial_h input");
+  if (layer.inputs.size() > 3) out.push_back("an initial_c input");
+  if (r->output == RNNOutput::kCellState) out.push_back("the cell-state output (ONNX's Y_c)");
+  return out;
 }
 
 int64_t parameterCount(const LayerDesc& desc) {

@@ -57,6 +57,10 @@ Shape inferShape(const Layer& layer, const std::vector<Shape>& input_shapes);
 // Checks a layer's weights and parameters against its input shapes; throws naming the layer.
 void validateLayer(const Layer& layer, const std::vector<const TensorInfo*>& inputs);
 
+// What a recurrent layer asks for beyond the plain cell ("clip 0.5", "peepholes", "initial_h input"...),
+// for backends that refuse them; empty for a plain layer.
+std::vector<std::string> rnnExtras(const Layer& layer);
+
 // Number of weight parameters of a layer.
 int64_t parameterCount(const LayerDesc& desc);
 

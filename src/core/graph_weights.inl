@@ -31,7 +31,10 @@ void visitDescWeights(Desc& d, Visitor& visit) {
       visit(prefix + "recurrent_weight", w.recurrent_weight);
       visit(prefix + "input_bias", w.input_bias);
       visit(prefix + "recurrent_bias", w.recurrent_bias);
+      visit(prefix + "peephole", w.peephole);
     }
+    visit("initial_h", d.initial_h);
+    visit("initial_c", d.initial_c);
   }
 }
 

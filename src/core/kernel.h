@@ -25,6 +25,9 @@ struct KernelIO {
   Shape input_shape;
   const int32_t* lengths = nullptr;       // valid frames per utterance, readable by the kernel's device
   const int32_t* host_lengths = nullptr;  // the same on the host
+  // Data inputs after the lengths (a recurrent layer's initial states given at run time).
+  std::vector<const void*> extra_inputs;
+  std::vector<Shape> extra_shapes;
   void* output = nullptr;
   Shape output_shape;
   DeviceContext* device = nullptr;

@@ -32,6 +32,71 @@ const char* toString(RNNDirection direction) {
 
 const char* toString(DirectionMerge merge) { return merge == DirectionMerge::kSum ? "sum" : "concat"; }
 
+const char* toString(RNNActivationType type) {
+  static const char* const names[] = {"Sigmoid", "Tanh",     "Relu", "HardSigmoid", "LeakyRelu", "ThresholdedRelu",
+                                      "ScaledTanh", "Affine", "Elu",  "Softsign",    "Softplus"};
+  return names[static_cast<int>(type)];
+}
+
+const char* toString(RNNOutput output) { return output == RNNOutput::kCellState ? "cell_state" : "hidden"; }
+
+int parameterCount(RNNActivationType type) {
+  using A = RNNActivationType;
+  switch (type) {
+    case A::kHardSigmoid: case A::kScaledTanh: case A::kAffine: return 2;
+    case A::kLeakyRelu: case A::kThresholdedRelu: case A::kElu: return 1;
+    default: return 0;
+  }
+}
+
+float RNNActivation::apply(float x) const {
+  switch (type) {
+    case RNNActivationType::kSigmoid: return 1.0f / (1.0f + std::exp(-x));
+    case RNNActivationType::kTanh: return std::tanh(x);
+    case RNNActivationType::kRelu: return x > 0 ? x : 0;
+    case RNNActivationType::kHardSigmoid: return std::max(0.0f, std::min(1.0f, alpha * x + beta));
+    case RNNActivationType::kLeakyRelu: return x < 0 ? alpha * x : x;
+    case RNNActivationType::kThresholdedRelu: return x > alpha ? x : 0;
+    case RNNActivationType::kScaledTanh: return alpha * std::tanh(beta * x);
+    case RNNActivationType::kAffine: return alpha * x + beta;
+    case RNNActivationType::kElu: return x < 0 ? alpha * std::expm1(x) : x;
+    case RNNActivationType::kSoftsign: return x / (1 + std::abs(x));
+    case RNNActivationType::kSoftplus: return x > 20 ? x : std::log1p(std::exp(x));
+  }
+  return x;
+}
+
+std::vector<RNNActivation> defaultActivations(RNNCell cell) {
+  using A = RNNActivationType;
+  switch (cell) {
+    case RNNCell::kLSTM: return {{A::kSigmoid}, {A::kTanh}, {A::kTanh}};
+    case RNNCell::kGRU: return {{A::kSigmoid}, {A::kTanh}};
+    case RNNCell::kRNNRelu: return {{A::kRelu}};
+    case RNNCell::kRNNTanh: return {{A::kTanh}};
+  }
+  return {};
+}
+
+bool RNNDesc::hasPeepholes() const {
+  return std::any_of(weights.begin(), weights.end(), [](const RNNGateWeights& w) { return !w.peephole.empty(); });
+}
+
+std::vector<RNNActivation> RNNDesc::activationsOf(int dir) const {
+  const std::vector<RNNActivation> defaults = defaultActivations(cell);
+  if (activations.empty()) return defaults;
+  const size_t per = defaults.size();
+  const size_t first = activations.size() >= per * (dir + 1) ? per * dir : 0;
+  return {activations.begin() + static_cast<std::ptrdiff_t>(first),
+          activations.begin() + static_cast<std::ptrdiff_t>(first + per)};
+}
+
+bool RNNDesc::hasExtras() const {
+  bool other_functions = false;
+  for (int d = 0; d < directions(); ++d) other_functions |= !activations.empty() && activationsOf(d) != defaultActivations(cell);
+  return clip > 0 || other_functions || hasPeepholes() || !initial_h.empty() || !initial_c.empty() ||
+         output != RNNOutput::kHidden;
+}
+
 float ActivationDesc::apply(float x) const {
   switch (type) {
     case ActivationType::kRelu: return x > 0 ? x : 0;
@@ -165,6 +230,13 @@ Tensor NetworkDefinition::addSequenceInput(const std::string& name, int features
   return {id};
 }
 
+Tensor NetworkDefinition::addBatchMajorInput(const std::string& name, int features) {
+  check(features > 0, "input '", name, "': features must be positive");
+  const int id = addTensor(*graph_, {name, DataType::kFloat32, TensorLayout::kBatchMajor, {kDynamic, kDynamic, features}, true});
+  graph_->inputs.push_back(id);
+  return {id};
+}
+
 Tensor NetworkDefinition::addLengthsInput(const std::string& name) {
   const int id = addTensor(*graph_, {name, DataType::kInt32, TensorLayout::kLengths, {kDynamic}, true});
   graph_->inputs.push_back(id);
@@ -207,6 +279,14 @@ Tensor NetworkDefinition::addRNN(const std::string& name, Tensor input, Tensor l
   return addLayer(*graph_, name, std::move(desc), {input, lengths}, TensorLayout::kSequence);
 }
 
+Tensor NetworkDefinition::addRNN(const std::string& name, Tensor input, Tensor lengths, RNNDesc desc, Tensor initial_h,
+                                 Tensor initial_c) {
+  check(initial_h.valid(), "layer '", name, "': initial_h must be given (a constant initial_c alone goes in RNNDesc)");
+  std::vector<Tensor> inputs{input, lengths, initial_h};
+  if (initial_c.valid()) inputs.push_back(initial_c);
+  return addLayer(*graph_, name, std::move(desc), inputs, TensorLayout::kSequence);
+}
+
 Tensor NetworkDefinition::addRNNFinalState(const std::string& name, Tensor rnn_output, Tensor lengths,
                                           RNNFinalStateDesc desc) {
   return addLayer(*graph_, name, desc, {rnn_output, lengths}, TensorLayout::kSequence);
@@ -229,7 +309,17 @@ Tensor NetworkDefinition::addLogSoftmax(const std::string& name, Tensor input) {
 }
 
 Tensor NetworkDefinition::addBatchMajor(const std::string& name, Tensor input) {
+  const TensorInfo& in = tensorInfo(*graph_, input, name);
+  check(in.layout == TensorLayout::kSequence, "layer '", name, "': input '", in.name, "' is a ", toString(in.layout),
+        " tensor, expected ", toString(TensorLayout::kSequence));
   return addLayer(*graph_, name, detail::BatchMajorDesc{}, {input}, TensorLayout::kBatchMajor);
+}
+
+Tensor NetworkDefinition::addTimeMajor(const std::string& name, Tensor input) {
+  const TensorInfo& in = tensorInfo(*graph_, input, name);
+  check(in.layout == TensorLayout::kBatchMajor, "layer '", name, "': input '", in.name, "' is a ", toString(in.layout),
+        " tensor, expected ", toString(TensorLayout::kBatchMajor));
+  return addLayer(*graph_, name, detail::BatchMajorDesc{}, {input}, TensorLayout::kSequence);
 }
 
 void NetworkDefinition::markOutput(Tensor tensor, const std::string& name) {

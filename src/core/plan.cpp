@@ -22,7 +22,9 @@ namespace {
 constexpr char kMagic[8] = {'D', 'S', '2', 'R', 'T', 'P', 'L', 'N'};
 // 2: LayerNorm and RNNFinalState layers, convolutions' padding_end (a version-1 reader would ignore
 // padding_end and pad evenly: a silently different network), int8 precision.
-constexpr uint32_t kFormatVersion = 2;
+// 3: recurrent layers' clip, gate functions, peepholes, initial states (weights and inputs) and
+// cell-state output (a version-2 reader would drop them: a silently different network).
+constexpr uint32_t kFormatVersion = 3;
 constexpr size_t kHeaderBytes = 48;
 constexpr size_t kAlignment = 64;
 
@@ -59,6 +61,12 @@ ActivationDesc activationFrom(const json& j) {
   return {parseEnum<ActivationType>(j.at("type"), 5, "activation"), j.at("min").get<float>(), j.at("max").get<float>()};
 }
 
+json rnnActivationsJson(const std::vector<RNNActivation>& list) {
+  json out = json::array();
+  for (const RNNActivation& a : list) out.push_back({{"type", toString(a.type)}, {"alpha", a.alpha}, {"beta", a.beta}});
+  return out;
+}
+
 json paramsJson(const LayerDesc& desc) {
   return std::visit(
       Overloaded{
@@ -75,7 +83,8 @@ json paramsJson(const LayerDesc& desc) {
           [](const RNNDesc& r) -> json {
             return {{"cell", toString(r.cell)}, {"hidden_size", r.hidden_size}, {"num_layers", r.num_layers},
                     {"direction", toString(r.direction)}, {"merge", toString(r.merge)},
-                    {"linear_before_reset", r.linear_before_reset}};
+                    {"linear_before_reset", r.linear_before_reset}, {"clip", r.clip},
+                    {"activations", rnnActivationsJson(r.activations)}, {"output", toString(r.output)}};
           },
           [](const LookaheadDesc& l) -> json { return {{"activation", activationJson(l.activation)}}; },
           [](const FullyConnectedDesc& f) -> json {
@@ -116,6 +125,13 @@ LayerDesc descFrom(const std::string& kind, const json& p) {
     r.direction = parseEnum<RNNDirection>(p.at("direction"), 3, "RNN direction");
     r.merge = parseEnum<DirectionMerge>(p.at("merge"), 2, "direction merge");
     r.linear_before_reset = p.at("linear_before_reset");
+    // Absent from plans before version 3: the plain cell.
+    r.clip = p.value("clip", 0.0f);
+    if (p.contains("activations"))
+      for (const json& a : p.at("activations"))
+        r.activations.push_back({parseEnum<RNNActivationType>(a.at("type"), 11, "RNN gate function"),
+                                 a.at("alpha").get<float>(), a.at("beta").get<float>()});
+    if (p.contains("output")) r.output = parseEnum<RNNOutput>(p.at("output"), 2, "RNN output");
     check(r.num_layers > 0 && r.num_layers < 1000, "bad RNN layer count");
     r.weights.resize(static_cast<size_t>(r.num_layers * r.directions()));
     return r;

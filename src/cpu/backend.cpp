@@ -41,7 +41,7 @@ class CpuBackend final : public Backend {
             [&](const SequenceMaskDesc&) { return makeSequenceMask(layout); },
             [&](const LengthsTransformDesc&) -> std::unique_ptr<Kernel> { return nullptr; },  // host-side, in the engine
             [&](const ReshapeToSequenceDesc&) { return makeReshapeToSequence(); },
-            [&](const RNNDesc& d) { return makeRNN(d, precision_); },
+            [&](const RNNDesc& d) { return makeRNN(d, precision_, layer.inputs.size() > 2); },
             [&](const LookaheadDesc& d) { return makeLookahead(d); },
             [&](const FullyConnectedDesc& d) { return makeFullyConnected(d); },
             [&](const SoftmaxDesc& d) { return makeSoftmax(d.log); },

@@ -17,7 +17,8 @@ std::unique_ptr<Kernel> makeActivation(const ActivationDesc& desc);
 std::unique_ptr<Kernel> makeSequenceMask(TensorLayout layout);
 std::unique_ptr<Kernel> makeReshapeToSequence();
 // fp32 activations always; kInt8 / kBF16 quantise the input projections and recurrent matrices.
-std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision);
+// `state_inputs`: the initial states come as run-time inputs (the layer's inputs after the lengths).
+std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision, bool state_inputs);
 bool haveInt8();  // AVX512_VNNI
 std::unique_ptr<Kernel> makeLookahead(const LookaheadDesc& desc);
 std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc);

@@ -16,6 +16,7 @@
 
 #include "cpu/kernels.h"
 #include "cpu/rnn_cell.h"
+#include "cpu/rnn_cell_general.h"
 #include "ds2rt/error.h"
 
 namespace ds2rt::detail::cpu {
@@ -88,10 +89,14 @@ struct RNNScratch final : KernelState {
 
 class RNNKernel final : public Kernel {
  public:
-  RNNKernel(const RNNDesc& d, Precision precision)
-      : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)), int8_(precision == Precision::kInt8) {
+  RNNKernel(const RNNDesc& d, Precision precision, bool state_inputs)
+      : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)), int8_(precision == Precision::kInt8),
+        extras_(d.hasExtras() || state_inputs) {
+    check(!int8_ || !extras_, "int8 recurrent layers take the plain cells only (no clip, other gate functions, ",
+          "peepholes, initial states or cell-state output); build this model in fp32");
     check(!int8_ || fused(), "int8 recurrent layers need AVX-512 and, for GRU, linear-before-reset (PyTorch) ",
           "semantics; build this model in fp32");
+    for (int dir = 0; dir < dirs_; ++dir) cells_.emplace_back(d, dir);
     const int64_t h = d.hidden_size, gh = gates_ * h;
     for (int l = 0; l < d.num_layers; ++l) {
       PreparedLayer p;
@@ -141,6 +146,7 @@ class RNNKernel final : public Kernel {
     std::vector<int64_t> lengths(n);
     for (int64_t b = 0; b < n; ++b) lengths[b] = std::min<int64_t>(io.lengths[b], t);
 
+    const InitialStates initial = initialStates(io, n);
     const float* input = io.in<float>();
     for (int l = 0; l < desc_.num_layers; ++l) {
       const bool last = l + 1 == desc_.num_layers;
@@ -170,7 +176,7 @@ class RNNKernel final : public Kernel {
         for (int dir = 0; dir < dirs_; ++dir) {
           const bool reverse = desc_.direction == RNNDirection::kReverse || dir == 1;
           const int64_t column = sum ? 0 : dir * h;
-          recur(s, p, dir, reverse, order, lengths, n, out, out_width, column, sum && dir == 1);
+          recur(s, p, l, dir, reverse, order, lengths, n, out, out_width, column, sum && dir == 1, initial);
         }
       }
       if (!last) {
@@ -182,6 +188,8 @@ class RNNKernel final : public Kernel {
 
   std::string implementation() const override {
     if (int8_) return "int8: oneDNN u8s8s32 input projection + VNNI recurrent step with the gate math in registers";
+    if (extras_) return "oneDNN sgemm input projection + own recurrent loop (general cell: clip, gate functions, "
+                        "peepholes, initial states)";
     return fused() ? "oneDNN sgemm input projection + AVX-512 recurrent step with the gate math in registers"
                    : "oneDNN sgemm input projection + own recurrent loop";
   }
@@ -210,7 +218,37 @@ class RNNKernel final : public Kernel {
   }
 
   bool fused() const {
-    return haveFusedRecurrentStep() && !(desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset);
+    return haveFusedRecurrentStep() && !extras_ && !(desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset);
+  }
+
+  // Initial states, (layers * directions) x B x H each: the run-time inputs, else the constants;
+  // null: zeros. B is the batch, or 1 for one state shared by every utterance.
+  struct InitialStates {
+    const float* h = nullptr;
+    const float* c = nullptr;
+    int64_t h_batch = 0, c_batch = 0;
+  };
+  InitialStates initialStates(const KernelIO& io, int64_t n) const {
+    InitialStates st;
+    const int64_t states = static_cast<int64_t>(desc_.num_layers) * dirs_;
+    const auto take = [&](size_t k, const HostTensor& constant, const char* what, const float*& p, int64_t& batch) {
+      if (k < io.extra_inputs.size()) {
+        const Shape& shape = io.extra_shapes[k];
+        check(shape.size() == 3 && shape[0] == states && shape[1] == n && shape[2] == desc_.hidden_size, "the ", what,
+              " input must be ", states, " x ", n, " x ", desc_.hidden_size, " (layers x directions, batch, hidden), it is ",
+              toString(shape));
+        p = static_cast<const float*>(io.extra_inputs[k]);
+        batch = n;
+      } else if (!constant.empty()) {
+        check(constant.dim(1) == 1 || constant.dim(1) == n, "the constant ", what, " was made for a batch of ",
+              constant.dim(1), "; this batch has ", n, " utterances");
+        p = constant.data<float>();
+        batch = constant.dim(1);
+      }
+    };
+    take(0, desc_.initial_h, "initial_h", st.h, st.h_batch);
+    take(1, desc_.initial_c, "initial_c", st.c, st.c_batch);
+    return st;
   }
 
   // Both directions at once when there are threads for both (each direction on its own threads,
@@ -324,13 +362,25 @@ class RNNKernel final : public Kernel {
       }
   }
 
-  void recur(RNNScratch& s, const PreparedLayer& p, int dir, bool reverse, const std::vector<int64_t>& order,
+  void recur(RNNScratch& s, const PreparedLayer& p, int layer, int dir, bool reverse, const std::vector<int64_t>& order,
              const std::vector<int64_t>& lengths, int64_t n, float* out, int64_t out_width,
-             int64_t column, bool accumulate) const {
+             int64_t column, bool accumulate, const InitialStates& initial) const {
     const int64_t h = desc_.hidden_size, gh = gates_ * h, width = dirs_ * gh;
     const float* recurrent = p.recurrent[dir].data<float>();
     const float* b_hn = p.hidden_bias[dir].data();
+    const GeneralCell& general = cells_[dir];
+    const RNNGateWeights& w = desc_.weights[layer * dirs_ + dir];
+    const float* peephole = w.peephole.empty() ? nullptr : w.peephole.data<float>();
+    const bool cell_out = desc_.output == RNNOutput::kCellState && layer + 1 == desc_.num_layers;
     std::vector<float> h_state(n * h, 0.0f), c_state(n * h, 0.0f), gates(n * gh), candidate(n * h);
+    // State rows follow the length order, as the active prefix does.
+    const auto load = [&](const float* from, int64_t batch, std::vector<float>& to) {
+      if (!from) return;
+      const float* base = from + (layer * dirs_ + dir) * batch * h;
+      for (int64_t j = 0; j < n; ++j) std::copy_n(base + (batch == 1 ? 0 : order[j]) * h, h, to.data() + j * h);
+    };
+    load(initial.h, initial.h_batch, h_state);
+    load(initial.c, initial.c_batch, c_state);
     const int64_t steps = lengths[order[0]];
     int64_t active = n;
     for (int64_t k = 0; k < steps; ++k) {
@@ -342,7 +392,8 @@ class RNNKernel final : public Kernel {
         for (int64_t j = 0; j < active; ++j) {
           const float* x = s.projection.data() + ((reverse ? lengths[order[j]] - 1 - k : k) * n + order[j]) * width + dir * gh;
           for (int64_t i = 0; i < h; ++i)
-            candidate[j * h + i] = sigmoid(x[i] + gates[j * gh + i]) * h_state[j * h + i];
+            candidate[j * h + i] = (extras_ ? general.gate(x[i] + gates[j * gh + i]) : sigmoid(x[i] + gates[j * gh + i])) *
+                                   h_state[j * h + i];
         }
         gemmABt(active, h, h, candidate.data(), h, recurrent + 2 * h * h, h, gates.data() + 2 * h, gh);
       }
@@ -353,7 +404,11 @@ class RNNKernel final : public Kernel {
         const float* g = gates.data() + j * gh;
         float* hs = h_state.data() + j * h;
         float* cs = c_state.data() + j * h;
-        switch (desc_.cell) {
+        if (extras_) {
+          if (desc_.cell == RNNCell::kLSTM) general.lstm(x, g, peephole, hs, cs);
+          else if (desc_.cell == RNNCell::kGRU) general.gru(x, g, b_hn, !gru_plain, hs);
+          else general.vanilla(x, g, hs);
+        } else switch (desc_.cell) {
           case RNNCell::kRNNTanh:
             for (int64_t i = 0; i < h; ++i) hs[i] = std::tanh(x[i] + g[i]);
             break;
@@ -379,10 +434,11 @@ class RNNKernel final : public Kernel {
             break;
         }
         float* y = out + (step * n + b) * out_width + column;
+        const float* result = cell_out ? cs : hs;
         if (accumulate)
-          for (int64_t i = 0; i < h; ++i) y[i] += hs[i];
+          for (int64_t i = 0; i < h; ++i) y[i] += result[i];
         else
-          std::copy_n(hs, h, y);
+          std::copy_n(result, h, y);
       }
     }
   }
@@ -391,13 +447,15 @@ class RNNKernel final : public Kernel {
   int dirs_;
   int gates_;
   bool int8_;
+  bool extras_;  // anything beyond the plain cell: the general path (recur with GeneralCell)
+  std::vector<GeneralCell> cells_;  // per direction
   std::vector<PreparedLayer> layers_;
 };
 
 }  // namespace
 
-std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision) {
-  return std::make_unique<RNNKernel>(desc, precision);
+std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision, bool state_inputs) {
+  return std::make_unique<RNNKernel>(desc, precision, state_inputs);
 }
 
 bool haveInt8() { return haveFusedRecurrentStep() && haveVnni(); }

@@ -45,7 +45,14 @@ class CudaBackend final : public Backend {
             [&](const SequenceMaskDesc&) { return makeSequenceMask(layout, out); },
             [&](const LengthsTransformDesc&) -> std::unique_ptr<Kernel> { return nullptr; },
             [&](const ReshapeToSequenceDesc&) { return makeReshapeToSequence(out); },
-            [&](const RNNDesc& d) { return makeRNN(d, out, info_); },
+            [&](const RNNDesc& d) {
+              const std::vector<std::string> extras = rnnExtras(layer);
+              std::string list;
+              for (const auto& e : extras) list += (list.empty() ? "" : ", ") + e;
+              check(extras.empty(), "layer '", layer.name, "': the CUDA backend runs plain recurrent cells only; this ",
+                    "layer has ", list, ". Build this network for the CPU");
+              return makeRNN(d, out, info_);
+            },
             [&](const LookaheadDesc& d) { return makeLookahead(d, out); },
             [&](const FullyConnectedDesc& d) { return makeFullyConnected(d, in, out); },
             [&](const SoftmaxDesc& d) { return makeSoftmax(d.log, out); },

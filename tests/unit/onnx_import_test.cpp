@@ -3,8 +3,10 @@
 #include <onnx/onnx_pb.h>
 
 #include <fstream>
+#include <set>
 #include <iterator>
 
+#include "core/graph.h"
 #include "ds2rt/builder.h"
 #include "ds2rt/importers.h"
 #include "test_util.h"
@@ -139,29 +141,58 @@ TEST(OnnxImport, EveryUnsupportedOperatorInOneError) {
   EXPECT_NE(error.find("Scan (node '/rnns.1/rnn/LSTM')"), std::string::npos) << error;
 }
 
-TEST(OnnxImport, UnsupportedUsesNameTheNode) {
-  // A recurrent layer with a non-zero initial state cannot be expressed.
+TEST(OnnxImport, NonZeroInitialStateAndFinalCellState) {
+  // A non-zero initial state (ConstantOfShape 0.5) becomes a constant of the recurrent layer.
   onnx::ModelProto model = loadProto(fixture("gru_uni_l2_h16_ctx3"));
+  std::set<std::string> states;
+  for (const auto& node : model.graph().node())
+    if (node.op_type() == "GRU" && node.input_size() > 5) states.insert(node.input(5));
+  ASSERT_FALSE(states.empty());
   for (auto& node : *model.mutable_graph()->mutable_node())
-    if (node.op_type() == "ConstantOfShape") {
+    if (node.op_type() == "ConstantOfShape" && states.count(node.output(0))) {
       auto* value = node.mutable_attribute(0)->mutable_t();
       value->clear_raw_data();
       value->add_float_data(0.5f);
     }
-  const std::string error = errorOf([&] { importOnnx(saveProto(model, "initial_state.onnx")); });
-  EXPECT_NE(error.find("node '/rnns.0/rnn/GRU' (GRU): an initial hidden state (initial_h) that is not all zeros"),
-            std::string::npos)
-      << error;
+  const ImportedNetwork imported = importOnnx(saveProto(model, "initial_state.onnx"));
+  bool constant_state = false;
+  for (const auto& layer : imported.network.graph().layers)
+    if (const auto* r = std::get_if<RNNDesc>(&layer.desc); r && !r->initial_h.empty())
+      constant_state = r->initial_h.dim(1) == 1 && r->initial_h.data<float>()[0] == 0.5f;
+  EXPECT_TRUE(constant_state);
+  EXPECT_NO_THROW(Builder().build(imported.network));
 
-  // The final cell state Y_c of an LSTM is not available; the final hidden state Y_h is.
+  // Y_c of an LSTM: D x N x H from a second layer giving the cell states.
   onnx::ModelProto yc = loadProto(fixture("lstm_bi_l2_h16"));
+  std::string yc_name;
   for (const auto& node : yc.graph().node())
     if (node.op_type() == "LSTM") {
-      yc.mutable_graph()->add_output()->set_name(node.output(2));
+      yc_name = node.output(2);
+      yc.mutable_graph()->add_output()->set_name(yc_name);
       break;
     }
-  const std::string yc_error = errorOf([&] { importOnnx(saveProto(yc, "final_cell_state.onnx")); });
-  EXPECT_NE(yc_error.find("final cell state output of LSTM (Y_c)"), std::string::npos) << yc_error;
+  const ImportedNetwork with_yc = importOnnx(saveProto(yc, "final_cell_state.onnx"));
+  bool cell_layer = false;
+  for (const auto& layer : with_yc.network.graph().layers)
+    if (const auto* r = std::get_if<RNNDesc>(&layer.desc)) cell_layer |= r->output == RNNOutput::kCellState;
+  EXPECT_TRUE(cell_layer);
+  const Engine engine = Builder().build(with_yc.network);
+  EXPECT_EQ(engine.tensorShape(yc_name), (Shape{2, kDynamic, 16}));
+}
+
+TEST(OnnxImport, UnknownActivationNamesItAndTheNode) {
+  onnx::ModelProto model = loadProto(fixture("lstm_bi_l2_h16"));
+  for (auto& node : *model.mutable_graph()->mutable_node())
+    if (node.op_type() == "LSTM") {
+      auto* a = node.add_attribute();
+      a->set_name("activations");
+      a->set_type(onnx::AttributeProto::STRINGS);
+      for (const char* f : {"Sigmoid", "Swish", "Tanh", "Sigmoid", "Tanh", "Tanh"}) a->add_strings(f);
+      break;
+    }
+  const std::string error = errorOf([&] { importOnnx(saveProto(model, "unknown_activation.onnx")); });
+  EXPECT_NE(error.find("node '/rnns.0/rnn/LSTM' (LSTM): unknown activation 'Swish' (position 1)"), std::string::npos)
+      << error;
 }
 
 TEST(OnnxImport, FinalHiddenStateIsTheLastValidFrame) {

@@ -21,13 +21,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Not covered by ds2rt's layer set, with the reason.
-const std::map<std::string, std::string> kNotCovered = {
-    {"test_gru_batchwise", "layout = 1 (batch-first input and outputs)"},
-    {"test_lstm_batchwise", "layout = 1 (batch-first input and outputs)"},
-    {"test_simple_rnn_batchwise", "layout = 1 (batch-first input and outputs)"},
-    {"test_lstm_with_peepholes", "peephole weights P and non-zero initial states"},
-};
+// Not covered by ds2rt's layer set, with the reason (none at present).
+const std::map<std::string, std::string> kNotCovered = {};
 
 onnx::TensorProto readTensor(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -52,9 +47,11 @@ double runNodeTest(const fs::path& dir) {
     onnx::TensorProto value = readTensor(data / ("input_" + std::to_string(i) + ".pb"));
     value.set_name(name);
     const HostTensor host = onnx_import::toHostTensor(value, name);
-    if (i == 0) {  // X: seq_length x batch_size x input_size (layout 0)
+    if (i == 0) {  // X: seq_length x batch_size x input_size (batch_size x seq_length x ... with layout 1)
       x_name = name;
-      time = host.dim(0), batch = host.dim(1);
+      bool batch_first = false;
+      for (const auto& a : g->node(0).attribute()) batch_first |= a.name() == "layout" && a.i() == 1;
+      time = host.dim(batch_first ? 1 : 0), batch = host.dim(batch_first ? 0 : 1);
       inputs[name] = host.toFloat32();
       *kept.add_input() = g->input(i);
     } else if (name == "sequence_lens") {

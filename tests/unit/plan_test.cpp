@@ -216,7 +216,7 @@ std::vector<uint8_t>* PlanCorruption::plan_ = nullptr;
 TEST_F(PlanCorruption, HeaderIsConsistent) {
   ASSERT_GT(plan().size(), kHeaderBytes);
   EXPECT_EQ(std::memcmp(plan().data(), "DS2RTPLN", 8), 0);
-  EXPECT_EQ(getLE(plan(), 8, 4), 2u);
+  EXPECT_EQ(getLE(plan(), 8, 4), 3u);
   EXPECT_EQ(blobOffset() % 64, 0u);
   EXPECT_GE(blobOffset(), kHeaderBytes + jsonSize());
   EXPECT_EQ(getLE(plan(), 32, 8), plan().size() - blobOffset());
@@ -275,19 +275,21 @@ TEST_F(PlanCorruption, BadMagic) {
   expectRejected(weights, HasSubstr("not a ds2rt plan"), "safetensors file");
 }
 
-TEST_F(PlanCorruption, VersionOnePlansStillLoad) {
-  // Version 2 only added layer kinds and fields; a plan without them reads the same under either number.
-  std::vector<uint8_t> old = plan();
-  putLE(old, 8, 4, 1);
-  putLE(old, 44, 4, crc32Of(old.data(), 44));
-  EXPECT_NO_THROW(Engine::deserialize(old));
+TEST_F(PlanCorruption, VersionOneAndTwoPlansStillLoad) {
+  // Versions 2 and 3 only added layer kinds and fields; a plan without them reads the same under any number.
+  for (uint32_t version : {1u, 2u}) {
+    std::vector<uint8_t> old = plan();
+    putLE(old, 8, 4, version);
+    putLE(old, 44, 4, crc32Of(old.data(), 44));
+    EXPECT_NO_THROW(Engine::deserialize(old)) << "version " << version;
+  }
 }
 
 TEST_F(PlanCorruption, NewerVersion) {
   std::vector<uint8_t> bad = plan();
-  putLE(bad, 8, 4, 3);
+  putLE(bad, 8, 4, 4);
   putLE(bad, 44, 4, crc32Of(bad.data(), 44));  // header CRC recomputed: only the version differs
-  expectRejected(bad, AllOf(HasSubstr("newer"), HasSubstr("version 3")), "version 3");
+  expectRejected(bad, AllOf(HasSubstr("newer"), HasSubstr("version 4")), "version 4");
   putLE(bad, 8, 4, 0);
   putLE(bad, 44, 4, crc32Of(bad.data(), 44));
   expectRejected(bad, HasSubstr("version 0"), "version 0");

@@ -71,6 +71,17 @@ const char* kindOf(const Value& v) {
   return kinds[v.index()];
 }
 
+// A 3-D input read as X by a recurrent node with layout = 1 is N x T x H, not T x N x H.
+bool Translator::feedsBatchMajorRecurrent(const std::string& input) const {
+  for (const auto& node : model_.graph().node()) {
+    if (node.op_type() != "LSTM" && node.op_type() != "GRU" && node.op_type() != "RNN") continue;
+    if (node.input_size() == 0 || node.input(0) != input) continue;
+    for (const auto& a : node.attribute())
+      if (a.name() == "layout" && a.i() == 1) return true;
+  }
+  return false;
+}
+
 void Translator::addInputs() {
   std::set<std::string> initializers;
   for (const auto& init : model_.graph().initializer()) {
@@ -92,6 +103,10 @@ void Translator::addInputs() {
       const Tensor x = net_.addImageInput(in.name(), static_cast<int>(dims[1]), static_cast<int>(dims[2]));
       std::vector<Atom> mem{{'N', n}, {'C', Dim{dims[1], ""}}, {'F', Dim{dims[2], ""}}, {'T', t}};
       values_[in.name()] = NetValue{x, mem, {{mem[0]}, {mem[1]}, {mem[2]}, {mem[3]}}};
+    } else if (is_float && dims.size() == 3 && dims[2] > 0 && feedsBatchMajorRecurrent(in.name())) {
+      const Tensor x = net_.addBatchMajorInput(in.name(), static_cast<int>(dims[2]));
+      std::vector<Atom> mem{{'N', n}, {'T', t}, {'H', Dim{dims[2], ""}}};
+      values_[in.name()] = NetValue{x, mem, {{mem[0]}, {mem[1]}, {mem[2]}}};
     } else if (is_float && dims.size() == 3 && dims[2] > 0) {
       const Tensor x = net_.addSequenceInput(in.name(), static_cast<int>(dims[2]));
       std::vector<Atom> mem{{'T', t}, {'N', n}, {'H', Dim{dims[2], ""}}};

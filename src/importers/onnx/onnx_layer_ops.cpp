@@ -1,6 +1,6 @@
 // The ONNX nodes that become ds2rt layers: Conv (2-D, or 1-D as a lookahead), BatchNormalization,
-// activations, MatMul/Gemm, Softmax/LogSoftmax, the direction sum of a recurrent layer, Pad, and
-// LSTM/GRU/RNN.
+// activations, MatMul/Gemm, Softmax/LogSoftmax, the direction sum of a recurrent layer and Pad
+// (LSTM/GRU/RNN are in onnx_recurrent.cpp).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -84,7 +84,7 @@ void Translator::batchNormNode() {
 
 void Translator::activationNode(ActivationDesc desc) {
   NetValue x = netInput(0, "input");
-  const Tensor t = x.pending_rnn >= 0 || x.final_state_of >= 0 || x.pad_end ? materialize(x) : x.tensor;
+  const Tensor t = x.pending() || x.pad_end ? materialize(x) : x.tensor;
   x.tensor = net_.addActivation(layerName(), t, desc);
   setOutput(0, x);
 }
@@ -191,125 +191,5 @@ void Translator::padNode() {
   x.pad_end += pads[2 * rank - 1];
   setOutput(0, x);
 }
-
-void Translator::recurrentNode(const std::string& op) {
-  NetValue x = netInput(0, "input X");
-  const HostTensor W = floatInput(1, "weight W"), R = floatInput(2, "recurrence weight R");
-  const int64_t hidden = attrInt("hidden_size", 0);
-  check(hidden > 0, where_, ": hidden_size must be set");
-  const std::string direction = attrString("direction", "forward");
-  check(attrInt("layout", 0) == 0, where_, ": layout = 1 (batch-first) is not supported");
-  check(!attr("clip"), where_, ": the cell clip attribute is not supported");
-  check(attrInt("input_forget", 0) == 0, where_, ": input_forget is not supported");
-  RNNDesc desc;
-  desc.hidden_size = static_cast<int>(hidden);
-  desc.cell = op == "LSTM" ? RNNCell::kLSTM : op == "GRU" ? RNNCell::kGRU : RNNCell::kRNNTanh;
-  std::vector<std::string> activations;
-  if (const auto* a = attr("activations"))
-    for (const auto& s : a->strings()) activations.push_back(s);
-  const std::vector<std::string> defaults = op == "LSTM"  ? std::vector<std::string>{"Sigmoid", "Tanh", "Tanh"}
-                                            : op == "GRU" ? std::vector<std::string>{"Sigmoid", "Tanh"}
-                                                          : std::vector<std::string>{"Tanh"};
-  const int dirs = direction == "bidirectional" ? 2 : 1;
-  for (size_t i = 0; i < activations.size(); ++i) {
-    const std::string& want = defaults[i % defaults.size()];
-    if (op == "RNN" && activations[i] == "Relu" && (i == 0 || desc.cell == RNNCell::kRNNRelu)) {
-      desc.cell = RNNCell::kRNNRelu;
-      continue;
-    }
-    check(activations[i] == want, where_, ": activation ", activations[i], " (position ", i, ") is not supported; ",
-          op, " supports ", want, op == "RNN" ? " or Relu" : "", " there");
-  }
-  if (direction == "forward") desc.direction = RNNDirection::kForward;
-  else if (direction == "reverse") desc.direction = RNNDirection::kReverse;
-  else if (direction == "bidirectional") desc.direction = RNNDirection::kBidirectional;
-  else fail(where_, ": unknown direction '", direction, "'");
-  if (op == "GRU") desc.linear_before_reset = attrInt("linear_before_reset", 0) != 0;
-
-  const int64_t gates = gateCount(desc.cell), gh = gates * hidden;
-  check(W.rank() == 3 && W.dim(0) == dirs && W.dim(1) == gh, where_, ": W must be ", dirs, " x ", gh, " x input, it is ",
-        toString(W.shape()));
-  check(R.rank() == 3 && R.dim(0) == dirs && R.dim(1) == gh && R.dim(2) == hidden, where_, ": R must be ", dirs, " x ", gh,
-        " x ", hidden, ", it is ", toString(R.shape()));
-  HostTensor B;
-  if (hasInput(3)) {
-    B = floatInput(3, "bias B");
-    check(B.rank() == 2 && B.dim(0) == dirs && B.dim(1) == 2 * gh, where_, ": B must be ", dirs, " x ", 2 * gh, ", it is ",
-          toString(B.shape()));
-  }
-  // Initial states and peepholes: only zeros (what torch.onnx.export writes for a fresh state).
-  const auto zeros = [&](int i, const char* what) {
-    if (!hasInput(i)) return;
-    const Value& v = input(i);
-    if (const auto* f = std::get_if<FillValue>(&v); f && f->value == 0) return;
-    if (const auto* c = std::get_if<ConstValue>(&v)) {
-      const auto d = toDoubles(c->tensor);
-      if (std::all_of(d.begin(), d.end(), [](double e) { return e == 0; })) return;
-    }
-    fail(where_, ": ", what, " that is not all zeros is not supported");
-  };
-  zeros(5, "an initial hidden state (initial_h)");
-  if (op == "LSTM") {
-    zeros(6, "an initial cell state (initial_c)");
-    zeros(7, "a peephole weight (P)");
-  }
-
-  const auto block = [](const HostTensor& t, int64_t d, int64_t begin, int64_t count) {
-    const int64_t inner = t.size() / t.dim(0) / t.dim(1);
-    Shape shape{count};
-    if (t.rank() == 3) shape.push_back(t.dim(2));
-    std::vector<float> v(t.floats().begin() + (d * t.dim(1) + begin) * inner,
-                         t.floats().begin() + (d * t.dim(1) + begin + count) * inner);
-    return HostTensor::fromFloats(shape, v);
-  };
-  desc.num_layers = 1;
-  for (int d = 0; d < dirs; ++d)
-    desc.setWeights(0, d, GateLayout::kONNX, block(W, d, 0, gh), block(R, d, 0, gh),
-                    B.empty() ? HostTensor{} : block(B, d, 0, gh), B.empty() ? HostTensor{} : block(B, d, gh, gh));
-
-  const Tensor input_tensor = materialize(x);
-  check(net_.layout(input_tensor) == TensorLayout::kSequence && x.axes.size() == 3 && atomNames(x.axes[0]) == "T" &&
-            atomNames(x.axes[1]) == "N",
-        where_, ": the input must be a T x N x features sequence, it is ", describeAxes(x.axes));
-  check(channelCount(x) == W.dim(2), where_, ": W expects ", W.dim(2), " input features, the data has ", channelCount(x));
-  Tensor lengths;
-  if (hasInput(4)) {
-    auto* l = std::get_if<LengthsValue>(&values_.at(node_->input(4)));
-    check(l != nullptr, where_, ": sequence_lens must come from the lengths input, it is ", kindOf(input(4)));
-    LengthsValue copy = *l;
-    lengths = materializeLengths(copy);
-  } else {
-    lengths = x.lengths;
-    if (!lengths.valid()) {
-      // ds2rt's recurrent layer always takes lengths: the caller gives them (T for every utterance
-      // of an unpadded batch) through an extra input.
-      if (!implicit_lengths_.valid()) {
-        const std::string name = uniqueName(node_->input(0) + "_lengths");
-        implicit_lengths_ = net_.addLengthsInput(name);
-        notes_.push_back(cat("the graph gives the recurrent layers no sequence_lens: ds2rt added the input '", name,
-                             "' (N, int32) for the valid frames of each utterance (T for all of an unpadded batch)"));
-      }
-      lengths = implicit_lengths_;
-    }
-  }
-
-  rnns_.push_back({layerName(), input_tensor, lengths, std::move(desc), {}});
-  const Dim n{1, "N"}, t{1, "T"};
-  NetValue y;
-  y.pending_rnn = static_cast<int>(rnns_.size()) - 1;
-  y.lengths = lengths;
-  const Atom T{'T', t}, N{'N', n}, D{'D', Dim{dirs, ""}}, H{'H', Dim{hidden, ""}};
-  y.memory = dirs == 2 ? std::vector<Atom>{T, N, D, H} : std::vector<Atom>{T, N, H};
-  y.axes = {{T}, dirs == 2 ? std::vector<Atom>{D} : std::vector<Atom>{}, {N}, {H}};
-  ++layer_counts_[cat(op, dirs == 2 ? " bidirectional" : direction == "reverse" ? " reverse" : "", " (hidden ", hidden, ")")];
-  setOutput(0, y);
-  NetValue final_state;
-  final_state.final_state_of = y.pending_rnn;
-  final_state.memory = {{'D', Dim{dirs, ""}}, N, H};
-  final_state.axes = {{final_state.memory[0]}, {N}, {H}};
-  setOutput(1, final_state);
-  markUnsupportedOutputs(2, cat("the final cell state output of LSTM (Y_c), which ds2rt's recurrent layer does not give"));
-}
-
 
 }  // namespace ds2rt::onnx_import

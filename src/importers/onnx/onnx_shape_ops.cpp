@@ -393,7 +393,7 @@ void Translator::arithmeticNode(BinaryOp op) {
     const auto names = [&](int i) { return atomNames(x.axes[i]); };
     check(names(m.batch_axis + shift) == "N" && names(m.time_axis + shift) == "T", where_,
           ": the mask's batch and time axes do not fall on the batch and time axes of the data ", describeAxes(x.axes));
-    const Tensor t = x.pending_rnn >= 0 || x.final_state_of >= 0 ? materialize(x) : x.tensor;
+    const Tensor t = x.pending() ? materialize(x) : x.tensor;
     check(x.pad_end == 0, where_, ": masking a padded tensor is not supported");
     x.tensor = net_.addSequenceMask(layerName(), t, m.lengths);
     x.lengths = m.lengths;
@@ -501,7 +501,7 @@ void Translator::whereNode() {
   const int shift = rank - keep.rank;
   check(shift >= 0 && atomNames(data.axes[keep.batch_axis + shift]) == "N" && atomNames(data.axes[keep.time_axis + shift]) == "T",
         where_, ": the mask's batch and time axes do not fall on the batch and time axes of the data ", describeAxes(data.axes));
-  const Tensor t = data.pending_rnn >= 0 || data.final_state_of >= 0 ? materialize(data) : data.tensor;
+  const Tensor t = data.pending() ? materialize(data) : data.tensor;
   data.tensor = net_.addSequenceMask(layerName(), t, keep.lengths);
   data.lengths = keep.lengths;
   ++layer_counts_["sequence masks"];

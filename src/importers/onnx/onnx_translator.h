@@ -29,7 +29,9 @@ struct PendingRNN {
   std::string name;
   Tensor input, lengths;
   RNNDesc desc;
+  Tensor initial_h, initial_c;  // run-time initial states (graph inputs), where given
   Tensor output;  // valid once added
+  Tensor cell_states;  // the same layer giving c_t (for Y_c), once added
 };
 
 class Translator {
@@ -151,7 +153,8 @@ class Translator {
     PendingRNN& r = rnns_[index];
     if (!r.output.valid()) {
       r.desc.merge = merge;
-      r.output = net_.addRNN(r.name, r.input, r.lengths, r.desc);
+      r.output = r.initial_h.valid() ? net_.addRNN(r.name, r.input, r.lengths, r.desc, r.initial_h, r.initial_c)
+                                     : net_.addRNN(r.name, r.input, r.lengths, r.desc);
     }
     check(r.desc.merge == merge || r.desc.direction != RNNDirection::kBidirectional, where_,
           ": the two directions of recurrent layer '", r.name, "' are used both summed and concatenated");
@@ -170,6 +173,22 @@ class Translator {
                                        RNNFinalStateDesc{r.desc.direction, r.desc.hidden_size});
       v.final_state_of = -1;
     }
+    if (v.final_cell_of >= 0) {
+      // ds2rt's recurrent layer gives one output: Y_c comes from a second layer with the same
+      // weights that outputs c_t (computed only when the graph uses Y_c).
+      PendingRNN& r = rnns_[v.final_cell_of];
+      if (!r.cell_states.valid()) {
+        RNNDesc desc = r.desc;
+        desc.output = RNNOutput::kCellState;
+        desc.merge = DirectionMerge::kConcat;
+        const std::string name = uniqueName(r.name + "/cell_state");
+        r.cell_states = r.initial_h.valid() ? net_.addRNN(name, r.input, r.lengths, desc, r.initial_h, r.initial_c)
+                                            : net_.addRNN(name, r.input, r.lengths, desc);
+      }
+      v.tensor = net_.addRNNFinalState(uniqueName(r.name + "/final_cell_state"), r.cell_states, r.lengths,
+                                       RNNFinalStateDesc{r.desc.direction, r.desc.hidden_size});
+      v.final_cell_of = -1;
+    }
     if (v.pending_rnn >= 0) {
       v.tensor = addPendingRNN(v.pending_rnn, DirectionMerge::kConcat);
       v.pending_rnn = -1;
@@ -183,9 +202,16 @@ class Translator {
       v.memory = flat;
       return v.tensor;
     }
-    if (net_.layout(v.tensor) == TensorLayout::kSequence && have.size() >= 3 && have.substr(0, 2) == "TN" &&
-        want == "NT" + have.substr(2)) {
+    // T x N x ... (or a final state D x N x H) to batch-major, and a batch-major input back to T x N x ...
+    if (net_.layout(v.tensor) == TensorLayout::kSequence && have.size() >= 3 && have[1] == 'N' &&
+        (have[0] == 'T' || have[0] == 'D') && want == std::string("N") + have[0] + have.substr(2)) {
       v.tensor = net_.addBatchMajor(uniqueName(cat(node_->name(), "/batch_major")), v.tensor);
+      v.memory = flat;
+      return v.tensor;
+    }
+    if (net_.layout(v.tensor) == TensorLayout::kBatchMajor && have.size() >= 3 && have.substr(0, 2) == "NT" &&
+        want == "TN" + have.substr(2)) {
+      v.tensor = net_.addTimeMajor(uniqueName(cat(node_->name(), "/time_major")), v.tensor);
       v.memory = flat;
       return v.tensor;
     }
@@ -254,6 +280,10 @@ class Translator {
   void recurrentNode(const std::string& op);
 
   void addInputs();
+  bool feedsBatchMajorRecurrent(const std::string& input) const;
+  // recurrentNode's pieces (onnx_recurrent.cpp)
+  std::vector<RNNActivation> recurrentActivations(RNNCell cell, int directions);
+  HostTensor initialState(int index, const char* what, int directions, int64_t hidden, Tensor& runtime);
   void markOutputs();
 };
 

@@ -77,7 +77,9 @@ struct NetValue {
   Tensor lengths;         // valid frames of the time axis, where known
   int pending_rnn = -1;   // index of a recurrent layer not added yet (its direction merge is open)
   int final_state_of = -1;  // the final state (Y_h) of that pending recurrent layer
+  int final_cell_of = -1;   // the final cell state (Y_c) of that pending LSTM
   int64_t pad_end = 0;    // zero frames padded after the time axis (a lookahead's Pad)
+  bool pending() const { return pending_rnn >= 0 || final_state_of >= 0 || final_cell_of >= 0; }
 };
 
 // A value that exists in the ONNX graph but that ds2rt cannot produce; an error if anything uses it.
