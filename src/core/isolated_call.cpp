@@ -20,6 +20,9 @@
 
 #include "ds2rt/error.h"
 
+// Sanitizer runtimes define it; elsewhere it stays null.
+extern "C" __attribute__((weak)) void __sanitizer_set_death_callback(void (*callback)());
+
 namespace ds2rt::detail {
 
 namespace {
@@ -54,6 +57,9 @@ uint64_t currentAddressSpace() {
   // A crash must end the child by its signal: handlers inherited from the parent (a sanitizer's,
   // libFuzzer's, the host's) would report it, or write a crash file, as if the parent had crashed.
   for (const int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS}) std::signal(s, SIG_DFL);
+  // A sanitizer's report ends the child with an exit status; libFuzzer's death callback would
+  // first save the input as a crash of the fuzzer.
+  if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(nullptr);
   std::signal(SIGXFSZ, SIG_IGN);  // output past RLIMIT_FSIZE fails with EFBIG instead
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(kExitFailed);  // the parent already went
