@@ -7,6 +7,10 @@
 // reset in the child, so the work may allocate, but it must not start threads, take locks that
 // other threads of the parent use, or rely on global state they may have been changing. The
 // timeout turns any deadlock of that kind into an error rather than a hang of the host.
+// Sanitizer runtimes that do not lock their allocator around fork (clang 14's and GCC 12's ASan;
+// LLVM 17 added the lock) can leave it locked in the child when another thread was allocating:
+// under them, a fork while other threads allocate may end in that timeout. Plain glibc malloc
+// is reset in the child and is not affected.
 #pragma once
 
 #include <chrono>
