@@ -10,6 +10,7 @@
 
 #include "ds2rt/builder.h"
 #include "ds2rt/importers.h"
+#include "importers/keras/hdf5_file.h"
 #include "importers/keras/model_config.h"
 #include "test_util.h"
 
@@ -124,7 +125,7 @@ TEST(KerasImport, SettingsWithoutAnExactMappingAreRefused) {
   EXPECT_THAT(e, HasSubstr("activation 'elu' is not supported"));
 }
 
-// HDF5 is not thread-safe in every build: the reader serialises its calls.
+// Each import forks its own HDF5 reader process, from whichever thread imports.
 TEST(KerasImport, ImportsFromSeveralThreadsAtOnce) {
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
@@ -169,6 +170,30 @@ TEST(KerasImport, TruncatedFiles) {
       EXPECT_THAT(e, ::testing::AnyOf(HasSubstr("truncated"), HasSubstr("corrupt"))) << e;
     }
   }
+}
+
+// libhdf5 1.10 crashed on these: a byte-flipped bilstm_sum_valid.h5 in H5HG_read (a corrupt
+// global-heap reference of a variable-length string), another that spent minutes and gigabytes in
+// H5T__conv_vlen, and what libFuzzer found (tests/fuzz/keras_fuzzer.cpp): a segfault, an overflow of
+// an attribute table that only ASan sees, and a file libhdf5 never finishes reading. The reader
+// process takes the fall; the importer reports corrupt data and carries on.
+TEST(KerasImport, CrashingHdf5FilesGiveClearErrors) {
+  for (const std::string name : {"crash_global_heap.h5", "huge_vlen_string.h5", "crash_fuzzed.h5",
+                                 "overflow_attribute_table.h5"}) {
+    const std::string e = errorOf([&] { importNetwork(dataPath("keras/" + name)); });
+    EXPECT_THAT(e, HasSubstr(name)) << e;
+    EXPECT_THAT(e, ::testing::AnyOf(HasSubstr("HDF5 data is corrupt"), HasSubstr("cannot be read"))) << e;
+  }
+  EXPECT_THAT(errorOf([] { importNetwork(dataPath("keras/crash_global_heap.h5")); }),
+              HasSubstr("libhdf5 crashed (signal"));
+}
+
+TEST(KerasImport, AnHdf5FileThatHangsLibhdf5TimesOut) {
+  keras::Hdf5File::setReaderTimeout(std::chrono::seconds(1));
+  const std::string e = errorOf([] { importNetwork(dataPath("keras/hang_fuzzed.h5")); });
+  keras::Hdf5File::setReaderTimeout(std::chrono::milliseconds(0));
+  EXPECT_THAT(e, HasSubstr("hang_fuzzed.h5"));
+  EXPECT_THAT(e, HasSubstr("HDF5 data is corrupt: libhdf5 did not finish within 1 s"));
 }
 
 // .keras weight groups are named after the class, as Keras's naming.to_snake_case spells it.

@@ -1,192 +1,200 @@
 #include "importers/keras/hdf5_file.h"
 
-#include <hdf5.h>
+#include <sys/stat.h>
 
+#include <atomic>
 #include <cstring>
-#include <mutex>
 
+#include "core/isolated_call.h"
 #include "ds2rt/error.h"
+#include "importers/keras/hdf5_snapshot.h"
 
 namespace ds2rt::keras {
 
 namespace {
 
-// The HDF5 library is not built thread-safe everywhere: one lock around every call.
-std::recursive_mutex& hdf5Mutex() {
-  static std::recursive_mutex mutex;
-  return mutex;
-}
-
-// Errors are reported as ds2rt::Error; HDF5's own stack print to stderr is turned off once.
-void quietHdf5() {
-  static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
-}
-
 constexpr uint8_t kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 
-// Files and images larger than this are refused before any allocation that depends on them.
-constexpr int64_t kMaxElements = int64_t{1} << 31;
+std::atomic<int64_t> reader_timeout_ms{0};
+
+// Generous for any disk: half a minute, plus a second per 16 MiB.
+detail::IsolationLimits limitsFor(uint64_t size) {
+  detail::IsolationLimits limits;
+  const int64_t fixed = reader_timeout_ms.load();
+  limits.timeout = std::chrono::milliseconds(fixed > 0 ? fixed : 30000 + static_cast<int64_t>(size >> 24) * 1000);
+  // libhdf5's own copy of an image, the data read and the snapshot, with room to spare.
+  limits.extra_address_space = (uint64_t{1} << 30) + 4 * size;
+  return limits;
+}
+
+// "a//b/" -> "a/b"; "/" -> "".
+std::string normalise(const std::string& path) {
+  std::string out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    if (end > start && path.compare(start, end - start, ".") != 0) {
+      if (!out.empty()) out += '/';
+      out.append(path, start, end - start);
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+// Bounds-checked reading of the snapshot: the reader process wrote it, but it may have ended
+// half-way (its exit status lost) and a short stream must not be read past its end.
+class Cursor {
+ public:
+  Cursor(std::span<const uint8_t> bytes, std::string what) : bytes_(bytes), what_(std::move(what)) {}
+  const uint8_t* take(size_t size) {
+    check(size <= bytes_.size() - offset_, what_);
+    const uint8_t* p = bytes_.data() + offset_;
+    offset_ += size;
+    return p;
+  }
+  template <typename T> T get() {
+    T v;
+    std::memcpy(&v, take(sizeof v), sizeof v);
+    return v;
+  }
+  std::string str() {
+    const auto size = get<uint32_t>();
+    return {reinterpret_cast<const char*>(take(size)), size};
+  }
+  void align() { take((snapshot::kAlignment - offset_ % snapshot::kAlignment) % snapshot::kAlignment); }
+
+ private:
+  std::span<const uint8_t> bytes_;
+  size_t offset_ = 0;
+  std::string what_;
+};
 
 }  // namespace
 
-Hdf5Handle::~Hdf5Handle() {
-  if (id_ < 0) return;
-  std::lock_guard lock(hdf5Mutex());
-  switch (H5Iget_type(id_)) {
-    case H5I_FILE: H5Fclose(id_); break;
-    case H5I_GROUP: H5Gclose(id_); break;
-    case H5I_DATASET: H5Dclose(id_); break;
-    case H5I_ATTR: H5Aclose(id_); break;
-    case H5I_DATATYPE: H5Tclose(id_); break;
-    case H5I_DATASPACE: H5Sclose(id_); break;
-    case H5I_GENPROP_LST: H5Pclose(id_); break;
-    default: break;
-  }
-}
-
-Hdf5Handle& Hdf5Handle::operator=(Hdf5Handle&& other) noexcept {
-  if (this != &other) {
-    Hdf5Handle old(id_);
-    id_ = other.id_;
-    other.id_ = -1;
-  }
-  return *this;
-}
+void Hdf5File::setReaderTimeout(std::chrono::milliseconds timeout) { reader_timeout_ms = timeout.count(); }
 
 bool Hdf5File::hasSignature(std::span<const uint8_t> head) {
   return head.size() >= 8 && std::memcmp(head.data(), kSignature, 8) == 0;
 }
 
-Hdf5File Hdf5File::open(const std::string& path) {
-  std::lock_guard lock(hdf5Mutex());
-  quietHdf5();
-  Hdf5File f;
-  f.source_ = path;
-  f.file_ = Hdf5Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-  check(f.file_.valid(), "'", path, "': not a readable HDF5 file (truncated or corrupt?)");
-  return f;
+Hdf5File Hdf5File::open(const std::string& path, const std::vector<std::string>& subtrees) {
+  return read(path, nullptr, path, "'" + path + "'", subtrees);
 }
 
-Hdf5File Hdf5File::openImage(const std::vector<uint8_t>& bytes, std::string source) {
-  std::lock_guard lock(hdf5Mutex());
-  quietHdf5();
+Hdf5File Hdf5File::openImage(const std::vector<uint8_t>& bytes, std::string source,
+                             const std::vector<std::string>& subtrees) {
+  check(hasSignature(bytes), source, ": not an HDF5 file (no HDF5 signature)");
+  const std::string quoted = source;
+  return read(quoted, &bytes, std::move(source), quoted, subtrees);
+}
+
+Hdf5File Hdf5File::read(const std::string& path, const std::vector<uint8_t>* image, std::string source,
+                        std::string quoted, const std::vector<std::string>& subtrees) {
+  snapshot::Source from{path, image, 0};
+  if (image) {
+    from.size = image->size();
+  } else {
+    struct stat st {};
+    check(::stat(path.c_str(), &st) == 0, "cannot open '", path, "': ", std::strerror(errno));
+    from.size = static_cast<uint64_t>(st.st_size);
+  }
+  std::vector<std::string> groups;
+  for (const std::string& s : subtrees) groups.push_back(normalise(s));
+  const detail::IsolationLimits limits = limitsFor(from.size);
+  const detail::IsolatedResult result = detail::runIsolated([&](int fd) { snapshot::write(from, groups, fd); }, limits);
+  check(result.outcome == detail::IsolatedResult::Outcome::kDone, quoted,
+        ": the HDF5 data is corrupt: libhdf5 ", result.describe(limits),
+        " reading it (in a separate reader process, so only that process ended)");
   Hdf5File f;
   f.source_ = std::move(source);
-  check(hasSignature(bytes), f.source_, ": not an HDF5 file (no HDF5 signature)");
-  const Hdf5Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
-  // The in-memory ("core") driver over a copy of the image; nothing is written back.
-  check(fapl.valid() && H5Pset_fapl_core(fapl.get(), 1 << 16, 0) >= 0 &&
-            H5Pset_file_image(fapl.get(), const_cast<uint8_t*>(bytes.data()), bytes.size()) >= 0,
-        f.source_, ": cannot set up HDF5 to read from memory");
-  f.file_ = Hdf5Handle(H5Fopen(f.source_.c_str(), H5F_ACC_RDONLY, fapl.get()));
-  check(f.file_.valid(), f.source_, ": not a readable HDF5 file (truncated or corrupt?)");
+  f.parse(result.output, result.keep_alive, quoted);
   return f;
 }
 
-bool Hdf5File::exists(const std::string& path) const {
-  std::lock_guard lock(hdf5Mutex());
-  if (path.empty() || path == "/") return true;
-  size_t start = 0;
-  while (start < path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    if (H5Lexists(file_.get(), path.substr(0, end).c_str(), H5P_DEFAULT) <= 0) return false;
-    start = end + 1;
+void Hdf5File::parse(std::span<const uint8_t> bytes, const std::shared_ptr<const void>& keep_alive,
+                     const std::string& quoted) {
+  Cursor in(bytes, cat(quoted, ": the HDF5 reader process ended before it finished (corrupt HDF5 data?)"));
+  check(std::memcmp(in.take(sizeof snapshot::kMagic), snapshot::kMagic, sizeof snapshot::kMagic) == 0, quoted,
+        ": the HDF5 reader process sent no data");
+  for (;;) {
+    const auto tag = in.get<uint8_t>();
+    if (tag == snapshot::kEnd) return;
+    if (tag == snapshot::kFailure) fail(quoted, ": ", in.str());
+    const std::string path = in.str();
+    if (tag == snapshot::kAttribute) {
+      Attribute& a = objects_[path].attributes[in.str()];
+      a.error = in.str();
+      const auto count = in.get<uint32_t>();
+      for (uint32_t i = 0; i < count; ++i) a.values.push_back(in.str());
+      continue;
+    }
+    check(tag == snapshot::kGroup || tag == snapshot::kDataset, quoted, ": the HDF5 reader process sent a bad record");
+    if (!path.empty()) {
+      const size_t slash = path.rfind('/');
+      objects_[slash == std::string::npos ? "" : path.substr(0, slash)].members.push_back(
+          slash == std::string::npos ? path : path.substr(slash + 1));
+    }
+    Object& object = objects_[path];
+    object.group = tag == snapshot::kGroup;
+    if (object.group) continue;
+    Shape shape(in.get<uint32_t>());
+    for (int64_t& d : shape) d = in.get<int64_t>();
+    object.error = in.str();
+    if (!object.error.empty()) continue;
+    const int64_t elements = numElements(shape);
+    const uint8_t* data = nullptr;
+    if (elements > 0) {
+      in.align();
+      data = in.take(static_cast<size_t>(elements) * sizeof(float));
+    }
+    if (in.get<uint32_t>() != 0) {
+      object.error = " cannot be read (truncated or corrupt file?)";
+      continue;
+    }
+    object.data = elements == 0 ? HostTensor(DataType::kFloat32, shape)
+                                : HostTensor::view(DataType::kFloat32, shape, data, keep_alive);
   }
-  return true;
 }
 
+const Hdf5File::Object* Hdf5File::find(const std::string& path) const {
+  const auto it = objects_.find(normalise(path));
+  return it == objects_.end() ? nullptr : &it->second;
+}
+
+bool Hdf5File::exists(const std::string& path) const { return find(path) != nullptr; }
+
 bool Hdf5File::isGroup(const std::string& path) const {
-  std::lock_guard lock(hdf5Mutex());
-  if (!exists(path)) return false;
-  const Hdf5Handle object(H5Oopen(file_.get(), path.c_str(), H5P_DEFAULT));
-  return object.valid() && H5Iget_type(object.get()) == H5I_GROUP;
+  const Object* object = find(path);
+  return object && object->group;
 }
 
 std::vector<std::string> Hdf5File::children(const std::string& group) const {
-  std::lock_guard lock(hdf5Mutex());
   check(isGroup(group), source_, ": no group '", group, "'");
-  const Hdf5Handle g(H5Gopen2(file_.get(), group.c_str(), H5P_DEFAULT));
-  H5G_info_t info;
-  check(g.valid() && H5Gget_info(g.get(), &info) >= 0, source_, ": cannot read group '", group, "'");
-  std::vector<std::string> names;
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t size = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    check(size >= 0, source_, ": cannot read the members of group '", group, "'");
-    std::string name(static_cast<size_t>(size) + 1, '\0');
-    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
-    name.resize(static_cast<size_t>(size));
-    names.push_back(std::move(name));
-  }
-  return names;
+  return find(group)->members;
 }
 
 bool Hdf5File::hasAttribute(const std::string& object, const std::string& name) const {
-  std::lock_guard lock(hdf5Mutex());
-  return exists(object) && H5Aexists_by_name(file_.get(), object.c_str(), name.c_str(), H5P_DEFAULT) > 0;
+  const Object* o = find(object);
+  return o && o->attributes.count(name) > 0;
 }
 
 std::vector<std::string> Hdf5File::stringAttribute(const std::string& object, const std::string& name) const {
-  std::lock_guard lock(hdf5Mutex());
   const std::string what = cat(source_, ": attribute '", name, "' of '", object, "'");
   check(hasAttribute(object, name), what, " is missing");
-  const Hdf5Handle attr(H5Aopen_by_name(file_.get(), object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT));
-  const Hdf5Handle type(attr.valid() ? H5Aget_type(attr.get()) : -1);
-  const Hdf5Handle space(attr.valid() ? H5Aget_space(attr.get()) : -1);
-  check(type.valid() && space.valid(), what, " cannot be read");
-  check(H5Tget_class(type.get()) == H5T_STRING, what, " is not a string");
-  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
-  check(count >= 0 && count < (1 << 24), what, " has an invalid size");
-  std::vector<std::string> out;
-  if (H5Tis_variable_str(type.get()) > 0) {
-    const Hdf5Handle memtype(H5Tcopy(H5T_C_S1));
-    H5Tset_size(memtype.get(), H5T_VARIABLE);
-    H5Tset_cset(memtype.get(), H5Tget_cset(type.get()));
-    std::vector<char*> strings(static_cast<size_t>(count), nullptr);
-    check(H5Aread(attr.get(), memtype.get(), strings.data()) >= 0, what, " cannot be read");
-    for (char* s : strings) out.emplace_back(s ? s : "");
-    H5Dvlen_reclaim(memtype.get(), space.get(), H5P_DEFAULT, strings.data());
-    return out;
-  }
-  const size_t size = H5Tget_size(type.get());
-  check(size > 0 && size * static_cast<size_t>(count) < (size_t{1} << 30), what, " has an invalid size");
-  std::vector<char> buffer(size * static_cast<size_t>(count));
-  check(H5Aread(attr.get(), type.get(), buffer.data()) >= 0, what, " cannot be read");
-  for (hssize_t i = 0; i < count; ++i) {
-    const char* s = buffer.data() + static_cast<size_t>(i) * size;
-    out.emplace_back(s, strnlen(s, size));
-  }
-  return out;
+  const Attribute& a = find(object)->attributes.at(name);
+  check(a.error.empty(), what, a.error);
+  return a.values;
 }
 
 HostTensor Hdf5File::readFloats(const std::string& path) const {
-  std::lock_guard lock(hdf5Mutex());
   const std::string what = cat(source_, ": dataset '", path, "'");
-  check(exists(path), what, " is missing");
-  const Hdf5Handle dataset(H5Dopen2(file_.get(), path.c_str(), H5P_DEFAULT));
-  check(dataset.valid(), what, " is not a dataset");
-  const Hdf5Handle type(H5Dget_type(dataset.get()));
-  const Hdf5Handle space(H5Dget_space(dataset.get()));
-  check(type.valid() && space.valid(), what, " cannot be read");
-  check(H5Tget_class(type.get()) == H5T_FLOAT, what, " does not hold floating-point numbers");
-  const int rank = H5Sget_simple_extent_ndims(space.get());
-  check(rank >= 0 && rank <= 8, what, " has an invalid rank");
-  std::vector<hsize_t> dims(static_cast<size_t>(rank));
-  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-  Shape shape;
-  int64_t elements = 1;
-  for (hsize_t d : dims) {
-    check(d < static_cast<hsize_t>(kMaxElements) && elements * static_cast<int64_t>(d) < kMaxElements, what,
-          " is too large");
-    shape.push_back(static_cast<int64_t>(d));
-    elements *= static_cast<int64_t>(d);
-  }
-  HostTensor out(DataType::kFloat32, shape);
-  if (elements > 0)
-    check(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.mutableData<float>()) >= 0, what,
-          " cannot be read (truncated or corrupt file?)");
-  return out;
+  const Object* object = find(path);
+  check(object != nullptr, what, " is missing");
+  check(!object->group, what, " is not a dataset");
+  check(object->error.empty(), what, object->error);
+  return object->data;
 }
 
 }  // namespace ds2rt::keras

@@ -82,7 +82,8 @@ KerasFile KerasFile::open(const std::string& path) {
           "': a zip archive without config.json and model.weights.h5, so not a Keras 3 .keras file");
     const std::vector<uint8_t> config = archive.read(kConfigEntry);
     f.config_ = parseConfig(std::string(config.begin(), config.end()), cat("'", path, "': config.json"));
-    f.h5_ = std::make_shared<Hdf5File>(Hdf5File::openImage(archive.read(kWeightsEntry), path + ":" + kWeightsEntry));
+    f.h5_ = std::make_shared<Hdf5File>(
+        Hdf5File::openImage(archive.read(kWeightsEntry), path + ":" + kWeightsEntry, {"layers"}));
     check(f.h5_->isGroup("layers") || f.h5_->children("/").empty(), "'", path,
           "': model.weights.h5 has no 'layers' group; not written by Keras 3?");
     return f;
@@ -90,7 +91,7 @@ KerasFile KerasFile::open(const std::string& path) {
   check(Hdf5File::hasSignature(file.bytes()), "'", path, "' is neither a .keras archive nor an HDF5 (.h5) file");
   f.format_ = "Keras legacy HDF5 (.h5)";
   f.legacy_ = true;
-  f.h5_ = std::make_shared<Hdf5File>(Hdf5File::open(path));
+  f.h5_ = std::make_shared<Hdf5File>(Hdf5File::open(path, {"model_weights"}));
   check(f.h5_->hasAttribute("/", "model_config"), "'", path,
         "': an HDF5 file without a model_config attribute: weights only (model.save_weights)? ds2rt needs the whole "
         "model (model.save(\"model.h5\") or \"model.keras\")");
