@@ -14,6 +14,7 @@
 
 #include <dnnl.h>
 
+#include "cpu/bf16.h"
 #include "cpu/kernels.h"
 #include "cpu/rnn_cell.h"
 #include "ds2rt/error.h"
@@ -35,6 +36,9 @@ struct PreparedLayer {
   std::vector<int8_t> input_weights_int8;
   std::vector<float> input_scale;
   std::vector<PackedRecurrentInt8> packed_int8;
+  // bf16: the stacked input weights and the recurrent matrices
+  BF16Matmul input_bf16;
+  std::vector<PackedRecurrentBF16> packed_bf16;
 };
 
 // Threads of one direction meet here after every time step (h must be whole before the next).
@@ -75,6 +79,8 @@ struct RNNScratch final : KernelState {
   std::vector<float*> y_rows;
   std::vector<uint8_t> input_quantized, h_quantized;  // int8: the layer input; per thread h
   std::vector<float> input_scale, h_scale;
+  std::vector<BF16Matmul::State> projection_bf16;  // bf16: per layer
+  std::vector<uint16_t> h_bf16;                     // bf16: per thread h
   StepBarrier barrier[2];
   // Splitting one direction's units over threads needs them on cores together at every step; on
   // an oversubscribed machine they are not, and the barrier costs more than the work. Measured per
@@ -89,9 +95,10 @@ struct RNNScratch final : KernelState {
 class RNNKernel final : public Kernel {
  public:
   RNNKernel(const RNNDesc& d, Precision precision)
-      : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)), int8_(precision == Precision::kInt8) {
-    check(!int8_ || fused(), "int8 recurrent layers need AVX-512 and, for GRU, linear-before-reset (PyTorch) ",
-          "semantics; build this model in fp32");
+      : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)), int8_(precision == Precision::kInt8),
+        bf16_(precision == Precision::kBF16) {
+    check(!(int8_ || bf16_) || fused(), toString(precision), " recurrent layers need AVX-512 and, for GRU, ",
+          "linear-before-reset (PyTorch) semantics; build this model in fp32");
     const int64_t h = d.hidden_size, gh = gates_ * h;
     for (int l = 0; l < d.num_layers; ++l) {
       PreparedLayer p;
@@ -114,6 +121,8 @@ class RNNKernel final : public Kernel {
         if (!fused()) p.recurrent.push_back(w.recurrent_weight);
         if (int8_)
           p.packed_int8.push_back(packRecurrentInt8(w.recurrent_weight.data<float>(), gates_, h));
+        else if (bf16_)
+          p.packed_bf16.push_back(packRecurrentBF16(w.recurrent_weight.data<float>(), gates_, h));
         else if (fused())
           p.packed.push_back(packRecurrent(w.recurrent_weight.data<float>(), gates_, h));
         p.hidden_bias.push_back(std::move(hidden_bias));
@@ -124,6 +133,12 @@ class RNNKernel final : public Kernel {
         for (int dir = 0; dir < dirs_; ++dir)
           quantizeRows(p.input_weights[dir].data<float>(), gh, p.input_size,
                        p.input_weights_int8.data() + dir * gh * p.input_size, p.input_scale.data() + dir * gh);
+        p.input_weights.clear();
+      }
+      if (bf16_) {
+        std::vector<const float*> stacked;
+        for (const HostTensor& w : p.input_weights) stacked.push_back(w.data<float>());
+        p.input_bf16 = BF16Matmul(stacked, gh, p.input_size);
         p.input_weights.clear();
       }
       layers_.push_back(std::move(p));
@@ -142,6 +157,7 @@ class RNNKernel final : public Kernel {
     for (int64_t b = 0; b < n; ++b) lengths[b] = std::min<int64_t>(io.lengths[b], t);
 
     const float* input = io.in<float>();
+    if (bf16_) s.projection_bf16.resize(desc_.num_layers);
     for (int l = 0; l < desc_.num_layers; ++l) {
       const bool last = l + 1 == desc_.num_layers;
       const bool sum = last && dirs_ == 2 && desc_.merge == DirectionMerge::kSum;
@@ -156,6 +172,8 @@ class RNNKernel final : public Kernel {
       s.projection.resize(t * n * width);
       if (int8_)
         projectInt8(s, p, input, t * n, width);
+      else if (bf16_)
+        p.input_bf16.run(s.projection_bf16[l], input, t * n, s.projection.data());
       else
         for (int dir = 0; dir < dirs_; ++dir)  // into the direction's columns of one buffer
           gemmABt(t * n, gates_ * h, p.input_size, input, p.input_size, p.input_weights[dir].data<float>(),
@@ -182,6 +200,9 @@ class RNNKernel final : public Kernel {
 
   std::string implementation() const override {
     if (int8_) return "int8: oneDNN u8s8s32 input projection + VNNI recurrent step with the gate math in registers";
+    if (bf16_)
+      return "bf16: oneDNN bf16 matmul input projection + AVX512_BF16 recurrent step, fp32 sums, state and gate "
+             "math in registers";
     return fused() ? "oneDNN sgemm input projection + AVX-512 recurrent step with the gate math in registers"
                    : "oneDNN sgemm input projection + own recurrent loop";
   }
@@ -220,8 +241,8 @@ class RNNKernel final : public Kernel {
                   const std::vector<int64_t>& lengths, int64_t t, int64_t n, float* out, int64_t out_width,
                   bool sum) const {
     const int64_t h = desc_.hidden_size, gh = gates_ * h, width = dirs_ * gh;
-    const int64_t blocks = int8_ ? p.packed_int8[0].blocks : p.packed[0].blocks;
-    const int64_t depth = int8_ ? p.packed_int8[0].depth : 0;
+    const int64_t blocks = int8_ ? p.packed_int8[0].blocks : bf16_ ? p.packed_bf16[0].blocks : p.packed[0].blocks;
+    const int64_t depth = int8_ ? p.packed_int8[0].depth : bf16_ ? p.packed_bf16[0].depth : 0;
     const int threads = std::max(1, omp_get_max_threads());
     const bool together = dirs_ == 2 && threads >= 2;
     if (!together && !s.split_units && --s.split_retry_in <= 0) s.split_units = true;
@@ -239,6 +260,7 @@ class RNNKernel final : public Kernel {
       s.h_quantized.resize(static_cast<size_t>(team) * n * depth);
       s.h_scale.resize(static_cast<size_t>(team) * n);
     }
+    if (bf16_) s.h_bf16.resize(static_cast<size_t>(team) * n * depth);
     const int64_t steps = n > 0 ? lengths[order[0]] : 0;
 
 #pragma omp parallel num_threads(team)
@@ -269,6 +291,7 @@ class RNNKernel final : public Kernel {
           a.h_quantized = s.h_quantized.data() + static_cast<size_t>(tid) * n * depth;
           a.h_scale = s.h_scale.data() + static_cast<size_t>(tid) * n;
         }
+        if (bf16_) a.h_bf16 = s.h_bf16.data() + static_cast<size_t>(tid) * n * depth;
         int64_t active = n;
         using Clock = std::chrono::steady_clock;
         Clock::duration waited{}, worked{};
@@ -285,6 +308,8 @@ class RNNKernel final : public Kernel {
           a.h_next = d.h[(k + 1) % 2].data();
           if (int8_)
             recurrentStepInt8(p.packed_int8[dir], a);
+          else if (bf16_)
+            recurrentStepBF16(p.packed_bf16[dir], a);
           else
             recurrentStep(p.packed[dir], a);
           if (split && tid == 0) {
@@ -390,7 +415,7 @@ class RNNKernel final : public Kernel {
   RNNDesc desc_;
   int dirs_;
   int gates_;
-  bool int8_;
+  bool int8_, bf16_;
   std::vector<PreparedLayer> layers_;
 };
 
