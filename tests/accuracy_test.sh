@@ -43,6 +43,12 @@ if grep -q avx512_vnni /proc/cpuinfo; then  # the int8 recurrent step needs AVX-
 else
   echo "skip: int8 (this CPU has no AVX-512 VNNI)"
 fi
+# bf16 on the CPU costs no accuracy here (measured CER 0.0452, as fp32).
+if grep -q avx512_bf16 /proc/cpuinfo; then  # the bf16 path needs AVX-512 BF16 (else the build is refused)
+  rate_at_most "bi-GRU, bf16, greedy, held-out espeak-ng voices" 0.06 0.30 -m "$bi" --precision bf16 "$heldout/espeak.jsonl"
+else
+  echo "skip: bf16 (this CPU has no AVX-512 BF16)"
+fi
 # The streaming model (unidirectional GRU + lookahead; measured greedy CER 0.077).
 rate_at_most "uni-GRU + lookahead, greedy, held-out espeak-ng voices" 0.09 0.40 -m "$uni" "$heldout/espeak.jsonl"
 

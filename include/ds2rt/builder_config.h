@@ -9,7 +9,9 @@ namespace ds2rt {
 enum class Device : uint8_t { kCPU, kCUDA };
 // kInt8 (CPU only): weights quantised per output channel (symmetric), activations per row at run
 // time, int32 accumulation (VNNI); convolutions, the fully connected layer and cell math stay fp32.
-// kBF16 on the CPU: bf16 weights and products with fp32 accumulation, on CPUs with AVX512_BF16.
+// kBF16 on the CPU (AVX512_BF16 only, else the build fails with an error): recurrent layers and the
+// fully connected layer take bf16 weights and bf16 inputs (h converted at every step) with fp32
+// accumulation; cell state, gate math and activations stay fp32, convolutions run fp32.
 enum class Precision : uint8_t { kFP32, kFP16, kBF16, kInt8 };
 const char* toString(Device device);
 const char* toString(Precision precision);

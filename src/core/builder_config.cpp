@@ -29,8 +29,8 @@ void BuilderConfig::validate() const {
 #ifndef DS2RT_WITH_CUDA
   check(device != Device::kCUDA, "this build of ds2rt has no CUDA backend (configure with -DDS2RT_WITH_CUDA=ON)");
 #endif
-  check(device != Device::kCPU || precision == Precision::kFP32 || precision == Precision::kInt8,
-        "the CPU backend runs fp32 or int8; ", ds2rt::toString(precision), " on CPU is not implemented yet");
+  check(device != Device::kCPU || precision != Precision::kFP16,
+        "the CPU backend runs fp32, bf16 or int8; fp16 on CPU is not implemented");
   check(device != Device::kCUDA || precision != Precision::kInt8,
         "int8 runs on the CPU backend only; the CUDA backend takes fp32, fp16 or bf16");
 }

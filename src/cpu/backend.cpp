@@ -4,6 +4,7 @@
 
 #include <dnnl.h>
 
+#include "cpu/bf16.h"
 #include "cpu/kernels.h"
 #include "ds2rt/error.h"
 #include "core/overloaded.h"
@@ -25,10 +26,11 @@ namespace {
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BuilderConfig& config) : precision_(config.precision) {
-    check(precision_ != Precision::kBF16, "bf16 on the CPU is not implemented yet (use fp32 or int8)");
+    check(precision_ != Precision::kBF16 || haveBF16(),
+          "bf16 on the CPU needs AVX512_BF16, which this CPU lacks (use fp32, or int8 where it has AVX512_VNNI)");
     check(precision_ != Precision::kInt8 || haveInt8(),
           "int8 on the CPU needs AVX512_VNNI, which this CPU lacks (use fp32)");
-    check(precision_ != Precision::kFP16, "fp16 on the CPU is not implemented (use fp32 or int8)");
+    check(precision_ != Precision::kFP16, "fp16 on the CPU is not implemented (use fp32, bf16 or int8)");
   }
 
   std::unique_ptr<Kernel> compile(const Layer& layer, const Graph& graph) const override {
@@ -43,7 +45,7 @@ class CpuBackend final : public Backend {
             [&](const ReshapeToSequenceDesc&) { return makeReshapeToSequence(); },
             [&](const RNNDesc& d) { return makeRNN(d, precision_, layer.inputs.size() > 2); },
             [&](const LookaheadDesc& d) { return makeLookahead(d); },
-            [&](const FullyConnectedDesc& d) { return makeFullyConnected(d); },
+            [&](const FullyConnectedDesc& d) { return makeFullyConnected(d, precision_); },
             [&](const SoftmaxDesc& d) { return makeSoftmax(d.log); },
             [&](const BatchMajorDesc&) { return makeBatchMajor(); },
             [&](const LayerNormDesc& d) { return makeLayerNorm(d, layout, layer.inputs.size() > 1); },

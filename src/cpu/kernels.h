@@ -11,6 +11,8 @@ namespace ds2rt::detail::cpu {
 // and far more on a loaded machine where a sleeping thread waits for a time slice.
 constexpr int64_t kParallelMinElements = int64_t{1} << 18;
 
+// fp32 in every precision: oneDNN 2.6's bf16 convolutions (brgconv) measured ~3x slower than its
+// fp32 ones on an AVX512_BF16 CPU, for DeepSpeech2's two small convolutions.
 std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc);
 std::unique_ptr<Kernel> makeBatchNorm(const BatchNormDesc& desc, TensorLayout layout);
 std::unique_ptr<Kernel> makeActivation(const ActivationDesc& desc);
@@ -21,7 +23,8 @@ std::unique_ptr<Kernel> makeReshapeToSequence();
 std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision, bool state_inputs);
 bool haveInt8();  // AVX512_VNNI
 std::unique_ptr<Kernel> makeLookahead(const LookaheadDesc& desc);
-std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc);
+// kBF16: bf16 weights and inputs, fp32 sums, bias and activation.
+std::unique_ptr<Kernel> makeFullyConnected(const FullyConnectedDesc& desc, Precision precision);
 std::unique_ptr<Kernel> makeSoftmax(bool log);
 std::unique_ptr<Kernel> makeBatchMajor();
 // `masked`: the layer has a lengths input; frames at and past each length become zeros.

@@ -14,6 +14,7 @@
 
 #include <dnnl.h>
 
+#include "cpu/bf16.h"
 #include "cpu/kernels.h"
 #include "cpu/rnn_cell.h"
 #include "cpu/rnn_cell_general.h"
@@ -36,6 +37,9 @@ struct PreparedLayer {
   std::vector<int8_t> input_weights_int8;
   std::vector<float> input_scale;
   std::vector<PackedRecurrentInt8> packed_int8;
+  // bf16: the stacked input weights and the recurrent matrices
+  BF16Matmul input_bf16;
+  std::vector<PackedRecurrentBF16> packed_bf16;
 };
 
 // Threads of one direction meet here after every time step (h must be whole before the next).
@@ -76,6 +80,8 @@ struct RNNScratch final : KernelState {
   std::vector<float*> y_rows;
   std::vector<uint8_t> input_quantized, h_quantized;  // int8: the layer input; per thread h
   std::vector<float> input_scale, h_scale;
+  std::vector<BF16Matmul::State> projection_bf16;  // bf16: per layer
+  std::vector<uint16_t> h_bf16;                     // bf16: per thread h
   StepBarrier barrier[2];
   // Splitting one direction's units over threads needs them on cores together at every step; on
   // an oversubscribed machine they are not, and the barrier costs more than the work. Measured per
@@ -91,11 +97,11 @@ class RNNKernel final : public Kernel {
  public:
   RNNKernel(const RNNDesc& d, Precision precision, bool state_inputs)
       : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)), int8_(precision == Precision::kInt8),
-        extras_(d.hasExtras() || state_inputs) {
-    check(!int8_ || !extras_, "int8 recurrent layers take the plain cells only (no clip, other gate functions, ",
-          "peepholes, initial states or cell-state output); build this model in fp32");
-    check(!int8_ || fused(), "int8 recurrent layers need AVX-512 and, for GRU, linear-before-reset (PyTorch) ",
-          "semantics; build this model in fp32");
+        bf16_(precision == Precision::kBF16), extras_(d.hasExtras() || state_inputs) {
+    check(!(int8_ || bf16_) || !extras_, toString(precision), " recurrent layers take the plain cells only (no clip, ",
+          "other gate functions, peepholes, initial states or cell-state output); build this model in fp32");
+    check(!(int8_ || bf16_) || fused(), toString(precision), " recurrent layers need AVX-512 and, for GRU, ",
+          "linear-before-reset (PyTorch) semantics; build this model in fp32");
     for (int dir = 0; dir < dirs_; ++dir) cells_.emplace_back(d, dir);
     const int64_t h = d.hidden_size, gh = gates_ * h;
     for (int l = 0; l < d.num_layers; ++l) {
@@ -119,6 +125,8 @@ class RNNKernel final : public Kernel {
         if (!fused()) p.recurrent.push_back(w.recurrent_weight);
         if (int8_)
           p.packed_int8.push_back(packRecurrentInt8(w.recurrent_weight.data<float>(), gates_, h));
+        else if (bf16_)
+          p.packed_bf16.push_back(packRecurrentBF16(w.recurrent_weight.data<float>(), gates_, h));
         else if (fused())
           p.packed.push_back(packRecurrent(w.recurrent_weight.data<float>(), gates_, h));
         p.hidden_bias.push_back(std::move(hidden_bias));
@@ -129,6 +137,12 @@ class RNNKernel final : public Kernel {
         for (int dir = 0; dir < dirs_; ++dir)
           quantizeRows(p.input_weights[dir].data<float>(), gh, p.input_size,
                        p.input_weights_int8.data() + dir * gh * p.input_size, p.input_scale.data() + dir * gh);
+        p.input_weights.clear();
+      }
+      if (bf16_) {
+        std::vector<const float*> stacked;
+        for (const HostTensor& w : p.input_weights) stacked.push_back(w.data<float>());
+        p.input_bf16 = BF16Matmul(stacked, gh, p.input_size);
         p.input_weights.clear();
       }
       layers_.push_back(std::move(p));
@@ -148,6 +162,7 @@ class RNNKernel final : public Kernel {
 
     const InitialStates initial = initialStates(io, n);
     const float* input = io.in<float>();
+    if (bf16_) s.projection_bf16.resize(desc_.num_layers);
     for (int l = 0; l < desc_.num_layers; ++l) {
       const bool last = l + 1 == desc_.num_layers;
       const bool sum = last && dirs_ == 2 && desc_.merge == DirectionMerge::kSum;
@@ -162,6 +177,8 @@ class RNNKernel final : public Kernel {
       s.projection.resize(t * n * width);
       if (int8_)
         projectInt8(s, p, input, t * n, width);
+      else if (bf16_)
+        p.input_bf16.run(s.projection_bf16[l], input, t * n, s.projection.data());
       else
         for (int dir = 0; dir < dirs_; ++dir)  // into the direction's columns of one buffer
           gemmABt(t * n, gates_ * h, p.input_size, input, p.input_size, p.input_weights[dir].data<float>(),
@@ -188,6 +205,9 @@ class RNNKernel final : public Kernel {
 
   std::string implementation() const override {
     if (int8_) return "int8: oneDNN u8s8s32 input projection + VNNI recurrent step with the gate math in registers";
+    if (bf16_)
+      return "bf16: oneDNN bf16 matmul input projection + AVX512_BF16 recurrent step, fp32 sums, state and gate "
+             "math in registers";
     if (extras_) return "oneDNN sgemm input projection + own recurrent loop (general cell: clip, gate functions, "
                         "peepholes, initial states)";
     return fused() ? "oneDNN sgemm input projection + AVX-512 recurrent step with the gate math in registers"
@@ -258,8 +278,8 @@ class RNNKernel final : public Kernel {
                   const std::vector<int64_t>& lengths, int64_t t, int64_t n, float* out, int64_t out_width,
                   bool sum) const {
     const int64_t h = desc_.hidden_size, gh = gates_ * h, width = dirs_ * gh;
-    const int64_t blocks = int8_ ? p.packed_int8[0].blocks : p.packed[0].blocks;
-    const int64_t depth = int8_ ? p.packed_int8[0].depth : 0;
+    const int64_t blocks = int8_ ? p.packed_int8[0].blocks : bf16_ ? p.packed_bf16[0].blocks : p.packed[0].blocks;
+    const int64_t depth = int8_ ? p.packed_int8[0].depth : bf16_ ? p.packed_bf16[0].depth : 0;
     const int threads = std::max(1, omp_get_max_threads());
     const bool together = dirs_ == 2 && threads >= 2;
     if (!together && !s.split_units && --s.split_retry_in <= 0) s.split_units = true;
@@ -277,6 +297,7 @@ class RNNKernel final : public Kernel {
       s.h_quantized.resize(static_cast<size_t>(team) * n * depth);
       s.h_scale.resize(static_cast<size_t>(team) * n);
     }
+    if (bf16_) s.h_bf16.resize(static_cast<size_t>(team) * n * depth);
     const int64_t steps = n > 0 ? lengths[order[0]] : 0;
 
 #pragma omp parallel num_threads(team)
@@ -307,6 +328,7 @@ class RNNKernel final : public Kernel {
           a.h_quantized = s.h_quantized.data() + static_cast<size_t>(tid) * n * depth;
           a.h_scale = s.h_scale.data() + static_cast<size_t>(tid) * n;
         }
+        if (bf16_) a.h_bf16 = s.h_bf16.data() + static_cast<size_t>(tid) * n * depth;
         int64_t active = n;
         using Clock = std::chrono::steady_clock;
         Clock::duration waited{}, worked{};
@@ -323,6 +345,8 @@ class RNNKernel final : public Kernel {
           a.h_next = d.h[(k + 1) % 2].data();
           if (int8_)
             recurrentStepInt8(p.packed_int8[dir], a);
+          else if (bf16_)
+            recurrentStepBF16(p.packed_bf16[dir], a);
           else
             recurrentStep(p.packed[dir], a);
           if (split && tid == 0) {
@@ -446,7 +470,7 @@ class RNNKernel final : public Kernel {
   RNNDesc desc_;
   int dirs_;
   int gates_;
-  bool int8_;
+  bool int8_, bf16_;
   bool extras_;  // anything beyond the plain cell: the general path (recur with GeneralCell)
   std::vector<GeneralCell> cells_;  // per direction
   std::vector<PreparedLayer> layers_;

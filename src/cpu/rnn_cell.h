@@ -37,6 +37,14 @@ struct PackedRecurrentInt8 {
 };
 PackedRecurrentInt8 packRecurrentInt8(const float* weight, int gates, int64_t hidden);
 
+// The same matrix in bf16 pairs for vdpbf16ps: [block][k/2][gate][16 units][2 k].
+struct PackedRecurrentBF16 {
+  int gates = 0;
+  int64_t hidden = 0, blocks = 0, depth = 0;  // depth: hidden rounded up to 2
+  std::unique_ptr<uint16_t[], AlignedFree> data;
+};
+PackedRecurrentBF16 packRecurrentBF16(const float* weight, int gates, int64_t hidden);
+
 // Symmetric int8 quantisation of a rows x cols matrix, one scale per row: q = round(w / scale).
 void quantizeRows(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale);
 // Activations to u8 with zero point 128 and one scale per row (x ~ scale * (q - 128)); cols..ld-1 get 128.
@@ -58,6 +66,7 @@ struct StepArgs {
   // int8 only: this thread's room for h quantised (rows x depth bytes) and its row scales (rows)
   uint8_t* h_quantized = nullptr;
   float* h_scale = nullptr;
+  uint16_t* h_bf16 = nullptr;  // bf16 only: this thread's room for h in bf16 (rows x depth)
 };
 
 // Whether this CPU runs recurrentStep() (AVX-512F); callers fall back to GEMM + scalar cells.
@@ -67,5 +76,7 @@ void recurrentStep(const PackedRecurrent& w, const StepArgs& args);
 // The same with int8 weights and h quantised per row at each step (needs AVX512_VNNI).
 void recurrentStepInt8(const PackedRecurrentInt8& w, const StepArgs& args);
 bool haveVnni();
+// The same with bf16 weights and h converted to bf16 at each step, fp32 sums (needs haveBF16()).
+void recurrentStepBF16(const PackedRecurrentBF16& w, const StepArgs& args);
 
 }  // namespace ds2rt::detail::cpu

@@ -67,8 +67,8 @@ TEST(Int8, RefusedWhereUnavailable) {
   // Without the CUDA backend the message names that instead.
   EXPECT_THAT(errorOf([] { BuilderConfig{.device = Device::kCUDA, .precision = Precision::kInt8}.validate(); }),
               testing::AnyOf(HasSubstr("int8"), HasSubstr("no CUDA backend")));
-  EXPECT_THAT(errorOf([] { BuilderConfig{.device = Device::kCPU, .precision = Precision::kBF16}.validate(); }),
-              HasSubstr("bf16"));
+  EXPECT_THAT(errorOf([] { BuilderConfig{.device = Device::kCPU, .precision = Precision::kFP16}.validate(); }),
+              HasSubstr("fp16"));
   EXPECT_EQ(precisionFromString("int8"), Precision::kInt8);
   EXPECT_STREQ(toString(Precision::kInt8), "int8");
 }
