@@ -2,7 +2,8 @@
 # On the GPU machine, from the repository root, after scripts/pack-gpu.sh here:
 #   scripts/gpu-check.sh [tests|bench|all]
 # Runs the CUDA test suite and/or ds2rt bench beside the PyTorch reference (same shapes, same run),
-# writing logs and JSON under $OUT (default /tmp/ds2rt-gpu).
+# writing logs and JSON under $OUT (default /tmp/ds2rt-gpu). The device tool refuses a working tree over
+# 64 MiB: take models/ out of the index for the call (train/README.md shows how).
 set -uo pipefail
 what=${1:-all}
 out=${OUT:-/tmp/ds2rt-gpu}
