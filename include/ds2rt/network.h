@@ -3,6 +3,8 @@
 // name; every add* validates its inputs at once and names the layer in any error.
 #pragma once
 
+#include <algorithm>
+
 #include <array>
 #include <memory>
 #include <string>
@@ -170,6 +172,25 @@ struct RNNDesc {
                const HostTensor& recurrent_bias = {});
 };
 
+// TensorFlow's "same" padding (ONNX's auto_pad SAME_UPPER) of a convolution with a stride along
+// time depends on each utterance's length L: (ceil(L / s) - 1) * s + k - L frames in all, half of
+// them (rounded down) before. A convolution pads the same for every utterance, so this layer, placed
+// before it, moves each utterance later in time by the difference to the padding of a length that is
+// a multiple of the stride; the convolution then pads (k - s) / 2 frames before (beginPadding) and
+// k - 1 - beginPadding() - maxShift() after (ceil(T / s) output frames), and sees every utterance
+// exactly as TensorFlow does. The input is an image (N x C x F x T); the output has maxShift() more
+// frames, zero outside each shifted utterance.
+struct SamePaddingShiftDesc {
+  int kernel = 1;  // the convolution's extent along time (dilation included)
+  int stride = 1;  // its stride along time
+  int beginPadding() const { return std::max(kernel - stride, 0) / 2; }
+  int shift(int64_t length) const {
+    const int rest = static_cast<int>(length % stride);
+    return rest == 0 ? 0 : std::max(kernel - rest, 0) / 2 - beginPadding();
+  }
+  int maxShift() const { return stride > 1 ? std::max(kernel - 1, 0) / 2 - beginPadding() : 0; }
+};
+
 // The state a recurrent layer ends in (ONNX's Y_h), from its output T x N x (D*H) (directions
 // concatenated): a D x N x H tensor (sequence layout, D in place of time) holding each forward
 // direction's frame at length - 1 and each reverse direction's frame 0.
@@ -232,6 +253,7 @@ class NetworkDefinition {
   Tensor addLookahead(const std::string& name, Tensor input, Tensor lengths, LookaheadDesc desc);
   // `rnn_output` must be a recurrent layer's output with its directions concatenated.
   Tensor addRNNFinalState(const std::string& name, Tensor rnn_output, Tensor lengths, RNNFinalStateDesc desc);
+  Tensor addSamePaddingShift(const std::string& name, Tensor image, Tensor lengths, SamePaddingShiftDesc desc);
   Tensor addFullyConnected(const std::string& name, Tensor input, FullyConnectedDesc desc);
   Tensor addSoftmax(const std::string& name, Tensor input);
   Tensor addLogSoftmax(const std::string& name, Tensor input);

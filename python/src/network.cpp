@@ -219,6 +219,15 @@ void bindLayers(nb::class_<NetworkDefinition>& c) {
           "name"_a, "input"_a, "lengths"_a, "desc"_a, "initial_h"_a = nb::none(), "initial_c"_a = nb::none(),
           "initial_h / initial_c: run-time initial states, sequence inputs (layers*directions) x N x H.")
       .def(
+          "add_same_padding_shift",
+          [](N& n, const std::string& name, Tensor image, Tensor lengths, int kernel, int stride) {
+            return n.addSamePaddingShift(name, image, lengths, {kernel, stride});
+          },
+          "name"_a, "image"_a, "lengths"_a, nb::kw_only(), "kernel"_a, "stride"_a,
+          "Before a convolution with TensorFlow's 'same' padding and a stride along time: moves each utterance "
+          "later by what its length adds to that padding, so the convolution (padding (k - s) // 2 before) "
+          "matches TensorFlow for every length. Output: maxShift more frames.")
+      .def(
           "add_lookahead",
           [activation](N& n, const std::string& name, Tensor input, Tensor lengths, HostTensor weight,
                        std::optional<ActivationDesc> act) {

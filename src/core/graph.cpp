@@ -77,7 +77,8 @@ void validateRNNExtras(const Layer& layer, const RNNDesc& r, const std::vector<c
 const char* kindName(const LayerDesc& desc) {
   static const char* const names[] = {"Convolution", "BatchNorm",      "Activation", "SequenceMask",
                                       "LengthsTransform", "ReshapeToSequence", "RNN", "Lookahead",
-                                      "FullyConnected", "Softmax", "BatchMajor", "LayerNorm", "RNNFinalState"};
+                                      "FullyConnected", "Softmax", "BatchMajor", "LayerNorm", "RNNFinalState",
+                                      "SamePaddingShift"};
   if (const auto* s = std::get_if<SoftmaxDesc>(&desc); s && s->log) return "LogSoftmax";
   return names[desc.index()];
 }
@@ -122,6 +123,9 @@ Shape inferShape(const Layer& layer, const std::vector<Shape>& in) {
           },
           [&](const BatchMajorDesc&) -> Shape { return {x[1], x[0], x[2]}; },
           [&](const RNNFinalStateDesc& f) -> Shape { return {f.directions(), x[1], f.hidden_size}; },
+          [&](const SamePaddingShiftDesc& s) -> Shape {
+            return {x[0], x[1], x[2], x[3] == kDynamic ? kDynamic : x[3] + s.maxShift()};
+          },
           [&](const auto&) -> Shape { return x; },  // element-wise layers
       },
       layer.desc);
@@ -219,6 +223,10 @@ void validateLayer(const Layer& layer, const std::vector<const TensorInfo*>& inp
             expectShape(layer, "bias", n.bias, h, true);
             check(std::isfinite(n.epsilon) && n.epsilon >= 0, "layer '", layer.name, "': epsilon must be finite and ",
                   "non-negative, got ", n.epsilon);
+          },
+          [&](const SamePaddingShiftDesc&) {
+            expectLayout(layer, x, {L::kImage});
+            expectLayout(layer, *inputs.at(1), {L::kLengths});
           },
           [&](const RNNFinalStateDesc& f) {
             expectLayout(layer, x, {L::kSequence});

@@ -17,7 +17,8 @@ struct BatchMajorDesc {};
 
 using LayerDesc = std::variant<ConvolutionDesc, BatchNormDesc, ActivationDesc, SequenceMaskDesc,
                                LengthsTransformDesc, ReshapeToSequenceDesc, RNNDesc, LookaheadDesc,
-                               FullyConnectedDesc, SoftmaxDesc, BatchMajorDesc, LayerNormDesc, RNNFinalStateDesc>;
+                               FullyConnectedDesc, SoftmaxDesc, BatchMajorDesc, LayerNormDesc, RNNFinalStateDesc,
+                               SamePaddingShiftDesc>;
 
 // Stable names, used in reports and plan files.
 const char* kindName(const LayerDesc& desc);

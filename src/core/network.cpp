@@ -292,6 +292,13 @@ Tensor NetworkDefinition::addRNNFinalState(const std::string& name, Tensor rnn_o
   return addLayer(*graph_, name, desc, {rnn_output, lengths}, TensorLayout::kSequence);
 }
 
+Tensor NetworkDefinition::addSamePaddingShift(const std::string& name, Tensor image, Tensor lengths,
+                                             SamePaddingShiftDesc desc) {
+  check(desc.kernel >= 1 && desc.stride >= 1, "layer '", name, "': kernel and stride must be at least 1, got ",
+        desc.kernel, " and ", desc.stride);
+  return addLayer(*graph_, name, desc, {image, lengths}, TensorLayout::kImage);
+}
+
 Tensor NetworkDefinition::addLookahead(const std::string& name, Tensor input, Tensor lengths, LookaheadDesc desc) {
   return addLayer(*graph_, name, std::move(desc), {input, lengths}, TensorLayout::kSequence);
 }

@@ -23,7 +23,8 @@ constexpr char kMagic[8] = {'D', 'S', '2', 'R', 'T', 'P', 'L', 'N'};
 // 2: LayerNorm and RNNFinalState layers, convolutions' padding_end (a version-1 reader would ignore
 // padding_end and pad evenly: a silently different network), int8 precision.
 // 3: recurrent layers' clip, gate functions, peepholes, initial states (weights and inputs) and
-// cell-state output (a version-2 reader would drop them: a silently different network).
+// cell-state output (a version-2 reader would drop them: a silently different network); the
+// SamePaddingShift layer.
 constexpr uint32_t kFormatVersion = 3;
 constexpr size_t kHeaderBytes = 48;
 constexpr size_t kAlignment = 64;
@@ -91,6 +92,7 @@ json paramsJson(const LayerDesc& desc) {
             return {{"out_features", f.out_features}, {"activation", activationJson(f.activation)}};
           },
           [](const SoftmaxDesc& s) -> json { return {{"log", s.log}}; },
+          [](const SamePaddingShiftDesc& s) -> json { return {{"kernel", s.kernel}, {"stride", s.stride}}; },
           [](const RNNFinalStateDesc& f) -> json {
             return {{"direction", toString(f.direction)}, {"hidden_size", f.hidden_size}};
           },
@@ -144,6 +146,7 @@ LayerDesc descFrom(const std::string& kind, const json& p) {
   if (kind == "LayerNorm") return LayerNormDesc{.epsilon = p.at("epsilon").get<float>()};
   if (kind == "RNNFinalState")
     return RNNFinalStateDesc{parseEnum<RNNDirection>(p.at("direction"), 3, "RNN direction"), p.at("hidden_size")};
+  if (kind == "SamePaddingShift") return SamePaddingShiftDesc{p.at("kernel").get<int>(), p.at("stride").get<int>()};
   fail("unknown layer kind '", kind, "'");
 }
 

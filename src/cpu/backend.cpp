@@ -50,6 +50,7 @@ class CpuBackend final : public Backend {
             [&](const BatchMajorDesc&) { return makeBatchMajor(); },
             [&](const LayerNormDesc& d) { return makeLayerNorm(d, layout, layer.inputs.size() > 1); },
             [&](const RNNFinalStateDesc& d) { return makeRNNFinalState(d); },
+            [&](const SamePaddingShiftDesc& d) { return makeSamePaddingShift(d); },
         },
         layer.desc);
   }

@@ -30,6 +30,7 @@ std::unique_ptr<Kernel> makeBatchMajor();
 // `masked`: the layer has a lengths input; frames at and past each length become zeros.
 std::unique_ptr<Kernel> makeLayerNorm(const LayerNormDesc& desc, TensorLayout layout, bool masked);
 std::unique_ptr<Kernel> makeRNNFinalState(const RNNFinalStateDesc& desc);
+std::unique_ptr<Kernel> makeSamePaddingShift(const SamePaddingShiftDesc& desc);
 
 // C = A (M x K, row-major) * B^T (B is N x K, row-major) [+ C if accumulate]; multi-threaded (oneDNN sgemm).
 void gemmABt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,

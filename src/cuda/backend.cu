@@ -60,6 +60,10 @@ class CudaBackend final : public Backend {
             [&](const LayerNormDesc& d) {
               return makeLayerNorm(d, layout, graph.tensors[layer.inputs[0]].shape.back(), layer.inputs.size() > 1, out);
             },
+            [&](const SamePaddingShiftDesc&) -> std::unique_ptr<Kernel> {
+              fail("layer '", layer.name, "': SamePaddingShift (TensorFlow's length-dependent 'same' padding before ",
+                   "a strided convolution) has no CUDA kernel yet; build this network for the CPU");
+            },
             [&](const RNNFinalStateDesc&) -> std::unique_ptr<Kernel> {
               fail("layer '", layer.name, "': RNNFinalState (the final state of a recurrent layer, ONNX's Y_h) has no ",
                    "CUDA kernel yet; build this network for the CPU");

@@ -219,7 +219,7 @@ def main():
         write_safetensors(os.path.join(out, name + ".io.safetensors"), io)
         print(name, ext, os.path.getsize(path), "bytes; output lengths", list(io["output_lengths"]))
 
-    # An odd length through the stride-2 'same' convolution: documented as not reproduced exactly.
+    # Odd lengths through the stride-2 'same' convolution: TensorFlow pads them one frame earlier than even ones.
     model = keras.models.load_model(os.path.join(out, "bigru_concat.keras"))
     write_safetensors(os.path.join(out, "bigru_concat.odd.io.safetensors"), make_io(model, [39, 25], make_batch([39, 25], rng, 40)))
 

@@ -7,11 +7,13 @@
 //   for an utterance is Keras on that utterance alone. ds2rt zeroes each conv's input past the
 //   utterance's length (what Keras's own zero padding would hold) and its recurrent layers stop at
 //   the length, so each utterance of a batch gets the output Keras gives it alone.
-// - TensorFlow's "same" padding puts (total / 2) before and the rest after, and the total depends on
-//   the length when the stride is above 1: see sameTimePadding.
+// - TensorFlow's "same" padding puts (total / 2) before and the rest after, and along time the total
+//   depends on each utterance's length when the stride is above 1: a SamePaddingShift layer before the
+//   convolution reproduces it for every length.
 #include <algorithm>
 #include <map>
 #include <numeric>
+#include <optional>
 
 #include "ds2rt/error.h"
 #include "ds2rt/importers.h"
@@ -152,14 +154,6 @@ class Translator {
          ") is not one ds2rt maps: expected (-1, ", bins * channels, ") or (-1, ", bins, ", ", channels, ")");
   }
 
-  // TensorFlow's "same" along the time axis: total = max((ceil(L/s) - 1) s + k - L, 0) depends on
-  // L mod s, and pad_before = total / 2. ds2rt pads as TensorFlow does for lengths that are
-  // multiples of s (always, for s = 1), and enough after for ceil(T/s) output frames.
-  static std::pair<int, int> sameTimePadding(int kernel, int stride) {
-    const int before = std::max(kernel - stride, 0) / 2;
-    return {before, kernel - 1 - before};
-  }
-
   // Along the fixed bins axis TensorFlow's "same" padding is known at import time.
   static std::pair<int, int> sameBinsPadding(int64_t bins, int kernel, int stride) {
     const int64_t out = (bins + stride - 1) / stride;
@@ -210,19 +204,22 @@ class Translator {
     }
     const int kt = d[0] * (k[0] - 1) + 1, kf = d[1] * (k[1] - 1) + 1;
     LengthsTransformDesc lengths{.kernel = k[0], .stride = s[0], .padding = 0, .dilation = d[0]};
+    std::optional<SamePaddingShiftDesc> time_shift;
     if (padding == "same") {
       const auto [fb, fe] = sameBinsPadding(bins, kf, s[1]);
-      const auto [tb, te] = sameTimePadding(kt, s[0]);
-      desc.padding = {fb, tb};
-      desc.padding_end = {fe, te};
+      // Along time TensorFlow's total depends on each utterance's length: the shift layer lines every
+      // utterance up with the padding this convolution has for lengths that are multiples of the stride.
+      const SamePaddingShiftDesc shift{.kernel = kt, .stride = s[0]};
+      desc.padding = {fb, shift.beginPadding()};
+      // After: enough for ceil(T / s) output frames of the T + maxShift() the shift layer gives.
+      desc.padding_end = {fe, kt - 1 - shift.beginPadding() - shift.maxShift()};
       lengths = {.kernel = 1, .stride = s[0], .padding = 0, .dilation = 1};  // ceil(L / s)
-      if (s[0] > 1)
-        notes_.push_back(cat("Conv2D '", l.name, "': 'same' padding with stride ", s[0],
-                             " along time is reproduced exactly for utterances whose length at this layer is a "
-                             "multiple of ", s[0], " (TensorFlow pads other lengths differently)"));
+      if (shift.maxShift() > 0) time_shift = shift;
     }
     // Keras zero-pads each utterance; the batch's padding may hold anything (or the last layer's output).
-    x_ = net_.addSequenceMask(l.name + ".input_mask", x_, lengths_);
+    // The shift layer zeroes it too.
+    x_ = time_shift ? net_.addSamePaddingShift(l.name + ".same_padding", x_, lengths_, *time_shift)
+                    : net_.addSequenceMask(l.name + ".input_mask", x_, lengths_);
     x_ = net_.addConvolution(l.name, x_, std::move(desc));
     if (lengths.kernel != 1 || lengths.stride != 1 || lengths.dilation != 1)
       lengths_ = net_.addLengthsTransform(l.name + ".lengths", lengths_, lengths);
