@@ -202,12 +202,16 @@ TEST(KerasImport, TruncatedFiles) {
 // an attribute table that only ASan sees, and a file libhdf5 never finishes reading. The reader
 // process takes the fall; the importer reports corrupt data and carries on.
 TEST(KerasImport, CrashingHdf5FilesGiveClearErrors) {
-  for (const std::string name : {"crash_global_heap.h5", "huge_vlen_string.h5", "crash_fuzzed.h5",
-                                 "overflow_attribute_table.h5"}) {
+  for (const std::string name : {"crash_global_heap.h5", "huge_vlen_string.h5", "crash_fuzzed.h5"}) {
     const std::string e = errorOf([&] { importNetwork(dataPath("keras/" + name)); });
     EXPECT_THAT(e, HasSubstr(name)) << e;
     EXPECT_THAT(e, ::testing::AnyOf(HasSubstr("HDF5 data is corrupt"), HasSubstr("cannot be read"))) << e;
   }
+  // Without ASan, libhdf5's overflow of this attribute table goes unnoticed in the reader process and
+  // what it then reads depends on the allocator (TSan's gives another object tree than glibc's): any
+  // clear error naming the file is right.
+  EXPECT_THAT(errorOf([] { importNetwork(dataPath("keras/overflow_attribute_table.h5")); }),
+              HasSubstr("overflow_attribute_table.h5"));
   EXPECT_THAT(errorOf([] { importNetwork(dataPath("keras/crash_global_heap.h5")); }),
               HasSubstr("libhdf5 crashed (signal"));
 }
