@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "ds2rt/error.h"
 #include "ds2rt/weights.h"
 
 namespace ds2rt::detail::cpu {
@@ -17,6 +18,15 @@ constexpr int kUnitBlock = 16;  // one AVX-512 register of float32
 struct AlignedFree {
   void operator()(void* p) const { std::free(p); }
 };
+
+// `count` elements on a 64-byte boundary (the packed weights' layout), for the packers.
+template <typename T>
+std::unique_ptr<T[], AlignedFree> alignedArray(int64_t count) {
+  std::unique_ptr<T[], AlignedFree> p(
+      static_cast<T*>(std::aligned_alloc(64, (static_cast<size_t>(count) * sizeof(T) + 63) / 64 * 64)));
+  check(p != nullptr, "out of memory packing a recurrent matrix");
+  return p;
+}
 
 // A G*H x H recurrent matrix (canonical gate layout), packed for recurrentStep().
 struct PackedRecurrent {

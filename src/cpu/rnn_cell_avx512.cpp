@@ -24,9 +24,7 @@ PackedRecurrent packRecurrent(const float* weight, int gates, int64_t hidden) {
   p.gates = gates;
   p.hidden = hidden;
   p.blocks = (hidden + kUnitBlock - 1) / kUnitBlock;
-  const size_t count = static_cast<size_t>(p.blocks * hidden * gates * kUnitBlock);
-  p.data.reset(static_cast<float*>(std::aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64)));
-  check(p.data != nullptr, "out of memory packing a recurrent matrix");
+  p.data = alignedArray<float>(p.blocks * hidden * gates * kUnitBlock);
   float* out = p.data.get();
   for (int64_t b = 0; b < p.blocks; ++b)
     for (int64_t k = 0; k < hidden; ++k)
@@ -35,13 +33,6 @@ PackedRecurrent packRecurrent(const float* weight, int gates, int64_t hidden) {
           const int64_t unit = b * kUnitBlock + l;
           *out++ = unit < hidden ? weight[(g * hidden + unit) * hidden + k] : 0.0f;
         }
-  return p;
-}
-
-template <typename T>
-static std::unique_ptr<T[], AlignedFree> alignedArray(size_t count) {
-  std::unique_ptr<T[], AlignedFree> p(static_cast<T*>(std::aligned_alloc(64, (count * sizeof(T) + 63) / 64 * 64)));
-  check(p != nullptr, "out of memory packing a recurrent matrix");
   return p;
 }
 

@@ -23,9 +23,7 @@ PackedRecurrentBF16 packRecurrentBF16(const float* weight, int gates, int64_t hi
   p.hidden = hidden;
   p.blocks = (hidden + kUnitBlock - 1) / kUnitBlock;
   p.depth = (hidden + 1) / 2 * 2;
-  const size_t count = static_cast<size_t>(p.blocks * p.depth * gates * kUnitBlock);
-  p.data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, (count * sizeof(uint16_t) + 63) / 64 * 64)));
-  check(p.data != nullptr, "out of memory packing a recurrent matrix");
+  p.data = alignedArray<uint16_t>(p.blocks * p.depth * gates * kUnitBlock);
   uint16_t* out = p.data.get();
   for (int64_t b = 0; b < p.blocks; ++b)
     for (int64_t k2 = 0; k2 < p.depth; k2 += 2)
