@@ -14,6 +14,7 @@
 
 #include <dnnl.h>
 
+#include "core/file.h"
 #include "cpu/bf16.h"
 #include "cpu/kernels.h"
 #include "cpu/rnn_cell.h"
@@ -69,17 +70,22 @@ class StepBarrier {
 
 struct DirectionState {
   std::vector<float> h[2], c;
-  std::vector<float> reverse_out;  // the second direction's output when the two are summed
 };
 
 struct RNNScratch final : KernelState {
-  std::vector<float> projection;  // T*N x dirs*G*H
-  std::vector<float> layer_in, layer_out;  // between stacked layers
+  // In the context's shared scratch (contextScratch), set at the start of every run: the big
+  // buffers exist once per context, not once per recurrent layer.
+  float* projection = nullptr;  // T*N x dirs*G*H
+  float* reverse_out = nullptr;  // T*N x H: the second direction's output when the two are summed
+  float* layer_in = nullptr;  // T*N x dirs*H, between the layers of one kernel
+  float* layer_out = nullptr;
+  uint8_t* input_quantized = nullptr;  // int8: the layer input, T*N x I
+  float* input_scale = nullptr;  // int8: its row scales
   DirectionState direction[2];
   std::vector<const float*> x_rows;  // per thread: n row pointers
   std::vector<float*> y_rows;
-  std::vector<uint8_t> input_quantized, h_quantized;  // int8: the layer input; per thread h
-  std::vector<float> input_scale, h_scale;
+  std::vector<uint8_t> h_quantized;  // int8: per thread h
+  std::vector<float> h_scale;
   std::vector<BF16Matmul::State> projection_bf16;  // bf16: per layer
   std::vector<uint16_t> h_bf16;                     // bf16: per thread h
   StepBarrier barrier[2];
@@ -129,6 +135,9 @@ class RNNKernel final : public Kernel {
           p.packed_bf16.push_back(packRecurrentBF16(w.recurrent_weight.data<float>(), gates_, h));
         else if (fused())
           p.packed.push_back(packRecurrent(w.recurrent_weight.data<float>(), gates_, h));
+        // The packed copy is all the step reads: a plan's mapped original stops taking memory
+        // (it reads back from the file if the plan is saved again).
+        if (fused()) releaseMappedPages(w.recurrent_weight.data(), w.recurrent_weight.bytes());
         p.hidden_bias.push_back(std::move(hidden_bias));
       }
       if (int8_) {
@@ -137,12 +146,14 @@ class RNNKernel final : public Kernel {
         for (int dir = 0; dir < dirs_; ++dir)
           quantizeRows(p.input_weights[dir].data<float>(), gh, p.input_size,
                        p.input_weights_int8.data() + dir * gh * p.input_size, p.input_scale.data() + dir * gh);
+        for (const HostTensor& w : p.input_weights) releaseMappedPages(w.data(), w.bytes());
         p.input_weights.clear();
       }
       if (bf16_) {
         std::vector<const float*> stacked;
         for (const HostTensor& w : p.input_weights) stacked.push_back(w.data<float>());
         p.input_bf16 = BF16Matmul(stacked, gh, p.input_size);
+        for (const HostTensor& w : p.input_weights) releaseMappedPages(w.data(), w.bytes());
         p.input_weights.clear();
       }
       layers_.push_back(std::move(p));
@@ -161,28 +172,41 @@ class RNNKernel final : public Kernel {
     for (int64_t b = 0; b < n; ++b) lengths[b] = std::min<int64_t>(io.lengths[b], t);
 
     const InitialStates initial = initialStates(io, n);
+    const int64_t width = dirs_ * gates_ * h;
+    {
+      ScratchLayout layout;
+      const size_t projection = layout.add<float>(t * n * width);
+      const size_t reverse_out = layout.add<float>(dirs_ == 2 && desc_.merge == DirectionMerge::kSum ? t * n * h : 0);
+      const int64_t between = desc_.num_layers > 1 ? t * n * dirs_ * h : 0;
+      const size_t layer_in = layout.add<float>(between), layer_out = layout.add<float>(between);
+      int64_t widest_input = 0;
+      for (const PreparedLayer& p : layers_) widest_input = std::max(widest_input, p.input_size);
+      const size_t quantized = layout.add<uint8_t>(int8_ ? t * n * widest_input : 0);
+      const size_t scales = layout.add<float>(int8_ ? t * n : 0);
+      void* block = contextScratch(*io.device, layout.bytes());
+      s.projection = ScratchLayout::at<float>(block, projection);
+      s.reverse_out = ScratchLayout::at<float>(block, reverse_out);
+      s.layer_in = ScratchLayout::at<float>(block, layer_in);
+      s.layer_out = ScratchLayout::at<float>(block, layer_out);
+      s.input_quantized = ScratchLayout::at<uint8_t>(block, quantized);
+      s.input_scale = ScratchLayout::at<float>(block, scales);
+    }
     const float* input = io.in<float>();
     if (bf16_) s.projection_bf16.resize(desc_.num_layers);
     for (int l = 0; l < desc_.num_layers; ++l) {
       const bool last = l + 1 == desc_.num_layers;
       const bool sum = last && dirs_ == 2 && desc_.merge == DirectionMerge::kSum;
       const int64_t out_width = sum ? h : dirs_ * h;
-      float* out = io.out<float>();
-      if (!last) {
-        s.layer_out.resize(t * n * out_width);
-        out = s.layer_out.data();
-      }
+      float* out = last ? io.out<float>() : s.layer_out;
       const PreparedLayer& p = layers_[l];
-      const int64_t width = dirs_ * gates_ * h;
-      s.projection.resize(t * n * width);
       if (int8_)
         projectInt8(s, p, input, t * n, width);
       else if (bf16_)
-        p.input_bf16.run(s.projection_bf16[l], input, t * n, s.projection.data());
+        p.input_bf16.run(s.projection_bf16[l], input, t * n, s.projection);
       else
         for (int dir = 0; dir < dirs_; ++dir)  // into the direction's columns of one buffer
           gemmABt(t * n, gates_ * h, p.input_size, input, p.input_size, p.input_weights[dir].data<float>(),
-                  p.input_size, s.projection.data() + dir * gates_ * h, width);
+                  p.input_size, s.projection + dir * gates_ * h, width);
       if (fused()) {
         recurFused(s, p, order, lengths, t, n, out, out_width, sum);
       } else {
@@ -198,7 +222,7 @@ class RNNKernel final : public Kernel {
       }
       if (!last) {
         std::swap(s.layer_out, s.layer_in);  // the next layer reads it while writing layer_out
-        input = s.layer_in.data();
+        input = s.layer_in;
       }
     }
   }
@@ -219,16 +243,14 @@ class RNNKernel final : public Kernel {
   // GEMM into int32 written over the float projection buffer, then scaled back to float in place.
   void projectInt8(RNNScratch& s, const PreparedLayer& p, const float* input, int64_t rows, int64_t width) const {
     const int64_t k = p.input_size;
-    s.input_quantized.resize(rows * k);
-    s.input_scale.resize(rows);
-    quantizeActivations(input, rows, k, k, s.input_quantized.data(), k, s.input_scale.data());
+    quantizeActivations(input, rows, k, k, s.input_quantized, k, s.input_scale);
     static_assert(sizeof(int32_t) == sizeof(float));
-    auto* c = reinterpret_cast<int32_t*>(s.projection.data());
+    auto* c = reinterpret_cast<int32_t*>(s.projection);
     const int32_t zero = 0;
-    const dnnl_status_t status = dnnl_gemm_u8s8s32('N', 'T', 'F', rows, width, k, 1.0f, s.input_quantized.data(), k, 128,
+    const dnnl_status_t status = dnnl_gemm_u8s8s32('N', 'T', 'F', rows, width, k, 1.0f, s.input_quantized, k, 128,
                                                    p.input_weights_int8.data(), k, 0, 0.0f, c, width, &zero);
     check(status == dnnl_success, "oneDNN u8s8s32 GEMM failed with status ", static_cast<int>(status));
-    float* out = s.projection.data();
+    float* out = s.projection;
 #pragma omp parallel for if (rows * width > kParallelMinElements)
     for (int64_t r = 0; r < rows; ++r) {
       const float row_scale = s.input_scale[r];
@@ -289,7 +311,6 @@ class RNNKernel final : public Kernel {
       DirectionState& d = s.direction[dir];
       for (auto& buffer : d.h) buffer.assign(n * h, 0.0f);
       if (desc_.cell == RNNCell::kLSTM) d.c.assign(n * h, 0.0f);
-      if (sum && dir == 1) d.reverse_out.resize(t * n * h);
     }
     s.x_rows.resize(static_cast<size_t>(team) * n);
     s.y_rows.resize(static_cast<size_t>(team) * n);
@@ -312,7 +333,7 @@ class RNNKernel final : public Kernel {
       for (int dir = first_dir; dir < last_dir; ++dir) {
         DirectionState& d = s.direction[dir];
         const bool reverse = desc_.direction == RNNDirection::kReverse || dir == 1;
-        float* target = sum && dir == 1 ? d.reverse_out.data() : out;
+        float* target = sum && dir == 1 ? s.reverse_out : out;
         const int64_t target_width = sum && dir == 1 ? h : out_width, column = sum ? 0 : dir * h;
         StepArgs a;
         a.cell = desc_.cell;
@@ -337,7 +358,7 @@ class RNNKernel final : public Kernel {
           while (active > 0 && lengths[order[active - 1]] <= k) --active;
           for (int64_t j = 0; j < active; ++j) {
             const int64_t b = order[j], step = reverse ? lengths[b] - 1 - k : k;
-            x_rows[j] = s.projection.data() + (step * n + b) * width + dir * gh;
+            x_rows[j] = s.projection + (step * n + b) * width + dir * gh;
             y_rows[j] = target + (step * n + b) * target_width + column;
           }
           a.rows = active;
@@ -380,7 +401,7 @@ class RNNKernel final : public Kernel {
         if (step >= lengths[b]) {
           std::fill_n(y, out_width, 0.0f);
         } else if (sum) {
-          const float* other = s.direction[1].reverse_out.data() + (step * n + b) * h;
+          const float* other = s.reverse_out + (step * n + b) * h;
           for (int64_t i = 0; i < h; ++i) y[i] += other[i];
         }
       }
@@ -414,7 +435,7 @@ class RNNKernel final : public Kernel {
       gemmABt(active, gru_plain ? 2 * h : gh, h, h_state.data(), h, recurrent, h, gates.data(), gh);
       if (gru_plain) {
         for (int64_t j = 0; j < active; ++j) {
-          const float* x = s.projection.data() + ((reverse ? lengths[order[j]] - 1 - k : k) * n + order[j]) * width + dir * gh;
+          const float* x = s.projection + ((reverse ? lengths[order[j]] - 1 - k : k) * n + order[j]) * width + dir * gh;
           for (int64_t i = 0; i < h; ++i)
             candidate[j * h + i] = (extras_ ? general.gate(x[i] + gates[j * gh + i]) : sigmoid(x[i] + gates[j * gh + i])) *
                                    h_state[j * h + i];
@@ -424,7 +445,7 @@ class RNNKernel final : public Kernel {
       for (int64_t j = 0; j < active; ++j) {
         const int64_t b = order[j];
         const int64_t step = reverse ? lengths[b] - 1 - k : k;
-        const float* x = s.projection.data() + (step * n + b) * width + dir * gh;
+        const float* x = s.projection + (step * n + b) * width + dir * gh;
         const float* g = gates.data() + j * gh;
         float* hs = h_state.data() + j * h;
         float* cs = c_state.data() + j * h;
