@@ -193,8 +193,10 @@ class RNNKernel final : public Kernel {
       int64_t widest_input = 0;
       for (const PreparedLayer& p : layers_) widest_input = std::max(widest_input, p.input_size);
       const size_t projection = layout.add<float>(fused() ? dirs_ * chunk_rows * gh : t * n * width);
+      // The reverse direction gathers its rows where lengths differ (see recurFused).
       const bool reverse = dirs_ == 2 || desc_.direction == RNNDirection::kReverse;
-      const size_t gathered = layout.add<float>(fused() && reverse ? chunk_rows * widest_input : 0);
+      const bool equal_lengths = std::all_of(lengths.begin(), lengths.end(), [&](int64_t l) { return l == steps; });
+      const size_t gathered = layout.add<float>(fused() && reverse && !equal_lengths ? chunk_rows * widest_input : 0);
       const size_t reverse_out = layout.add<float>(dirs_ == 2 && desc_.merge == DirectionMerge::kSum ? t * n * h : 0);
       const int64_t between = desc_.num_layers > 1 ? t * n * dirs_ * h : 0;
       const size_t layer_in = layout.add<float>(between), layer_out = layout.add<float>(between);
