@@ -17,6 +17,7 @@
 #include "cpu/kernels.h"
 #include "ds2rt/builder.h"
 #include "ds2rt/deepspeech2.h"
+#include "ds2rt/weights.h"
 #include "test_util.h"
 
 namespace ds2rt::test {
@@ -211,6 +212,52 @@ std::vector<PlanCase> planCases() {
 
 INSTANTIATE_TEST_SUITE_P(CellsAndPrecisions, LoadedPlanMemory, testing::ValuesIn(planCases()),
                          [](const auto& info) { return info.param.name(); });
+
+// A model built in-process from its .safetensors file: fp32 weights that need no conversion
+// (PyTorch's gate order is canonical) stay views of the mapping, so that the engine keeps only what
+// its kernels read: the first layer's input weights in place; the recurrent matrices (packed) and
+// the later layers' input weights (batch norm folded into copies) given back. An fp16 file's
+// tensors are given back once converted. Results and the saved plan are exactly those of the
+// same weights held in ordinary memory.
+TEST(ModelFileMemory, BuildFromSafetensorsKeepsOnlyWhatKernelsRead) {
+  const auto random = DeepSpeech2Model::withRandomWeights(smallConfig("lstm", true), 9);
+  for (const bool fp16 : {false, true}) {
+    WeightStore store;  // in ordinary memory: nothing there can be given back
+    for (const auto& [name, t] : random.weights().tensors()) {
+      if (!fp16 || t.dtype() != DataType::kFloat32) {
+        store.set(name, t.clone());
+        continue;
+      }
+      HostTensor half(DataType::kFloat16, t.shape());
+      for (int64_t i = 0; i < t.size(); ++i) half.mutableData<uint16_t>()[i] = floatToHalf(t.data<float>()[i]);
+      store.set(name, std::move(half));
+    }
+    store.metadata() = random.weights().metadata();
+    const DeepSpeech2Model in_memory(random.config(), store);
+    const std::string path = scratch(fp16 ? "model16.safetensors" : "model32.safetensors");
+    in_memory.save(path);
+
+    const DeepSpeech2Model mapped = DeepSpeech2Model::load(path);
+    const Engine engine = Builder().build(mapped.createNetwork());
+    const Engine reference = Builder().build(in_memory.createNetwork());
+    expectBitIdentical(runBatch(engine, 2, 150, 3), runBatch(reference, 2, 150, 3));
+    const auto resident = [&](const std::string& name) {
+      const HostTensor& t = mapped.weights().get(name);
+      return detail::residentBytes(t.data(), t.bytes());
+    };
+    for (const std::string direction : {"", "_reverse"}) {
+      for (const std::string layer : {"rnns.0.rnn.", "rnns.1.rnn."})
+        EXPECT_LE(resident(layer + "weight_hh_l0" + direction), 2 * kPage) << layer << direction << " fp16 " << fp16;
+      EXPECT_LE(resident("rnns.1.rnn.weight_ih_l0" + direction), 2 * kPage) << "folded" << direction << " fp16 " << fp16;
+      const std::string first = "rnns.0.rnn.weight_ih_l0" + direction;
+      if (fp16)
+        EXPECT_LE(resident(first), 2 * kPage) << "converted to fp32";
+      else
+        EXPECT_GE(resident(first), mapped.weights().get(first).bytes()) << "read in place by the GEMM";
+    }
+    EXPECT_TRUE(engine.serialize() == reference.serialize()) << "fp16 " << fp16;
+  }
+}
 
 // One context runs every kernel on one shared scratch block, which grows and moves between runs
 // (longer utterances, larger batches) and is laid out differently by each kernel: outputs match a
