@@ -183,10 +183,10 @@ TEST_P(LoadedPlanMemory, ReleasesCopiedWeightsAndStaysExact) {
   const Engine loaded = Engine::load(path);
   const Engine in_memory = Engine::deserialize(original, "memory");
   expectBitIdentical(runBatch(loaded, 3, 120, 7), runBatch(in_memory, 3, 120, 7));
-  // After a run, what the kernels read is resident and what they copied is not. Whole pages
-  // only: a matrix's first and last page may be shared with a neighbour.
   const uint8_t* base = mappingOf(path);
   ASSERT_NE(base, nullptr);
+  // After a run, what the kernels read is resident and what they copied is not. Whole pages
+  // only: a matrix's first and last page may be shared with a neighbour.
   EXPECT_LE(resident(base, w.recurrent), 2 * kPage * w.recurrent.size()) << "recurrent matrices stay resident";
   if (precision == Precision::kInt8 || c.bf16_matmul)
     EXPECT_LE(resident(base, w.input), 2 * kPage * w.input.size()) << "int8 and the bf16 matmul copy the input weights";
@@ -212,6 +212,42 @@ std::vector<PlanCase> planCases() {
 
 INSTANTIATE_TEST_SUITE_P(CellsAndPrecisions, LoadedPlanMemory, testing::ValuesIn(planCases()),
                          [](const auto& info) { return info.param.name(); });
+
+// This process's resident memory now and at its peak since resetPeak() (/proc/self/status).
+size_t statusKiB(const std::string& key) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(key + ":", 0) == 0) return std::stoul(line.substr(key.size() + 1));
+  return 0;
+}
+bool resetPeak() {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5";  // resets VmHWM to the current RSS
+  clear.flush();
+  return clear.good();
+}
+
+// Loading checks the whole plan's checksum; the file must not become resident all at once for it.
+// With int8 kernels (which keep quarter-size copies of the RNN weights) the load's peak stays well
+// under the plan's size; summing the whole mapping first would put the plan's size on top.
+TEST(LoadedPlanPeak, ChecksumDoesNotMakeThePlanResident) {
+  if (!detail::cpu::haveInt8()) GTEST_SKIP() << "this CPU has no AVX512_VNNI";
+  DeepSpeech2Config c = smallConfig("lstm", true);
+  c.hidden_size = 512;
+  c.hidden_layers = 3;
+  const std::string path = scratch("peak.plan");
+  Builder({.precision = Precision::kInt8}).build(DeepSpeech2Model::withRandomWeights(c, 4).createNetwork()).save(path);
+  const size_t plan_kib = std::filesystem::file_size(path) / 1024;
+  ASSERT_GT(plan_kib, size_t{50} << 10);
+  if (!resetPeak()) GTEST_SKIP() << "cannot reset the peak RSS (/proc/self/clear_refs)";
+  const size_t before = statusKiB("VmRSS");
+  {
+    const Engine loaded = Engine::load(path);
+    const size_t growth = statusKiB("VmHWM") - before;
+    EXPECT_LT(growth, plan_kib / 2) << "peak growth " << growth << " KiB loading a plan of " << plan_kib << " KiB";
+    std::printf("loading a %zu KiB int8 plan: peak +%zu KiB\n", plan_kib, growth);
+  }
+}
 
 // A model built in-process from its .safetensors file: fp32 weights that need no conversion
 // (PyTorch's gate order is canonical) stay views of the mapping, so that the engine keeps only what
