@@ -198,20 +198,14 @@ TEST(Plan, DescribeAndReportNameTheFoldsAndFusions) {
 
 class PlanCorruption : public testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    const PlanFixture& f = fixture("rnn_bi_l1_h16");
-    plan_ = new std::vector<uint8_t>(Builder().build(f.model.createNetwork()).serialize());
+  // Built once for the suite, on first use.
+  static const std::vector<uint8_t>& plan() {
+    static const std::vector<uint8_t> bytes = Builder().build(fixture("rnn_bi_l1_h16").model.createNetwork()).serialize();
+    return bytes;
   }
-  static void TearDownTestSuite() { delete plan_; }
-  static const std::vector<uint8_t>& plan() { return *plan_; }
   static size_t jsonSize() { return getLE(plan(), 16, 8); }
   static size_t blobOffset() { return getLE(plan(), 24, 8); }
-
- private:
-  static std::vector<uint8_t>* plan_;
 };
-
-std::vector<uint8_t>* PlanCorruption::plan_ = nullptr;
 
 TEST_F(PlanCorruption, HeaderIsConsistent) {
   ASSERT_GT(plan().size(), kHeaderBytes);
