@@ -47,7 +47,8 @@ class HostTensor {
 
   HostTensor clone() const;
   HostTensor reshaped(Shape shape) const;  // same storage, same element count
-  // Converts any floating or integer type to float32 (a copy; returns *this if already f32).
+  // Converts any floating or integer type to float32 (a copy; returns *this if already f32). The
+  // pages of a memory-mapped original are given back after a copy (they read back if used again).
   HostTensor toFloat32() const;
 
  private:

@@ -58,11 +58,14 @@ std::vector<Gate> gateOrder(RNNCell cell, GateLayout layout);
 
 // Reorders the gate blocks of `tensor` along `axis` (of size G*H) from `from` into the
 // canonical order. Works for weights (G*H x I), biases (G*H) and Keras kernels (I x G*H, axis 1).
+// A float32 tensor already in order comes back as itself (shared, read-only storage), others as a
+// new tensor; the pages of a memory-mapped original are then given back (they read back from the
+// file if used again).
 HostTensor toCanonicalGates(const HostTensor& tensor, RNNCell cell, GateLayout from, int axis = 0);
 // The inverse, for exporters.
 HostTensor fromCanonicalGates(const HostTensor& tensor, RNNCell cell, GateLayout to, int axis = 0);
 
-// 2-D transpose (Keras/TF store kernels as input x units).
+// 2-D transpose (Keras/TF store kernels as input x units); a copy, as above.
 HostTensor transpose2d(const HostTensor& tensor);
 
 }  // namespace ds2rt

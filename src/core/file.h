@@ -24,6 +24,17 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops this process's copy of the whole pages inside [data, data + bytes) where they lie in a
+// live MappedFile: resident memory shrinks by them, and they are read back from the file if
+// touched again (the mapping is private and read-only, so they never differ from the file).
+// Memory that is not a file mapping (heap copies, an in-memory plan) is left alone. For weights
+// that a kernel has copied into its own layout and no longer reads. Returns the bytes released.
+size_t releaseMappedPages(const void* data, size_t bytes);
+
+// Bytes of the pages touching [data, data + bytes) that are resident in this process now (its own
+// page table, /proc/self/pagemap; not the page cache, which keeps released file pages).
+size_t residentBytes(const void* data, size_t bytes);
+
 std::string readTextFile(const std::string& path);
 // Writes to a temporary file beside `path` and renames it over, so a failed write never
 // leaves a half-written file under the final name.

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/file.h"
 #include "ds2rt/error.h"
 #include "ds2rt/weights.h"
 
@@ -55,7 +56,8 @@ std::vector<Gate> gateOrder(RNNCell cell, GateLayout layout) {
 
 namespace {
 
-// out block `to_pos[g]` <- in block g, along `axis` of a rank-1 or rank-2 tensor.
+// out block `to_pos[g]` <- in block g, along `axis` of a rank-1 or rank-2 tensor. The order
+// already right (PyTorch's into canonical): the float32 tensor itself, without a copy.
 HostTensor permuteBlocks(const HostTensor& tensor, const std::vector<int>& to_pos, int axis) {
   const HostTensor in = tensor.toFloat32();
   const int gates = static_cast<int>(to_pos.size());
@@ -64,6 +66,9 @@ HostTensor permuteBlocks(const HostTensor& tensor, const std::vector<int>& to_po
   const int64_t extent = in.dim(axis);
   check(extent % gates == 0, "tensor ", toString(in.shape()), " axis ", axis, " is not a multiple of ", gates, " gates");
   const int64_t block = extent / gates;
+  bool identity = true;
+  for (int g = 0; g < gates; ++g) identity = identity && to_pos[g] == g;
+  if (identity) return in;
   HostTensor out(DataType::kFloat32, in.shape());
   const float* src = in.data<float>();
   float* dst = out.mutableData<float>();
@@ -77,6 +82,7 @@ HostTensor permuteBlocks(const HostTensor& tensor, const std::vector<int>& to_po
       for (int g = 0; g < gates; ++g)
         std::memcpy(dst + r * extent + to_pos[g] * block, src + r * extent + g * block, sizeof(float) * block);
   }
+  detail::releaseMappedPages(tensor.data(), tensor.bytes());  // a model file's original: the copy replaces it
   return out;
 }
 
@@ -105,6 +111,7 @@ HostTensor transpose2d(const HostTensor& tensor) {
   float* dst = out.mutableData<float>();
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+  detail::releaseMappedPages(tensor.data(), tensor.bytes());  // a model file's original: the copy replaces it
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/file.h"
 #include "ds2rt/error.h"
 
 namespace ds2rt {
@@ -142,6 +143,7 @@ HostTensor HostTensor::toFloat32() const {
     case DataType::kBool: convertAll<uint8_t>(data_, out, n); break;
     case DataType::kFloat32: break;
   }
+  detail::releaseMappedPages(data_, bytes());  // a model file's original (fp16, ...): the copy replaces it
   return t;
 }
 

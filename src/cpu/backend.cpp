@@ -70,14 +70,7 @@ class CpuDeviceContext final : public DeviceContext {
 
   void* buffer(int slot, size_t bytes) override {
     if (static_cast<size_t>(slot) >= buffers_.size()) buffers_.resize(slot + 1);
-    Buffer& b = buffers_[slot];
-    if (bytes > b.capacity) {
-      const size_t rounded = (bytes + 63) / 64 * 64;
-      b.data.reset(std::aligned_alloc(64, rounded));
-      check(b.data != nullptr, "out of memory allocating ", rounded, " bytes of activations");
-      b.capacity = rounded;
-    }
-    return b.data.get();
+    return grow(buffers_[slot], bytes);
   }
 
   const void* input(int, const HostTensor& tensor) override { return tensor.data(); }
@@ -92,6 +85,8 @@ class CpuDeviceContext final : public DeviceContext {
 
   const float* download(int, const void* data, size_t, DataType) override { return static_cast<const float*>(data); }
 
+  void* scratch(size_t bytes) { return grow(scratch_, bytes); }
+
  private:
   struct Free {
     void operator()(void* p) const { std::free(p); }
@@ -100,8 +95,21 @@ class CpuDeviceContext final : public DeviceContext {
     std::unique_ptr<void, Free> data;
     size_t capacity = 0;
   };
+  static void* grow(Buffer& b, size_t bytes) {
+    if (bytes > b.capacity) {
+      const size_t rounded = (bytes + 63) / 64 * 64;
+      b.data.reset();  // before allocating the larger one: the two never coexist
+      b.capacity = 0;
+      b.data.reset(std::aligned_alloc(64, rounded));
+      check(b.data != nullptr, "out of memory allocating ", rounded, " bytes of activations");
+      b.capacity = rounded;
+    }
+    return b.data.get();
+  }
+
   int threads_;
   std::vector<Buffer> buffers_;
+  Buffer scratch_;  // contextScratch(): shared by the kernels
 };
 
 std::unique_ptr<DeviceContext> CpuBackend::createContext(const ContextOptions& options) const {
@@ -109,6 +117,10 @@ std::unique_ptr<DeviceContext> CpuBackend::createContext(const ContextOptions& o
 }
 
 }  // namespace
+
+void* contextScratch(DeviceContext& device, size_t bytes) {
+  return static_cast<CpuDeviceContext&>(device).scratch(bytes);
+}
 }  // namespace cpu
 
 std::unique_ptr<Backend> createCpuBackend(const BuilderConfig& config) { return std::make_unique<cpu::CpuBackend>(config); }

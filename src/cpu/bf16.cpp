@@ -2,8 +2,11 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
+#include <mutex>
 
 #include <dnnl.h>
 
@@ -15,6 +18,40 @@ namespace ds2rt::detail::cpu {
 namespace {
 
 std::atomic<bool> hidden_for_testing{false};
+
+std::mutex matmul_choice_mutex;
+std::optional<bool> matmul_faster;  // measured or forced; guarded by matmul_choice_mutex
+
+constexpr size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// Times both GEMMs on one projection-sized problem, alternating so that a burst of other load
+// hits both; the best of three each.
+bool measureBF16MatmulFaster() {
+  constexpr int64_t m = 256, n = 2048, k = 1024;
+  std::vector<float> a(m * k), w(n * k), c(m * n);
+  for (int64_t i = 0; i < m * k; ++i) a[i] = static_cast<float>(i % 7) * 0.25f - 0.75f;
+  for (int64_t i = 0; i < n * k; ++i) w[i] = static_cast<float>(i % 5) * 0.01f - 0.02f;
+  const BF16Matmul matmul({w.data()}, n, k);
+  BF16Matmul::State state;
+  std::vector<uint8_t> workspace(matmul.workspaceBytes(state, m) + 64);
+  void* aligned = workspace.data() + (64 - reinterpret_cast<uintptr_t>(workspace.data()) % 64) % 64;
+  using Clock = std::chrono::steady_clock;
+  const auto time = [](const auto& f) {
+    const auto start = Clock::now();
+    f();
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  const auto sgemm = [&] { gemmABt(m, n, k, a.data(), k, w.data(), k, c.data(), n); };
+  const auto bf16 = [&] { matmul.run(state, a.data(), m, c.data(), aligned); };
+  sgemm();  // warm-up: oneDNN's JIT kernels, pages
+  bf16();
+  double best_sgemm = 1e9, best_bf16 = 1e9;
+  for (int round = 0; round < 3; ++round) {
+    best_sgemm = std::min(best_sgemm, time(sgemm));
+    best_bf16 = std::min(best_bf16, time(bf16));
+  }
+  return best_bf16 < best_sgemm;
+}
 
 bool detectBF16() {
   const bool cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -48,6 +85,17 @@ bool haveBF16() {
 
 void hideBF16ForTesting(bool hide) { hidden_for_testing.store(hide, std::memory_order_relaxed); }
 
+bool bf16MatmulFaster() {
+  std::lock_guard lock(matmul_choice_mutex);
+  if (!matmul_faster) matmul_faster = measureBF16MatmulFaster();
+  return *matmul_faster;
+}
+
+void forceBF16MatmulForTesting(std::optional<bool> faster) {
+  std::lock_guard lock(matmul_choice_mutex);
+  matmul_faster = faster;
+}
+
 uint16_t toBF16(float value) {
   uint32_t bits;
   std::memcpy(&bits, &value, sizeof bits);
@@ -62,31 +110,47 @@ BF16Matmul::BF16Matmul(const std::vector<const float*>& weights, int64_t n_each,
     for (int64_t j = 0; j < n_each * k; ++j) weights_[i * n_each * k + j] = toBF16(weights[i][j]);
 }
 
-void BF16Matmul::run(State& s, const float* a, int64_t m, float* c) const {
-  if (m == 0 || n_ == 0) return;
-  using dnnl::memory;
-  using dt = memory::data_type;
-  using tag = memory::format_tag;
-  const memory::desc a_md({m, k_}, dt::bf16, tag::ab), c_md({m, n_}, dt::f32, tag::ab);
-  // W^T as K x N over the N x K rows: oneDNN's "ba" (measured faster here than its own blocked layout).
-  const memory::desc w_md({k_, n_}, dt::bf16, tag::ba);
+namespace {
+
+using dnnl::memory;
+using dt = memory::data_type;
+using tag = memory::format_tag;
+
+// W^T as K x N over the N x K rows: oneDNN's "ba" (measured faster here than its own blocked layout).
+memory::desc weightsDesc(int64_t n, int64_t k) { return memory::desc({k, n}, dt::bf16, tag::ba); }
+
+}  // namespace
+
+size_t BF16Matmul::workspaceBytes(State& s, int64_t m) const {
+  if (m == 0 || n_ == 0) return 0;
   auto it = s.cache.find(m);
   if (it == s.cache.end()) {
     if (s.cache.size() >= 64) s.cache.clear();  // many lengths (a long eval): keep the cache bounded
+    const memory::desc a_md({m, k_}, dt::bf16, tag::ab), c_md({m, n_}, dt::f32, tag::ab);
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // a context may move between threads
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, w_md, c_md), attr, s.engine);
-    it = s.cache.emplace(m, State::Compiled{dnnl::matmul(pd), memory(pd.scratchpad_desc(), s.engine)}).first;
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, weightsDesc(n_, k_), c_md), attr, s.engine);
+    it = s.cache.emplace(m, State::Compiled{dnnl::matmul(pd), pd.scratchpad_desc()}).first;
   }
-  s.a.resize(static_cast<size_t>(m * k_));
+  return align64(static_cast<size_t>(m * k_) * sizeof(uint16_t)) + align64(it->second.scratchpad.get_size());
+}
+
+void BF16Matmul::run(State& s, const float* a, int64_t m, float* c, void* workspace) const {
+  if (m == 0 || n_ == 0) return;
+  workspaceBytes(s, m);  // the primitive
+  const State::Compiled& compiled = s.cache.at(m);
+  auto* a_bf16 = static_cast<uint16_t*>(workspace);
+  void* scratchpad = static_cast<char*>(workspace) + align64(static_cast<size_t>(m * k_) * sizeof(uint16_t));
 #pragma omp parallel for if (m * k_ > kParallelMinElements)
-  for (int64_t r = 0; r < m; ++r) convertToBF16(a + r * k_, 1, k_, k_, s.a.data() + r * k_, k_);
-  memory a_mem(a_md, s.engine, s.a.data()), c_mem(c_md, s.engine, c);
-  memory w_mem(w_md, s.engine, const_cast<uint16_t*>(weights_.data()));
-  it->second.primitive.execute(s.stream, {{DNNL_ARG_SRC, a_mem},
-                                          {DNNL_ARG_WEIGHTS, w_mem},
-                                          {DNNL_ARG_DST, c_mem},
-                                          {DNNL_ARG_SCRATCHPAD, it->second.scratchpad}});
+  for (int64_t r = 0; r < m; ++r) convertToBF16(a + r * k_, 1, k_, k_, a_bf16 + r * k_, k_);
+  const memory::desc a_md({m, k_}, dt::bf16, tag::ab), c_md({m, n_}, dt::f32, tag::ab);
+  memory a_mem(a_md, s.engine, a_bf16), c_mem(c_md, s.engine, c);
+  memory w_mem(weightsDesc(n_, k_), s.engine, const_cast<uint16_t*>(weights_.data()));
+  memory scratchpad_mem(compiled.scratchpad, s.engine, scratchpad);
+  compiled.primitive.execute(s.stream, {{DNNL_ARG_SRC, a_mem},
+                                        {DNNL_ARG_WEIGHTS, w_mem},
+                                        {DNNL_ARG_DST, c_mem},
+                                        {DNNL_ARG_SCRATCHPAD, scratchpad_mem}});
   s.stream.wait();
 }
 

@@ -1,9 +1,11 @@
 // bf16 on the CPU: the capability check, conversions, and a oneDNN bf16 x bf16 -> f32 matmul for
-// the GEMMs of the bf16 precision (input projections, fully connected layers).
+// the GEMMs of the bf16 precision (input projections, fully connected layers), where it is faster
+// than fp32's sgemm on this CPU.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include <dnnl.hpp>
@@ -15,6 +17,16 @@ namespace ds2rt::detail::cpu {
 bool haveBF16();
 // Tests: makes haveBF16() say false, as on a CPU without AVX512_BF16. It can only hide the feature.
 void hideBF16ForTesting(bool hide);
+
+// Whether oneDNN's bf16 matmul computes an input-projection-sized GEMM faster than its fp32 sgemm
+// on this CPU. It depends on the core, not on the shape: measured 2x faster on an AMD EPYC (Zen 4,
+// AVX512_BF16) for every projection and batch, 1.7x slower on an Intel Xeon without AMX. So it is
+// measured, once per process (~10 ms, the first time a bf16 engine is built or loaded); bf16
+// engines run their GEMMs in fp32 where sgemm wins (more accurate too), keeping the bf16
+// recurrent step either way. Needs haveBF16().
+bool bf16MatmulFaster();
+// Tests: pins bf16MatmulFaster()'s answer (nullopt: measure again).
+void forceBF16MatmulForTesting(std::optional<bool> faster);
 
 // float to bf16, round to nearest even (NaN stays NaN).
 uint16_t toBF16(float value);
@@ -37,12 +49,15 @@ class BF16Matmul {
     dnnl::stream stream{engine};
     struct Compiled {
       dnnl::matmul primitive;
-      dnnl::memory scratchpad;
+      dnnl::memory::desc scratchpad;
     };
     std::map<int64_t, Compiled> cache;  // M -> primitive (fixed sizes: oneDNN's brgemm kernels)
-    std::vector<uint16_t> a;  // A in bf16
   };
-  void run(State& state, const float* a, int64_t m, float* c) const;
+  // Bytes of workspace run() needs for `m` rows (compiles the primitive for m, if new): A in bf16
+  // and oneDNN's scratchpad, held by the caller so that they need not outlive a run.
+  size_t workspaceBytes(State& state, int64_t m) const;
+  // `workspace`: workspaceBytes(state, m) bytes, 64-byte aligned.
+  void run(State& state, const float* a, int64_t m, float* c, void* workspace) const;
 
  private:
   int64_t n_ = 0, k_ = 0;

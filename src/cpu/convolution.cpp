@@ -1,6 +1,7 @@
 // 2-D convolution on oneDNN, one utterance at a time (a whole batch in oneDNN's channel-blocked
 // layout would need batch-sized copies of the activations). Primitives depend on the time extent,
-// so each context caches one per length, with the filters reordered once into its layout.
+// so each context caches one per length, with the filters reordered once into its layout; the
+// utterance-sized buffers (blocked copies, oneDNN's scratchpad) live in the context's shared scratch.
 #include <dnnl.hpp>
 #include <map>
 #include <utility>
@@ -30,7 +31,8 @@ struct Compiled {
   dnnl::convolution_forward primitive;
   memory weights;
   memory bias;
-  memory scratchpad;  // owned by the context: oneDNN's own scratchpad is tied to the creating thread
+  // In contextScratch() during run() (oneDNN's own scratchpad would be tied to the creating thread).
+  memory scratchpad;
   memory::desc src, dst;  // the graph's plain N x C x F x T
   // oneDNN's direct (JIT) convolutions want channel-blocked tensors; with plain ones it falls back
   // to im2col + GEMM, several times slower here. Activations are reordered on the way in and out.
@@ -55,8 +57,20 @@ class ConvolutionKernel final : public Kernel {
   void run(const KernelIO& io, KernelState* base) const override {
     auto& state = static_cast<ConvState&>(*base);
     auto it = state.cache.find(io.input_shape[3]);
-    if (it == state.cache.end()) it = state.cache.emplace(io.input_shape[3], compile(state, io)).first;
+    if (it == state.cache.end()) {
+      if (state.cache.size() >= 64) state.cache.clear();  // many lengths (a long eval): keep the cache bounded
+      it = state.cache.emplace(io.input_shape[3], compile(state, io)).first;
+    }
     Compiled& c = it->second;
+    ScratchLayout layout;
+    const auto sizeOf = [](const memory& m) { return m ? static_cast<int64_t>(m.get_desc().get_size()) : 0; };
+    const size_t scratchpad = layout.add<uint8_t>(sizeOf(c.scratchpad));
+    const size_t blocked_src = layout.add<uint8_t>(sizeOf(c.blocked_src));
+    const size_t blocked_dst = layout.add<uint8_t>(sizeOf(c.blocked_dst));
+    void* block = contextScratch(*io.device, layout.bytes());
+    c.scratchpad.set_data_handle(ScratchLayout::at<uint8_t>(block, scratchpad));
+    if (c.blocked_src) c.blocked_src.set_data_handle(ScratchLayout::at<uint8_t>(block, blocked_src));
+    if (c.blocked_dst) c.blocked_dst.set_data_handle(ScratchLayout::at<uint8_t>(block, blocked_dst));
     const int64_t in_size = numElements(io.input_shape) / io.input_shape[0];
     const int64_t out_size = numElements(io.output_shape) / io.output_shape[0];
     for (int64_t b = 0; b < io.input_shape[0]; ++b) {
@@ -116,13 +130,13 @@ class ConvolutionKernel final : public Kernel {
     }
     const dnnl::convolution_forward::primitive_desc pd(op, attr, state.engine);
     c.primitive = dnnl::convolution_forward(pd);
-    c.scratchpad = memory(pd.scratchpad_desc(), state.engine);
+    c.scratchpad = memory(pd.scratchpad_desc(), state.engine, nullptr);  // handles set by run()
     if (pd.src_desc() != c.src) {
-      c.blocked_src = memory(pd.src_desc(), state.engine);
+      c.blocked_src = memory(pd.src_desc(), state.engine, nullptr);
       c.to_blocked = dnnl::reorder(memory(c.src, state.engine, nullptr), c.blocked_src);
     }
     if (pd.dst_desc() != c.dst) {
-      c.blocked_dst = memory(pd.dst_desc(), state.engine);
+      c.blocked_dst = memory(pd.dst_desc(), state.engine, nullptr);
       c.from_blocked = dnnl::reorder(c.blocked_dst, memory(c.dst, state.engine, nullptr));
     }
     memory user_w({w_dims, dt::f32, tag::oihw}, state.engine, const_cast<float*>(desc_.weight.data<float>()));

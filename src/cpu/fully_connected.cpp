@@ -1,5 +1,6 @@
 #include <optional>
 
+#include "core/file.h"
 #include "cpu/bf16.h"
 #include "cpu/kernels.h"
 
@@ -13,8 +14,12 @@ struct FullyConnectedState final : KernelState {
 
 class FullyConnectedKernel final : public Kernel {
  public:
-  FullyConnectedKernel(const FullyConnectedDesc& d, Precision precision) : desc_(d) {
-    if (precision == Precision::kBF16) bf16_.emplace(std::vector{desc_.weight.data<float>()}, d.out_features, d.weight.dim(1));
+  // bf16 engines use the bf16 matmul only where it beats fp32's sgemm (bf16MatmulFaster()).
+  FullyConnectedKernel(const FullyConnectedDesc& d, Precision precision) : desc_(d), precision_(precision) {
+    if (precision == Precision::kBF16 && bf16MatmulFaster()) {
+      bf16_.emplace(std::vector{desc_.weight.data<float>()}, d.out_features, d.weight.dim(1));
+      releaseMappedPages(desc_.weight.data(), desc_.weight.bytes());  // a plan's original: only the copy is read
+    }
   }
 
   std::unique_ptr<KernelState> createState(DeviceContext&) const override {
@@ -24,10 +29,13 @@ class FullyConnectedKernel final : public Kernel {
   void run(const KernelIO& io, KernelState* state) const override {
     const int64_t in = io.input_shape.back(), out = desc_.out_features;
     const int64_t rows = numElements(io.input_shape) / in;
-    if (bf16_)
-      bf16_->run(static_cast<FullyConnectedState*>(state)->bf16, io.in<float>(), rows, io.out<float>());
-    else
+    if (bf16_) {
+      auto& bf16_state = static_cast<FullyConnectedState*>(state)->bf16;
+      void* workspace = contextScratch(*io.device, bf16_->workspaceBytes(bf16_state, rows));
+      bf16_->run(bf16_state, io.in<float>(), rows, io.out<float>(), workspace);
+    } else {
       gemmABt(rows, out, in, io.in<float>(), in, desc_.weight.data<float>(), in, io.out<float>(), out);
+    }
     const float* bias = desc_.bias.empty() ? nullptr : desc_.bias.data<float>();
     if (!bias && desc_.activation.type == ActivationType::kNone) return;
 #pragma omp parallel for if (rows * out > kParallelMinElements)
@@ -38,10 +46,15 @@ class FullyConnectedKernel final : public Kernel {
       }
   }
 
-  std::string implementation() const override { return bf16_ ? "bf16: oneDNN bf16 matmul, fp32 sums" : "oneDNN sgemm"; }
+  std::string implementation() const override {
+    if (bf16_) return "bf16: oneDNN bf16 matmul, fp32 sums";
+    return precision_ == Precision::kBF16 ? "oneDNN sgemm (bf16 engine: fp32 GEMMs measured faster on this CPU)"
+                                          : "oneDNN sgemm";
+  }
 
  private:
   FullyConnectedDesc desc_;
+  Precision precision_;
   std::optional<BF16Matmul> bf16_;
 };
 

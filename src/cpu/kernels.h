@@ -32,6 +32,29 @@ std::unique_ptr<Kernel> makeLayerNorm(const LayerNormDesc& desc, TensorLayout la
 std::unique_ptr<Kernel> makeRNNFinalState(const RNNFinalStateDesc& desc);
 std::unique_ptr<Kernel> makeSamePaddingShift(const SamePaddingShiftDesc& desc);
 
+// Scratch memory that every kernel of a context shares (they run one at a time, so one block
+// serves them all instead of one per layer): valid during the calling kernel's run() only,
+// 64-byte aligned, uninitialised; it grows when asked for more and keeps its address otherwise.
+void* contextScratch(DeviceContext& device, size_t bytes);
+
+// Lays out 64-byte aligned pieces of one contextScratch() block.
+class ScratchLayout {
+ public:
+  // Reserves `count` elements of T; the piece's offset, for at() once the block exists.
+  template <typename T>
+  size_t add(int64_t count) {
+    const size_t offset = bytes_;
+    bytes_ += (static_cast<size_t>(count) * sizeof(T) + 63) / 64 * 64;
+    return offset;
+  }
+  size_t bytes() const { return bytes_; }
+  template <typename T>
+  static T* at(void* block, size_t offset) { return reinterpret_cast<T*>(static_cast<char*>(block) + offset); }
+
+ private:
+  size_t bytes_ = 0;
+};
+
 // C = A (M x K, row-major) * B^T (B is N x K, row-major) [+ C if accumulate]; multi-threaded (oneDNN sgemm).
 void gemmABt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
              int64_t ldc, bool accumulate = false);

@@ -1,7 +1,9 @@
 // Recurrent layers (vanilla, LSTM, GRU; forward, reverse, bidirectional) with exact
-// per-utterance lengths, as PyTorch's packed sequences: the input projection of all time steps
-// and both directions is one GEMM; the recurrence runs step by step on the utterances still
-// active, sorted by length so that they form a prefix of the batch.
+// per-utterance lengths, as PyTorch's packed sequences: the input projection is one GEMM per
+// direction over many time steps; the recurrence runs step by step on the utterances still
+// active, sorted by length so that they form a prefix of the batch. With the fused step the
+// projection runs in chunks of time steps just ahead of the recurrence that reads them, so that
+// its buffer does not grow with the batch and the utterance length.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -14,6 +16,7 @@
 
 #include <dnnl.h>
 
+#include "core/file.h"
 #include "cpu/bf16.h"
 #include "cpu/kernels.h"
 #include "cpu/rnn_cell.h"
@@ -26,9 +29,16 @@ namespace {
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
+// Rows of input projection per chunk (time steps x batch): enough for oneDNN's GEMMs to run at
+// full speed (measured per row, N 4096, K 1024: sgemm at 2048 rows within 3% of 4096 rows, at 1024
+// 7% slower, at 512 30%; the bf16 matmul flat), while the chunk's buffer stays small: 2 x 2048 x
+// 4096 floats (64 MiB) for a 1024-unit biLSTM, against 125 MiB for all of 8 x 10 s and 500 MiB for
+// 32 x 10 s. Batch 1 up to 20 s is one chunk.
+constexpr int64_t kChunkRows = 2048;
+
 struct PreparedLayer {
   int64_t input_size = 0;
-  std::vector<HostTensor> input_weights;  // per direction G*H x I (the network's own, not copied)
+  std::vector<HostTensor> input_weights;  // per direction G*H x I (the network's own, not copied); fp32 GEMMs
   std::vector<float> input_bias;  // dirs*G*H, with the recurrent biases that can be folded in
   std::vector<HostTensor> recurrent;  // per direction G*H x H
   std::vector<std::vector<float>> hidden_bias;  // per direction H: GRU b_hn kept inside r * (...)
@@ -37,8 +47,8 @@ struct PreparedLayer {
   std::vector<int8_t> input_weights_int8;
   std::vector<float> input_scale;
   std::vector<PackedRecurrentInt8> packed_int8;
-  // bf16: the stacked input weights and the recurrent matrices
-  BF16Matmul input_bf16;
+  // bf16: the recurrent matrices, and per direction the input weights where the bf16 matmul is faster
+  std::vector<BF16Matmul> input_bf16;
   std::vector<PackedRecurrentBF16> packed_bf16;
 };
 
@@ -69,18 +79,25 @@ class StepBarrier {
 
 struct DirectionState {
   std::vector<float> h[2], c;
-  std::vector<float> reverse_out;  // the second direction's output when the two are summed
 };
 
 struct RNNScratch final : KernelState {
-  std::vector<float> projection;  // T*N x dirs*G*H
-  std::vector<float> layer_in, layer_out;  // between stacked layers
+  // In the context's shared scratch (contextScratch), set at the start of every run: the big
+  // buffers exist once per context, not once per recurrent layer.
+  float* projection = nullptr;  // fused: dirs x chunk rows x G*H; general path: T*N x dirs*G*H
+  float* gathered = nullptr;  // fused: a chunk's input rows of the reverse direction (mixed lengths)
+  float* reverse_out = nullptr;  // T*N x H: the second direction's output when the two are summed
+  float* layer_in = nullptr;  // T*N x dirs*H, between the layers of one kernel
+  float* layer_out = nullptr;
+  uint8_t* input_quantized = nullptr;  // int8: a chunk's input rows
+  float* input_scale = nullptr;  // int8: their row scales
+  void* matmul_workspace = nullptr;  // bf16: BF16Matmul::run's
   DirectionState direction[2];
   std::vector<const float*> x_rows;  // per thread: n row pointers
   std::vector<float*> y_rows;
-  std::vector<uint8_t> input_quantized, h_quantized;  // int8: the layer input; per thread h
-  std::vector<float> input_scale, h_scale;
-  std::vector<BF16Matmul::State> projection_bf16;  // bf16: per layer
+  std::vector<uint8_t> h_quantized;  // int8: per thread h
+  std::vector<float> h_scale;
+  std::vector<BF16Matmul::State> projection_bf16;  // bf16: per layer and direction
   std::vector<uint16_t> h_bf16;                     // bf16: per thread h
   StepBarrier barrier[2];
   // Splitting one direction's units over threads needs them on cores together at every step; on
@@ -97,7 +114,8 @@ class RNNKernel final : public Kernel {
  public:
   RNNKernel(const RNNDesc& d, Precision precision, bool state_inputs)
       : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)), int8_(precision == Precision::kInt8),
-        bf16_(precision == Precision::kBF16), extras_(d.hasExtras() || state_inputs) {
+        bf16_(precision == Precision::kBF16), extras_(d.hasExtras() || state_inputs),
+        bf16_matmul_(bf16_ && bf16MatmulFaster()) {
     check(!(int8_ || bf16_) || !extras_, toString(precision), " recurrent layers take the plain cells only (no clip, ",
           "other gate functions, peepholes, initial states or cell-state output); build this model in fp32");
     check(!(int8_ || bf16_) || fused(), toString(precision), " recurrent layers need AVX-512 and, for GRU, ",
@@ -129,6 +147,9 @@ class RNNKernel final : public Kernel {
           p.packed_bf16.push_back(packRecurrentBF16(w.recurrent_weight.data<float>(), gates_, h));
         else if (fused())
           p.packed.push_back(packRecurrent(w.recurrent_weight.data<float>(), gates_, h));
+        // The packed copy is all the step reads: a plan's mapped original stops taking memory
+        // (it reads back from the file if the plan is saved again).
+        if (fused()) releaseMappedPages(w.recurrent_weight.data(), w.recurrent_weight.bytes());
         p.hidden_bias.push_back(std::move(hidden_bias));
       }
       if (int8_) {
@@ -137,12 +158,14 @@ class RNNKernel final : public Kernel {
         for (int dir = 0; dir < dirs_; ++dir)
           quantizeRows(p.input_weights[dir].data<float>(), gh, p.input_size,
                        p.input_weights_int8.data() + dir * gh * p.input_size, p.input_scale.data() + dir * gh);
+        for (const HostTensor& w : p.input_weights) releaseMappedPages(w.data(), w.bytes());
         p.input_weights.clear();
       }
-      if (bf16_) {
-        std::vector<const float*> stacked;
-        for (const HostTensor& w : p.input_weights) stacked.push_back(w.data<float>());
-        p.input_bf16 = BF16Matmul(stacked, gh, p.input_size);
+      if (bf16_matmul_) {
+        for (const HostTensor& w : p.input_weights) {
+          p.input_bf16.emplace_back(std::vector{w.data<float>()}, gh, p.input_size);
+          releaseMappedPages(w.data(), w.bytes());
+        }
         p.input_weights.clear();
       }
       layers_.push_back(std::move(p));
@@ -161,31 +184,55 @@ class RNNKernel final : public Kernel {
     for (int64_t b = 0; b < n; ++b) lengths[b] = std::min<int64_t>(io.lengths[b], t);
 
     const InitialStates initial = initialStates(io, n);
+    const int64_t gh = gates_ * h, width = dirs_ * gh;
+    const int64_t steps = n > 0 ? *std::max_element(lengths.begin(), lengths.end()) : 0;
+    const int64_t chunk = chunkSteps(n), chunk_rows = std::min(steps, chunk) * n;
+    if (bf16_matmul_) s.projection_bf16.resize(static_cast<size_t>(desc_.num_layers) * dirs_);
+    {
+      ScratchLayout layout;
+      int64_t widest_input = 0;
+      for (const PreparedLayer& p : layers_) widest_input = std::max(widest_input, p.input_size);
+      const size_t projection = layout.add<float>(fused() ? dirs_ * chunk_rows * gh : t * n * width);
+      // The reverse direction gathers its rows where lengths differ (see recurFused).
+      const bool reverse = dirs_ == 2 || desc_.direction == RNNDirection::kReverse;
+      const bool equal_lengths = std::all_of(lengths.begin(), lengths.end(), [&](int64_t l) { return l == steps; });
+      const size_t gathered = layout.add<float>(fused() && reverse && !equal_lengths ? chunk_rows * widest_input : 0);
+      const size_t reverse_out = layout.add<float>(dirs_ == 2 && desc_.merge == DirectionMerge::kSum ? t * n * h : 0);
+      const int64_t between = desc_.num_layers > 1 ? t * n * dirs_ * h : 0;
+      const size_t layer_in = layout.add<float>(between), layer_out = layout.add<float>(between);
+      const size_t quantized = layout.add<uint8_t>(int8_ ? chunk_rows * widest_input : 0);
+      const size_t scales = layout.add<float>(int8_ ? chunk_rows : 0);
+      size_t matmul_bytes = 0;
+      if (bf16_matmul_)  // the chunks' row counts: full ones and the last
+        for (int l = 0; l < desc_.num_layers; ++l)
+          for (int dir = 0; dir < dirs_; ++dir)
+            for (const int64_t rows : {chunk_rows, steps > 0 ? (steps - (steps - 1) / chunk * chunk) * n : 0})
+              matmul_bytes = std::max(matmul_bytes, layers_[l].input_bf16[dir].workspaceBytes(
+                                                        s.projection_bf16[l * dirs_ + dir], rows));
+      const size_t matmul = layout.add<uint8_t>(static_cast<int64_t>(matmul_bytes));
+      void* block = contextScratch(*io.device, layout.bytes());
+      s.projection = ScratchLayout::at<float>(block, projection);
+      s.gathered = ScratchLayout::at<float>(block, gathered);
+      s.reverse_out = ScratchLayout::at<float>(block, reverse_out);
+      s.layer_in = ScratchLayout::at<float>(block, layer_in);
+      s.layer_out = ScratchLayout::at<float>(block, layer_out);
+      s.input_quantized = ScratchLayout::at<uint8_t>(block, quantized);
+      s.input_scale = ScratchLayout::at<float>(block, scales);
+      s.matmul_workspace = ScratchLayout::at<uint8_t>(block, matmul);
+    }
     const float* input = io.in<float>();
-    if (bf16_) s.projection_bf16.resize(desc_.num_layers);
     for (int l = 0; l < desc_.num_layers; ++l) {
       const bool last = l + 1 == desc_.num_layers;
       const bool sum = last && dirs_ == 2 && desc_.merge == DirectionMerge::kSum;
       const int64_t out_width = sum ? h : dirs_ * h;
-      float* out = io.out<float>();
-      if (!last) {
-        s.layer_out.resize(t * n * out_width);
-        out = s.layer_out.data();
-      }
+      float* out = last ? io.out<float>() : s.layer_out;
       const PreparedLayer& p = layers_[l];
-      const int64_t width = dirs_ * gates_ * h;
-      s.projection.resize(t * n * width);
-      if (int8_)
-        projectInt8(s, p, input, t * n, width);
-      else if (bf16_)
-        p.input_bf16.run(s.projection_bf16[l], input, t * n, s.projection.data());
-      else
-        for (int dir = 0; dir < dirs_; ++dir)  // into the direction's columns of one buffer
-          gemmABt(t * n, gates_ * h, p.input_size, input, p.input_size, p.input_weights[dir].data<float>(),
-                  p.input_size, s.projection.data() + dir * gates_ * h, width);
       if (fused()) {
-        recurFused(s, p, order, lengths, t, n, out, out_width, sum);
+        recurFused(s, p, l, input, order, lengths, t, n, out, out_width, sum);
       } else {
+        for (int dir = 0; dir < dirs_; ++dir)  // into the direction's columns of one buffer
+          gemmABt(t * n, gh, p.input_size, input, p.input_size, p.input_weights[dir].data<float>(), p.input_size,
+                  s.projection + dir * gh, width);
         std::fill_n(out, t * n * out_width, 0.0f);
 #pragma omp parallel for
         for (int64_t r = 0; r < t * n; ++r)
@@ -198,7 +245,7 @@ class RNNKernel final : public Kernel {
       }
       if (!last) {
         std::swap(s.layer_out, s.layer_in);  // the next layer reads it while writing layer_out
-        input = s.layer_in.data();
+        input = s.layer_in;
       }
     }
   }
@@ -206,8 +253,10 @@ class RNNKernel final : public Kernel {
   std::string implementation() const override {
     if (int8_) return "int8: oneDNN u8s8s32 input projection + VNNI recurrent step with the gate math in registers";
     if (bf16_)
-      return "bf16: oneDNN bf16 matmul input projection + AVX512_BF16 recurrent step, fp32 sums, state and gate "
-             "math in registers";
+      return cat("bf16: ",
+                 bf16_matmul_ ? "oneDNN bf16 matmul input projection"
+                              : "oneDNN sgemm input projection (fp32: faster than the bf16 matmul on this CPU)",
+                 " + AVX512_BF16 recurrent step, fp32 sums, state and gate math in registers");
     if (extras_) return "oneDNN sgemm input projection + own recurrent loop (general cell: clip, gate functions, "
                         "peepholes, initial states)";
     return fused() ? "oneDNN sgemm input projection + AVX-512 recurrent step with the gate math in registers"
@@ -215,25 +264,36 @@ class RNNKernel final : public Kernel {
   }
 
  private:
-  // The input projection in int8: the input quantised per row (u8, zero point 128), one u8 x s8
-  // GEMM into int32 written over the float projection buffer, then scaled back to float in place.
-  void projectInt8(RNNScratch& s, const PreparedLayer& p, const float* input, int64_t rows, int64_t width) const {
-    const int64_t k = p.input_size;
-    s.input_quantized.resize(rows * k);
-    s.input_scale.resize(rows);
-    quantizeActivations(input, rows, k, k, s.input_quantized.data(), k, s.input_scale.data());
+  // Time steps per chunk of the fused path's input projection.
+  static int64_t chunkSteps(int64_t n) { return std::max<int64_t>(1, kChunkRows / std::max<int64_t>(n, 1)); }
+
+  // The input projection of `rows` rows of x (row stride I) through direction dir's weights, into
+  // out (rows x G*H), in the layer's precision. int8: the rows quantised (u8, zero point 128, one
+  // scale per row), one u8 x s8 GEMM into int32 written over `out`, then scaled back in place.
+  void project(RNNScratch& s, const PreparedLayer& p, int layer, int dir, const float* x, int64_t rows,
+               float* out) const {
+    const int64_t k = p.input_size, gh = gates_ * desc_.hidden_size;
+    if (rows == 0) return;
+    if (!p.input_bf16.empty()) {
+      p.input_bf16[dir].run(s.projection_bf16[layer * dirs_ + dir], x, rows, out, s.matmul_workspace);
+      return;
+    }
+    if (!int8_) {
+      gemmABt(rows, gh, k, x, k, p.input_weights[dir].data<float>(), k, out, gh);
+      return;
+    }
+    quantizeActivations(x, rows, k, k, s.input_quantized, k, s.input_scale);
     static_assert(sizeof(int32_t) == sizeof(float));
-    auto* c = reinterpret_cast<int32_t*>(s.projection.data());
+    auto* c = reinterpret_cast<int32_t*>(out);
     const int32_t zero = 0;
-    const dnnl_status_t status = dnnl_gemm_u8s8s32('N', 'T', 'F', rows, width, k, 1.0f, s.input_quantized.data(), k, 128,
-                                                   p.input_weights_int8.data(), k, 0, 0.0f, c, width, &zero);
+    const dnnl_status_t status = dnnl_gemm_u8s8s32('N', 'T', 'F', rows, gh, k, 1.0f, s.input_quantized, k, 128,
+                                                   p.input_weights_int8.data() + dir * gh * k, k, 0, 0.0f, c, gh, &zero);
     check(status == dnnl_success, "oneDNN u8s8s32 GEMM failed with status ", static_cast<int>(status));
-    float* out = s.projection.data();
-#pragma omp parallel for if (rows * width > kParallelMinElements)
+    const float* column_scale = p.input_scale.data() + dir * gh;
+#pragma omp parallel for if (rows * gh > kParallelMinElements)
     for (int64_t r = 0; r < rows; ++r) {
       const float row_scale = s.input_scale[r];
-      for (int64_t o = 0; o < width; ++o)
-        out[r * width + o] = static_cast<float>(c[r * width + o]) * (row_scale * p.input_scale[o]);
+      for (int64_t o = 0; o < gh; ++o) out[r * gh + o] = static_cast<float>(c[r * gh + o]) * (row_scale * column_scale[o]);
     }
   }
 
@@ -271,13 +331,14 @@ class RNNKernel final : public Kernel {
     return st;
   }
 
-  // Both directions at once when there are threads for both (each direction on its own threads,
-  // no synchronisation between them); the threads of one direction split its units and meet
-  // once per step. Frames past an utterance's length come out as zeros.
-  void recurFused(RNNScratch& s, const PreparedLayer& p, const std::vector<int64_t>& order,
-                  const std::vector<int64_t>& lengths, int64_t t, int64_t n, float* out, int64_t out_width,
-                  bool sum) const {
-    const int64_t h = desc_.hidden_size, gh = gates_ * h, width = dirs_ * gh;
+  // The input projection chunk by chunk of time steps, each followed by the recurrence over its
+  // steps. Both directions at once when there are threads for both (each direction on its own
+  // threads, no synchronisation between them); the threads of one direction split its units and
+  // meet once per step. Frames past an utterance's length come out as zeros.
+  void recurFused(RNNScratch& s, const PreparedLayer& p, int layer, const float* input,
+                  const std::vector<int64_t>& order, const std::vector<int64_t>& lengths, int64_t t, int64_t n,
+                  float* out, int64_t out_width, bool sum) const {
+    const int64_t h = desc_.hidden_size, gh = gates_ * h, in = p.input_size;
     const int64_t blocks = int8_ ? p.packed_int8[0].blocks : bf16_ ? p.packed_bf16[0].blocks : p.packed[0].blocks;
     const int64_t depth = int8_ ? p.packed_int8[0].depth : bf16_ ? p.packed_bf16[0].depth : 0;
     const int threads = std::max(1, omp_get_max_threads());
@@ -289,7 +350,6 @@ class RNNKernel final : public Kernel {
       DirectionState& d = s.direction[dir];
       for (auto& buffer : d.h) buffer.assign(n * h, 0.0f);
       if (desc_.cell == RNNCell::kLSTM) d.c.assign(n * h, 0.0f);
-      if (sum && dir == 1) d.reverse_out.resize(t * n * h);
     }
     s.x_rows.resize(static_cast<size_t>(team) * n);
     s.y_rows.resize(static_cast<size_t>(team) * n);
@@ -298,71 +358,100 @@ class RNNKernel final : public Kernel {
       s.h_scale.resize(static_cast<size_t>(team) * n);
     }
     if (bf16_) s.h_bf16.resize(static_cast<size_t>(team) * n * depth);
-    const int64_t steps = n > 0 ? lengths[order[0]] : 0;
+    const int64_t steps = n > 0 ? lengths[order[0]] : 0, chunk = chunkSteps(n);
+    const int64_t direction_part = std::min(steps, chunk) * n * gh;  // of the chunk buffer, as run() laid it out
+    // Equal lengths: a reverse chunk's frames are contiguous rows of the input (in reverse order).
+    const bool equal_lengths = std::all_of(lengths.begin(), lengths.end(), [&](int64_t l) { return l == steps; });
+    s.split_wait_s = s.split_work_s = 0;
+
+    for (int64_t k0 = 0; k0 < steps; k0 += chunk) {
+      const int64_t k1 = std::min(steps, k0 + chunk), rows = (k1 - k0) * n;
+      // Projection row of (step k, utterance b) in a direction's part of the chunk buffer.
+      const auto row = [&](bool reverse, int64_t k, int64_t b) {
+        return (reverse && equal_lengths ? k1 - 1 - k : k - k0) * n + b;
+      };
+      for (int dir = 0; dir < dirs_; ++dir) {
+        const bool reverse = desc_.direction == RNNDirection::kReverse || dir == 1;
+        float* projection = s.projection + dir * direction_part;
+        if (!reverse) {
+          project(s, p, layer, dir, input + k0 * n * in, rows, projection);
+        } else if (equal_lengths) {
+          project(s, p, layer, dir, input + (steps - k1) * n * in, rows, projection);
+        } else {  // step k of utterance b reads frame lengths[b] - 1 - k: gather the rows
+          for (int64_t k = k0; k < k1; ++k)
+            for (int64_t b = 0; b < n; ++b) {  // utterances already done: any finite row (unread)
+              const int64_t frame = std::max<int64_t>(lengths[b] - 1 - k, 0);
+              std::copy_n(input + (frame * n + b) * in, in, s.gathered + row(true, k, b) * in);
+            }
+          project(s, p, layer, dir, s.gathered, rows, projection);
+        }
+      }
 
 #pragma omp parallel num_threads(team)
-    {
-      const int tid = omp_get_thread_num();
-      const int members = together ? team / 2 : team;
-      const int rank = together ? tid % members : tid;
-      const int first_dir = together ? tid / members : 0, last_dir = together ? first_dir + 1 : dirs_;
-      const int64_t block_begin = blocks * rank / members, block_end = blocks * (rank + 1) / members;
-      const float** x_rows = s.x_rows.data() + static_cast<size_t>(tid) * n;
-      float** y_rows = s.y_rows.data() + static_cast<size_t>(tid) * n;
-      for (int dir = first_dir; dir < last_dir; ++dir) {
-        DirectionState& d = s.direction[dir];
-        const bool reverse = desc_.direction == RNNDirection::kReverse || dir == 1;
-        float* target = sum && dir == 1 ? d.reverse_out.data() : out;
-        const int64_t target_width = sum && dir == 1 ? h : out_width, column = sum ? 0 : dir * h;
-        StepArgs a;
-        a.cell = desc_.cell;
-        a.hidden = h;
-        a.c = d.c.data();
-        a.x = x_rows;
-        a.y = y_rows;
-        a.bias = p.input_bias.data() + dir * gh;
-        a.hidden_bias = p.hidden_bias[dir].data();
-        a.block_begin = block_begin;
-        a.block_end = block_end;
-        if (int8_) {
-          a.h_quantized = s.h_quantized.data() + static_cast<size_t>(tid) * n * depth;
-          a.h_scale = s.h_scale.data() + static_cast<size_t>(tid) * n;
-        }
-        if (bf16_) a.h_bf16 = s.h_bf16.data() + static_cast<size_t>(tid) * n * depth;
-        int64_t active = n;
-        using Clock = std::chrono::steady_clock;
-        Clock::duration waited{}, worked{};
-        Clock::time_point mark = Clock::now();
-        for (int64_t k = 0; k < steps; ++k) {
-          while (active > 0 && lengths[order[active - 1]] <= k) --active;
-          for (int64_t j = 0; j < active; ++j) {
-            const int64_t b = order[j], step = reverse ? lengths[b] - 1 - k : k;
-            x_rows[j] = s.projection.data() + (step * n + b) * width + dir * gh;
-            y_rows[j] = target + (step * n + b) * target_width + column;
+      {
+        const int tid = omp_get_thread_num();
+        const int members = together ? team / 2 : team;
+        const int rank = together ? tid % members : tid;
+        const int first_dir = together ? tid / members : 0, last_dir = together ? first_dir + 1 : dirs_;
+        const int64_t block_begin = blocks * rank / members, block_end = blocks * (rank + 1) / members;
+        const float** x_rows = s.x_rows.data() + static_cast<size_t>(tid) * n;
+        float** y_rows = s.y_rows.data() + static_cast<size_t>(tid) * n;
+        for (int dir = first_dir; dir < last_dir; ++dir) {
+          DirectionState& d = s.direction[dir];
+          const bool reverse = desc_.direction == RNNDirection::kReverse || dir == 1;
+          const float* projection = s.projection + dir * direction_part;
+          float* target = sum && dir == 1 ? s.reverse_out : out;
+          const int64_t target_width = sum && dir == 1 ? h : out_width, column = sum ? 0 : dir * h;
+          StepArgs a;
+          a.cell = desc_.cell;
+          a.hidden = h;
+          a.c = d.c.data();
+          a.x = x_rows;
+          a.y = y_rows;
+          a.bias = p.input_bias.data() + dir * gh;
+          a.hidden_bias = p.hidden_bias[dir].data();
+          a.block_begin = block_begin;
+          a.block_end = block_end;
+          if (int8_) {
+            a.h_quantized = s.h_quantized.data() + static_cast<size_t>(tid) * n * depth;
+            a.h_scale = s.h_scale.data() + static_cast<size_t>(tid) * n;
           }
-          a.rows = active;
-          a.h_prev = d.h[k % 2].data();
-          a.h_next = d.h[(k + 1) % 2].data();
-          if (int8_)
-            recurrentStepInt8(p.packed_int8[dir], a);
-          else if (bf16_)
-            recurrentStepBF16(p.packed_bf16[dir], a);
-          else
-            recurrentStep(p.packed[dir], a);
+          if (bf16_) a.h_bf16 = s.h_bf16.data() + static_cast<size_t>(tid) * n * depth;
+          int64_t active = n;
+          using Clock = std::chrono::steady_clock;
+          Clock::duration waited{}, worked{};
+          Clock::time_point mark = Clock::now();
+          for (int64_t k = k0; k < k1; ++k) {
+            while (active > 0 && lengths[order[active - 1]] <= k) --active;
+            for (int64_t j = 0; j < active; ++j) {
+              const int64_t b = order[j], step = reverse ? lengths[b] - 1 - k : k;
+              x_rows[j] = projection + row(reverse, k, b) * gh;
+              y_rows[j] = target + (step * n + b) * target_width + column;
+            }
+            a.rows = active;
+            a.h_prev = d.h[k % 2].data();
+            a.h_next = d.h[(k + 1) % 2].data();
+            if (int8_)
+              recurrentStepInt8(p.packed_int8[dir], a);
+            else if (bf16_)
+              recurrentStepBF16(p.packed_bf16[dir], a);
+            else
+              recurrentStep(p.packed[dir], a);
+            if (split && tid == 0) {
+              const Clock::time_point done = Clock::now();
+              s.barrier[0].arrive(members);
+              const Clock::time_point met = Clock::now();
+              worked += done - mark;
+              waited += met - done;
+              mark = met;
+            } else {
+              s.barrier[together ? dir : 0].arrive(members);
+            }
+          }
           if (split && tid == 0) {
-            const Clock::time_point done = Clock::now();
-            s.barrier[0].arrive(members);
-            const Clock::time_point met = Clock::now();
-            worked += done - mark;
-            waited += met - done;
-            mark = met;
-          } else {
-            s.barrier[together ? dir : 0].arrive(members);
+            s.split_wait_s += std::chrono::duration<double>(waited).count();
+            s.split_work_s += std::chrono::duration<double>(worked).count();
           }
-        }
-        if (split && tid == 0) {
-          s.split_wait_s = std::chrono::duration<double>(waited).count();
-          s.split_work_s = std::chrono::duration<double>(worked).count();
         }
       }
     }
@@ -380,7 +469,7 @@ class RNNKernel final : public Kernel {
         if (step >= lengths[b]) {
           std::fill_n(y, out_width, 0.0f);
         } else if (sum) {
-          const float* other = s.direction[1].reverse_out.data() + (step * n + b) * h;
+          const float* other = s.reverse_out + (step * n + b) * h;
           for (int64_t i = 0; i < h; ++i) y[i] += other[i];
         }
       }
@@ -414,7 +503,7 @@ class RNNKernel final : public Kernel {
       gemmABt(active, gru_plain ? 2 * h : gh, h, h_state.data(), h, recurrent, h, gates.data(), gh);
       if (gru_plain) {
         for (int64_t j = 0; j < active; ++j) {
-          const float* x = s.projection.data() + ((reverse ? lengths[order[j]] - 1 - k : k) * n + order[j]) * width + dir * gh;
+          const float* x = s.projection + ((reverse ? lengths[order[j]] - 1 - k : k) * n + order[j]) * width + dir * gh;
           for (int64_t i = 0; i < h; ++i)
             candidate[j * h + i] = (extras_ ? general.gate(x[i] + gates[j * gh + i]) : sigmoid(x[i] + gates[j * gh + i])) *
                                    h_state[j * h + i];
@@ -424,7 +513,7 @@ class RNNKernel final : public Kernel {
       for (int64_t j = 0; j < active; ++j) {
         const int64_t b = order[j];
         const int64_t step = reverse ? lengths[b] - 1 - k : k;
-        const float* x = s.projection.data() + (step * n + b) * width + dir * gh;
+        const float* x = s.projection + (step * n + b) * width + dir * gh;
         const float* g = gates.data() + j * gh;
         float* hs = h_state.data() + j * h;
         float* cs = c_state.data() + j * h;
@@ -472,6 +561,7 @@ class RNNKernel final : public Kernel {
   int gates_;
   bool int8_, bf16_;
   bool extras_;  // anything beyond the plain cell: the general path (recur with GeneralCell)
+  bool bf16_matmul_;  // bf16: input projections by the bf16 matmul (else fp32 sgemm): bf16MatmulFaster()
   std::vector<GeneralCell> cells_;  // per direction
   std::vector<PreparedLayer> layers_;
 };

@@ -2,6 +2,7 @@
 // t = bias - mean * s. Folded into the neighbouring linear layer it costs nothing at run time.
 #include <cmath>
 
+#include "core/file.h"
 #include "passes/passes.h"
 
 namespace ds2rt::detail {
@@ -39,6 +40,7 @@ void foldIntoLinear(HostTensor& weight, HostTensor& bias, const Affine& a) {
     }
     bd[r] += static_cast<float>(shift);
   }
+  releaseMappedPages(weight.data(), weight.bytes());  // a model file's original: the folded copy replaces it
   weight = std::move(w);
   bias = std::move(b);
 }
@@ -68,6 +70,7 @@ void foldBatchNormIntoConvolution(Graph& graph, BuildLog& log) {
     HostTensor b(DataType::kFloat32, {conv->out_channels});
     for (int64_t o = 0; o < conv->out_channels; ++o)
       b.mutableData<float>()[o] = (conv->bias.empty() ? 0.0f : conv->bias.floats()[o]) * a.s[o] + a.t[o];
+    releaseMappedPages(conv->weight.data(), conv->weight.bytes());  // as in foldIntoLinear
     conv->weight = std::move(w);
     conv->bias = std::move(b);
     graph.layers[i].fused.push_back("batch norm " + graph.layers[next].name);

@@ -58,9 +58,25 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, BF16ParityTest,
                          testing::Values("lstm_bi_l2_h32", "gru_bi_l3_h24", "rnn_bi_l1_h16", "lstm_uni_l2_h16_ctx3",
                                          "gru_uni_l1_h24_ctx2", "rnn_uni_l3_h16_ctx4"));
 
-// deepspeech.pytorch's shapes at a width where the packed blocks and both directions' threads matter.
-TEST(BF16, RandomWeightModelCloseToFp32) {
+// Pins which GEMMs bf16 engines built in the test's scope use (the bf16 matmul or fp32 sgemm), as
+// on CPUs where one or the other is faster.
+class PinnedBF16Matmul {
+ public:
+  explicit PinnedBF16Matmul(bool faster) { detail::cpu::forceBF16MatmulForTesting(faster); }
+  ~PinnedBF16Matmul() { detail::cpu::forceBF16MatmulForTesting(std::nullopt); }
+  PinnedBF16Matmul(const PinnedBF16Matmul&) = delete;
+  PinnedBF16Matmul& operator=(const PinnedBF16Matmul&) = delete;
+};
+
+class BF16GemmTest : public testing::TestWithParam<bool> {};
+
+// deepspeech.pytorch's shapes at a width where the packed blocks and both directions' threads
+// matter, with either GEMM for the input projections and the fully connected layer; the second
+// batch (3 x 900 frames after the convolutions) runs the projection in two chunks.
+TEST_P(BF16GemmTest, RandomWeightModelCloseToFp32) {
   if (!cpuHasBF16()) GTEST_SKIP() << "this CPU has no AVX512_BF16";
+  const bool bf16_matmul = GetParam();
+  const PinnedBF16Matmul pinned(bf16_matmul);
   for (const std::string type : {"lstm", "gru"}) {
     DeepSpeech2Config c;
     c.rnn_type = type;
@@ -70,15 +86,38 @@ TEST(BF16, RandomWeightModelCloseToFp32) {
     const auto network = [&] { return DeepSpeech2Model::withRandomWeights(c, 3).createNetwork(); };
     const Engine fp32 = Builder().build(network());
     const Engine bf16 = Builder({.precision = Precision::kBF16}).build(network());
+    // What runs is what the engine says runs.
+    EXPECT_THAT(bf16.describe(), HasSubstr(bf16_matmul ? "bf16: oneDNN bf16 matmul input projection"
+                                                       : "bf16: oneDNN sgemm input projection (fp32"));
+    EXPECT_THAT(bf16.describe(), HasSubstr("AVX512_BF16 recurrent step"));
+    EXPECT_THAT(bf16.describe(), HasSubstr(bf16_matmul ? "bf16: oneDNN bf16 matmul, fp32 sums"
+                                                       : "oneDNN sgemm (bf16 engine: fp32 GEMMs"));
     std::mt19937 rng(5);
-    const HostTensor features = randomTensor({3, 1, 161, 200}, rng);
-    const HostTensor lengths = HostTensor::fromInts({3}, {200, 131, 57});
-    const auto a = fp32.createContext().run({{"features", features}, {"lengths", lengths}});
-    const auto b = bf16.createContext().run({{"features", features}, {"lengths", lengths}});
-    const double error = relativeL2(toVector(b.at("probs")), toVector(a.at("probs")));
-    EXPECT_LT(error, kBF16Tolerance) << type;
-    std::printf("%s 200x3 bf16 vs fp32 relative L2 %.3e\n", type.c_str(), error);
+    for (const auto& [frames, lengths] : std::vector<std::pair<int, std::vector<int32_t>>>{{200, {200, 131, 57}},
+                                                                                         {1800, {1800, 1500, 1777}}}) {
+      const int64_t batch = static_cast<int64_t>(lengths.size());
+      const HostTensor features = randomTensor({batch, 1, 161, frames}, rng);
+      const HostTensor lengths_tensor = HostTensor::fromInts({batch}, lengths);
+      const auto a = fp32.createContext().run({{"features", features}, {"lengths", lengths_tensor}});
+      const auto b = bf16.createContext().run({{"features", features}, {"lengths", lengths_tensor}});
+      const double error = relativeL2(toVector(b.at("probs")), toVector(a.at("probs")));
+      EXPECT_LT(error, kBF16Tolerance) << type << " " << batch << " x " << frames;
+      std::printf("%s 200x3 bf16 (%s GEMMs) vs fp32 relative L2 %.3e (%ld x %d frames)\n", type.c_str(),
+                  bf16_matmul ? "bf16" : "fp32", error, static_cast<long>(batch), frames);
+    }
   }
+}
+
+INSTANTIATE_TEST_SUITE_P(Gemms, BF16GemmTest, testing::Bool(),
+                         [](const auto& info) { return info.param ? "Bf16Matmul" : "Fp32Sgemm"; });
+
+// The choice is measured once and then kept: every engine of the process runs the same kernels.
+TEST(BF16, MatmulChoiceIsMeasuredOnceAndKept) {
+  if (!cpuHasBF16()) GTEST_SKIP() << "this CPU has no AVX512_BF16";
+  detail::cpu::forceBF16MatmulForTesting(std::nullopt);
+  const bool first = detail::cpu::bf16MatmulFaster();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(detail::cpu::bf16MatmulFaster(), first);
+  std::printf("this CPU: oneDNN's bf16 matmul %s than its fp32 sgemm\n", first ? "faster" : "slower");
 }
 
 TEST(BF16, PlanKeepsThePrecision) {

@@ -150,6 +150,35 @@ std::vector<RnnCase> allCases() {
 INSTANTIATE_TEST_SUITE_P(AllCombinations, RNNReferenceTest, testing::ValuesIn(allCases()),
                          [](const auto& info) { return caseName(info.param); });
 
+// Long batches: the fused step's input projection runs in chunks of 2048 rows (time steps x
+// batch), so these cross chunk boundaries (2048 / 5 = 409 steps a chunk: 409 + 409 + a partial
+// one), with mixed lengths (the reverse direction gathers its rows) and equal ones (it reads them
+// in place), in one context whose scratch grows between the batches.
+class RNNLongSequenceTest : public testing::TestWithParam<RnnCase> {};
+
+TEST_P(RNNLongSequenceTest, ChunkedProjectionMatchesNaiveReference) {
+  const RnnCase c = GetParam();
+  std::mt19937 rng(4321);
+  const RNNDesc desc = makeDesc(c, rng);
+  const Engine engine = Builder().build(rnnNetwork(desc));
+  auto ctx = engine.createContext({.num_threads = 2});
+  const std::vector<std::pair<int64_t, std::vector<int32_t>>> batches{
+      {1000, {700, 1000, 410, 409, 3}}, {1000, {1000, 1000, 1000, 1000, 1000}}, {3000, {2100}}, {830, {818, 818, 818, 818, 818}}};
+  for (const auto& [t, lengths] : batches) {
+    const HostTensor x = paddedInput(t, lengths, kInput, rng);
+    const HostTensor out =
+        ctx.run({{"x", x}, {"lengths", HostTensor::fromInts({static_cast<int64_t>(lengths.size())}, lengths)}}).at("y");
+    expectMatchesReference(out, desc, x, lengths, cat(caseName(c), " T=", t, " N=", lengths.size()));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cells, RNNLongSequenceTest,
+                         testing::Values(RnnCase{RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, BiasMode::kBoth},
+                                         RnnCase{RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 1, BiasMode::kBoth},
+                                         RnnCase{RNNCell::kGRU, true, RNNDirection::kReverse, DirectionMerge::kConcat, 1, BiasMode::kBoth},
+                                         RnnCase{RNNCell::kRNNTanh, true, RNNDirection::kForward, DirectionMerge::kConcat, 2, BiasMode::kInputOnly}),
+                         [](const auto& info) { return caseName(info.param); });
+
 // The reference itself must tell the variants apart, or the tests above could not fail.
 TEST(RNNReference, VariantsDiffer) {
   std::mt19937 rng(5);
