@@ -8,7 +8,7 @@
 # (a cold machine), resumes from .work/runs/NAME/last.pt if present, and copies its logs to $OUT.
 # Sizes (env): TRAIN_UTTS (40000), TEST_UTTS (2000), BI_HIDDEN (352), BI_LAYERS (5), UNI_HIDDEN (512),
 # UNI_LAYERS (5), LOOKAHEAD (20), BATCH_SECONDS (600), EXPORT_UTTS (200), EXPORT_MB (20), JOBS (nproc),
-# TRAIN_ARGS (extra train.py flags, e.g. --init CKPT to fine-tune), SYNTH_ARGS (extra synthesize.py flags). TTS_SYSTEM=1 uses the system's espeak-ng/flite/sox (local tests).
+# TRAIN_ARGS (extra train.py flags, e.g. --init CKPT to fine-tune), SYNTH_ARGS (extra synthesize.py flags). TTS_SYSTEM=1 uses the system's espeak-ng/flite/festival/sox (local tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -20,9 +20,11 @@ if [ "${TTS_SYSTEM:-0}" != 1 ]; then
   if [ ! -x "$TTS/bin/espeak-ng" ]; then  # packed as .gpu/tts.tar.xz (xz: the GPU machine has no zstd)
     [ -s .gpu/tts.tar.xz ] || { echo "no .gpu/tts.tar.xz: run train/pack.sh here and carry .gpu" >&2; exit 1; }
     tar -C "$WORK" -xJf .gpu/tts.tar.xz
+    grep -rl @FESTIVAL@ "$TTS/festival" | xargs sed -i "s#@FESTIVAL@#$TTS/festival#g"
   fi
   export LD_LIBRARY_PATH=$TTS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export ESPEAK_NG=$TTS/bin/espeak-ng ESPEAK_DATA=$TTS FLITE=$TTS/bin/flite SOX=$TTS/bin/sox
+  export FESTIVAL=$TTS/bin/festival FESTIVAL_LIB=$TTS/festival
 fi
 
 synth() {

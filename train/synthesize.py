@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Synthetic speech corpus: espeak-ng and flite speak the sentences of make_text.py, with augmentation.
+"""Synthetic speech corpus: espeak-ng, flite and festival speak the sentences of make_text.py, with augmentation.
 
 Train and test are split by text (train.txt / test.txt) AND by voice: the test set is spoken only by
-espeak-ng voice+variant combinations and a flite voice that never speak in the training set.
+espeak-ng voice+variant combinations and a festival voice that never speak in the training set.
 
 Per utterance (seeded by its index, so a rerun is identical): a voice, a speed (espeak-ng 120-200 wpm,
-flite duration stretch 0.8-1.25) and pitch (espeak-ng 30-70); then sox: optional speed perturbation
+flite / festival duration stretch 0.8-1.25) and pitch (espeak-ng 30-70); then sox: optional speed perturbation
 (0.9-1.1), optional light reverberation (reverb effect), high-quality resampling to 16 kHz mono; then numpy:
 random gain and optional noise (white / pink / brown) at a random SNR; written as 16-bit PCM WAV.
 
@@ -15,7 +15,8 @@ with paths relative to their folder, both read by `ds2rt eval` / `ds2rt transcri
   train.jsonl, test.jsonl  NeMo's format: {"audio_filepath": ..., "text": ...} a line
 
 Tools: --espeak / $ESPEAK_NG, --espeak-data / $ESPEAK_DATA (the folder holding espeak-ng-data, given to
-espeak-ng as --path), --flite / $FLITE, --sox / $SOX. Their libraries: set LD_LIBRARY_PATH (gpu_job.sh does).
+espeak-ng as --path), --flite / $FLITE, --festival / $FESTIVAL with --festival-lib / $FESTIVAL_LIB (its
+library folder, the one holding init.scm and voices/; empty: festival's own), --sox / $SOX. Their libraries: set LD_LIBRARY_PATH (gpu_job.sh does).
 """
 import argparse
 import hashlib
@@ -37,8 +38,13 @@ ESPEAK_VARIANTS = ["", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3
 # Held out: these voice+variant combinations speak only the test set.
 ESPEAK_TEST = {("en-us", "f4"), ("en-gb", "m6"), ("en-gb-scotland", "f2"), ("en-029", "m3"),
                ("en-gb-x-rp", "klatt2"), ("en-us-nyc", "f1"), ("en-gb-x-gbclan", "m7"), ("en-gb-x-gbcwmd", "f5")}
-FLITE_TRAIN = ["kal16", "awb", "rms", "kal"]
-FLITE_TEST = ["slt"]
+# flite and festival are the "natural" voices (recorded speakers: diphone, unit-selection/clustergen, HTS).
+# slt (flite) and cmu_us_slt_arctic_hts (festival) are the only female ones, so they train; the held-out
+# natural speaker is festival's ked_diphone (US male, LPC diphones), a speaker no bundled model has heard.
+FLITE_TRAIN = ["kal16", "awb", "rms", "kal", "slt"]
+FLITE_TEST = []
+FESTIVAL_TRAIN = ["kal_diphone", "cmu_us_slt_arctic_hts"]
+FESTIVAL_TEST = ["ked_diphone"]
 
 TOOLS = {}
 
@@ -46,8 +52,10 @@ TOOLS = {}
 def voices(split):
     esp = [("espeak", b, v) for b in ESPEAK_BASES for v in ESPEAK_VARIANTS
            if ((b, v) in ESPEAK_TEST) == (split == "test")]
-    fl = [("flite", f, "") for f in (FLITE_TEST if split == "test" else FLITE_TRAIN)]
-    return esp, fl
+    test = split == "test"
+    natural = [("flite", f, "") for f in (FLITE_TEST if test else FLITE_TRAIN)]
+    natural += [("festival", f, "") for f in (FESTIVAL_TEST if test else FESTIVAL_TRAIN)]
+    return esp, natural
 
 
 def run(cmd, data=None):
@@ -67,7 +75,17 @@ def speak(engine, voice, variant, text, rng, tmp):
                 "--stdout", text]
         return run(cmd)
     stretch = float(rng.uniform(0.8, 1.25))
-    run([TOOLS["flite"], "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", "-t", text, "-o", tmp])
+    if engine == "flite":
+        run([TOOLS["flite"], "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", "-t", text, "-o", tmp])
+    else:  # festival's pipe mode: text2wave cannot take --libdir, which a relocated festival needs
+        cmd = [TOOLS["festival"], "--pipe"]
+        if TOOLS["festival_lib"]:
+            cmd[1:1] = ["--libdir", TOOLS["festival_lib"], "--datadir", TOOLS["festival_lib"]]
+        script = (f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {stretch:.3f})\n"
+                  f"(utt.save.wave (utt.synth (Utterance Text \"{text}\")) \"{tmp}\" 'riff)\n")
+        run(cmd, script.encode())
+        if not os.path.exists(tmp):
+            raise RuntimeError(f"festival wrote no audio for voice {voice}")
     with open(tmp, "rb") as f:
         return f.read()
 
@@ -79,6 +97,15 @@ def pink_noise(n, rng, exponent):
     f[0] = 1.0
     x = np.fft.irfft(spec / f ** (exponent / 2), n)
     return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+
+
+def make_one_or_report(job):
+    """make_one, with a failing tool (a TTS engine or sox crashing on one input) reported instead of raised:
+    one bad utterance must not end a synthesis run on the GPU machine."""
+    try:
+        return make_one(job)
+    except RuntimeError as e:
+        return f"utterance {job[0]} ({job[3]}:{job[4]}): {e}"
 
 
 def make_one(job):
@@ -93,8 +120,8 @@ def make_one(job):
     if aug and rng.random() < 0.3:
         effects += ["reverb", str(int(rng.integers(10, 50))), "50", str(int(rng.integers(10, 60)))]
     # Voice perturbation, train only (drawn last, so test utterances stay as they were): sox `pitch` scales
-    # the whole spectrum, formants included (like vocal tract length perturbation), which turns the three
-    # male flite speakers into many; without it a model never hears a flite-like female voice.
+    # the whole spectrum, formants included (like vocal tract length perturbation), which turns the few
+    # natural (flite, festival) speakers into many.
     if aug and split == "train" and rng.random() < voice_perturbation_share(engine):
         effects += ["pitch", str(int(rng.integers(-300, 701)))]
     pcm = run([TOOLS["sox"], "-V1", "-t", "wav", "-", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", str(RATE),
@@ -123,7 +150,7 @@ def make_one(job):
 
 
 def voice_perturbation_share(engine):
-    return TOOLS.get("perturb_" + engine, 0.0)
+    return TOOLS.get("perturb_espeak" if engine == "espeak" else "perturb_natural", 0.0)
 
 
 def init_worker(tools):
@@ -136,19 +163,24 @@ def build_split(split, sentences, count, args, tools):
     if os.path.exists(csv_path):
         print(f"{csv_path} exists: {split} already synthesised (delete it to redo)")
         return
-    esp, fl = voices(split)
+    esp, natural = voices(split)
     rng = np.random.default_rng(args.seed + (1 if split == "test" else 0))
     order = rng.permutation(len(sentences))
     jobs = []
     for i in range(count):
         text = sentences[order[i % len(sentences)]]
-        pool = fl if rng.random() < (args.flite_share if split == "train" else args.test_flite_share) else esp
+        pool = natural if rng.random() < (args.natural_share if split == "train" else args.test_natural_share) else esp
         engine, voice, variant = pool[rng.integers(len(pool))]
         jobs.append((i, split, text, engine, voice, variant, args.out, not args.no_augment))
-    rows, seconds, by_voice, t0 = [], 0.0, {}, time.time()
+    rows, seconds, by_voice, failures, t0 = [], 0.0, {}, [], time.time()
     with mp.Pool(args.jobs, initializer=init_worker, initargs=(tools,)) as pool:
-        for n, res in enumerate(pool.imap(make_one, jobs, chunksize=8), 1):
-            if res is not None:
+        for n, res in enumerate(pool.imap(make_one_or_report, jobs, chunksize=8), 1):
+            if isinstance(res, str):
+                failures.append(res)
+                print("  skipped " + res.strip()[:300], flush=True)
+                if len(failures) > max(10, len(jobs) // 100):
+                    raise SystemExit(f"{split}: {len(failures)} utterances failed; the tools are broken")
+            elif res is not None:
                 path, text, dur, voice = res
                 rows.append((os.path.relpath(path, args.out), text, voice, dur))
                 seconds += dur
@@ -157,13 +189,16 @@ def build_split(split, sentences, count, args, tools):
                 el = time.time() - t0
                 print(f"  {split}: {n}/{len(jobs)} utterances, {seconds / 3600:.2f} h of audio, {el:.0f} s "
                       f"({seconds / max(el, 1e-9):.0f} audio-s/s)", flush=True)
+    if not rows:
+        raise SystemExit(f"{split}: no utterance was synthesised ({len(failures)} failures)")
     with open(os.path.join(args.out, split + ".jsonl"), "w") as f:
         f.writelines(json.dumps({"audio_filepath": p, "text": t, "voice": v, "duration": round(d, 3)}) + "\n"
                      for p, t, v, d in rows)
     with open(csv_path + ".tmp", "w") as f:
         f.writelines(f"{p},{p[:-4]}.txt\n" for p, _, _, _ in rows)
     os.replace(csv_path + ".tmp", csv_path)
-    print(f"{split}: {len(rows)} utterances, {seconds / 3600:.2f} h, {len(by_voice)} voices -> {csv_path}")
+    print(f"{split}: {len(rows)} utterances, {seconds / 3600:.2f} h, {len(by_voice)} voices, {len(failures)} "
+          f"skipped (tool failures) -> {csv_path}")
 
 
 def main():
@@ -173,20 +208,24 @@ def main():
     ap.add_argument("--train", type=int, default=1000, help="number of training utterances")
     ap.add_argument("--test", type=int, default=200, help="number of test utterances")
     ap.add_argument("--jobs", type=int, default=os.cpu_count())
-    ap.add_argument("--flite-share", type=float, default=0.15, help="share of flite utterances in train")
-    ap.add_argument("--test-flite-share", type=float, default=0.15, help="the same in test")
+    ap.add_argument("--natural-share", type=float, default=0.25,
+                    help="share of train utterances spoken by the natural voices (flite and festival)")
+    ap.add_argument("--test-natural-share", type=float, default=0.15, help="the same in test")
     ap.add_argument("--no-augment", action="store_true")
-    ap.add_argument("--perturb-flite", type=float, default=0.6,
-                    help="share of flite training utterances with a random sox pitch shift (-300..+700 cents)")
+    ap.add_argument("--perturb-natural", type=float, default=0.6, help="share of flite and festival training "
+                    "utterances with a random sox pitch shift (-300..+700 cents)")
     ap.add_argument("--perturb-espeak", type=float, default=0.0, help="the same for espeak-ng")
     ap.add_argument("--seed", type=int, default=20261125)
     ap.add_argument("--espeak", default=os.environ.get("ESPEAK_NG", "espeak-ng"))
     ap.add_argument("--espeak-data", default=os.environ.get("ESPEAK_DATA", ""))
     ap.add_argument("--flite", default=os.environ.get("FLITE", "flite"))
+    ap.add_argument("--festival", default=os.environ.get("FESTIVAL", "festival"))
+    ap.add_argument("--festival-lib", default=os.environ.get("FESTIVAL_LIB", ""))
     ap.add_argument("--sox", default=os.environ.get("SOX", "sox"))
     args = ap.parse_args()
     tools = {"espeak": args.espeak, "espeak_data": args.espeak_data, "flite": args.flite, "sox": args.sox,
-             "perturb_flite": args.perturb_flite, "perturb_espeak": args.perturb_espeak}
+             "festival": args.festival, "festival_lib": args.festival_lib,
+             "perturb_natural": args.perturb_natural, "perturb_espeak": args.perturb_espeak}
     init_worker(tools)
     for split, count in [("test", args.test), ("train", args.train)]:
         with open(os.path.join(args.text, split + ".txt")) as f:

@@ -227,6 +227,31 @@ def lr_at(frac, max_lr, warmup=0.1, start_div=25.0, final_div=1e3):
     return max_lr / final_div + (max_lr - max_lr / final_div) * 0.5 * (1 + math.cos(math.pi * p))
 
 
+def load_init(path):
+    """A checkpoint dict ({'state_dict', 'hyper_parameters'}) from a model.ckpt or a ds2rt .safetensors model.
+
+    ds2rt's model files keep deepspeech.pytorch's tensor names and its config in the metadata, so the bundled
+    models fine-tune without the checkpoints they came from (read here without the safetensors package)."""
+    if not path.endswith(".safetensors"):
+        return torch.load(path, map_location="cpu", weights_only=False)
+    dtypes = {"F16": torch.float16, "F32": torch.float32, "BF16": torch.bfloat16, "I64": torch.int64}
+    with open(path, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        data = bytearray(f.read())
+    meta = header.pop("__metadata__", {})
+    if "ds2rt.config" not in meta:
+        raise SystemExit(f"{path}: no ds2rt.config metadata: not a ds2rt model file")
+    state = {}
+    for name, t in header.items():
+        begin, end = t["data_offsets"]
+        flat = torch.frombuffer(data, dtype=dtypes[t["dtype"]], count=(end - begin) // dtypes[t["dtype"]].itemsize,
+                                offset=begin) if end > begin else torch.empty(0, dtype=dtypes[t["dtype"]])
+        state[name] = flat.reshape(t["shape"]).clone()
+    config = json.loads(meta["ds2rt.config"])
+    config["model_cfg"].setdefault("bidirectional", config.get("bidirectional", True))
+    return {"state_dict": state, "hyper_parameters": config}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train", required=True, help="train manifest CSV (wav_path,TRANSCRIPT)")
@@ -252,8 +277,9 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--init", default="", help="start from this model.ckpt's weights and architecture (fine-tuning; "
-                    "a new optimizer and schedule); ignored when OUT/last.pt exists")
+    ap.add_argument("--init", default="", help="start from this model's weights and architecture (fine-tuning; a new "
+                    "optimizer and schedule): a model.ckpt or a ds2rt .safetensors model such as models/*.safetensors; "
+                    "ignored when OUT/last.pt exists")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -268,7 +294,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     last = os.path.join(args.out, "last.pt")
     resume = torch.load(last, map_location="cpu", weights_only=False) if os.path.exists(last) else None
-    init = None if resume or not args.init else torch.load(args.init, map_location="cpu", weights_only=False)
+    init = None if resume or not args.init else load_init(args.init)
     if resume:
         cfg = resume["cfg"]
     elif init:

@@ -2,6 +2,8 @@
 // names, weights under its own state_dict names, turned into a NetworkDefinition by one call.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,17 @@ struct DeepSpeech2Config {
   RNNCell cell() const;
   int rnnInputSize() const;  // 32 * frequency bins after the two convolutions
 };
+
+// Networks (and so engines and plan files) carry what transcription needs besides the weights: the labels
+// under "ds2rt.labels" (a JSON array) and the feature settings under "ds2rt.spect_cfg" (deepspeech.pytorch's
+// spect_cfg as JSON; absent when unknown, meaning the defaults). DeepSpeech2Model networks and every
+// import with known labels have them, so a plan alone is enough to transcribe.
+void setTranscriptionMetadata(NetworkDefinition& network, const std::vector<std::string>& labels,
+                              const SpectrogramConfig* spect);
+// Labels and feature settings from that metadata (architecture fields left at their defaults);
+// nullopt when the labels are absent. Throws naming `source` when they are malformed.
+std::optional<DeepSpeech2Config> transcriptionConfigFromMetadata(const std::map<std::string, std::string>& metadata,
+                                                                const std::string& source);
 
 struct DeepSpeech2NetworkOptions {
   bool log_softmax = false;  // output log-probabilities instead of probabilities

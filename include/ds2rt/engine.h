@@ -51,6 +51,8 @@ class Engine {
   std::vector<std::string> outputNames() const;
   // An input's or output's shape, kDynamic for the batch and time axes. Throws for an unknown name.
   Shape tensorShape(const std::string& name) const;
+  // The network's metadata (NetworkDefinition::setMetadata), saved in plans.
+  const std::map<std::string, std::string>& metadata() const;
   // What the builder folded, fused, removed and chose, one line per decision.
   const std::vector<std::string>& buildReport() const;
   // Layers with their shapes, parameter counts and fused operations, plus the memory plan.

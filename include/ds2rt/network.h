@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include <array>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -264,6 +265,12 @@ class NetworkDefinition {
 
   // Makes `tensor` an output of the network, optionally renaming it.
   void markOutput(Tensor tensor, const std::string& name = "");
+
+  // Free-form facts about the model that travel with it into the engine and its plan file, untouched
+  // by the builder: DeepSpeech2Model stores its config (labels, spectrogram settings) under "ds2rt.config",
+  // so that a plan alone is enough to transcribe.
+  void setMetadata(const std::string& key, std::string value);
+  const std::map<std::string, std::string>& metadata() const;
 
   const std::string& name(Tensor tensor) const;
   Shape shape(Tensor tensor) const;  // kDynamic for N and T

@@ -104,6 +104,8 @@ void bindEngineClass(nb::module_& m) {
       .def(
           "tensor_shape", [](const Engine& e, const std::string& name) { return e.tensorShape(name); }, "name"_a,
           "An input's or output's shape; -1 for the batch and time axes.")
+      .def_prop_ro("metadata", &Engine::metadata,
+                   "The network's metadata (labels and feature settings of a DeepSpeech2 model), saved in plans.")
       .def_prop_ro("build_report", &Engine::buildReport,
                    "What the builder folded, fused, removed and chose, one line per decision.")
       .def("describe", &Engine::describe,

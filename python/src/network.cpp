@@ -2,6 +2,7 @@
 // (net.add_convolution("conv1", x, weight=w, bias=b, stride=(2, 2), padding=(20, 5))); recurrent
 // layers take an RNNDesc, whose weights go in whole (set_weights, with a gate layout) or per gate.
 #include <nanobind/stl/array.h>
+#include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -272,6 +273,9 @@ void bindNetwork(nb::module_& m) {
   bindLayers(c);
   c.def("mark_output", &NetworkDefinition::markOutput, "tensor"_a, "name"_a = "",
         "Makes `tensor` an output of the network, optionally renaming it.")
+      .def("set_metadata", &NetworkDefinition::setMetadata, "key"_a, "value"_a,
+           "A fact about the model that travels into the engine and its plan file, untouched.")
+      .def_prop_ro("metadata", &NetworkDefinition::metadata)
       .def("name", &NetworkDefinition::name, "tensor"_a)
       .def("shape", &NetworkDefinition::shape, "tensor"_a, "The tensor's shape, -1 for the dynamic N and T.")
       .def("layout", &NetworkDefinition::layout, "tensor"_a)

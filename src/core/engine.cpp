@@ -230,6 +230,7 @@ void Engine::save(const std::string& plan_path) const { detail::writeFileAtomica
 std::vector<uint8_t> Engine::serialize() const { return detail::serializePlan(*impl_); }
 const BuilderConfig& Engine::config() const { return impl_->config; }
 const std::vector<std::string>& Engine::buildReport() const { return impl_->report; }
+const std::map<std::string, std::string>& Engine::metadata() const { return impl_->graph.metadata; }
 
 std::vector<std::string> Engine::inputNames() const {
   std::vector<std::string> names;

@@ -2,6 +2,8 @@
 // Graph passes (src/passes) rewrite it; backends compile it; plan files store it.
 #pragma once
 
+#include <map>
+
 #include <string>
 #include <variant>
 #include <vector>
@@ -45,6 +47,7 @@ struct Graph {
   std::vector<Layer> layers;  // topological order
   std::vector<int> inputs;
   std::vector<int> outputs;
+  std::map<std::string, std::string> metadata;  // the model's, carried into engines and plans untouched
 
   int findTensor(const std::string& name) const;  // -1 when absent
   int producer(int tensor) const;                 // layer index, -1 for inputs

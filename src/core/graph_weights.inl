@@ -25,7 +25,9 @@ void visitDescWeights(Desc& d, Visitor& visit) {
   } else if constexpr (std::is_same_v<D, RNNDesc>) {
     const int dirs = d.directions();
     for (size_t i = 0; i < d.weights.size(); ++i) {
-      const std::string prefix = "l" + std::to_string(i / dirs) + ".d" + std::to_string(i % dirs) + ".";
+      // Appended piecewise: GCC 12 warns (-Wrestrict, a false positive) on "l" + std::to_string(...) inlined here.
+      std::string prefix = "l";
+      prefix.append(std::to_string(i / dirs)).append(".d").append(std::to_string(i % dirs)).append(".");
       auto& w = d.weights[i];
       visit(prefix + "input_weight", w.input_weight);
       visit(prefix + "recurrent_weight", w.recurrent_weight);

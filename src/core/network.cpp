@@ -341,6 +341,13 @@ void NetworkDefinition::markOutput(Tensor tensor, const std::string& name) {
   }
 }
 
+void NetworkDefinition::setMetadata(const std::string& key, std::string value) {
+  check(!key.empty(), "metadata keys must not be empty");
+  graph_->metadata[key] = std::move(value);
+}
+
+const std::map<std::string, std::string>& NetworkDefinition::metadata() const { return graph_->metadata; }
+
 const std::string& NetworkDefinition::name(Tensor tensor) const { return tensorInfo(*graph_, tensor, "?").name; }
 Shape NetworkDefinition::shape(Tensor tensor) const { return tensorInfo(*graph_, tensor, "?").shape; }
 TensorLayout NetworkDefinition::layout(Tensor tensor) const { return tensorInfo(*graph_, tensor, "?").layout; }

@@ -181,6 +181,7 @@ std::vector<uint8_t> serializePlan(const EngineImpl& engine) {
   meta["report"] = engine.report;
   meta["inputs"] = g.inputs;
   meta["outputs"] = g.outputs;
+  meta["metadata"] = g.metadata;
   std::vector<const HostTensor*> blobs;
   size_t blob_size = 0;
   for (const auto& t : g.tensors)
@@ -249,6 +250,8 @@ std::shared_ptr<EngineImpl> deserializePlan(std::span<const uint8_t> bytes, std:
     };
     for (const auto& id : meta.at("inputs")) g.inputs.push_back(tensorId(id));
     for (const auto& id : meta.at("outputs")) g.outputs.push_back(tensorId(id));
+    // Absent from plans written before it existed; a reader that ignores it builds the same network.
+    if (meta.contains("metadata")) g.metadata = meta.at("metadata").get<std::map<std::string, std::string>>();
     for (const auto& l : meta.at("layers")) {
       Layer layer{l.at("name"), descFrom(l.at("kind"), l.at("params")), {}, tensorId(l.at("output")),
                   l.at("fused").get<std::vector<std::string>>()};

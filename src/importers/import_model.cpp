@@ -157,7 +157,12 @@ ImportedModel importModel(const std::string& path, const ImportOptions& options)
 ImportedNetwork importNetwork(const std::string& path, const ImportOptions& options,
                               const DeepSpeech2NetworkOptions& network_options) {
   const Importer& importer = findImporter(path);
-  if (importer.import_network != nullptr) return importer.import_network(path, options, network_options);
+  if (importer.import_network != nullptr) {
+    ImportedNetwork imported = importer.import_network(path, options, network_options);
+    if (!imported.labels.empty())
+      setTranscriptionMetadata(imported.network, imported.labels, imported.spect_known ? &imported.spect : nullptr);
+    return imported;
+  }
   ImportedModel imported = importer.import(path, options);
   const DeepSpeech2Config& c = imported.model.config();
   std::string architecture = cat(c.rnn_type, ", ", c.hidden_layers, " layers of ", c.hidden_size, ", ",

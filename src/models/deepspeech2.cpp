@@ -19,6 +19,20 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kConfigKey = "ds2rt.config";
+constexpr const char* kLabelsKey = "ds2rt.labels";
+constexpr const char* kSpectKey = "ds2rt.spect_cfg";
+
+json spectJson(const SpectrogramConfig& s) {
+  return {{"sample_rate", s.sample_rate}, {"window_size", s.window_size}, {"window_stride", s.window_stride},
+          {"window", s.window}};
+}
+
+void readSpect(const json& s, SpectrogramConfig& out) {
+  out.sample_rate = s.value("sample_rate", out.sample_rate);
+  out.window_size = s.value("window_size", out.window_size);
+  out.window_stride = s.value("window_stride", out.window_stride);
+  out.window = s.value("window", out.window);
+}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -74,13 +88,7 @@ DeepSpeech2Config DeepSpeech2Config::fromJson(const std::string& text, const std
     } else {
       c.labels = labels.get<std::vector<std::string>>();
     }
-    if (j.contains("spect_cfg")) {
-      const json& s = j["spect_cfg"];
-      c.spect.sample_rate = s.value("sample_rate", c.spect.sample_rate);
-      c.spect.window_size = s.value("window_size", c.spect.window_size);
-      c.spect.window_stride = s.value("window_stride", c.spect.window_stride);
-      c.spect.window = s.value("window", c.spect.window);
-    }
+    if (j.contains("spect_cfg")) readSpect(j["spect_cfg"], c.spect);
   } catch (const json::exception& e) {
     fail(source, ": not a valid DeepSpeech2 config: ", e.what());
   }
@@ -100,12 +108,31 @@ std::string DeepSpeech2Config::toJson() const {
                   {"model_cfg", m},
                   {"bidirectional", bidirectional},
                   {"labels", labels},
-                  {"spect_cfg",
-                   {{"sample_rate", spect.sample_rate},
-                    {"window_size", spect.window_size},
-                    {"window_stride", spect.window_stride},
-                    {"window", spect.window}}}};
+                  {"spect_cfg", spectJson(spect)}};
   return j.dump();
+}
+
+void setTranscriptionMetadata(NetworkDefinition& network, const std::vector<std::string>& labels,
+                              const SpectrogramConfig* spect) {
+  network.setMetadata(kLabelsKey, json(labels).dump());
+  if (spect != nullptr) network.setMetadata(kSpectKey, spectJson(*spect).dump());
+}
+
+std::optional<DeepSpeech2Config> transcriptionConfigFromMetadata(const std::map<std::string, std::string>& metadata,
+                                                                const std::string& source) {
+  const auto labels = metadata.find(kLabelsKey);
+  if (labels == metadata.end()) return std::nullopt;
+  DeepSpeech2Config c;
+  try {
+    c.labels = json::parse(labels->second).get<std::vector<std::string>>();
+    if (const auto spect = metadata.find(kSpectKey); spect != metadata.end()) readSpect(json::parse(spect->second), c.spect);
+  } catch (const json::exception& e) {
+    fail(source, ": malformed ", kLabelsKey, " / ", kSpectKey, " metadata: ", e.what());
+  }
+  check(!c.labels.empty(), source, ": the ", kLabelsKey, " metadata lists no labels");
+  check(c.spect.sample_rate > 0 && c.spect.window_size > 0 && c.spect.window_stride > 0, source, ": the ", kSpectKey,
+        " metadata needs positive sample_rate, window_size and window_stride");
+  return c;
 }
 
 DeepSpeech2Model::DeepSpeech2Model(DeepSpeech2Config config, WeightStore weights)
@@ -225,6 +252,8 @@ NetworkDefinition DeepSpeech2Model::createNetwork(const DeepSpeech2NetworkOption
   const DeepSpeech2Config& c = config_;
   WeightReader w(weights_);
   NetworkDefinition net;
+  net.setMetadata(kConfigKey, c.toJson());
+  setTranscriptionMetadata(net, c.labels, &c.spect);
   const ActivationDesc hardtanh{ActivationType::kClip, 0.0f, 20.0f};
 
   Tensor x = net.addImageInput("features", 1, c.spect.frequencyBins());

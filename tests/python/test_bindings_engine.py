@@ -1,5 +1,6 @@
 """ds2rt's Python bindings: NetworkDefinition (every layer, against numpy references), Builder,
 Engine (plans), ExecutionContext (numpy in and out, the GIL released while running) and errors."""
+import json
 import threading
 import time
 
@@ -196,6 +197,9 @@ def test_builder_engine_plans_and_contexts(tmp_path):
         out = other.create_context(num_threads=1).run(inputs)
         np.testing.assert_allclose(out["probs"], expected["probs"], atol=1e-5)
         np.testing.assert_array_equal(out["output_lengths"], expected["output_lengths"])
+        assert json.loads(other.metadata["ds2rt.labels"]) == small_model().config.labels  # the plan transcribes alone
+    network.set_metadata("owner", "test")
+    assert ds2rt.Engine.deserialize(ds2rt.Builder().build(network).serialize()).metadata["owner"] == "test"
 
     context = engine.create_context(profile=True)
     features = inputs["features"].copy()

@@ -172,6 +172,35 @@ TEST(DeepSpeech2Config, BadValues) {
   EXPECT_THAT(configError(""), HasSubstr("not a valid DeepSpeech2 config"));
 }
 
+TEST(DeepSpeech2Config, TranscriptionMetadata) {
+  NetworkDefinition network;
+  EXPECT_FALSE(transcriptionConfigFromMetadata(network.metadata(), "net").has_value());
+  SpectrogramConfig spect;
+  spect.sample_rate = 8000;
+  spect.window = "hann";
+  setTranscriptionMetadata(network, {"_", "a", "b"}, &spect);
+  auto config = transcriptionConfigFromMetadata(network.metadata(), "net");
+  ASSERT_TRUE(config.has_value());
+  EXPECT_EQ(config->labels, (std::vector<std::string>{"_", "a", "b"}));
+  EXPECT_EQ(config->spect.sample_rate, 8000);
+  EXPECT_EQ(config->spect.window, "hann");
+
+  NetworkDefinition unknown_features;  // labels only: the default feature settings
+  setTranscriptionMetadata(unknown_features, {"_", "a"}, nullptr);
+  config = transcriptionConfigFromMetadata(unknown_features.metadata(), "net");
+  ASSERT_TRUE(config.has_value());
+  EXPECT_EQ(config->spect.sample_rate, SpectrogramConfig{}.sample_rate);
+
+  const auto error = [](const std::map<std::string, std::string>& metadata) {
+    return errorOf([&] { transcriptionConfigFromMetadata(metadata, "x.plan"); });
+  };
+  EXPECT_THAT(error({{"ds2rt.labels", "[1, 2]"}}), HasSubstr("x.plan: malformed ds2rt.labels"));
+  EXPECT_THAT(error({{"ds2rt.labels", "[]"}}), HasSubstr("x.plan: the ds2rt.labels metadata lists no labels"));
+  EXPECT_THAT(error({{"ds2rt.labels", "[\"_\"]"}, {"ds2rt.spect_cfg", "{\"sample_rate\": 0}"}}),
+              HasSubstr("needs positive sample_rate"));
+  EXPECT_THAT(errorOf([&] { network.setMetadata("", "x"); }), HasSubstr("metadata keys must not be empty"));
+}
+
 TEST(DeepSpeech2Config, ToJsonRoundTrip) {
   for (const bool bidirectional : {true, false}) {
     DeepSpeech2Config c;

@@ -105,6 +105,18 @@ TEST(SamePaddingShift, ShiftPerLength) {
   EXPECT_EQ((SamePaddingShiftDesc{.kernel = 7, .stride = 1}.maxShift()), 0);
 }
 
+TEST(SamePaddingShift, RefusesKernelOrStrideBelowOne) {
+  for (const auto& [kernel, stride] : {std::pair{0, 2}, std::pair{11, 0}, std::pair{-1, 1}}) {
+    NetworkDefinition network;
+    const Tensor image = network.addImageInput("image", 1, 4);
+    const Tensor lengths = network.addLengthsInput("lengths");
+    EXPECT_THAT(errorOf([&] { network.addSamePaddingShift("shift", image, lengths, {.kernel = kernel, .stride = stride}); }),
+                HasSubstr("layer 'shift': kernel and stride must be at least 1, got " + std::to_string(kernel) +
+                          " and " + std::to_string(stride)))
+        << kernel << " " << stride;
+  }
+}
+
 TEST(KerasImport, LabelsMustMatchTheClasses) {
   EXPECT_THAT(errorOf([] { importNetwork(dataPath("keras/bigru_concat.keras"), {.labels = std::vector<std::string>{"_", "a"}}); }),
               HasSubstr("2 labels given, but the model outputs 8 classes"));

@@ -139,6 +139,7 @@ TEST_P(PlanRoundTrip, FileAndMemoryGiveBitIdenticalOutputs) {
     EXPECT_EQ(e->outputNames(), built.outputNames());
     EXPECT_EQ(e->buildReport(), built.buildReport());
     EXPECT_EQ(e->describe(), built.describe());
+    EXPECT_EQ(e->metadata(), built.metadata());
     EXPECT_EQ(e->serialize(), readFile(path));
   }
 }
@@ -149,6 +150,19 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, PlanRoundTrip,
                          [](const auto& info) {
                            return std::get<0>(info.param) + (std::get<1>(info.param) ? "_optimized" : "_unoptimized");
                          });
+
+// A plan carries the model's labels and feature settings, so that it transcribes on its own.
+TEST(Plan, CarriesTheTranscriptionMetadata) {
+  const PlanFixture& f = fixture("gru_bi_l3_h24");
+  const Engine loaded = Engine::deserialize(Builder().build(f.model.createNetwork()).serialize());
+  const auto config = transcriptionConfigFromMetadata(loaded.metadata(), "plan");
+  ASSERT_TRUE(config.has_value());
+  EXPECT_EQ(config->labels, f.model.config().labels);
+  EXPECT_EQ(config->spect.sample_rate, f.model.config().spect.sample_rate);
+  EXPECT_EQ(config->spect.window_stride, f.model.config().spect.window_stride);
+  EXPECT_EQ(config->spect.window, f.model.config().spect.window);
+  EXPECT_EQ(loaded.metadata().at("ds2rt.config"), f.model.config().toJson());
+}
 
 TEST(Plan, LoadedEngineOutlivesTheFile) {
   const PlanFixture& f = fixture("gru_uni_l1_h24_ctx2");
@@ -198,20 +212,14 @@ TEST(Plan, DescribeAndReportNameTheFoldsAndFusions) {
 
 class PlanCorruption : public testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    const PlanFixture& f = fixture("rnn_bi_l1_h16");
-    plan_ = new std::vector<uint8_t>(Builder().build(f.model.createNetwork()).serialize());
+  // Built once for the suite, on first use.
+  static const std::vector<uint8_t>& plan() {
+    static const std::vector<uint8_t> bytes = Builder().build(fixture("rnn_bi_l1_h16").model.createNetwork()).serialize();
+    return bytes;
   }
-  static void TearDownTestSuite() { delete plan_; }
-  static const std::vector<uint8_t>& plan() { return *plan_; }
   static size_t jsonSize() { return getLE(plan(), 16, 8); }
   static size_t blobOffset() { return getLE(plan(), 24, 8); }
-
- private:
-  static std::vector<uint8_t>* plan_;
 };
-
-std::vector<uint8_t>* PlanCorruption::plan_ = nullptr;
 
 TEST_F(PlanCorruption, HeaderIsConsistent) {
   ASSERT_GT(plan().size(), kHeaderBytes);
@@ -328,6 +336,20 @@ TEST_F(PlanCorruption, MalformedDescriptionWithValidChecksums) {
   expectRejected(replaced("\"cell\":\"rnn_tanh\"", "\"cell\":\"rnn_xxxx\""), HasSubstr("rnn_xxxx"), "unknown cell");
   expectRejected(replaced("\"hidden_size\":16", "\"hidden_size\":17"), HasSubstr("shape"), "wrong hidden size");
   expectRejected(replaced("\"device\":\"cpu\"", "\"device\":\"tpu\""), HasSubstr("tpu"), "unknown device");
+  expectRejected(replaced("\"metadata\":{\"", "\"metadata\":[\""), HasSubstr("malformed plan description"), "metadata");
+}
+
+// Plans written before metadata existed have no "metadata" key: they load, with none.
+TEST_F(PlanCorruption, PlanWithoutMetadataLoads) {
+  std::string json(plan().begin() + kHeaderBytes, plan().begin() + static_cast<std::ptrdiff_t>(kHeaderBytes + jsonSize()));
+  const size_t at = json.find("\"metadata\"");
+  ASSERT_NE(at, std::string::npos);
+  std::vector<uint8_t> old = plan();
+  std::memcpy(old.data() + kHeaderBytes + at, "\"metadatx\"", 10);  // an unknown key, ignored
+  resign(old);
+  const Engine engine = Engine::deserialize(old);
+  EXPECT_TRUE(engine.metadata().empty());
+  EXPECT_FALSE(transcriptionConfigFromMetadata(engine.metadata(), "old plan").has_value());
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "ds2rt/engine.h"
 #include "ds2rt/error.h"
 #include "ds2rt/network.h"
+#include "rnn_reference.h"
 #include "test_util.h"
 
 namespace ds2rt::test {
@@ -16,104 +17,6 @@ namespace {
 
 using testing::HasSubstr;
 constexpr int64_t kIn = 3, kH = 4;
-
-double fn(const RNNActivation& a, double x) {
-  const double al = a.alpha, be = a.beta;
-  switch (a.type) {
-    case RNNActivationType::kSigmoid: return 1 / (1 + std::exp(-x));
-    case RNNActivationType::kTanh: return std::tanh(x);
-    case RNNActivationType::kRelu: return std::max(0.0, x);
-    case RNNActivationType::kHardSigmoid: return std::clamp(al * x + be, 0.0, 1.0);
-    case RNNActivationType::kLeakyRelu: return x < 0 ? al * x : x;
-    case RNNActivationType::kThresholdedRelu: return x > al ? x : 0;
-    case RNNActivationType::kScaledTanh: return al * std::tanh(be * x);
-    case RNNActivationType::kAffine: return al * x + be;
-    case RNNActivationType::kElu: return x < 0 ? al * (std::exp(x) - 1) : x;
-    case RNNActivationType::kSoftsign: return x / (1 + std::abs(x));
-    case RNNActivationType::kSoftplus: return std::log(1 + std::exp(x));
-  }
-  return x;
-}
-
-double v(const HostTensor& t, int64_t i) { return t.empty() ? 0.0 : t.data<float>()[i]; }
-
-// One step of ONNX's equations (canonical gate blocks), clip on every gate pre-activation.
-void step(const RNNDesc& d, int dir, const RNNGateWeights& w, const std::vector<double>& x, std::vector<double>& h,
-          std::vector<double>& c) {
-  const int64_t hs = d.hidden_size, gh = gateCount(d.cell) * hs, in = static_cast<int64_t>(x.size());
-  const auto fns = d.activationsOf(dir);
-  const auto clip = [&](double p) { return d.clip > 0 ? std::clamp(p, -double(d.clip), double(d.clip)) : p; };
-  std::vector<double> a(gh), r(gh);
-  for (int64_t row = 0; row < gh; ++row) {
-    a[row] = v(w.input_bias, row);
-    for (int64_t i = 0; i < in; ++i) a[row] += v(w.input_weight, row * in + i) * x[i];
-    r[row] = v(w.recurrent_bias, row);
-    for (int64_t k = 0; k < hs; ++k) r[row] += v(w.recurrent_weight, row * hs + k) * h[k];
-  }
-  std::vector<double> next(hs);
-  for (int64_t j = 0; j < hs; ++j) {
-    if (d.cell == RNNCell::kLSTM) {
-      const double i = fn(fns[0], clip(a[j] + r[j] + v(w.peephole, j) * c[j]));
-      const double f = fn(fns[0], clip(a[hs + j] + r[hs + j] + v(w.peephole, hs + j) * c[j]));
-      const double g = fn(fns[1], clip(a[2 * hs + j] + r[2 * hs + j]));
-      c[j] = f * c[j] + i * g;
-      const double o = fn(fns[0], clip(a[3 * hs + j] + r[3 * hs + j] + v(w.peephole, 2 * hs + j) * c[j]));
-      next[j] = o * fn(fns[2], c[j]);
-    } else if (d.cell == RNNCell::kGRU) {
-      const double z = fn(fns[0], clip(a[hs + j] + r[hs + j]));
-      double pre;
-      if (d.linear_before_reset) {
-        pre = a[2 * hs + j] + fn(fns[0], clip(a[j] + r[j])) * r[2 * hs + j];
-      } else {
-        pre = a[2 * hs + j] + v(w.recurrent_bias, 2 * hs + j);
-        for (int64_t k = 0; k < hs; ++k)
-          pre += v(w.recurrent_weight, (2 * hs + j) * hs + k) * fn(fns[0], clip(a[k] + r[k])) * h[k];
-      }
-      next[j] = (1 - z) * fn(fns[1], clip(pre)) + z * h[j];
-    } else {
-      next[j] = fn(fns[0], clip(a[j] + r[j]));
-    }
-  }
-  h = next;
-}
-
-// T x N x (D*H) (h_t, or c_t for the cell-state output); zeros past each length.
-std::vector<double> reference(const RNNDesc& d, const HostTensor& x, const std::vector<int32_t>& lengths,
-                              const HostTensor& h0, const HostTensor& c0) {
-  const int64_t t = x.dim(0), n = x.dim(1), in = x.dim(2), hs = d.hidden_size;
-  const int dirs = d.directions();
-  std::vector<double> y(t * n * dirs * hs, 0.0);
-  const auto init = [&](const HostTensor& s, int64_t index, int64_t b) {
-    std::vector<double> out(hs, 0.0);
-    if (!s.empty())
-      for (int64_t j = 0; j < hs; ++j) out[j] = v(s, (index * s.dim(1) + (s.dim(1) == 1 ? 0 : b)) * hs + j);
-    return out;
-  };
-  for (int64_t b = 0; b < n; ++b) {
-    const int64_t len = lengths[b];
-    std::vector<std::vector<double>> seq(len);
-    for (int64_t s = 0; s < len; ++s)
-      for (int64_t i = 0; i < in; ++i) seq[s].push_back(x.data<float>()[(s * n + b) * in + i]);
-    for (int l = 0; l < d.num_layers; ++l) {
-      std::vector<std::vector<double>> next(len);
-      for (int dir = 0; dir < dirs; ++dir) {
-        const bool reverse = d.direction == RNNDirection::kReverse || dir == 1;
-        std::vector<double> h = init(h0, l * dirs + dir, b), c = init(c0, l * dirs + dir, b);
-        std::vector<std::vector<double>> outs(len);
-        for (int64_t k = 0; k < len; ++k) {
-          const int64_t s = reverse ? len - 1 - k : k;
-          step(d, dir, d.weights[l * dirs + dir], seq[s], h, c);
-          outs[s] = d.output == RNNOutput::kCellState && l + 1 == d.num_layers ? c : h;
-        }
-        for (int64_t s = 0; s < len; ++s) next[s].insert(next[s].end(), outs[s].begin(), outs[s].end());
-      }
-      seq = next;
-    }
-    for (int64_t s = 0; s < len; ++s)
-      for (int64_t j = 0; j < dirs * hs; ++j) y[(s * n + b) * dirs * hs + j] = seq[s][j];
-  }
-  return y;
-}
 
 RNNDesc makeDesc(RNNCell cell, RNNDirection direction, int layers, std::mt19937& rng) {
   RNNDesc d;
@@ -205,7 +108,7 @@ TEST_P(RNNExtrasTest, MatchesOnnxEquations) {
       desc.initial_h = h0;
       desc.initial_c = c0;
     }
-    const auto expected = reference(desc, x, lengths, h0, c0);
+    const auto expected = referenceRNN(desc, x, lengths, h0, c0);
     for (const bool through_plan : {false, true}) {
       const HostTensor y = runCase(c, desc, x, lengths, h0, c0, through_plan);
       const std::string what = cat(c.name, " ", toString(direction), through_plan ? " (plan round trip)" : "");

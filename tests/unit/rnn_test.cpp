@@ -10,6 +10,7 @@
 #include "ds2rt/engine.h"
 #include "ds2rt/error.h"
 #include "ds2rt/network.h"
+#include "rnn_reference.h"
 #include "test_util.h"
 
 namespace ds2rt::test {
@@ -36,104 +37,6 @@ std::string caseName(const RnnCase& c) {
   name += cat("_l", c.layers);
   static const char* const bias[] = {"_bias", "_nobias", "_inputbias", "_recurrentbias"};
   return name + bias[static_cast<int>(c.bias)];
-}
-
-// ---- Reference -------------------------------------------------------------------------------------
-
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-double at(const HostTensor& t, int64_t i) { return t.empty() ? 0.0 : static_cast<double>(t.data<float>()[i]); }
-
-// One time step of one cell, canonical gate blocks (LSTM i,f,g,o; GRU r,z,n).
-void cellStep(const RNNDesc& d, const RNNGateWeights& w, const std::vector<double>& x, std::vector<double>& h,
-              std::vector<double>& c) {
-  const int64_t hs = d.hidden_size, gh = gateCount(d.cell) * hs, in = static_cast<int64_t>(x.size());
-  std::vector<double> a(gh), r(gh);
-  for (int64_t row = 0; row < gh; ++row) {
-    a[row] = at(w.input_bias, row);
-    for (int64_t i = 0; i < in; ++i) a[row] += at(w.input_weight, row * in + i) * x[i];
-    r[row] = at(w.recurrent_bias, row);
-    for (int64_t k = 0; k < hs; ++k) r[row] += at(w.recurrent_weight, row * hs + k) * h[k];
-  }
-  std::vector<double> next(hs);
-  switch (d.cell) {
-    case RNNCell::kRNNTanh:
-      for (int64_t j = 0; j < hs; ++j) next[j] = std::tanh(a[j] + r[j]);
-      break;
-    case RNNCell::kRNNRelu:
-      for (int64_t j = 0; j < hs; ++j) next[j] = std::max(0.0, a[j] + r[j]);
-      break;
-    case RNNCell::kLSTM:
-      for (int64_t j = 0; j < hs; ++j) {
-        const double i = sigmoid(a[j] + r[j]), f = sigmoid(a[hs + j] + r[hs + j]);
-        const double g = std::tanh(a[2 * hs + j] + r[2 * hs + j]), o = sigmoid(a[3 * hs + j] + r[3 * hs + j]);
-        c[j] = f * c[j] + i * g;
-        next[j] = o * std::tanh(c[j]);
-      }
-      break;
-    case RNNCell::kGRU: {
-      std::vector<double> reset(hs), update(hs);
-      for (int64_t j = 0; j < hs; ++j) {
-        reset[j] = sigmoid(a[j] + r[j]);
-        update[j] = sigmoid(a[hs + j] + r[hs + j]);
-      }
-      for (int64_t j = 0; j < hs; ++j) {
-        double n;
-        if (d.linear_before_reset) {
-          // n = tanh(W_n x + b_in + r * (R_n h + b_hn))
-          n = std::tanh(a[2 * hs + j] + reset[j] * r[2 * hs + j]);
-        } else {
-          // n = tanh(W_n x + b_in + R_n (r * h) + b_hn)
-          double rh = at(w.recurrent_bias, 2 * hs + j);
-          for (int64_t k = 0; k < hs; ++k) rh += at(w.recurrent_weight, (2 * hs + j) * hs + k) * reset[k] * h[k];
-          n = std::tanh(a[2 * hs + j] + rh);
-        }
-        next[j] = (1.0 - update[j]) * n + update[j] * h[j];
-      }
-      break;
-    }
-  }
-  h = next;
-}
-
-// T x N x out, zeros past each length.
-std::vector<double> referenceRNN(const RNNDesc& d, const HostTensor& x, const std::vector<int32_t>& lengths) {
-  const int64_t t = x.dim(0), n = x.dim(1), in = x.dim(2), hs = d.hidden_size;
-  const int dirs = d.directions();
-  const bool sum = dirs == 2 && d.merge == DirectionMerge::kSum;
-  const int64_t width = sum ? hs : dirs * hs;
-  std::vector<double> y(t * n * width, 0.0);
-  for (int64_t b = 0; b < n; ++b) {
-    const int64_t len = lengths[b];
-    std::vector<std::vector<double>> seq(len);
-    for (int64_t s = 0; s < len; ++s)
-      for (int64_t i = 0; i < in; ++i) seq[s].push_back(x.data<float>()[(s * n + b) * in + i]);
-    for (int l = 0; l < d.num_layers; ++l) {
-      std::vector<std::vector<std::vector<double>>> outs(dirs, std::vector<std::vector<double>>(len));
-      for (int dir = 0; dir < dirs; ++dir) {
-        const bool reverse = d.direction == RNNDirection::kReverse || dir == 1;
-        std::vector<double> h(hs, 0.0), c(hs, 0.0);
-        for (int64_t k = 0; k < len; ++k) {
-          const int64_t s = reverse ? len - 1 - k : k;
-          cellStep(d, d.weights[l * dirs + dir], seq[s], h, c);
-          outs[dir][s] = h;
-        }
-      }
-      const bool last = l + 1 == d.num_layers;
-      for (int64_t s = 0; s < len; ++s) {
-        if (!last) {
-          seq[s].clear();
-          for (int dir = 0; dir < dirs; ++dir) seq[s].insert(seq[s].end(), outs[dir][s].begin(), outs[dir][s].end());
-          continue;
-        }
-        for (int dir = 0; dir < dirs; ++dir)
-          for (int64_t j = 0; j < hs; ++j) {
-            double& out = y[(s * n + b) * width + (sum ? 0 : dir * hs) + j];
-            out = sum ? out + outs[dir][s][j] : outs[dir][s][j];
-          }
-      }
-    }
-  }
-  return y;
 }
 
 // ---- Helpers -------------------------------------------------------------------------------------

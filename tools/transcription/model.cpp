@@ -16,7 +16,8 @@ std::string configBesidePlan(const std::string& plan) {
     const fs::path candidate = fs::path(plan).replace_extension(ext);
     if (fs::is_regular_file(candidate)) return candidate.string();
   }
-  fail("plan '", plan, "' holds no labels or spectrogram settings: pass --config with the model file or JSON "
+  fail("plan '", plan, "' holds no labels or spectrogram settings (built from a model without labels, or by a "
+       "ds2rt before 2026-12): pass --config with the model file or JSON "
        "config it was built from (or put ", fs::path(plan).replace_extension(".safetensors").string(), " beside it)");
 }
 
@@ -26,8 +27,10 @@ TranscriptionModel openTranscriptionModel(const std::string& path, const std::st
                                           const BuildOptions& options) {
   if (isPlanFile(path)) {
     Engine engine = Engine::load(path);
-    const std::string source = config_path.empty() ? configBesidePlan(path) : config_path;
-    return {std::move(engine), DeepSpeech2Model::load(source).config(), path};
+    if (!config_path.empty()) return {std::move(engine), DeepSpeech2Model::load(config_path).config(), path};
+    if (auto config = transcriptionConfigFromMetadata(engine.metadata(), path))
+      return {std::move(engine), std::move(*config), path};
+    return {std::move(engine), DeepSpeech2Model::load(configBesidePlan(path)).config(), path};
   }
   ImportedNetwork imported = importNetwork(path, {}, {.log_softmax = options.log_probs});
   check(!imported.labels.empty(), "'", path, "' (", imported.format,

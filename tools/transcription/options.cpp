@@ -88,7 +88,8 @@ void addTranscribeOptions(CLI::App& cmd, TranscribeOptions& o) {
       ->check(CLI::ExistingFile);
   cmd.add_option("--config", o.config,
                  "for a plan: the model file or JSON config it was built from (labels, sample rate, window); "
-                 "default: PLAN_STEM.safetensors or .json beside the plan")
+                 "default: the labels and settings stored in the plan (plans built since 2026-12), else "
+                 "PLAN_STEM.safetensors or .json beside the plan")
       ->check(CLI::ExistingFile);
   addBuildOptions(cmd, o.build);
   cmd.add_option("-b,--batch-size", o.batch_size, "files per engine run (sorted by length, padded)")->capture_default_str();
