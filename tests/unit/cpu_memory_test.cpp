@@ -49,7 +49,7 @@ Outputs runBatch(const Engine& engine, int64_t batch, int64_t frames, uint32_t s
   std::mt19937 rng(seed);
   std::vector<int32_t> lengths(batch);
   for (int64_t b = 0; b < batch; ++b) lengths[b] = static_cast<int32_t>(frames - (b * 7) % (frames / 2));
-  auto ctx = engine.createContext({.num_threads = 2});
+  auto ctx = engine.createContext();
   return ctx.run({{"features", randomTensor({batch, 1, 161, frames}, rng)},
                   {"lengths", HostTensor::fromInts({batch}, lengths)}});
 }
@@ -304,14 +304,14 @@ TEST(ModelFileMemory, BuildFromSafetensorsKeepsOnlyWhatKernelsRead) {
 TEST(ContextScratch, SharedBetweenKernelsAcrossChangingShapes) {
   for (const bool bidirectional : {true, false}) {
     const Engine engine = Builder().build(DeepSpeech2Model::withRandomWeights(smallConfig("gru", bidirectional), 2).createNetwork());
-    auto shared = engine.createContext({.num_threads = 2});
+    auto shared = engine.createContext();
     std::mt19937 rng(11);
     for (const auto& [batch, frames] : std::vector<std::pair<int, int>>{{1, 60}, {4, 300}, {2, 90}, {1, 400}, {3, 61}}) {
       std::vector<int32_t> lengths(batch, frames);
       lengths[0] = frames / 2 + 1;
       const HostTensor x = randomTensor({batch, 1, 161, frames}, rng);
       const Outputs got = shared.run({{"features", x}, {"lengths", HostTensor::fromInts({batch}, lengths)}});
-      auto fresh = engine.createContext({.num_threads = 2});
+      auto fresh = engine.createContext();
       expectBitIdentical(got, fresh.run({{"features", x}, {"lengths", HostTensor::fromInts({batch}, lengths)}}));
     }
   }

@@ -161,7 +161,7 @@ TEST_P(RNNLongSequenceTest, ChunkedProjectionMatchesNaiveReference) {
   std::mt19937 rng(4321);
   const RNNDesc desc = makeDesc(c, rng);
   const Engine engine = Builder().build(rnnNetwork(desc));
-  auto ctx = engine.createContext({.num_threads = 2});
+  auto ctx = engine.createContext();
   const std::vector<std::pair<int64_t, std::vector<int32_t>>> batches{
       {1000, {700, 1000, 410, 409, 3}}, {1000, {1000, 1000, 1000, 1000, 1000}}, {3000, {2100}}, {830, {818, 818, 818, 818, 818}}};
   for (const auto& [t, lengths] : batches) {
