@@ -31,7 +31,7 @@ bool measureBF16MatmulFaster() {
   std::vector<float> a(m * k), w(n * k), c(m * n);
   for (int64_t i = 0; i < m * k; ++i) a[i] = static_cast<float>(i % 7) * 0.25f - 0.75f;
   for (int64_t i = 0; i < n * k; ++i) w[i] = static_cast<float>(i % 5) * 0.01f - 0.02f;
-  const BF16Matmul matmul({w.data()}, n, k);
+  const BF16Matmul matmul(w.data(), n, k);
   BF16Matmul::State state;
   std::vector<uint8_t> workspace(matmul.workspaceBytes(state, m) + 64);
   void* aligned = workspace.data() + (64 - reinterpret_cast<uintptr_t>(workspace.data()) % 64) % 64;
@@ -104,10 +104,9 @@ uint16_t toBF16(float value) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
-BF16Matmul::BF16Matmul(const std::vector<const float*>& weights, int64_t n_each, int64_t k)
-    : n_(n_each * static_cast<int64_t>(weights.size())), k_(k), weights_(static_cast<size_t>(n_ * k)) {
-  for (size_t i = 0; i < weights.size(); ++i)
-    for (int64_t j = 0; j < n_each * k; ++j) weights_[i * n_each * k + j] = toBF16(weights[i][j]);
+BF16Matmul::BF16Matmul(const float* weights, int64_t n, int64_t k)
+    : n_(n), k_(k), weights_(static_cast<size_t>(n * k)) {
+  for (int64_t j = 0; j < n * k; ++j) weights_[j] = toBF16(weights[j]);
 }
 
 namespace {

@@ -39,8 +39,8 @@ void convertToBF16(const float* x, int64_t rows, int64_t cols, int64_t ld_x, uin
 class BF16Matmul {
  public:
   BF16Matmul() = default;
-  // `weights`: `count` row-major N x K float matrices stacked along N (the directions of a layer).
-  BF16Matmul(const std::vector<const float*>& weights, int64_t n_each, int64_t k);
+  // `weights`: a row-major N x K float matrix.
+  BF16Matmul(const float* weights, int64_t n, int64_t k);
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
 

@@ -17,7 +17,7 @@ class FullyConnectedKernel final : public Kernel {
   // bf16 engines use the bf16 matmul only where it beats fp32's sgemm (bf16MatmulFaster()).
   FullyConnectedKernel(const FullyConnectedDesc& d, Precision precision) : desc_(d), precision_(precision) {
     if (precision == Precision::kBF16 && bf16MatmulFaster()) {
-      bf16_.emplace(std::vector{desc_.weight.data<float>()}, d.out_features, d.weight.dim(1));
+      bf16_.emplace(desc_.weight.data<float>(), d.out_features, d.weight.dim(1));
       releaseMappedPages(desc_.weight.data(), desc_.weight.bytes());  // a plan's original: only the copy is read
     }
   }

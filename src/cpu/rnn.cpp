@@ -163,7 +163,7 @@ class RNNKernel final : public Kernel {
       }
       if (bf16_matmul_) {
         for (const HostTensor& w : p.input_weights) {
-          p.input_bf16.emplace_back(std::vector{w.data<float>()}, gh, p.input_size);
+          p.input_bf16.emplace_back(w.data<float>(), gh, p.input_size);
           releaseMappedPages(w.data(), w.bytes());
         }
         p.input_weights.clear();
