@@ -219,6 +219,19 @@ expect_ok "plan alone (labels and features stored in it)" "$ds2rt" transcribe "$
 [ "$(cat "$work/out")" = "$single" ] || fail "plan and model transcripts differ"
 expect_ok "plan with --config" "$ds2rt" transcribe "$work/model.plan" "$audio/hello_16k.wav" --config "$model"
 [ "$(cat "$work/out")" = "$single" ] || fail "plan with --config and model transcripts differ"
+# A plan written before plans carried metadata (the key renamed, checksums redone): it needs --config.
+python3 - "$work/model.plan" "$work/old.plan" <<'EOF' || fail "making a plan without metadata"
+import struct, sys, zlib
+b = bytearray(open(sys.argv[1], "rb").read())
+at = b.index(b'"metadata"')
+b[at:at + 10] = b'"metadatx"'
+struct.pack_into("<I", b, 40, zlib.crc32(bytes(b[48:])))
+struct.pack_into("<I", b, 44, zlib.crc32(bytes(b[:44])))
+open(sys.argv[2], "wb").write(b)
+EOF
+expect_error "old plan without labels" 1 "holds no labels or spectrogram settings" \
+  "$ds2rt" transcribe "$work/old.plan" "$audio/hello_16k.wav"
+expect_ok "old plan with --config" "$ds2rt" transcribe "$work/old.plan" "$audio/hello_16k.wav" --config "$model"
 
 # ---- progress bar: on a terminal only ----------------------------------------------------------
 if command -v script >/dev/null; then
