@@ -37,7 +37,7 @@ class CpuBackend final : public Backend {
     const TensorLayout layout = graph.tensors[layer.inputs[0]].layout;
     return std::visit(
         Overloaded{
-            [&](const ConvolutionDesc& d) { return makeConvolution(d); },
+            [&](const ConvolutionDesc& d) { return makeConvolution(d, precision_); },
             [&](const BatchNormDesc& d) { return makeBatchNorm(d, layout); },
             [&](const ActivationDesc& d) { return makeActivation(d); },
             [&](const SequenceMaskDesc&) { return makeSequenceMask(layout); },

@@ -11,9 +11,11 @@ namespace ds2rt::detail::cpu {
 // and far more on a loaded machine where a sleeping thread waits for a time slice.
 constexpr int64_t kParallelMinElements = int64_t{1} << 18;
 
-// fp32 in every precision: oneDNN 2.6's bf16 convolutions (brgconv) measured ~3x slower than its
-// fp32 ones on an AVX512_BF16 CPU, for DeepSpeech2's two small convolutions.
-std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc);
+// kInt8: int8 filters and inputs (AMX or VNNI) for convolutions of 4 or more input channels; kBF16 and
+// the rest of kInt8: bf16 where the CPU has AMX (oneDNN 2.6's bf16 convolutions measured ~3x slower
+// than fp32 without it, ~3x faster with it); fp32 otherwise.
+std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, Precision precision);
+bool haveAmx();  // AMX tiles usable through oneDNN (bf16 and int8)
 std::unique_ptr<Kernel> makeBatchNorm(const BatchNormDesc& desc, TensorLayout layout);
 std::unique_ptr<Kernel> makeActivation(const ActivationDesc& desc);
 std::unique_ptr<Kernel> makeSequenceMask(TensorLayout layout);
