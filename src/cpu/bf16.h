@@ -51,7 +51,7 @@ class BF16Matmul {
       dnnl::matmul primitive;
       dnnl::memory::desc scratchpad;
     };
-    std::map<int64_t, Compiled> cache;  // M -> primitive (fixed sizes: oneDNN's brgemm kernels)
+    std::map<int64_t, Compiled> cache;  // rows -> primitive (fixed sizes: oneDNN's brgemm kernels)
   };
   // Bytes of workspace run() needs for `m` rows (compiles the primitive for m, if new): A in bf16
   // and oneDNN's scratchpad, held by the caller so that they need not outlive a run.
@@ -60,6 +60,8 @@ class BF16Matmul {
   void run(State& state, const float* a, int64_t m, float* c, void* workspace) const;
 
  private:
+  const State::Compiled& compiled(State& state, int64_t m) const;  // the primitive for m rows
+
   int64_t n_ = 0, k_ = 0;
   std::vector<uint16_t> weights_;  // N x K
 };
