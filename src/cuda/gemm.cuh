@@ -18,6 +18,9 @@ struct GemmShape {
   int batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
   bool accumulate = false;
+  // Run many times with this shape (the recurrent product of every step): on first use, outside
+  // graph capture, cuBLASLt's candidate algorithms are timed and the fastest kept.
+  bool tune = false;
   auto key() const { return std::make_tuple(m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c, accumulate); }
 };
 
@@ -32,7 +35,9 @@ class GemmRunner {
 
  private:
   struct Plan;
-  Plan& plan(CudaDeviceContext& device, const GemmShape& shape);
+  Plan& plan(CudaDeviceContext& device, const GemmShape& shape, const void* a, const void* b, void* c);
+  void launch(CudaDeviceContext& device, const Plan& plan, const cublasLtMatmulAlgo_t& algo, const GemmShape& shape,
+              const void* a, const void* b, void* c);
   DataType in_, out_;
   std::map<decltype(GemmShape{}.key()), std::unique_ptr<Plan>> plans_;
 };

@@ -128,9 +128,9 @@ class RNNKernel final : public TypedKernel {
     const bool plain_gru = desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset;
     // Both directions in one strided-batched product: [dirs] (N x H) x (G*H x H)^T.
     const GemmShape product{.m = n, .n = plain_gru ? 2 * h : gh, .k = h, .lda = h, .ldb = h, .ldc = gh, .batch = dirs_,
-                            .stride_a = n * h, .stride_b = gh * h, .stride_c = n * gh};
+                            .stride_a = n * h, .stride_b = gh * h, .stride_c = n * gh, .tune = true};
     const GemmShape candidate{.m = n, .n = h, .k = h, .lda = h, .ldb = h, .ldc = gh, .batch = dirs_,
-                              .stride_a = n * h, .stride_b = gh * h, .stride_c = n * gh};
+                              .stride_a = n * h, .stride_b = gh * h, .stride_c = n * gh, .tune = true};
     const auto* r_n = static_cast<const char*>(w.recurrent.get()) + 2 * h * h * element;
     for (int64_t step = 0; step < a.t; ++step) {
       state.recurrent.run(dev, product, h_typed, w.recurrent.get(), recurrent);

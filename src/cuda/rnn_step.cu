@@ -6,21 +6,30 @@ namespace ds2rt::detail::cuda {
 
 namespace {
 
+// The grid: x over the hidden units, y over (direction, utterance), so that a thread finds its
+// place without 64-bit divisions (they cost more than the cell itself at batch 64).
 struct StepIndex {
   int dir;
   int64_t b, j, t;
+  int64_t state;  // index into the dirs x N x H state buffers
   bool active;
 };
 
-__device__ __forceinline__ StepIndex stepIndex(const RecurrenceArgs& a, int64_t step, int64_t i) {
+__device__ __forceinline__ StepIndex stepIndex(const RecurrenceArgs& a, int64_t step) {
   StepIndex s;
-  s.dir = static_cast<int>(i / (a.n * a.h));
-  s.b = (i / a.h) % a.n;
-  s.j = i % a.h;
+  const int row = static_cast<int>(blockIdx.y);  // dir * N + b
+  s.dir = row / static_cast<int>(a.n);
+  s.b = row - s.dir * a.n;
+  s.j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  s.state = row * a.h + s.j;
   const int64_t len = a.lengths[s.b];
-  s.active = step < len;
+  s.active = s.j < a.h && step < len;
   s.t = (a.reverse_only || s.dir == 1) ? len - 1 - step : step;
   return s;
+}
+
+dim3 stepGrid(const RecurrenceArgs& a) {
+  return dim3(blocksFor(a.h), static_cast<unsigned>(a.dirs * a.n));
 }
 
 __device__ __forceinline__ void loadInputs(const RecurrenceArgs& a, const StepIndex& s, const float* recurrent,
@@ -37,28 +46,24 @@ __device__ __forceinline__ void loadInputs(const RecurrenceArgs& a, const StepIn
 
 template <typename T>
 __global__ void cellStepKernel(RecurrenceArgs a, int64_t step, const float* recurrent, float* h, float* c, T* h_typed) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= a.dirs * a.n * a.h) return;
-  const StepIndex s = stepIndex(a, step, i);
+  const StepIndex s = stepIndex(a, step);
   if (!s.active) return;
   float x[4], r[4];
   loadInputs(a, s, recurrent, x, r);
   const float b_hn = a.hidden_bias ? a.hidden_bias[s.dir * a.h + s.j] : 0.0f;
-  const float next = cellStep(a.cell, x, r, b_hn, h[i], c[i]);
-  h[i] = next;
-  h_typed[i] = fromFloat<T>(next);
+  const float next = cellStep(a.cell, x, r, b_hn, h[s.state], c[s.state]);
+  h[s.state] = next;
+  h_typed[s.state] = fromFloat<T>(next);
   static_cast<T*>(a.output)[(s.t * a.n + s.b) * a.out_width + s.dir * a.column_stride + s.j] = fromFloat<T>(next);
 }
 
 template <typename T>
 __global__ void resetHiddenKernel(RecurrenceArgs a, int64_t step, const float* recurrent, const float* h, T* out) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= a.dirs * a.n * a.h) return;
-  const StepIndex s = stepIndex(a, step, i);
+  const StepIndex s = stepIndex(a, step);
   if (!s.active) return;
   float x[4], r[4];
   loadInputs(a, s, recurrent, x, r);
-  out[i] = fromFloat<T>(sigmoidf(x[0] + r[0]) * h[i]);
+  out[s.state] = fromFloat<T>(sigmoidf(x[0] + r[0]) * h[s.state]);
 }
 
 template <typename T>
@@ -73,20 +78,18 @@ __global__ void sumDirectionsKernel(const T* concat, T* out, int64_t rows, int64
 
 void launchCellStep(const RecurrenceArgs& a, int64_t step, const float* recurrent, float* h, float* c, void* h_typed,
                     DataType type, cudaStream_t stream) {
-  const int64_t total = a.dirs * a.n * a.h;
   dispatchType(type, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    cellStepKernel<T><<<blocksFor(total), 256, 0, stream>>>(a, step, recurrent, h, c, static_cast<T*>(h_typed));
+    cellStepKernel<T><<<stepGrid(a), 256, 0, stream>>>(a, step, recurrent, h, c, static_cast<T*>(h_typed));
   });
   DS2RT_CUDA_LAUNCHED();
 }
 
 void launchResetHidden(const RecurrenceArgs& a, int64_t step, const float* recurrent, const float* h,
                        void* reset_hidden, DataType type, cudaStream_t stream) {
-  const int64_t total = a.dirs * a.n * a.h;
   dispatchType(type, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    resetHiddenKernel<T><<<blocksFor(total), 256, 0, stream>>>(a, step, recurrent, h, static_cast<T*>(reset_hidden));
+    resetHiddenKernel<T><<<stepGrid(a), 256, 0, stream>>>(a, step, recurrent, h, static_cast<T*>(reset_hidden));
   });
   DS2RT_CUDA_LAUNCHED();
 }
