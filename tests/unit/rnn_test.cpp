@@ -43,21 +43,23 @@ std::string caseName(const RnnCase& c) {
 
 constexpr int64_t kInput = 4, kHiddenSize = 5;
 
-RNNDesc makeDesc(const RnnCase& c, std::mt19937& rng) {
+// Weights of scale 0.5 at kHiddenSize units, scaled as 1 / sqrt(hidden) for wider layers.
+RNNDesc makeDesc(const RnnCase& c, std::mt19937& rng, int64_t hidden = kHiddenSize) {
   RNNDesc d;
   d.cell = c.cell;
-  d.hidden_size = static_cast<int>(kHiddenSize);
+  d.hidden_size = static_cast<int>(hidden);
+  const float scale = 0.5f * std::sqrt(static_cast<float>(kHiddenSize) / hidden);
   d.num_layers = c.layers;
   d.direction = c.direction;
   d.merge = c.merge;
   d.linear_before_reset = c.linear_before_reset;
-  const int64_t gh = gateCount(c.cell) * kHiddenSize;
+  const int64_t gh = gateCount(c.cell) * hidden;
   for (int l = 0; l < c.layers; ++l)
     for (int dir = 0; dir < d.directions(); ++dir) {
-      const int64_t in = l == 0 ? kInput : d.directions() * kHiddenSize;
+      const int64_t in = l == 0 ? kInput : d.directions() * hidden;
       RNNGateWeights w;
-      w.input_weight = randomTensor({gh, in}, rng, 0.5f);
-      w.recurrent_weight = randomTensor({gh, kHiddenSize}, rng, 0.5f);
+      w.input_weight = randomTensor({gh, in}, rng, l == 0 ? 0.5f : scale);
+      w.recurrent_weight = randomTensor({gh, hidden}, rng, scale);
       if (c.bias == BiasMode::kBoth || c.bias == BiasMode::kInputOnly) w.input_bias = randomTensor({gh}, rng, 0.5f);
       if (c.bias == BiasMode::kBoth || c.bias == BiasMode::kRecurrentOnly) w.recurrent_bias = randomTensor({gh}, rng, 0.5f);
       d.weights.push_back(w);
@@ -178,6 +180,21 @@ INSTANTIATE_TEST_SUITE_P(Cells, RNNLongSequenceTest,
                                          RnnCase{RNNCell::kGRU, true, RNNDirection::kReverse, DirectionMerge::kConcat, 1, BiasMode::kBoth},
                                          RnnCase{RNNCell::kRNNTanh, true, RNNDirection::kForward, DirectionMerge::kConcat, 2, BiasMode::kInputOnly}),
                          [](const auto& info) { return caseName(info.param); });
+
+// Wide layers in a big batch: several of the fused step's row groups (4 utterances share each
+// weight load for LSTM and GRU, 8 for vanilla cells) and a remainder; 300 units leave the last
+// block of 16 units part-filled.
+TEST(RNNWideBatch, RowGroupsMatchNaiveReference) {
+  for (const RnnCase& c : {RnnCase{RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, BiasMode::kBoth},
+                           RnnCase{RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 1, BiasMode::kBoth},
+                           RnnCase{RNNCell::kRNNTanh, true, RNNDirection::kReverse, DirectionMerge::kConcat, 1, BiasMode::kBoth}}) {
+    std::mt19937 rng(99);
+    const RNNDesc desc = makeDesc(c, rng, 300);
+    const std::vector<int32_t> lengths{7, 3, 12, 1, 9, 12, 5, 2, 11, 8, 6};
+    const HostTensor x = paddedInput(12, lengths, kInput, rng);
+    expectMatchesReference(runRNN(Builder().build(rnnNetwork(desc)), x, lengths), desc, x, lengths, caseName(c));
+  }
+}
 
 // The reference itself must tell the variants apart, or the tests above could not fail.
 TEST(RNNReference, VariantsDiffer) {
