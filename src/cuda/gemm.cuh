@@ -24,10 +24,26 @@ struct GemmShape {
   auto key() const { return std::make_tuple(m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c, accumulate); }
 };
 
+// The algorithms timed for tuned shapes, shared by the runners of one kernel's contexts: every
+// context then computes bit-identical results. Thread-safe.
+class GemmChoices {
+ public:
+  GemmChoices();
+  ~GemmChoices();
+  GemmChoices(const GemmChoices&) = delete;
+  GemmChoices& operator=(const GemmChoices&) = delete;
+
+ private:
+  friend class GemmRunner;
+  struct Table;
+  std::unique_ptr<Table> table_;
+};
+
 // Per-context cache of cuBLASLt plans for one kernel; not thread-safe (one per context).
 class GemmRunner {
  public:
-  GemmRunner(DataType input_type, DataType output_type);
+  // `choices`: where tuned shapes take their algorithm from (the first runner to meet one times it).
+  GemmRunner(DataType input_type, DataType output_type, GemmChoices* choices = nullptr);
   ~GemmRunner();
   GemmRunner(const GemmRunner&) = delete;
   GemmRunner& operator=(const GemmRunner&) = delete;
@@ -39,6 +55,7 @@ class GemmRunner {
   void launch(CudaDeviceContext& device, const Plan& plan, const cublasLtMatmulAlgo_t& algo, const GemmShape& shape,
               const void* a, const void* b, void* c);
   DataType in_, out_;
+  GemmChoices* choices_;
   std::map<decltype(GemmShape{}.key()), std::unique_ptr<Plan>> plans_;
 };
 

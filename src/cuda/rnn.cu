@@ -23,7 +23,8 @@ struct LayerWeights {
 };
 
 struct RNNState final : KernelState {
-  RNNState(DataType type) : projection(type, DataType::kFloat32), recurrent(type, DataType::kFloat32) {}
+  RNNState(DataType type, GemmChoices* choices)
+      : projection(type, DataType::kFloat32), recurrent(type, DataType::kFloat32, choices) {}
   GemmRunner projection, recurrent;
 };
 
@@ -64,7 +65,9 @@ class RNNKernel final : public TypedKernel {
     desc_.weights.clear();  // they live on the device now
   }
 
-  std::unique_ptr<KernelState> createState(DeviceContext&) const override { return std::make_unique<RNNState>(type_); }
+  std::unique_ptr<KernelState> createState(DeviceContext&) const override {
+    return std::make_unique<RNNState>(type_, &step_choices_);
+  }
 
   void run(const KernelIO& io, KernelState* base) const override {
     auto& state = static_cast<RNNState&>(*base);
@@ -163,6 +166,7 @@ class RNNKernel final : public TypedKernel {
   int dirs_, gates_;
   PersistentPlan plan_;
   std::vector<LayerWeights> layers_;
+  mutable GemmChoices step_choices_;  // the per-step products' algorithms, the same in every context
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <cctype>
 
+#include <random>
 #include <thread>
 
 #include "ds2rt/builder.h"
@@ -235,6 +236,36 @@ TEST(CudaEngine, ContextsOnThreadsAgree) {
     });
   for (auto& t : threads) t.join();
   for (const auto& r : results) EXPECT_EQ(r, reference);
+}
+
+// Batches above the persistent kernel's take the per-step path, whose products time cuBLASLt's
+// algorithms on first use: the contexts of one engine must still agree bit for bit.
+TEST(CudaEngine, ContextsOnThreadsAgreeOnTheStepPath) {
+  REQUIRE_GPU();
+  DeepSpeech2Config c;
+  c.rnn_type = "lstm";
+  c.hidden_size = 96;
+  c.hidden_layers = 2;
+  for (const char* l : {"_", "'", "A", "B", " "}) c.labels.emplace_back(l);
+  const Engine engine = Builder({.device = Device::kCUDA, .precision = Precision::kFP16})
+                            .build(DeepSpeech2Model::withRandomWeights(c, 5).createNetwork());
+  std::mt19937 rng(8);
+  const int64_t batch = 12;
+  std::vector<int32_t> lengths;
+  for (int64_t b = 0; b < batch; ++b) lengths.push_back(static_cast<int32_t>(80 - 5 * b));
+  const std::map<std::string, HostTensor> inputs{{"features", randomTensor({batch, 1, 161, 80}, rng)},
+                                                 {"lengths", HostTensor::fromInts({batch}, lengths)}};
+  std::vector<std::vector<float>> results(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      auto ctx = engine.createContext();
+      for (int k = 0; k < 3; ++k) results[i] = toVector(ctx.run(inputs).at("probs"));
+    });
+  for (auto& t : threads) t.join();
+  const auto reference = toVector(engine.createContext().run(inputs).at("probs"));
+  for (const auto& r : results) EXPECT_EQ(r, reference);
+  EXPECT_NE(engine.describe().find("per-step cuBLASLt"), std::string::npos) << engine.describe();
 }
 
 // ---- LayerNorm against the CPU backend ------------------------------------------------------
