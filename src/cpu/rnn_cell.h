@@ -58,6 +58,7 @@ PackedRecurrentBF16 packRecurrentBF16(const float* weight, int gates, int64_t hi
 // Symmetric int8 quantisation of a rows x cols matrix, one scale per row: q = round(w / scale).
 void quantizeRows(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale);
 // Activations to u8 with zero point 128 and one scale per row (x ~ scale * (q - 128)); cols..ld-1 get 128.
+// AVX-512 code: int8 engines only (they need AVX512_VNNI).
 void quantizeActivations(const float* x, int64_t rows, int64_t cols, int64_t ld_x, uint8_t* q, int64_t ld_q,
                          float* scale);
 

@@ -86,19 +86,6 @@ PackedRecurrentInt8 packRecurrentInt8(const float* weight, int gates, int64_t hi
   return p;
 }
 
-void quantizeActivations(const float* x, int64_t rows, int64_t cols, int64_t ld_x, uint8_t* q, int64_t ld_q,
-                         float* scale) {
-#pragma omp parallel for if (rows * cols > (int64_t{1} << 18))
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * ld_x;
-    scale[r] = rowScale(row, cols);
-    const float inverse = 1.0f / scale[r];
-    uint8_t* out = q + r * ld_q;
-    for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(row[c] * inverse)) + 128);
-    for (int64_t c = cols; c < ld_q; ++c) out[c] = 128;
-  }
-}
-
 bool haveVnni() {
   static const bool have = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
   return have;
@@ -193,34 +180,30 @@ DS2RT_AVX512 void step(const PackedRecurrent& w, const StepArgs& a) {
   }
 }
 
-// h of every active row to u8, per-row scale; runs inside the step's thread (no team).
-DS2RT_AVX512 void quantizeActivationsSerial(const float* x, int64_t rows, int64_t cols, uint8_t* q, int64_t ld_q,
-                                            float* scale) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * cols;
-    __m512 peak = _mm512_setzero_ps();
-    int64_t c = 0;
-    for (; c + 16 <= cols; c += 16) peak = _mm512_max_ps(peak, _mm512_abs_ps(_mm512_loadu_ps(row + c)));
-    float m = _mm512_reduce_max_ps(peak);
-    for (; c < cols; ++c) m = std::max(m, std::abs(row[c]));
-    scale[r] = m > 0 ? m / 127.0f : 1.0f;
-    const __m512 inverse = _mm512_set1_ps(1.0f / scale[r]);
-    uint8_t* out = q + r * ld_q;
-    for (c = 0; c + 16 <= cols; c += 16) {
-      const __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(row + c), inverse)),
-                                         _mm512_set1_epi32(128));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), _mm512_cvtusepi32_epi8(v));
-    }
-    for (; c < cols; ++c) out[c] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(row[c] / scale[r])) + 128);
-    for (; c < ld_q; ++c) out[c] = 128;
+// One row to u8 (zero point 128), its largest magnitude mapping to 127; `scale` gets its scale.
+DS2RT_AVX512 void quantizeRow(const float* row, int64_t cols, uint8_t* out, int64_t ld_q, float* scale) {
+  __m512 peak = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 16 <= cols; c += 16) peak = _mm512_max_ps(peak, _mm512_abs_ps(_mm512_loadu_ps(row + c)));
+  float m = _mm512_reduce_max_ps(peak);
+  for (; c < cols; ++c) m = std::max(m, std::abs(row[c]));
+  *scale = m > 0 ? m / 127.0f : 1.0f;
+  const __m512 inverse = _mm512_set1_ps(1.0f / *scale);
+  for (c = 0; c + 16 <= cols; c += 16) {
+    const __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(row + c), inverse)),
+                                       _mm512_set1_epi32(128));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), _mm512_cvtusepi32_epi8(v));
   }
+  for (; c < cols; ++c) out[c] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(row[c] / *scale)) + 128);
+  for (; c < ld_q; ++c) out[c] = 128;
 }
 
 template <RNNCell C>
 DS2RT_VNNI void stepInt8(const PackedRecurrentInt8& w, const StepArgs& a) {
   constexpr int G = C == RNNCell::kLSTM ? 4 : C == RNNCell::kGRU ? 3 : 1;
   constexpr int R = G == 1 ? 8 : 4;
-  quantizeActivationsSerial(a.h_prev, a.rows, a.hidden, a.h_quantized, w.depth, a.h_scale);
+  for (int64_t r = 0; r < a.rows; ++r)  // inside the step's thread: no team
+    quantizeRow(a.h_prev + r * a.hidden, a.hidden, a.h_quantized + r * w.depth, w.depth, a.h_scale + r);
   for (int64_t block = a.block_begin; block < a.block_end; ++block) {
     int64_t row = 0;
     for (; row + R <= a.rows; row += R) rowsOfBlockInt8<C, G, R>(w, a, block, row);
@@ -230,6 +213,12 @@ DS2RT_VNNI void stepInt8(const PackedRecurrentInt8& w, const StepArgs& a) {
 }
 
 }  // namespace
+
+void quantizeActivations(const float* x, int64_t rows, int64_t cols, int64_t ld_x, uint8_t* q, int64_t ld_q,
+                         float* scale) {
+#pragma omp parallel for if (rows * cols > (int64_t{1} << 18))
+  for (int64_t r = 0; r < rows; ++r) quantizeRow(x + r * ld_x, cols, q + r * ld_q, ld_q, scale + r);
+}
 
 void recurrentStepInt8(const PackedRecurrentInt8& w, const StepArgs& a) {
   switch (a.cell) {

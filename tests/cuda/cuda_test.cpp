@@ -220,22 +220,34 @@ TEST(CudaEngine, PlanForAnotherGpuIsRefused) {
   }
 }
 
+// Four threads, each with a context of its own, run `inputs` `runs` times: every result must be
+// the bit-identical probabilities of a context made after them.
+// An error in a thread fails the test with its message instead of ending the test program.
+void expectContextsOnThreadsAgree(const Engine& engine, const std::map<std::string, HostTensor>& inputs, int runs) {
+  std::vector<std::vector<float>> results(4);
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      try {
+        auto ctx = engine.createContext();
+        for (int k = 0; k < runs; ++k) results[i] = toVector(ctx.run(inputs).at("probs"));
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(errors[i], "") << "thread " << i;
+  const auto reference = toVector(engine.createContext().run(inputs).at("probs"));
+  for (const auto& r : results) EXPECT_EQ(r, reference);
+}
+
 TEST(CudaEngine, ContextsOnThreadsAgree) {
   REQUIRE_GPU();
   const auto model = DeepSpeech2Model::load(dataPath("parity/gru_uni_l1_h24_ctx2/model.safetensors"));
   const auto io = WeightStore::load(dataPath("parity/gru_uni_l1_h24_ctx2/io.safetensors"));
   const Engine engine = Builder({.device = Device::kCUDA, .precision = Precision::kFP16}).build(model.createNetwork());
-  const std::map<std::string, HostTensor> inputs{{"features", io.get("input")}, {"lengths", io.get("input_lengths")}};
-  const auto reference = toVector(engine.createContext().run(inputs).at("probs"));
-  std::vector<std::vector<float>> results(4);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 4; ++i)
-    threads.emplace_back([&, i] {
-      auto ctx = engine.createContext();
-      for (int k = 0; k < 5; ++k) results[i] = toVector(ctx.run(inputs).at("probs"));
-    });
-  for (auto& t : threads) t.join();
-  for (const auto& r : results) EXPECT_EQ(r, reference);
+  expectContextsOnThreadsAgree(engine, {{"features", io.get("input")}, {"lengths", io.get("input_lengths")}}, 5);
 }
 
 // Batches above the persistent kernel's take the per-step path, whose products time cuBLASLt's
@@ -253,18 +265,8 @@ TEST(CudaEngine, ContextsOnThreadsAgreeOnTheStepPath) {
   const int64_t batch = 12;
   std::vector<int32_t> lengths;
   for (int64_t b = 0; b < batch; ++b) lengths.push_back(static_cast<int32_t>(80 - 5 * b));
-  const std::map<std::string, HostTensor> inputs{{"features", randomTensor({batch, 1, 161, 80}, rng)},
-                                                 {"lengths", HostTensor::fromInts({batch}, lengths)}};
-  std::vector<std::vector<float>> results(4);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 4; ++i)
-    threads.emplace_back([&, i] {
-      auto ctx = engine.createContext();
-      for (int k = 0; k < 3; ++k) results[i] = toVector(ctx.run(inputs).at("probs"));
-    });
-  for (auto& t : threads) t.join();
-  const auto reference = toVector(engine.createContext().run(inputs).at("probs"));
-  for (const auto& r : results) EXPECT_EQ(r, reference);
+  expectContextsOnThreadsAgree(
+      engine, {{"features", randomTensor({batch, 1, 161, 80}, rng)}, {"lengths", HostTensor::fromInts({batch}, lengths)}}, 3);
   EXPECT_NE(engine.describe().find("per-step cuBLASLt"), std::string::npos) << engine.describe();
 }
 
