@@ -7,11 +7,15 @@
 namespace ds2rt {
 
 enum class Device : uint8_t { kCPU, kCUDA };
-// kInt8 (CPU only): weights quantised per output channel (symmetric), activations per row at run
-// time, int32 accumulation (VNNI); convolutions, the fully connected layer and cell math stay fp32.
+// kInt8 (CPU only): recurrent weights quantised per output channel (symmetric), activations per row
+// at run time, int32 accumulation (VNNI); the fully connected layer and cell math stay fp32.
+// Convolutions: bf16 where the CPU has AMX (as fast as int8 there, far more accurate); else int8
+// for those of 4 or more input channels (filters per output channel, one scale per utterance's
+// input) and fp32 for the spectrogram's one-channel convolution.
 // kBF16 on the CPU (AVX512_BF16 only, else the build fails with an error): recurrent layers and the
 // fully connected layer take bf16 weights and bf16 inputs (h converted at every step) with fp32
-// accumulation; cell state, gate math and activations stay fp32, convolutions run fp32.
+// accumulation; cell state, gate math and activations stay fp32; convolutions bf16 with AMX, fp32
+// without.
 enum class Precision : uint8_t { kFP32, kFP16, kBF16, kInt8 };
 const char* toString(Device device);
 const char* toString(Precision precision);
