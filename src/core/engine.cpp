@@ -226,7 +226,7 @@ Engine Engine::deserialize(const std::vector<uint8_t>& plan, const std::string& 
   return Engine(detail::deserializePlan(*copy, copy, source));
 }
 
-void Engine::save(const std::string& plan_path) const { detail::writeFileAtomically(plan_path, serialize()); }
+void Engine::save(const std::string& plan_path) const { detail::savePlan(*impl_, plan_path); }
 std::vector<uint8_t> Engine::serialize() const { return detail::serializePlan(*impl_); }
 const BuilderConfig& Engine::config() const { return impl_->config; }
 const std::vector<std::string>& Engine::buildReport() const { return impl_->report; }

@@ -1,7 +1,10 @@
 // What an Engine holds: the optimised graph, its compiled kernels and its memory plan.
 #pragma once
 
+#include <array>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,7 +29,14 @@ struct EngineImpl {
   static std::shared_ptr<EngineImpl> create(Graph graph, BuilderConfig config, std::vector<std::string> report);
 };
 
+constexpr size_t kPlanHeaderBytes = 48;
+// Streams a plan: `append` gets every byte after the header in order, then `header` is filled (it
+// holds the checksum of all the rest, so it can only come last).
+void writePlan(const EngineImpl& engine, const std::function<void(std::span<const uint8_t>)>& append,
+               std::array<uint8_t, kPlanHeaderBytes>& header);
 std::vector<uint8_t> serializePlan(const EngineImpl& engine);
+// Writes the plan to `path` without holding it whole in memory (atomically: see writeFileAtomically).
+void savePlan(const EngineImpl& engine, const std::string& path);
 // Parses and verifies a plan; `keep_alive` owns `bytes` (weights stay views into it).
 std::shared_ptr<EngineImpl> deserializePlan(std::span<const uint8_t> bytes, std::shared_ptr<const void> keep_alive,
                                             const std::string& source);

@@ -117,14 +117,21 @@ std::string readTextFile(const std::string& path) {
   return text.str();
 }
 
-void writeFileAtomically(const std::string& path, std::span<const uint8_t> bytes) {
+void writeFileAtomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
   const std::string temporary = path + ".partial";
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     check(out.good(), "cannot create '", temporary, "': ", std::strerror(errno));
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    try {
+      write(out);
+    } catch (...) {
+      out.close();
+      std::remove(temporary.c_str());
+      throw;
+    }
     out.flush();
     if (!out.good()) {
+      out.close();
       std::remove(temporary.c_str());
       fail("cannot write '", path, "' (disk full?)");
     }
@@ -133,6 +140,12 @@ void writeFileAtomically(const std::string& path, std::span<const uint8_t> bytes
     std::remove(temporary.c_str());
     fail("cannot rename '", temporary, "' to '", path, "': ", std::strerror(errno));
   }
+}
+
+void writeFileAtomically(const std::string& path, std::span<const uint8_t> bytes) {
+  writeFileAtomically(path, [&](std::ostream& out) {
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  });
 }
 
 }  // namespace ds2rt::detail

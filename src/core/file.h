@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <ostream>
 #include <span>
 #include <string>
 #include <vector>
@@ -39,5 +41,7 @@ std::string readTextFile(const std::string& path);
 // Writes to a temporary file beside `path` and renames it over, so a failed write never
 // leaves a half-written file under the final name.
 void writeFileAtomically(const std::string& path, std::span<const uint8_t> bytes);
+// The same with the content written by `write` (it may seek within what it wrote).
+void writeFileAtomically(const std::string& path, const std::function<void(std::ostream&)>& write);
 
 }  // namespace ds2rt::detail
