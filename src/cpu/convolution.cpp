@@ -118,9 +118,9 @@ class ConvolutionKernel final : public Kernel {
   }
 
   std::string implementation() const override {
-    const std::string what = int8_                    ? "oneDNN int8 convolution (filters per output channel, input per utterance)"
-                             : math_ == ConvMath::kBf16 ? "oneDNN bf16 convolution (AMX)"
-                                                        : "oneDNN convolution";
+    std::string what = "oneDNN convolution";
+    if (int8_) what = "oneDNN int8 convolution (filters per output channel, input per utterance)";
+    if (math_ == ConvMath::kBf16) what = "oneDNN bf16 convolution (AMX)";
     if (desc_.activation.type == ActivationType::kNone) return what;
     return cat(what, " with ", toString(desc_.activation.type), int8_ ? "" : " post-op");
   }

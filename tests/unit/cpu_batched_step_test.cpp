@@ -25,7 +25,8 @@ TEST_P(BatchedStepTest, EachUtteranceAsAlone) {
   c.hidden_size = 300;  // a part-filled last block of 16 units
   c.hidden_layers = 2;
   for (const char* l : {"_", "'", "A", "B", " "}) c.labels.emplace_back(l);
-  const Engine engine = Builder({.precision = precision}).build(DeepSpeech2Model::withRandomWeights(c, 11).createNetwork());
+  const Engine engine =
+      Builder({.precision = precision}).build(DeepSpeech2Model::withRandomWeights(c, 11).createNetwork());
   // frames; unsorted, mixed; more than the vanilla cell's row group of 8
   const std::vector<int32_t> lengths{90, 41, 120, 7, 66, 120, 13, 100, 55, 28};
   const int64_t n = static_cast<int64_t>(lengths.size()), frames = 120;
