@@ -30,10 +30,10 @@ struct EngineImpl {
 };
 
 constexpr size_t kPlanHeaderBytes = 48;
-// Streams a plan: `append` gets every byte after the header in order, then `header` is filled (it
+// Streams a plan: `append` gets every byte after the header in order; returns the header (it
 // holds the checksum of all the rest, so it can only come last).
-void writePlan(const EngineImpl& engine, const std::function<void(std::span<const uint8_t>)>& append,
-               std::array<uint8_t, kPlanHeaderBytes>& header);
+std::array<uint8_t, kPlanHeaderBytes> writePlan(const EngineImpl& engine,
+                                                const std::function<void(std::span<const uint8_t>)>& append);
 std::vector<uint8_t> serializePlan(const EngineImpl& engine);
 // Writes the plan to `path` without holding it whole in memory (atomically: see writeFileAtomically).
 void savePlan(const EngineImpl& engine, const std::string& path);

@@ -30,7 +30,7 @@ constexpr char kMagic[8] = {'D', 'S', '2', 'R', 'T', 'P', 'L', 'N'};
 // cell-state output (a version-2 reader would drop them: a silently different network); the
 // SamePaddingShift layer.
 constexpr uint32_t kFormatVersion = 3;
-constexpr size_t kHeaderBytes = 48;
+constexpr size_t kHeaderBytes = kPlanHeaderBytes;
 constexpr size_t kAlignment = 64;
 
 size_t alignUp(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
@@ -56,7 +56,7 @@ uint32_t crcReleasing(std::span<const uint8_t> bytes) {
 }
 
 template <typename T>
-void put(std::vector<uint8_t>& out, size_t offset, T value) {
+void put(std::span<uint8_t> out, size_t offset, T value) {
   for (size_t i = 0; i < sizeof(T); ++i) out[offset + i] = static_cast<uint8_t>(static_cast<uint64_t>(value) >> (8 * i));
 }
 
@@ -175,9 +175,8 @@ json configJson(const BuilderConfig& c) {
 
 }  // namespace
 
-void writePlan(const EngineImpl& engine, const std::function<void(std::span<const uint8_t>)>& append,
-               std::array<uint8_t, kPlanHeaderBytes>& header) {
-  static_assert(kPlanHeaderBytes == kHeaderBytes);
+std::array<uint8_t, kPlanHeaderBytes> writePlan(const EngineImpl& engine,
+                                                const std::function<void(std::span<const uint8_t>)>& append) {
   const Graph& g = engine.graph;
   json meta;
   meta["config"] = configJson(engine.config);
@@ -223,32 +222,32 @@ void writePlan(const EngineImpl& engine, const std::function<void(std::span<cons
     pad(alignUp(written + t->bytes()) - written - t->bytes());
     written = alignUp(written + t->bytes());
   }
-  std::vector<uint8_t> head(kHeaderBytes, 0);
-  std::memcpy(head.data(), kMagic, 8);
-  put<uint32_t>(head, 8, kFormatVersion);
-  put<uint64_t>(head, 16, text.size());
-  put<uint64_t>(head, 24, blob_offset);
-  put<uint64_t>(head, 32, blob_size);
-  put<uint32_t>(head, 40, static_cast<uint32_t>(body_crc));
-  put<uint32_t>(head, 44, crc(std::span<const uint8_t>(head).first(44)));
-  std::copy(head.begin(), head.end(), header.begin());
+  std::array<uint8_t, kPlanHeaderBytes> header{};
+  std::memcpy(header.data(), kMagic, 8);
+  put<uint32_t>(header, 8, kFormatVersion);
+  put<uint64_t>(header, 16, text.size());
+  put<uint64_t>(header, 24, blob_offset);
+  put<uint64_t>(header, 32, blob_size);
+  put<uint32_t>(header, 40, static_cast<uint32_t>(body_crc));
+  put<uint32_t>(header, 44, crc(std::span<const uint8_t>(header).first(44)));
+  return header;
 }
 
 std::vector<uint8_t> serializePlan(const EngineImpl& engine) {
   std::vector<uint8_t> out(kHeaderBytes, 0);
-  std::array<uint8_t, kPlanHeaderBytes> header{};
-  writePlan(engine, [&](std::span<const uint8_t> piece) { out.insert(out.end(), piece.begin(), piece.end()); }, header);
+  const auto header =
+      writePlan(engine, [&](std::span<const uint8_t> piece) { out.insert(out.end(), piece.begin(), piece.end()); });
   std::copy(header.begin(), header.end(), out.begin());
   return out;
 }
 
 void savePlan(const EngineImpl& engine, const std::string& path) {
   writeFileAtomically(path, [&](std::ostream& out) {
-    std::array<uint8_t, kPlanHeaderBytes> header{};
-    out.write(reinterpret_cast<const char*>(header.data()), header.size());  // filled in last
-    writePlan(engine, [&](std::span<const uint8_t> piece) {
+    static constexpr char kPlaceholder[kHeaderBytes] = {};
+    out.write(kPlaceholder, kHeaderBytes);  // the header comes last
+    const auto header = writePlan(engine, [&](std::span<const uint8_t> piece) {
       out.write(reinterpret_cast<const char*>(piece.data()), static_cast<std::streamsize>(piece.size()));
-    }, header);
+    });
     out.seekp(0);
     out.write(reinterpret_cast<const char*>(header.data()), header.size());
   });
