@@ -66,9 +66,9 @@ struct ConvState final : KernelState {
 
 class ConvolutionKernel final : public Kernel {
  public:
-  ConvolutionKernel(const ConvolutionDesc& d, ConvMath math) : desc_(d), math_(math), int8_(math == ConvMath::kInt8) {
+  ConvolutionKernel(const ConvolutionDesc& d, ConvMath math) : desc_(d), math_(math) {
     if (desc_.bias.empty()) desc_.bias = HostTensor(DataType::kFloat32, {desc_.out_channels});
-    if (int8_) {
+    if (int8()) {
       const int64_t per_channel = desc_.weight.size() / desc_.out_channels;
       weights_int8_.resize(desc_.weight.size());
       weight_scale_.resize(desc_.out_channels);
@@ -88,12 +88,12 @@ class ConvolutionKernel final : public Kernel {
       const float* input = io.in<float>() + b * in_size;
       float* output = io.out<float>() + b * out_size;
       // int8: an input with no negative values (after a ReLU or Hardtanh) takes u8, twice the resolution.
-      const InputQuantization q = int8_ ? quantization(input, in_size) : InputQuantization{};
+      const InputQuantization q = int8() ? quantization(input, in_size) : InputQuantization{};
       Compiled& c = compiled(state, io, q.is_unsigned);
       bindScratch(c, *io.device);
       memory src(c.src, state.engine, const_cast<float*>(input));
       memory dst(c.dst, state.engine, output);
-      if (int8_) {
+      if (int8()) {
         float inverse_scale = 1.0f / q.scale;
         c.to_blocked.execute(state.stream, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, c.blocked_src},
                                             {DNNL_ARG_ATTR_OUTPUT_SCALES, scalar(state, &inverse_scale)}});
@@ -105,24 +105,24 @@ class ConvolutionKernel final : public Kernel {
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, c.weights},
                                            {DNNL_ARG_DST, c.blocked_dst ? c.blocked_dst : dst},
                                            {DNNL_ARG_SCRATCHPAD, c.scratchpad}};
-      if (!int8_) args.emplace(DNNL_ARG_BIAS, c.bias);
+      if (!int8()) args.emplace(DNNL_ARG_BIAS, c.bias);
       c.primitive.execute(state.stream, args);
       if (c.blocked_dst && !c.channels_last_dst) c.from_blocked.execute(state.stream, c.blocked_dst, dst);
       state.stream.wait();
       const int64_t plane = out_size / desc_.out_channels;
       if (c.channels_last_dst)
         finishOutput(static_cast<const float*>(c.blocked_dst.get_data_handle()), output, plane, q.scale);
-      else if (int8_)
+      else if (int8())
         finishOutput(nullptr, output, plane, q.scale);
     }
   }
 
   std::string implementation() const override {
     std::string what = "oneDNN convolution";
-    if (int8_) what = "oneDNN int8 convolution (filters per output channel, input per utterance)";
+    if (int8()) what = "oneDNN int8 convolution (filters per output channel, input per utterance)";
     if (math_ == ConvMath::kBf16) what = "oneDNN bf16 convolution (AMX)";
     if (desc_.activation.type == ActivationType::kNone) return what;
-    return cat(what, " with ", toString(desc_.activation.type), int8_ ? "" : " post-op");
+    return cat(what, " with ", toString(desc_.activation.type), int8() ? "" : " post-op");
   }
 
  private:
@@ -187,20 +187,18 @@ class ConvolutionKernel final : public Kernel {
     Compiled c;
     c.src = memory::desc(src_dims, dt::f32, tag::nchw);
     c.dst = memory::desc(dst_dims, dt::f32, tag::nchw);
-    const dt weight_type = int8_ ? dt::s8 : math_ == ConvMath::kBf16 ? dt::bf16 : dt::f32;
+    const dt weight_type = int8() ? dt::s8 : math_ == ConvMath::kBf16 ? dt::bf16 : dt::f32;
     const memory::desc w_any(w_dims, weight_type, tag::any), b_md({desc_.out_channels}, dt::f32, tag::x);
-    const dt src_type = int8_ ? (unsigned_input ? dt::u8 : dt::s8) : weight_type;
+    const dt src_type = int8() ? (unsigned_input ? dt::u8 : dt::s8) : weight_type;
     const memory::desc src_any(src_dims, src_type, tag::any), dst_any(dst_dims, dt::f32, tag::any);
-    const auto op = int8_ ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                            dnnl::algorithm::convolution_direct, src_any, w_any,
-                                                            dst_any, stride, dilation, pad_l, pad_r)
-                          : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                            dnnl::algorithm::convolution_direct, src_any, w_any, b_md,
-                                                            dst_any, stride, dilation, pad_l, pad_r);
+    // int8 adds the bias itself, after the input scale: a zero descriptor means none to oneDNN.
+    const dnnl::convolution_forward::desc op(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                             src_any, w_any, int8() ? memory::desc() : b_md, dst_any, stride,
+                                             dilation, pad_l, pad_r);
     dnnl::primitive_attr attr;
     // A context may run on a different thread each time; a scratchpad of its own keeps that safe.
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    if (int8_) {
+    if (int8()) {
       attr.set_output_scales(1 << 1, weight_scale_);  // per output channel
     } else if (desc_.activation.type != ActivationType::kNone) {
       dnnl::post_ops ops;
@@ -213,7 +211,7 @@ class ConvolutionKernel final : public Kernel {
     const dnnl::convolution_forward::primitive_desc pd(op, attr, state.engine);
     c.primitive = dnnl::convolution_forward(pd);
     c.scratchpad = memory(pd.scratchpad_desc(), state.engine, nullptr);  // handles set by run()
-    if (int8_) {
+    if (int8()) {
       c.blocked_src = memory(pd.src_desc(), state.engine, nullptr);
       dnnl::primitive_attr quantize;
       quantize.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
@@ -228,9 +226,9 @@ class ConvolutionKernel final : public Kernel {
       c.channels_last_dst = pd.dst_desc() == memory::desc(dst_dims, dt::f32, tag::nhwc);
       if (!c.channels_last_dst) c.from_blocked = dnnl::reorder(c.blocked_dst, memory(c.dst, state.engine, nullptr));
     }
-    void* filters = int8_ ? static_cast<void*>(const_cast<int8_t*>(weights_int8_.data()))
-                          : static_cast<void*>(const_cast<float*>(desc_.weight.data<float>()));
-    memory user_w({w_dims, int8_ ? dt::s8 : dt::f32, tag::oihw}, state.engine, filters);
+    void* filters = int8() ? static_cast<void*>(const_cast<int8_t*>(weights_int8_.data()))
+                           : static_cast<void*>(const_cast<float*>(desc_.weight.data<float>()));
+    memory user_w({w_dims, int8() ? dt::s8 : dt::f32, tag::oihw}, state.engine, filters);
     // bf16: converted by the reorder; int8: with oneDNN's compensation for signed input.
     c.weights = memory(pd.weights_desc(), state.engine);
     dnnl::reorder(user_w, c.weights).execute(state.stream, user_w, c.weights);
@@ -260,7 +258,7 @@ class ConvolutionKernel final : public Kernel {
         float* row = out + ch * plane;
         if (source)
           for (int64_t i = first; i < last; ++i) row[i] = source[i * channels + ch];
-        if (!int8_) continue;  // fp32 and bf16 applied bias and activation in the primitive
+        if (!int8()) continue;  // fp32 and bf16 applied bias and activation in the primitive
         for (int64_t i = first; i < last; ++i) {
           const float v = row[i] * input_scale + bias[ch];
           row[i] = bounded ? std::min(std::max(v, low), high) : act.apply(v);
@@ -269,9 +267,10 @@ class ConvolutionKernel final : public Kernel {
     }
   }
 
+  bool int8() const { return math_ == ConvMath::kInt8; }
+
   ConvolutionDesc desc_;
   ConvMath math_;
-  bool int8_;
   std::vector<int8_t> weights_int8_;  // int8: O x I x H x W
   std::vector<float> weight_scale_;   // int8: per output channel
 };
