@@ -52,6 +52,8 @@ class GemmRunner {
  private:
   struct Plan;
   Plan& plan(CudaDeviceContext& device, const GemmShape& shape, const void* a, const void* b, void* c);
+  cublasStatus_t tryLaunch(CudaDeviceContext& device, const Plan& plan, const cublasLtMatmulAlgo_t& algo,
+                           const GemmShape& shape, const void* a, const void* b, void* c);
   void launch(CudaDeviceContext& device, const Plan& plan, const cublasLtMatmulAlgo_t& algo, const GemmShape& shape,
               const void* a, const void* b, void* c);
   DataType in_, out_;
