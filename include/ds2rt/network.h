@@ -267,8 +267,9 @@ class NetworkDefinition {
   void markOutput(Tensor tensor, const std::string& name = "");
 
   // Free-form facts about the model that travel with it into the engine and its plan file, untouched
-  // by the builder: DeepSpeech2Model stores its config (labels, spectrogram settings) under "ds2rt.config",
-  // so that a plan alone is enough to transcribe.
+  // by the builder: DeepSpeech2Model stores its whole config under "ds2rt.config", and it and every
+  // import with known labels store what transcription reads (setTranscriptionMetadata in
+  // deepspeech2.h), so that a plan alone is enough to transcribe.
   void setMetadata(const std::string& key, std::string value);
   const std::map<std::string, std::string>& metadata() const;
 

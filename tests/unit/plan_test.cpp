@@ -164,6 +164,21 @@ TEST(Plan, CarriesTheTranscriptionMetadata) {
   EXPECT_EQ(loaded.metadata().at("ds2rt.config"), f.model.config().toJson());
 }
 
+// Plans are written piece by piece through a temporary file: a folder that does not exist gives a
+// clear error naming the file, and leaves nothing behind.
+TEST(Plan, SavingWhereNoFileCanBeMadeFailsClearly) {
+  const Engine engine = Builder().build(fixture("rnn_bi_l1_h16").model.createNetwork());
+  const std::string path = scratch("no_such_folder") + "/model.plan";
+  try {
+    engine.save(path);
+    FAIL() << "saved into a folder that does not exist";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("cannot create '" + path + ".partial'"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(std::filesystem::exists(path + ".partial"));
+}
+
 TEST(Plan, LoadedEngineOutlivesTheFile) {
   const PlanFixture& f = fixture("gru_uni_l1_h24_ctx2");
   const Engine built = Builder().build(f.model.createNetwork());
