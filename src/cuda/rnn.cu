@@ -20,6 +20,7 @@ struct LayerWeights {
   DeviceMemory hidden_bias;    // dirs*H float (GRU linear-before-reset) or empty
   DeviceMemory recurrent;      // dirs x G*H x H, activation type (per-step path)
   DeviceMemory tiles;          // persistent kernel tiles, activation type
+  DeviceMemory wide_tiles;     // the wide-batch kernel's, where its layout differs from `tiles`
 };
 
 struct RNNState final : KernelState {
@@ -34,6 +35,10 @@ class RNNKernel final : public TypedKernel {
       : TypedKernel(type), desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)) {
     plan_ = planPersistent(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, info.sm_count,
                            info.shared_memory_per_block);
+    wide_ = planWide(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, info.sm_count,
+                     info.shared_memory_per_block);
+    const bool wide_shares_tiles =
+        plan_.usable && plan_.tensor_cores && plan_.units_per_block == wide_.units_per_block;
     const int64_t h = d.hidden_size, gh = gates_ * h;
     const bool lbr_gru = d.cell == RNNCell::kGRU && d.linear_before_reset;
     for (int l = 0; l < d.num_layers; ++l) {
@@ -60,6 +65,10 @@ class RNNKernel final : public TypedKernel {
         const auto tiles = tilePersistentWeights(recurrent, gates_, h, dirs_, plan_);
         w.tiles = uploadFloats(tiles.data(), tiles.size(), type);
       }
+      if (wide_.usable && !wide_shares_tiles) {
+        const auto tiles = tilePersistentWeights(recurrent, gates_, h, dirs_, wide_);
+        w.wide_tiles = uploadFloats(tiles.data(), tiles.size(), type);
+      }
       layers_.push_back(std::move(w));
     }
     desc_.weights.clear();  // they live on the device now
@@ -76,6 +85,7 @@ class RNNKernel final : public TypedKernel {
     const int64_t t = io.input_shape[0], n = io.input_shape[1], h = desc_.hidden_size, gh = gates_ * h;
     const size_t element = sizeOf(type_);
     const bool persistent = plan_.usable && n <= plan_.max_batch;
+    const bool wide = !persistent && wide_.usable && n <= wide_.max_batch;
     float* projection = static_cast<float*>(dev.workspace(this, 0, t * n * dirs_ * gh * sizeof(float)));
     const void* input = io.input;
     for (int l = 0; l < desc_.num_layers; ++l) {
@@ -98,6 +108,11 @@ class RNNKernel final : public TypedKernel {
         unsigned long long* traced = trace(dev, l);
         launchPersistent(args, plan_, w.tiles.get(), exchange, type_, s, traced);
         if (traced) printTrace(dev, traced, l, t);
+      } else if (wide) {
+        void* exchange = dev.workspace(this, 4, wideExchangeBytes(dirs_, h, type_));
+        unsigned long long* traced = trace(dev, l);
+        launchWide(args, wide_, w.wide_tiles ? w.wide_tiles.get() : w.tiles.get(), exchange, type_, s, traced);
+        if (traced) printTrace(dev, traced, l, t);
       } else {
         stepwise(state, dev, args, w);
       }
@@ -107,12 +122,19 @@ class RNNKernel final : public TypedKernel {
   }
 
   std::string implementation() const override {
-    std::string fallback = "cuBLASLt input projection; recurrence: ";
+    std::string text = "cuBLASLt input projection; recurrence: ";
+    const auto describe = [](const PersistentPlan& p) {
+      return cat(p.blocks_per_direction, " blocks x ", p.units_per_block, " units per direction");
+    };
     if (plan_.usable)
-      return fallback + cat("persistent ", plan_.tensor_cores ? "tensor-core" : "CUDA-core", " kernel for batch <= ",
-                            plan_.max_batch, " (", plan_.blocks_per_direction, " blocks x ", plan_.units_per_block,
-                            " units per direction), per-step cuBLASLt above");
-    return fallback + "per-step cuBLASLt + cell kernel (weights do not fit on chip for the persistent kernel)";
+      text += cat("persistent ", plan_.tensor_cores ? "tensor-core" : "CUDA-core", " kernel for batch <= ",
+                  plan_.max_batch, " (", describe(plan_), "), ");
+    if (wide_.usable)
+      text += cat("wide-batch persistent tensor-core kernel for batch <= ", wide_.max_batch, " (", describe(wide_),
+                  "), ");
+    if (!plan_.usable && !wide_.usable)
+      return text + "per-step cuBLASLt + cell kernel (weights do not fit on chip for the persistent kernels)";
+    return text + "per-step cuBLASLt above";
   }
 
  private:
@@ -164,7 +186,7 @@ class RNNKernel final : public TypedKernel {
 
   RNNDesc desc_;
   int dirs_, gates_;
-  PersistentPlan plan_;
+  PersistentPlan plan_, wide_;  // batches up to plan_.max_batch, then up to wide_.max_batch
   std::vector<LayerWeights> layers_;
   mutable GemmChoices step_choices_;  // the per-step products' algorithms, the same in every context
 };

@@ -1,7 +1,8 @@
 // The two recurrent implementations behind the CUDA RNN layer:
 //  - persistent: one cooperative kernel per layer and both directions; each block keeps a slice
 //    of the recurrent weights in shared memory for the whole sequence, only h moves between
-//    steps (through L2), one flag barrier per direction and step;
+//    steps (through L2), one flag barrier per direction and step; a second such kernel takes
+//    larger batches, up to 32 (fp16/bf16);
 //  - per-step: a cuBLASLt product of h with R, then a cell kernel, for every step (any size).
 // Both take the input projection P (float, T x N x dirs*G*H, biases not yet added).
 #pragma once
@@ -42,6 +43,15 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
 std::vector<float> tilePersistentWeights(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs,
                                          const PersistentPlan& plan);
 size_t persistentExchangeBytes(int dirs, int64_t hidden);
+
+// The wide-batch persistent kernel (fp16/bf16, up to 32 utterances; rnn_persistent_wide.cu): h is
+// exchanged untagged in the activation type with one arrival counter per direction and step. Its
+// weight tiles have the tensor-core kernel's layout for its own units_per_block.
+PersistentPlan planWide(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type, int sm_count,
+                        size_t shared_limit);
+size_t wideExchangeBytes(int dirs, int64_t hidden, DataType type);
+void launchWide(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights, void* exchange,
+                DataType type, cudaStream_t stream, unsigned long long* trace = nullptr);
 void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights,
                       unsigned long long* exchange, DataType type, cudaStream_t stream,
                       unsigned long long* trace = nullptr);

@@ -142,14 +142,19 @@ void* coreKernelFor(DataType type, int nb) {
   });
 }
 
-bool coResident(void* kernel, int threads, size_t shared_bytes, int blocks, int sm_count) {
-  DS2RT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)));
+}  // namespace
+
+bool persistent::coResident(void* kernel, int threads, size_t shared_bytes, int blocks, int sm_count) {
+  // The device's maximum, not this plan's bytes: another layer's plan may launch the same kernel
+  // with more, and a lower limit set later would make that launch fail.
+  int device = 0, limit = 0;
+  DS2RT_CUDA(cudaGetDevice(&device));
+  DS2RT_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  DS2RT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, limit));
   int resident = 0;
   DS2RT_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, threads, shared_bytes));
   return resident * sm_count >= blocks;
 }
-
-}  // namespace
 
 PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
                               int sm_count, size_t shared_limit) {

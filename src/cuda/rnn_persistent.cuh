@@ -8,6 +8,10 @@ namespace ds2rt::detail::cuda::persistent {
 
 constexpr int kThreads = 256;
 constexpr int kMaxBatch = 8;  // utterances the exchange buffer holds
+// Utterances the wide-batch kernel takes. Above 32 the per-step path is faster on an H100: at 64 x
+// 1024 every block reads 128 KB of h per step, as much L2 traffic as the per-step product's
+// reading of R, plus the arrival barrier (bench/RESULTS.md).
+constexpr int kMaxWideBatch = 32;
 
 struct PersistentArgs {
   RecurrenceArgs r;
@@ -112,6 +116,9 @@ struct OwnedUnit {
 struct MmaGeometry {
   int mtiles = 0, ktiles = 0, ksplit = 1, h_stride = 0;
 };
+
+// Whether `blocks` blocks of `kernel` fit on the GPU at once (a cooperative launch needs it).
+bool coResident(void* kernel, int threads, size_t shared_bytes, int blocks, int sm_count);
 
 MmaGeometry mmaGeometry(int gates, int units, int64_t hidden);
 size_t mmaSharedBytes(const MmaGeometry& g, DataType type);

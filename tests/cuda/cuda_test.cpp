@@ -121,6 +121,12 @@ TEST_P(CudaRNN, MatchesCpu) {
       if (t >= lens[b])
         for (int f = 0; f < features; ++f) input.mutableData<float>()[(t * c.batch + b) * features + f] = 1e4f;
   const auto lengths_tensor = HostTensor::fromInts({c.batch}, lens);
+  // Batches of 9 to 64 in fp16/bf16 take the wide-batch kernel where it exists (the 1024-unit
+  // cases need more SMs than some GPUs have).
+  if (c.hidden <= 264) {
+    const bool wide_batch = c.precision != Precision::kFP32 && !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
+    EXPECT_EQ(gpu.describe().find("wide-batch") != std::string::npos, wide_batch) << gpu.describe();
+  }
   auto cpu_ctx = cpu.createContext();
   auto gpu_ctx = gpu.createContext();
   const auto expected = cpu_ctx.run({{"x", input}, {"lengths", lengths_tensor}}).at("y");
@@ -147,13 +153,22 @@ std::vector<RNNCase> rnnCases() {
                                                                 {RNNDirection::kBidirectional, DirectionMerge::kSum}};
   for (auto [cell, lbr] : cells)
     for (auto [direction, merge] : directions)
-      for (int batch : {1, 3, 11})  // persistent kernels take up to 4 (fp32) or 8 (fp16/bf16); per-step the rest
+      // Persistent kernels take up to 4 (fp32) or 8 (fp16/bf16), the wide-batch kernel up to 32
+      // (fp16/bf16); per-step the rest (fp32, plain GRU, more than 32).
+      for (int batch : {1, 3, 11, 27})
         for (Precision p : {Precision::kFP32, Precision::kFP16})
           cases.push_back({cell, lbr, direction, merge, batch == 3 ? 2 : 1, 32, batch, p});
   // Larger shapes: bf16, and fp32 weights too big for the persistent kernel's shared memory.
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, 256, 2, Precision::kBF16});
   cases.push_back({RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 1, 1024, 1, Precision::kFP16});
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 1, 1024, 2, Precision::kFP32});
+  // The wide-batch kernel: h in two chunks, the last column tile half outside H (264 = 16 x 16 + 8),
+  // each utterance-tile count, bf16, and one batch beyond it (per-step).
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 1, 264, 29, Precision::kFP16});
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 2, 96, 32, Precision::kBF16});
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 1, 1024, 16, Precision::kFP16});
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, 1024, 32, Precision::kFP16});
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kReverse, DirectionMerge::kConcat, 1, 64, 40, Precision::kFP16});
   return cases;
 }
 
@@ -250,7 +265,7 @@ TEST(CudaEngine, ContextsOnThreadsAgree) {
   expectContextsOnThreadsAgree(engine, {{"features", io.get("input")}, {"lengths", io.get("input_lengths")}}, 5);
 }
 
-// Batches above the persistent kernel's take the per-step path, whose products time cuBLASLt's
+// Batches above the persistent kernels' take the per-step path, whose products time cuBLASLt's
 // algorithms on first use: the contexts of one engine must still agree bit for bit.
 TEST(CudaEngine, ContextsOnThreadsAgreeOnTheStepPath) {
   REQUIRE_GPU();
@@ -262,9 +277,9 @@ TEST(CudaEngine, ContextsOnThreadsAgreeOnTheStepPath) {
   const Engine engine = Builder({.device = Device::kCUDA, .precision = Precision::kFP16})
                             .build(DeepSpeech2Model::withRandomWeights(c, 5).createNetwork());
   std::mt19937 rng(8);
-  const int64_t batch = 12;
+  const int64_t batch = 40;
   std::vector<int32_t> lengths;
-  for (int64_t b = 0; b < batch; ++b) lengths.push_back(static_cast<int32_t>(80 - 5 * b));
+  for (int64_t b = 0; b < batch; ++b) lengths.push_back(static_cast<int32_t>(80 - b));
   expectContextsOnThreadsAgree(
       engine, {{"features", randomTensor({batch, 1, 161, 80}, rng)}, {"lengths", HostTensor::fromInts({batch}, lengths)}}, 3);
   EXPECT_NE(engine.describe().find("per-step cuBLASLt"), std::string::npos) << engine.describe();
