@@ -45,6 +45,12 @@ __device__ __forceinline__ unsigned loadAcquire(const unsigned* p) {
   return v;
 }
 
+// Counts one more publication; a release at GPU scope (the block's h stores, seen by this thread
+// through the preceding __syncthreads, become visible to any block that acquires the count).
+__device__ __forceinline__ void releaseAdd(unsigned* p) {
+  asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(p) : "memory");
+}
+
 // 16 bytes from global (through L2 only: other SMs wrote them) into shared memory; zeros when !valid.
 __device__ __forceinline__ void copyAsync(void* shared_dst, const void* global_src, bool valid) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(shared_dst));
@@ -228,10 +234,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
       h_out[cell.b * h + j] = fromFloat<T>(cell.h);  // a finished utterance keeps publishing its last h
     }
     __syncthreads();
-    if (tid == 0) {
-      __threadfence();
-      atomicAdd(published, 1u);
-    }
+    if (tid == 0) releaseAdd(published);  // after the barrier: orders the whole block's h stores before it
     // The output frames after the publication: no other block waits for them.
 #pragma unroll
     for (int i = 0; i < kCellsPerThread; ++i) {
