@@ -1,6 +1,7 @@
 // The CUDA RNN layer: per layer, the input projection of all steps and both directions is one
 // cuBLASLt GEMM; the recurrence runs in the persistent kernel when the batch and the weights fit
 // on chip, otherwise step by step (cuBLASLt product + cell kernel), which any size can use.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -23,6 +24,8 @@ struct LayerWeights {
   DeviceMemory wide_tiles;     // the wide-batch kernel's, where its layout differs from `tiles`
 };
 
+constexpr int kSmallKernelBatch = 2;  // the most utterances the small persistent kernels take beside the wide one
+
 struct RNNState final : KernelState {
   RNNState(DataType type, GemmChoices* choices)
       : projection(type, DataType::kFloat32), recurrent(type, DataType::kFloat32, choices) {}
@@ -37,6 +40,9 @@ class RNNKernel final : public TypedKernel {
                            info.shared_memory_per_block);
     wide_ = planWide(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, info.sm_count,
                      info.shared_memory_per_block);
+    // From 3 utterances on the wide-batch kernel is the faster (H100, fp16, bench/RESULTS.md: e.g.
+    // lstm_bi 4 x 15 s 18.0 vs 23.4 ms, 8 x 15 s 19.4 vs 37.7 ms); at 1 and 2 the small kernels.
+    if (wide_.usable) plan_.max_batch = std::min(plan_.max_batch, kSmallKernelBatch);
     const bool wide_shares_tiles =
         plan_.usable && plan_.tensor_cores && plan_.units_per_block == wide_.units_per_block;
     const int64_t h = d.hidden_size, gh = gates_ * h;

@@ -153,9 +153,9 @@ std::vector<RNNCase> rnnCases() {
                                                                 {RNNDirection::kBidirectional, DirectionMerge::kSum}};
   for (auto [cell, lbr] : cells)
     for (auto [direction, merge] : directions)
-      // Persistent kernels take up to 4 (fp32) or 8 (fp16/bf16), the wide-batch kernel up to 32
-      // (fp16/bf16); per-step the rest (fp32, plain GRU, more than 32).
-      for (int batch : {1, 3, 11, 27})
+      // The small persistent kernels take up to 4 (fp32) or 2 (fp16/bf16), the wide-batch kernel up
+      // to 32 (fp16/bf16); per-step the rest (fp32 above 4, plain GRU, more than 32).
+      for (int batch : {1, 2, 3, 11, 27})
         for (Precision p : {Precision::kFP32, Precision::kFP16})
           cases.push_back({cell, lbr, direction, merge, batch == 3 ? 2 : 1, 32, batch, p});
   // Larger shapes: bf16, and fp32 weights too big for the persistent kernel's shared memory.
