@@ -111,6 +111,19 @@ struct OwnedUnit {
   }
 };
 
+// c += a * b: one mma.m16n8k16 (A 16 x 16 row-major in a lane's fragment order, B 16 x 8, fp32 accumulate).
+template <typename T>
+__device__ __forceinline__ void mma16816(float* c, const uint4& a, unsigned b0, unsigned b1) {
+  if constexpr (std::is_same_v<T, __half>)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+}
+
 // Tensor-core geometry: a block's G*units rows in 16-row tiles, H in 16-column tiles, the
 // column tiles of each row tile split over `ksplit` warps.
 struct MmaGeometry {

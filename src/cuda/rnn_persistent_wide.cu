@@ -68,18 +68,6 @@ __device__ __forceinline__ void waitCopies(int pending) {
   }
 }
 
-template <typename T>
-__device__ __forceinline__ void mma16816(float* c, const uint4& a, unsigned b0, unsigned b1) {
-  if constexpr (std::is_same_v<T, __half>)
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
-  else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
-}
-
 // Shared memory: the weight tiles, then one area used first for h (utterance rows padded by 8
 // elements, so the 8 rows of a B fragment hit distinct banks), then for the column groups'
 // partial sums (utterance-major, rows padded by 4 so the C-fragment stores of a warp hit distinct
