@@ -97,8 +97,9 @@ void* CudaDeviceContext::buffer(int slot, size_t bytes) {
   return grow(buffers_[slot], bytes);
 }
 
-void* CudaDeviceContext::workspace(const void* owner, int index, size_t bytes) {
-  return grow(workspaces_[{owner, index}], bytes);
+void* CudaDeviceContext::scratch(int index, size_t bytes) {
+  if (static_cast<size_t>(index) >= scratch_.size()) scratch_.resize(index + 1);
+  return grow(scratch_[index], bytes);
 }
 
 const void* CudaDeviceContext::input(int index, const HostTensor& tensor) {
@@ -166,7 +167,8 @@ const float* CudaDeviceContext::download(int output_index, const void* data, siz
   }
   const float* source = static_cast<const float*>(data);
   if (type != DataType::kFloat32) {
-    float* converted = static_cast<float*>(workspace(this, output_index, elements * sizeof(float)));
+    if (static_cast<size_t>(output_index) >= converted_.size()) converted_.resize(output_index + 1);
+    float* converted = static_cast<float*>(grow(converted_[output_index], elements * sizeof(float)));
     dispatchType(type, [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
       convertToFloat<T><<<blocksFor(elements), 256, 0, stream_>>>(static_cast<const T*>(data), converted,

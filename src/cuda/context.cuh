@@ -28,9 +28,13 @@ class CudaDeviceContext final : public DeviceContext {
   cudaStream_t stream() const { return stream_; }
   cublasLtHandle_t cublas() const { return cublas_; }
   cudnnHandle_t cudnn();
-  // Scratch memory owned by a kernel (`owner`), grown on demand. Growing moves memory that
-  // recorded graphs point to, so it drops them.
-  void* workspace(const void* owner, int index, size_t bytes);
+  // Scratch memory for the duration of one kernel's run: the kernels of a context run one after
+  // another on its stream, so they all share it (`index` tells a kernel's simultaneous buffers
+  // apart), and the scratch of a whole network is that of its hungriest kernel, not the sum.
+  // Grown on demand; growing moves memory that recorded graphs point to, so it drops them.
+  void* scratch(int index, size_t bytes);
+  // cuBLASLt's workspace, shared by the GEMMs of the stream (used alongside a kernel's scratch).
+  void* gemmWorkspace(size_t bytes) { return grow(gemm_workspace_, bytes); }
   DataType activationType() const { return type_; }
 
  private:
@@ -48,7 +52,8 @@ class CudaDeviceContext final : public DeviceContext {
   cudnnHandle_t cudnn_ = nullptr;
   std::vector<Growable> buffers_, inputs_, staging_;
   std::map<int, Growable> lengths_;
-  std::map<std::pair<const void*, int>, Growable> workspaces_;
+  std::vector<Growable> scratch_, converted_;
+  Growable gemm_workspace_;
   struct Pinned {
     float* data = nullptr;
     size_t capacity = 0;

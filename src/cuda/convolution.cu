@@ -73,7 +73,7 @@ class ConvolutionKernel final : public TypedKernel {
     auto& slot = state.shapes[{io.input_shape[0], io.input_shape[3]}];
     if (!slot) slot = prepare(dev, io);
     const Descriptors& d = *slot;
-    void* workspace = d.workspace ? dev.workspace(this, 0, d.workspace) : nullptr;
+    void* workspace = d.workspace ? dev.scratch(0, d.workspace) : nullptr;
     const float alpha = 1.0f, beta = 0.0f;
     DS2RT_CUDNN(cudnnConvolutionForward(dev.cudnn(), &alpha, d.input, io.input, d.filter, weight_.get(), d.conv, d.algo,
                                         workspace, d.workspace, &beta, d.output, io.output));

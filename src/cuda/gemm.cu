@@ -123,7 +123,7 @@ GemmRunner::Plan& GemmRunner::plan(CudaDeviceContext& device, const GemmShape& s
 cublasStatus_t GemmRunner::tryLaunch(CudaDeviceContext& device, const Plan& p, const cublasLtMatmulAlgo_t& algo,
                                      const GemmShape& s, const void* a, const void* b, void* c) {
   const float alpha = 1.0f, beta = s.accumulate ? 1.0f : 0.0f;
-  void* workspace = device.workspace(&device, -1, kWorkspaceBytes);  // shared by the GEMMs of one stream
+  void* workspace = device.gemmWorkspace(kWorkspaceBytes);
   return cublasLtMatmul(device.cublas(), p.desc, &alpha, b, p.a, a, p.b, &beta, c, p.c, c, p.c, &algo, workspace,
                         kWorkspaceBytes, device.stream());
 }

@@ -92,14 +92,14 @@ class RNNKernel final : public TypedKernel {
     const size_t element = sizeOf(type_);
     const bool persistent = plan_.usable && n <= plan_.max_batch;
     const bool wide = !persistent && wide_.usable && n <= wide_.max_batch;
-    float* projection = static_cast<float*>(dev.workspace(this, 0, t * n * dirs_ * gh * sizeof(float)));
+    float* projection = static_cast<float*>(dev.scratch(0, t * n * dirs_ * gh * sizeof(float)));
     const void* input = io.input;
     for (int l = 0; l < desc_.num_layers; ++l) {
       const LayerWeights& w = layers_[l];
       const bool last = l + 1 == desc_.num_layers;
       const bool sum = last && dirs_ == 2 && desc_.merge == DirectionMerge::kSum;
       // Directions are written side by side; a summed last layer goes through a scratch buffer.
-      void* out = last && !sum ? io.output : dev.workspace(this, 1 + (l % 2), t * n * dirs_ * h * element);
+      void* out = last && !sum ? io.output : dev.scratch(1 + (l % 2), t * n * dirs_ * h * element);
       DS2RT_CUDA(cudaMemsetAsync(out, 0, t * n * dirs_ * h * element, s));
       state.projection.run(dev, {.m = t * n, .n = dirs_ * gh, .k = w.input_size, .lda = w.input_size,
                                  .ldb = w.input_size, .ldc = dirs_ * gh},
@@ -110,12 +110,12 @@ class RNNKernel final : public TypedKernel {
                           .hidden_bias = static_cast<const float*>(w.hidden_bias.get()), .lengths = io.lengths,
                           .output = out, .out_width = dirs_ * h, .column_stride = h};
       if (persistent) {
-        auto* exchange = static_cast<unsigned long long*>(dev.workspace(this, 3, persistentExchangeBytes(dirs_, h)));
+        auto* exchange = static_cast<unsigned long long*>(dev.scratch(3, persistentExchangeBytes(dirs_, h)));
         unsigned long long* traced = trace(dev, l);
         launchPersistent(args, plan_, w.tiles.get(), exchange, type_, s, traced);
         if (traced) printTrace(dev, traced, l, t);
       } else if (wide) {
-        void* exchange = dev.workspace(this, 4, wideExchangeBytes(dirs_, h, type_));
+        void* exchange = dev.scratch(4, wideExchangeBytes(dirs_, h, type_));
         unsigned long long* traced = trace(dev, l);
         launchWide(args, wide_, w.wide_tiles ? w.wide_tiles.get() : w.tiles.get(), exchange, type_, s, traced);
         if (traced) printTrace(dev, traced, l, t);
@@ -148,11 +148,11 @@ class RNNKernel final : public TypedKernel {
     const cudaStream_t s = dev.stream();
     const int64_t n = a.n, h = a.h, gh = gates_ * h, states = dirs_ * n * h;
     const size_t element = sizeOf(type_);
-    auto* recurrent = static_cast<float*>(dev.workspace(this, 5, dirs_ * n * gh * sizeof(float)));
-    auto* h_state = static_cast<float*>(dev.workspace(this, 6, states * sizeof(float)));
-    auto* c_state = static_cast<float*>(dev.workspace(this, 7, states * sizeof(float)));
-    void* h_typed = dev.workspace(this, 8, states * element);
-    void* reset_hidden = dev.workspace(this, 9, states * element);
+    auto* recurrent = static_cast<float*>(dev.scratch(5, dirs_ * n * gh * sizeof(float)));
+    auto* h_state = static_cast<float*>(dev.scratch(6, states * sizeof(float)));
+    auto* c_state = static_cast<float*>(dev.scratch(7, states * sizeof(float)));
+    void* h_typed = dev.scratch(8, states * element);
+    void* reset_hidden = dev.scratch(9, states * element);
     DS2RT_CUDA(cudaMemsetAsync(h_state, 0, states * sizeof(float), s));
     DS2RT_CUDA(cudaMemsetAsync(c_state, 0, states * sizeof(float), s));
     DS2RT_CUDA(cudaMemsetAsync(h_typed, 0, states * element, s));
@@ -178,7 +178,7 @@ class RNNKernel final : public TypedKernel {
   unsigned long long* trace(CudaDeviceContext& dev, int layer) const {
     static const bool enabled = std::getenv("DS2RT_RNN_TRACE") != nullptr;
     if (!enabled) return nullptr;
-    auto* t = static_cast<unsigned long long*>(dev.workspace(this, 10 + layer, 4 * sizeof(unsigned long long)));
+    auto* t = static_cast<unsigned long long*>(dev.scratch(10 + layer, 4 * sizeof(unsigned long long)));
     DS2RT_CUDA(cudaMemsetAsync(t, 0, 4 * sizeof(unsigned long long), dev.stream()));
     return t;
   }

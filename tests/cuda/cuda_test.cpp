@@ -285,6 +285,34 @@ TEST(CudaEngine, ContextsOnThreadsAgreeOnTheStepPath) {
   EXPECT_NE(engine.describe().find("per-step cuBLASLt"), std::string::npos) << engine.describe();
 }
 
+// The kernels of a context run one after another, so their scratch memory is shared: five
+// recurrent layers need one input projection's scratch (T x N x 2 x 4H floats), not five.
+TEST(CudaEngine, KernelsShareScratchMemory) {
+  REQUIRE_GPU();
+  DeepSpeech2Config c;
+  c.rnn_type = "lstm";
+  c.hidden_size = 1024;
+  c.hidden_layers = 5;
+  for (const char* l : {"_", "'", "A", "B", " "}) c.labels.emplace_back(l);
+  const Engine engine = Builder({.device = Device::kCUDA, .precision = Precision::kFP16})
+                            .build(DeepSpeech2Model::withRandomWeights(c, 3).createNetwork());
+  const int64_t batch = 32, frames = 600, steps = frames / 2;
+  const size_t projection = steps * batch * 2 * 4 * c.hidden_size * sizeof(float);  // 315 MB
+  std::mt19937 rng(4);
+  const std::map<std::string, HostTensor> inputs{
+      {"features", randomTensor({batch, 1, 161, frames}, rng)},
+      {"lengths", HostTensor::fromInts({batch}, std::vector<int32_t>(batch, static_cast<int32_t>(frames)))}};
+  size_t free_before = 0, free_after = 0, total = 0;
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ASSERT_EQ(cudaMemGetInfo(&free_before, &total), cudaSuccess);
+  auto context = engine.createContext();
+  context.run(inputs);
+  ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
+  const size_t used = free_before - free_after;
+  // Everything else (activations, cuDNN and cuBLASLt workspaces) is well under two projections.
+  EXPECT_LT(used, 3 * projection) << "context uses " << used / 1048576 << " MiB";
+}
+
 // ---- LayerNorm against the CPU backend ------------------------------------------------------
 
 class CudaLayerNorm : public testing::TestWithParam<std::tuple<int, bool, Precision>> {};
