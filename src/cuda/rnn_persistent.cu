@@ -181,9 +181,11 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
     plan.max_batch = kMaxCoreBatch;
   } else {
     if (plan.units_per_block * kMaxBatch > mmaThreads()) return plan;
-    plan.shared_bytes = mmaSharedBytes(mmaGeometry(gates, plan.units_per_block, hidden), type);
-    if (plan.shared_bytes > shared_limit || !coResident(mmaKernel(type), mmaThreads(), plan.shared_bytes, blocks, sm_count))
-      return plan;
+    const MmaGeometry geometry = mmaGeometry(gates, plan.units_per_block, hidden);
+    plan.shared_bytes = mmaSharedBytes(geometry, type);
+    if (plan.shared_bytes > shared_limit) return plan;
+    for (int64_t batch : {1, kMaxBatch})
+      if (!coResident(mmaKernel(type, geometry, batch), mmaThreads(), plan.shared_bytes, blocks, sm_count)) return plan;
     plan.max_batch = kMaxBatch;
     plan.tensor_cores = true;
   }
@@ -222,7 +224,8 @@ void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, co
   if (plan.tensor_cores) {
     MmaGeometry geometry = mmaGeometry(args.gates, plan.units_per_block, args.h);
     void* params[] = {&a, &geometry};
-    DS2RT_CUDA(cudaLaunchCooperativeKernel(mmaKernel(type), grid, dim3(mmaThreads()), params, plan.shared_bytes, stream));
+    DS2RT_CUDA(cudaLaunchCooperativeKernel(mmaKernel(type, geometry, args.n), grid, dim3(mmaThreads()), params,
+                                           plan.shared_bytes, stream));
   } else {
     void* params[] = {&a};
     const int nb = args.n == 1 ? 1 : args.n == 2 ? 2 : 4;

@@ -128,6 +128,7 @@ __device__ __forceinline__ void mma16816(float* c, const uint4& a, unsigned b0, 
 // column tiles of each row tile split over `ksplit` warps.
 struct MmaGeometry {
   int mtiles = 0, ktiles = 0, ksplit = 1, h_stride = 0;
+  bool weights_in_registers = false;  // each warp's A fragments fit its registers
 };
 
 // Whether `blocks` blocks of `kernel` fit on the GPU at once (a cooperative launch needs it).
@@ -135,7 +136,7 @@ bool coResident(void* kernel, int threads, size_t shared_bytes, int blocks, int 
 
 MmaGeometry mmaGeometry(int gates, int units, int64_t hidden);
 size_t mmaSharedBytes(const MmaGeometry& g, DataType type);
-void* mmaKernel(DataType type);
+void* mmaKernel(DataType type, const MmaGeometry& g, int64_t batch);  // the instantiation for this batch
 int mmaThreads();  // threads per block of the tensor-core kernel
 // Rearranges R into per-block tiles in mma.m16n8k16's A-fragment order (see the kernel).
 std::vector<float> tileForMma(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs, int units,
