@@ -130,7 +130,6 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
     unit.finish<T>(r, a.exchange, k, x, rec);
     trace.lap(3);
   }
-  trace.flush();
 }
 
 void* coreKernelFor(DataType type, int nb) {

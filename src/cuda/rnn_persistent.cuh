@@ -43,10 +43,10 @@ __device__ __forceinline__ unsigned long long tagged(float value, unsigned step)
   return (static_cast<unsigned long long>(step) << 32) | __float_as_uint(value);
 }
 
-// Block 0's thread 0 sums the time of each phase of a step into a.trace (DS2RT_RNN_TRACE).
+// Block 0's thread 0 adds the time of each phase of a step to a.trace (DS2RT_RNN_TRACE). The sums
+// live in global memory, not registers: the kernels are short of registers and tracing is rare.
 struct PhaseTrace {
   unsigned long long* out;
-  unsigned long long phase[4] = {0, 0, 0, 0};
   unsigned long long mark = 0;
   __device__ explicit PhaseTrace(unsigned long long* trace)
       : out(trace && blockIdx.x == 0 && threadIdx.x == 0 ? trace : nullptr) {
@@ -55,12 +55,8 @@ struct PhaseTrace {
   __device__ __forceinline__ void lap(int i) {
     if (!out) return;
     const unsigned long long t = nowNs();
-    phase[i] += t - mark;
+    atomicAdd(out + i, t - mark);
     mark = t;
-  }
-  __device__ void flush() {
-    if (out)
-      for (int i = 0; i < 4; ++i) atomicAdd(out + i, phase[i]);
   }
 };
 

@@ -134,7 +134,6 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
     unit.finish<T>(r, a.exchange, k, x, rec);
     trace.lap(3);
   }
-  trace.flush();
 }
 
 template <typename T, int Utterances>

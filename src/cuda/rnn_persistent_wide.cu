@@ -234,7 +234,6 @@ __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
     }
     trace.lap(3);
   }
-  trace.flush();
 }
 
 template <typename T>
