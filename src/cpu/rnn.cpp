@@ -21,6 +21,7 @@
 #include "cpu/kernels.h"
 #include "cpu/rnn_cell.h"
 #include "cpu/rnn_cell_general.h"
+#include "cpu/rnn_step_matmul.h"
 #include "ds2rt/error.h"
 
 namespace ds2rt::detail::cpu {
@@ -50,6 +51,8 @@ struct PreparedLayer {
   // bf16: the recurrent matrices, and per direction the input weights where the bf16 matmul is faster
   std::vector<BF16Matmul> input_bf16;
   std::vector<PackedRecurrentBF16> packed_bf16;
+  // int8/bf16 on AMX: per direction, the step for many utterances (rnn_step_matmul.h)
+  std::vector<MatmulRecurrent> step_matmul;
 };
 
 // Threads of one direction meet here after every time step (h must be whole before the next).
@@ -99,6 +102,7 @@ struct RNNScratch final : KernelState {
   std::vector<float> h_scale;
   std::vector<BF16Matmul::State> projection_bf16;  // bf16: per layer and direction
   std::vector<uint16_t> h_bf16;                     // bf16: per thread h
+  std::vector<MatmulRecurrent::State> step_matmul;  // int8/bf16 on AMX: per thread
   StepBarrier barrier[2];
   // Splitting one direction's units over threads needs them on cores together at every step; on
   // an oversubscribed machine they are not, and the barrier costs more than the work. Measured per
@@ -141,6 +145,7 @@ class RNNKernel final : public Kernel {
           }
         }
         if (!fused()) p.recurrent.push_back(w.recurrent_weight);
+        if (matmulStep()) p.step_matmul.emplace_back(w.recurrent_weight.data<float>(), gates_, h, int8_);
         if (int8_)
           p.packed_int8.push_back(packRecurrentInt8(w.recurrent_weight.data<float>(), gates_, h));
         else if (bf16_)
@@ -251,12 +256,15 @@ class RNNKernel final : public Kernel {
   }
 
   std::string implementation() const override {
-    if (int8_) return "int8: oneDNN u8s8s32 input projection + VNNI recurrent step with the gate math in registers";
+    const std::string many =
+        matmulStep() ? cat("; from ", MatmulRecurrent::minRows(int8_), " utterances on, the step's product is a oneDNN AMX matmul") : "";
+    if (int8_)
+      return "int8: oneDNN u8s8s32 input projection + VNNI recurrent step with the gate math in registers" + many;
     if (bf16_)
       return cat("bf16: ",
                  bf16_matmul_ ? "oneDNN bf16 matmul input projection"
                               : "oneDNN sgemm input projection (fp32: faster than the bf16 matmul on this CPU)",
-                 " + AVX512_BF16 recurrent step, fp32 sums, state and gate math in registers");
+                 " + AVX512_BF16 recurrent step, fp32 sums, state and gate math in registers", many);
     if (extras_) return "oneDNN sgemm input projection + own recurrent loop (general cell: clip, gate functions, "
                         "peepholes, initial states)";
     return fused() ? "oneDNN sgemm input projection + AVX-512 recurrent step with the gate math in registers"
@@ -296,6 +304,8 @@ class RNNKernel final : public Kernel {
       for (int64_t o = 0; o < gh; ++o) out[r * gh + o] = static_cast<float>(c[r * gh + o]) * (row_scale * column_scale[o]);
     }
   }
+
+  bool matmulStep() const { return (int8_ || bf16_) && haveAmx(); }
 
   bool fused() const {
     return haveFusedRecurrentStep() && !extras_ && !(desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset);
@@ -358,6 +368,7 @@ class RNNKernel final : public Kernel {
       s.h_scale.resize(static_cast<size_t>(team) * n);
     }
     if (bf16_) s.h_bf16.resize(static_cast<size_t>(team) * n * depth);
+    if (!p.step_matmul.empty()) s.step_matmul.resize(team);
     const int64_t steps = n > 0 ? lengths[order[0]] : 0, chunk = chunkSteps(n);
     const int64_t direction_part = std::min(steps, chunk) * n * gh;  // of the chunk buffer, as run() laid it out
     // Equal lengths: a reverse chunk's frames are contiguous rows of the input (in reverse order).
@@ -394,6 +405,7 @@ class RNNKernel final : public Kernel {
         const int rank = together ? tid % members : tid;
         const int first_dir = together ? tid / members : 0, last_dir = together ? first_dir + 1 : dirs_;
         const int64_t block_begin = blocks * rank / members, block_end = blocks * (rank + 1) / members;
+        const bool whole_direction = block_begin == 0 && block_end == blocks;
         const float** x_rows = s.x_rows.data() + static_cast<size_t>(tid) * n;
         float** y_rows = s.y_rows.data() + static_cast<size_t>(tid) * n;
         for (int dir = first_dir; dir < last_dir; ++dir) {
@@ -431,7 +443,10 @@ class RNNKernel final : public Kernel {
             a.rows = active;
             a.h_prev = d.h[k % 2].data();
             a.h_next = d.h[(k + 1) % 2].data();
-            if (int8_)
+            if (whole_direction && !p.step_matmul.empty() && a.rows >= MatmulRecurrent::minRows(int8_) &&
+                p.step_matmul[dir].step(s.step_matmul[tid], a, int8_ ? &p.packed_int8[dir] : nullptr))
+              ;  // done on AMX
+            else if (int8_)
               recurrentStepInt8(p.packed_int8[dir], a);
             else if (bf16_)
               recurrentStepBF16(p.packed_bf16[dir], a);

@@ -1,6 +1,7 @@
 // The CPU's fused recurrent step with more utterances than its row group (4 rows share each weight
-// load for LSTM and GRU, 8 for vanilla cells), several groups and a remainder, in each precision:
-// every utterance of such a batch must come out as it does alone (one row, its own code path).
+// load for LSTM and GRU, 8 for vanilla cells), several groups and a remainder, in each precision,
+// and (int8, bf16 on AMX) the step as one oneDNN matmul for many rows: every utterance of such a
+// batch must come out as it does alone (one row, the fused step).
 #include <gtest/gtest.h>
 
 #include <random>
@@ -27,8 +28,11 @@ TEST_P(BatchedStepTest, EachUtteranceAsAlone) {
   for (const char* l : {"_", "'", "A", "B", " "}) c.labels.emplace_back(l);
   const Engine engine =
       Builder({.precision = precision}).build(DeepSpeech2Model::withRandomWeights(c, 11).createNetwork());
-  // frames; unsorted, mixed; more than the vanilla cell's row group of 8
-  const std::vector<int32_t> lengths{90, 41, 120, 7, 66, 120, 13, 100, 55, 28};
+  if (precision != Precision::kFP32)
+    EXPECT_EQ(engine.describe().find("AMX matmul") != std::string::npos, detail::cpu::haveAmx()) << engine.describe();
+  // frames; unsorted, mixed; more than the vanilla cell's row group of 8, and than the rows from
+  // which int8 and bf16 steps run as one oneDNN matmul on CPUs with AMX (16 and 8)
+  const std::vector<int32_t> lengths{90, 41, 120, 7, 66, 120, 13, 100, 55, 28, 120, 77, 110, 3, 95, 120, 60, 118};
   const int64_t n = static_cast<int64_t>(lengths.size()), frames = 120;
   std::mt19937 rng(3);
   const HostTensor batch = randomTensor({n, 1, 161, frames}, rng);

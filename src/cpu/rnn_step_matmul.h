@@ -1,0 +1,58 @@
+// The recurrent step of int8 and bf16 layers for many utterances at once, on CPUs with AMX: the
+// product h W^T of all active rows is one oneDNN matmul (AMX tiles; weights in oneDNN's blocked
+// layout), then the cell runs in AVX-512 as in the fused steps. The fused steps stream all of W
+// through the vector units once per row group; from 8 (bf16) or 16 (int8) rows AMX does the same
+// product faster (minRows()). Below that, and without AMX, the fused steps are the faster.
+#pragma once
+
+#include <cstdint>
+#include <map>
+
+#include <dnnl.hpp>
+
+#include "cpu/rnn_cell.h"
+
+namespace ds2rt::detail::cpu {
+
+class MatmulRecurrent {
+ public:
+  // Rows from which the step takes this path: measured on an AMX Xeon (1024-unit biLSTM, one layer
+  // of 200 steps, alternating runs), bf16 8 rows 1.4x the fused step, 32 rows 3.4x; int8 at 8 rows
+  // level with the VNNI step, 16 rows 1.2-1.7x, 32 rows 1.3-1.6x.
+  static int64_t minRows(bool int8) { return int8 ? 16 : 8; }
+
+  MatmulRecurrent() = default;
+  // `weight`: the G*H x H recurrent matrix (canonical gates). int8: quantised exactly as
+  // packRecurrentInt8 does, so that the packed matrix's scales and zero-point offsets apply.
+  MatmulRecurrent(const float* weight, int gates, int64_t hidden, bool int8);
+
+  // Per thread: oneDNN's stream, the primitives compiled per row count, the products.
+  struct State {
+    dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+    dnnl::stream stream{engine};
+    struct Compiled {
+      dnnl::matmul matmul;  // empty: no AMX primitive takes the weights' layout for this row count
+      dnnl::memory::desc scratchpad;
+    };
+    std::map<int64_t, Compiled> primitives;  // per row count
+    std::vector<float> products;                 // rows x G*H (int32 for int8)
+    std::vector<uint8_t> scratchpad;
+  };
+  // One time step of a.rows rows over all units (a.block_begin/end are ignored). int8: `packed`
+  // gives the scales and offsets, a.h_quantized/h_scale the room for h; bf16: a.h_bf16 (depths as
+  // the packed matrices'). False, with nothing done, when oneDNN offers no AMX primitive for this
+  // row count that takes the weights as laid out: the caller runs the fused step then.
+  bool step(State& state, const StepArgs& a, const PackedRecurrentInt8* packed) const;
+
+ private:
+  const State::Compiled& primitive(State& state, int64_t rows) const;
+  dnnl::memory::desc source(int64_t rows) const;
+
+  int gates_ = 0;
+  int64_t hidden_ = 0, depth_ = 0;
+  bool int8_ = false;
+  dnnl::memory::desc weights_desc_;
+  std::vector<uint8_t> weights_;  // in weights_desc_'s layout
+};
+
+}  // namespace ds2rt::detail::cpu
