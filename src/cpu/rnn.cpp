@@ -257,7 +257,8 @@ class RNNKernel final : public Kernel {
 
   std::string implementation() const override {
     const std::string many =
-        matmulStep() ? cat("; from ", MatmulRecurrent::minRows(int8_), " utterances on, the step's product is a oneDNN AMX matmul") : "";
+        matmulStep() ? cat("; from ", MatmulRecurrent::minRows(int8_, false),
+                           " utterances on, a direction's step is one oneDNN AMX matmul") : "";
     if (int8_)
       return "int8: oneDNN u8s8s32 input projection + VNNI recurrent step with the gate math in registers" + many;
     if (bf16_)
@@ -405,7 +406,6 @@ class RNNKernel final : public Kernel {
         const int rank = together ? tid % members : tid;
         const int first_dir = together ? tid / members : 0, last_dir = together ? first_dir + 1 : dirs_;
         const int64_t block_begin = blocks * rank / members, block_end = blocks * (rank + 1) / members;
-        const bool whole_direction = block_begin == 0 && block_end == blocks;
         const float** x_rows = s.x_rows.data() + static_cast<size_t>(tid) * n;
         float** y_rows = s.y_rows.data() + static_cast<size_t>(tid) * n;
         for (int dir = first_dir; dir < last_dir; ++dir) {
@@ -443,15 +443,23 @@ class RNNKernel final : public Kernel {
             a.rows = active;
             a.h_prev = d.h[k % 2].data();
             a.h_next = d.h[(k + 1) % 2].data();
-            if (whole_direction && !p.step_matmul.empty() && a.rows >= MatmulRecurrent::minRows(int8_) &&
-                p.step_matmul[dir].step(s.step_matmul[tid], a, int8_ ? &p.packed_int8[dir] : nullptr))
-              ;  // done on AMX
-            else if (int8_)
-              recurrentStepInt8(p.packed_int8[dir], a);
-            else if (bf16_)
-              recurrentStepBF16(p.packed_bf16[dir], a);
-            else
-              recurrentStep(p.packed[dir], a);
+            const auto fused_step = [&](const StepArgs& args) {
+              if (int8_) recurrentStepInt8(p.packed_int8[dir], args);
+              else if (bf16_) recurrentStepBF16(p.packed_bf16[dir], args);
+              else recurrentStep(p.packed[dir], args);
+            };
+            if (!p.step_matmul.empty() && a.rows >= MatmulRecurrent::minRows(int8_, split)) {
+              // The direction's first thread takes all of its units: one AMX matmul beats any split
+              // of the fused step (the others meet it at the barrier). Without a primitive for
+              // this row count, that thread runs the fused step over every unit instead.
+              StepArgs whole = a;
+              whole.block_begin = 0;
+              whole.block_end = blocks;
+              const PackedRecurrentInt8* scales = int8_ ? &p.packed_int8[dir] : nullptr;
+              if (rank == 0 && !p.step_matmul[dir].step(s.step_matmul[tid], whole, scales)) fused_step(whole);
+            } else {
+              fused_step(a);
+            }
             if (split && tid == 0) {
               const Clock::time_point done = Clock::now();
               s.barrier[0].arrive(members);

@@ -2,7 +2,7 @@
 // product h W^T of all active rows is one oneDNN matmul (AMX tiles; weights in oneDNN's blocked
 // layout), then the cell runs in AVX-512 as in the fused steps. The fused steps stream all of W
 // through the vector units once per row group; from 8 (bf16) or 16 (int8) rows AMX does the same
-// product faster (minRows()). Below that, and without AMX, the fused steps are the faster.
+// product faster (minRows). Below that, and without AMX, the fused steps are the faster.
 #pragma once
 
 #include <cstdint>
@@ -16,10 +16,16 @@ namespace ds2rt::detail::cpu {
 
 class MatmulRecurrent {
  public:
-  // Rows from which the step takes this path: measured on an AMX Xeon (1024-unit biLSTM, one layer
-  // of 200 steps, alternating runs), bf16 8 rows 1.4x the fused step, 32 rows 3.4x; int8 at 8 rows
-  // level with the VNNI step, 16 rows 1.2-1.7x, 32 rows 1.3-1.6x.
-  static int64_t minRows(bool int8) { return int8 ? 16 : 8; }
+  // Rows from which a step takes this path, measured on an AMX Xeon with 2 threads. Where each
+  // direction has a thread of its own (1024-unit biLSTM layer, alternating runs): bf16 8 rows 1.4x
+  // the fused step, 32 rows 3.4x; int8 level at 8 rows, 16 rows 1.2-1.7x, 32 rows 1.3-1.6x. Where
+  // the fused step would split a direction's units over the threads, the matmul runs on one of
+  // them (whole uni-GRU model): bf16 8 rows 0.8-0.9x, 16 rows 1.15-1.3x, 32 rows 1.3-1.5x; int8 32
+  // rows 0.94-1.2x (so never).
+  static int64_t minRows(bool int8, bool split) {
+    if (!split) return int8 ? 16 : 8;
+    return int8 ? INT64_MAX : 16;
+  }
 
   MatmulRecurrent() = default;
   // `weight`: the G*H x H recurrent matrix (canonical gates). int8: quantised exactly as

@@ -22,7 +22,11 @@ TEST_P(BatchedStepTest, EachUtteranceAsAlone) {
   if (precision == Precision::kInt8 && !detail::cpu::haveInt8()) GTEST_SKIP() << "this CPU has no AVX512_VNNI";
   if (precision == Precision::kBF16 && !detail::cpu::haveBF16()) GTEST_SKIP() << "this CPU has no AVX512_BF16";
   DeepSpeech2Config c;
-  c.rnn_type = rnn;
+  // "_uni": one direction, whose units the step splits over the threads (bidirectional layers
+  // give each direction its own thread)
+  c.rnn_type = rnn.substr(0, rnn.find('_'));
+  c.bidirectional = rnn.find("_uni") == std::string::npos;
+  c.lookahead_context = 3;
   c.hidden_size = 300;  // a part-filled last block of 16 units
   c.hidden_layers = 2;
   for (const char* l : {"_", "'", "A", "B", " "}) c.labels.emplace_back(l);
@@ -61,7 +65,7 @@ TEST_P(BatchedStepTest, EachUtteranceAsAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CellsAndPrecisions, BatchedStepTest,
-                         testing::Combine(testing::Values("lstm", "gru", "rnn"),
+                         testing::Combine(testing::Values("lstm", "gru", "rnn", "lstm_uni"),
                                           testing::Values(Precision::kFP32, Precision::kInt8, Precision::kBF16)),
                          [](const auto& info) {
                            return cat(std::get<0>(info.param), "_", toString(std::get<1>(info.param)));
