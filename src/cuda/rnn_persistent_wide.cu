@@ -76,7 +76,7 @@ __host__ __device__ constexpr int64_t hStride(int64_t column_tiles) { return col
 __host__ __device__ constexpr int64_t partialStride(int row_tiles) { return row_tiles * 16 + 4; }
 constexpr int64_t stageBytes(int row_tiles, int64_t column_tiles, int64_t element_bytes) {
   const int64_t h = kMaxWideBatch * hStride(column_tiles) * element_bytes;
-  const int64_t partials = kColumnGroups * kMaxWideBatch * partialStride(row_tiles) * static_cast<int64_t>(sizeof(float));
+  const int64_t partials = kColumnGroups * kMaxWideBatch * partialStride(row_tiles) * int64_t{sizeof(float)};
   return h > partials ? h : partials;
 }
 
@@ -122,7 +122,6 @@ __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
     if (r.hidden_bias) cell.b_hn = r.hidden_bias[dir * h + first_unit + cell.u];
   }
   const int max_len = maxLength(r);
-  const int column_group = warp;
   unsigned* published = a.published + dir;
   PhaseTrace trace(a.trace);
   __syncthreads();
@@ -167,7 +166,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
       waitCopies(static_cast<int>(chunks - 1 - chunk));
       __syncthreads();
 #pragma unroll
-      for (int local = column_group; local < kChunkTiles; local += kColumnGroups) {
+      for (int local = warp; local < kChunkTiles; local += kColumnGroups) {
         const int64_t kt = chunk * kChunkTiles + local;
         if (kt >= column_tiles) break;
         uint4 frag[kMaxRowTiles];
@@ -195,7 +194,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
       if (mt < row_tiles)
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
-          float* out = partial_s + (column_group * kColumns + nt * 8 + pair) * stride + mt * 16 + group;
+          float* out = partial_s + (warp * kColumns + nt * 8 + pair) * stride + mt * 16 + group;
           out[0] = acc[mt][nt][0];
           out[stride] = acc[mt][nt][1];
           out[8] = acc[mt][nt][2];
@@ -303,8 +302,9 @@ void launchWide(const RecurrenceArgs& args, const PersistentPlan& plan, const vo
              trace};
   DS2RT_CUDA(cudaMemsetAsync(exchange, 0, wideExchangeBytes(args.dirs, args.h, type), stream));
   void* params[] = {&a};
-  DS2RT_CUDA(cudaLaunchCooperativeKernel(wideKernelFor(type, utteranceTiles(args.n)), dim3(plan.blocks_per_direction * args.dirs),
-                                         dim3(kWideThreads), params, plan.shared_bytes, stream));
+  const dim3 grid(plan.blocks_per_direction * args.dirs);
+  DS2RT_CUDA(cudaLaunchCooperativeKernel(wideKernelFor(type, utteranceTiles(args.n)), grid, dim3(kWideThreads), params,
+                                         plan.shared_bytes, stream));
 }
 
 }  // namespace ds2rt::detail::cuda
