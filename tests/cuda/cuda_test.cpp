@@ -265,17 +265,22 @@ TEST(CudaEngine, ContextsOnThreadsAgree) {
   expectContextsOnThreadsAgree(engine, {{"features", io.get("input")}, {"lengths", io.get("input_lengths")}}, 5);
 }
 
+// An fp16 CUDA engine of a DeepSpeech2 with random weights: bidirectional LSTM layers, 5 labels.
+Engine randomLstmEngine(int hidden, int layers, unsigned seed) {
+  DeepSpeech2Config c;
+  c.rnn_type = "lstm";
+  c.hidden_size = hidden;
+  c.hidden_layers = layers;
+  for (const char* l : {"_", "'", "A", "B", " "}) c.labels.emplace_back(l);
+  return Builder({.device = Device::kCUDA, .precision = Precision::kFP16})
+      .build(DeepSpeech2Model::withRandomWeights(c, seed).createNetwork());
+}
+
 // Batches above the persistent kernels' take the per-step path, whose products time cuBLASLt's
 // algorithms on first use: the contexts of one engine must still agree bit for bit.
 TEST(CudaEngine, ContextsOnThreadsAgreeOnTheStepPath) {
   REQUIRE_GPU();
-  DeepSpeech2Config c;
-  c.rnn_type = "lstm";
-  c.hidden_size = 96;
-  c.hidden_layers = 2;
-  for (const char* l : {"_", "'", "A", "B", " "}) c.labels.emplace_back(l);
-  const Engine engine = Builder({.device = Device::kCUDA, .precision = Precision::kFP16})
-                            .build(DeepSpeech2Model::withRandomWeights(c, 5).createNetwork());
+  const Engine engine = randomLstmEngine(96, 2, 5);
   std::mt19937 rng(8);
   const int64_t batch = 40;
   std::vector<int32_t> lengths;
@@ -289,15 +294,10 @@ TEST(CudaEngine, ContextsOnThreadsAgreeOnTheStepPath) {
 // recurrent layers need one input projection's scratch (T x N x 2 x 4H floats), not five.
 TEST(CudaEngine, KernelsShareScratchMemory) {
   REQUIRE_GPU();
-  DeepSpeech2Config c;
-  c.rnn_type = "lstm";
-  c.hidden_size = 1024;
-  c.hidden_layers = 5;
-  for (const char* l : {"_", "'", "A", "B", " "}) c.labels.emplace_back(l);
-  const Engine engine = Builder({.device = Device::kCUDA, .precision = Precision::kFP16})
-                            .build(DeepSpeech2Model::withRandomWeights(c, 3).createNetwork());
+  const int64_t hidden = 1024;
+  const Engine engine = randomLstmEngine(hidden, 5, 3);
   const int64_t batch = 32, frames = 600, steps = frames / 2;
-  const size_t projection = steps * batch * 2 * 4 * c.hidden_size * sizeof(float);  // 315 MB
+  const size_t projection = steps * batch * 2 * 4 * hidden * sizeof(float);  // 315 MB
   std::mt19937 rng(4);
   const std::map<std::string, HostTensor> inputs{
       {"features", randomTensor({batch, 1, 161, frames}, rng)},
