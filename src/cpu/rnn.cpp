@@ -257,7 +257,7 @@ class RNNKernel final : public Kernel {
 
   std::string implementation() const override {
     const std::string many =
-        matmulStep() ? cat("; from ", MatmulRecurrent::minRows(int8_, false),
+        matmulStep() ? cat("; from ", MatmulRecurrent::minRows(int8_, 1),
                            " utterances on, a direction's step is one oneDNN AMX matmul") : "";
     if (int8_)
       return "int8: oneDNN u8s8s32 input projection + VNNI recurrent step with the gate math in registers" + many;
@@ -448,7 +448,7 @@ class RNNKernel final : public Kernel {
               else if (bf16_) recurrentStepBF16(p.packed_bf16[dir], args);
               else recurrentStep(p.packed[dir], args);
             };
-            if (!p.step_matmul.empty() && a.rows >= MatmulRecurrent::minRows(int8_, split)) {
+            if (!p.step_matmul.empty() && a.rows >= MatmulRecurrent::minRows(int8_, members)) {
               // The direction's first thread takes all of its units: one AMX matmul beats any split
               // of the fused step (the others meet it at the barrier). Without a primitive for
               // this row count, that thread runs the fused step over every unit instead.

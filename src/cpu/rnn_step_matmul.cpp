@@ -80,7 +80,7 @@ MatmulRecurrent::MatmulRecurrent(const float* weight, int gates, int64_t hidden,
   // The layout oneDNN picks for one row count; primitive() checks that other counts take it too.
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   const memory::desc any({hidden, gh}, type, memory::format_tag::any);
-  const int64_t rows = minRows(int8, false);
+  const int64_t rows = minRows(int8, 1);
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(source(rows), any, productsDesc(rows, gh, int8)),
                                         userScratchpad(), engine);
   weights_desc_ = pd.weights_desc();

@@ -31,15 +31,17 @@ inline constexpr bool kMatmulStepBuilt = true;
 
 class MatmulRecurrent {
  public:
-  // Rows from which a step takes this path, measured on an AMX Xeon with 2 threads. Where each
-  // direction has a thread of its own (1024-unit biLSTM layer, alternating runs): bf16 8 rows 1.4x
-  // the fused step, 32 rows 3.4x; int8 level at 8 rows, 16 rows 1.2-1.7x, 32 rows 1.3-1.6x. Where
-  // the fused step would split a direction's units over the threads, the matmul runs on one of
-  // them (whole uni-GRU model): bf16 8 rows 0.8-0.9x, 16 rows 1.15-1.3x, 32 rows 1.3-1.5x; int8 32
-  // rows 0.94-1.2x (so never).
-  static int64_t minRows(bool int8, bool split) {
-    if (!split) return int8 ? 16 : 8;
-    return int8 ? INT64_MAX : 16;
+  // Rows from which a step takes this path, by how many threads share the direction (the matmul
+  // runs on the first of them). Measured on an AMX Xeon with 2 threads: a thread per direction
+  // (1024-unit biLSTM layer, alternating runs): bf16 8 rows 1.4x the fused step, 32 rows 3.4x; int8
+  // level at 8 rows, 16 rows 1.2-1.7x, 32 rows 1.3-1.6x. Two threads on one direction (whole
+  // uni-GRU model): bf16 8 rows 0.8-0.9x, 16 rows 1.15-1.3x, 32 rows 1.3-1.5x; int8 32 rows
+  // 0.94-1.2x (so never). More threads split the fused step finer than one core runs the matmul:
+  // never there (not measured).
+  static int64_t minRows(bool int8, int threads_per_direction) {
+    if (threads_per_direction == 1) return int8 ? 16 : 8;
+    if (threads_per_direction == 2 && !int8) return 16;
+    return INT64_MAX;
   }
 
   MatmulRecurrent() = default;
