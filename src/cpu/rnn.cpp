@@ -306,7 +306,7 @@ class RNNKernel final : public Kernel {
     }
   }
 
-  bool matmulStep() const { return kMatmulStepBuilt && (int8_ || bf16_) && haveAmx(); }
+  bool matmulStep() const { return (int8_ || bf16_) && haveAmx(); }
 
   bool fused() const {
     return haveFusedRecurrentStep() && !extras_ && !(desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset);

@@ -14,20 +14,6 @@
 
 namespace ds2rt::detail::cpu {
 
-// Not in ThreadSanitizer builds. There, with this step's oneDNN activity in the process, a later
-// oneDNN bf16 convolution primitive creation (AMX) reads past the end of a heap block inside
-// libdnnl 2.6 and faults at a page boundary of TSan's heap (the one-direction int8/bf16 cases of
-// tests/unit/cpu_batched_step_test.cpp, one OpenMP thread). The over-read is not this step's:
-// under Electric Fence a normal build faults at the same place in the same convolution creation
-// with and without the step (ds2rt bench --arch lstm_uni --hidden 300 --precision bf16 -t 1); the
-// step only moves TSan's heap layout so that it lands on an unmapped page. Normal and ASan/UBSan
-// builds run the same tests cleanly. TSan builds keep the fused steps, whose threading is what
-// they check.
-#if defined(__SANITIZE_THREAD__)
-inline constexpr bool kMatmulStepBuilt = false;
-#else
-inline constexpr bool kMatmulStepBuilt = true;
-#endif
 
 class MatmulRecurrent {
  public:
