@@ -1,6 +1,5 @@
 #include "cpu/rnn_step_matmul.h"
 
-#include <cstring>
 #include <string>
 
 #include "cpu/bf16.h"
