@@ -145,13 +145,20 @@ class RNNKernel final : public Kernel {
           }
         }
         if (!fused()) p.recurrent.push_back(w.recurrent_weight);
-        if (matmulStep()) p.step_matmul.emplace_back(w.recurrent_weight.data<float>(), gates_, h, int8_);
-        if (int8_)
-          p.packed_int8.push_back(packRecurrentInt8(w.recurrent_weight.data<float>(), gates_, h));
-        else if (bf16_)
-          p.packed_bf16.push_back(packRecurrentBF16(w.recurrent_weight.data<float>(), gates_, h));
-        else if (fused())
-          p.packed.push_back(packRecurrent(w.recurrent_weight.data<float>(), gates_, h));
+        const float* recurrent = w.recurrent_weight.data<float>();
+        if (int8_) {
+          // Quantised once: the fused step packs these rows, the AMX step reorders the same ones.
+          std::vector<int8_t> q(gh * h);
+          std::vector<float> row_scale(gh);
+          quantizeRows(recurrent, gh, h, q.data(), row_scale.data());
+          if (matmulStep()) p.step_matmul.emplace_back(q.data(), gates_, h);
+          p.packed_int8.push_back(packRecurrentInt8(q.data(), row_scale.data(), gates_, h));
+        } else if (bf16_) {
+          if (matmulStep()) p.step_matmul.emplace_back(recurrent, gates_, h);
+          p.packed_bf16.push_back(packRecurrentBF16(recurrent, gates_, h));
+        } else if (fused()) {
+          p.packed.push_back(packRecurrent(recurrent, gates_, h));
+        }
         // The packed copy is all the step reads: a plan's mapped original stops taking memory
         // (it reads back from the file if the plan is saved again).
         if (fused()) releaseMappedPages(w.recurrent_weight.data(), w.recurrent_weight.bytes());

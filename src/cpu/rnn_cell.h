@@ -38,6 +38,7 @@ struct PackedRecurrent {
 PackedRecurrent packRecurrent(const float* weight, int gates, int64_t hidden);
 
 // The same matrix in int8 for VNNI: [block][k/4][gate][16 units][4 k], symmetric per output row.
+// Packed from the rows and row scales quantizeRows gives (the AMX step reuses the same rows).
 struct PackedRecurrentInt8 {
   int gates = 0;
   int64_t hidden = 0, blocks = 0, depth = 0;  // depth: hidden rounded up to 4
@@ -45,7 +46,7 @@ struct PackedRecurrentInt8 {
   std::unique_ptr<float[], AlignedFree> scale;     // [block][gate][16]: weight scale per output
   std::unique_ptr<int32_t[], AlignedFree> offset;  // [block][gate][16]: 128 * sum_k q, the u8 zero point's share
 };
-PackedRecurrentInt8 packRecurrentInt8(const float* weight, int gates, int64_t hidden);
+PackedRecurrentInt8 packRecurrentInt8(const int8_t* q, const float* row_scale, int gates, int64_t hidden);
 
 // The same matrix in bf16 pairs for vdpbf16ps: [block][k/2][gate][16 units][2 k].
 struct PackedRecurrentBF16 {
@@ -79,6 +80,18 @@ struct StepArgs {
   float* h_scale = nullptr;
   uint16_t* h_bf16 = nullptr;  // bf16 only: this thread's room for h in bf16 (rows x depth)
 };
+
+// Calls f.template operator()<C>() for C = cell: one switch per call, outside the kernels, which
+// are instantiated per cell type. f: e.g. [&]<RNNCell C>() { step<C>(w, a); }.
+template <typename F>
+void dispatchCell(RNNCell cell, F&& f) {
+  switch (cell) {
+    case RNNCell::kLSTM: return f.template operator()<RNNCell::kLSTM>();
+    case RNNCell::kGRU: return f.template operator()<RNNCell::kGRU>();
+    case RNNCell::kRNNTanh: return f.template operator()<RNNCell::kRNNTanh>();
+    case RNNCell::kRNNRelu: return f.template operator()<RNNCell::kRNNRelu>();
+  }
+}
 
 // Whether this CPU runs recurrentStep() (AVX-512F); callers fall back to GEMM + scalar cells.
 bool haveFusedRecurrentStep();

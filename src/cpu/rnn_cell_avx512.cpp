@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "cpu/rnn_cell.h"
 #include "cpu/rnn_cell_avx512.h"
@@ -52,15 +51,12 @@ void quantizeRows(const float* w, int64_t rows, int64_t cols, int8_t* q, float* 
   }
 }
 
-PackedRecurrentInt8 packRecurrentInt8(const float* weight, int gates, int64_t hidden) {
+PackedRecurrentInt8 packRecurrentInt8(const int8_t* q, const float* row_scale, int gates, int64_t hidden) {
   PackedRecurrentInt8 p;
   p.gates = gates;
   p.hidden = hidden;
   p.blocks = (hidden + kUnitBlock - 1) / kUnitBlock;
   p.depth = (hidden + 3) / 4 * 4;
-  std::vector<int8_t> q(gates * hidden * hidden);
-  std::vector<float> row_scale(gates * hidden);
-  quantizeRows(weight, gates * hidden, hidden, q.data(), row_scale.data());
   p.data = alignedArray<int8_t>(p.blocks * p.depth * gates * kUnitBlock);
   p.scale = alignedArray<float>(p.blocks * gates * kUnitBlock);
   p.offset = alignedArray<int32_t>(p.blocks * gates * kUnitBlock);
@@ -221,21 +217,11 @@ void quantizeActivations(const float* x, int64_t rows, int64_t cols, int64_t ld_
 }
 
 void recurrentStepInt8(const PackedRecurrentInt8& w, const StepArgs& a) {
-  switch (a.cell) {
-    case RNNCell::kLSTM: return stepInt8<RNNCell::kLSTM>(w, a);
-    case RNNCell::kGRU: return stepInt8<RNNCell::kGRU>(w, a);
-    case RNNCell::kRNNTanh: return stepInt8<RNNCell::kRNNTanh>(w, a);
-    case RNNCell::kRNNRelu: return stepInt8<RNNCell::kRNNRelu>(w, a);
-  }
+  dispatchCell(a.cell, [&]<RNNCell C>() { stepInt8<C>(w, a); });
 }
 
 void recurrentStep(const PackedRecurrent& w, const StepArgs& a) {
-  switch (a.cell) {
-    case RNNCell::kLSTM: return step<RNNCell::kLSTM>(w, a);
-    case RNNCell::kGRU: return step<RNNCell::kGRU>(w, a);
-    case RNNCell::kRNNTanh: return step<RNNCell::kRNNTanh>(w, a);
-    case RNNCell::kRNNRelu: return step<RNNCell::kRNNRelu>(w, a);
-  }
+  dispatchCell(a.cell, [&]<RNNCell C>() { step<C>(w, a); });
 }
 
 }  // namespace ds2rt::detail::cpu

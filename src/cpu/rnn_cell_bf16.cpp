@@ -102,12 +102,7 @@ DS2RT_BF16 void stepBF16(const PackedRecurrentBF16& w, const StepArgs& a) {
 }  // namespace
 
 void recurrentStepBF16(const PackedRecurrentBF16& w, const StepArgs& a) {
-  switch (a.cell) {
-    case RNNCell::kLSTM: return stepBF16<RNNCell::kLSTM>(w, a);
-    case RNNCell::kGRU: return stepBF16<RNNCell::kGRU>(w, a);
-    case RNNCell::kRNNTanh: return stepBF16<RNNCell::kRNNTanh>(w, a);
-    case RNNCell::kRNNRelu: return stepBF16<RNNCell::kRNNRelu>(w, a);
-  }
+  dispatchCell(a.cell, [&]<RNNCell C>() { stepBF16<C>(w, a); });
 }
 
 }  // namespace ds2rt::detail::cpu

@@ -42,16 +42,6 @@ DS2RT_AVX512 void finish(const StepArgs& a, const void* products, const PackedRe
     }
 }
 
-template <bool Int8>
-void finishAny(const StepArgs& a, const void* products, const PackedRecurrentInt8* packed) {
-  switch (a.cell) {
-    case RNNCell::kLSTM: return finish<RNNCell::kLSTM, Int8>(a, products, packed);
-    case RNNCell::kGRU: return finish<RNNCell::kGRU, Int8>(a, products, packed);
-    case RNNCell::kRNNTanh: return finish<RNNCell::kRNNTanh, Int8>(a, products, packed);
-    case RNNCell::kRNNRelu: return finish<RNNCell::kRNNRelu, Int8>(a, products, packed);
-  }
-}
-
 memory::desc productsDesc(int64_t rows, int64_t columns, bool int8) {
   return memory::desc({rows, columns}, int8 ? memory::data_type::s32 : memory::data_type::f32, memory::format_tag::ab);
 }
@@ -64,27 +54,30 @@ dnnl::primitive_attr userScratchpad() {
 
 }  // namespace
 
-MatmulRecurrent::MatmulRecurrent(const float* weight, int gates, int64_t hidden, bool int8)
-    : gates_(gates), hidden_(hidden), depth_(int8 ? (hidden + 3) / 4 * 4 : (hidden + 1) / 2 * 2), int8_(int8) {
-  const int64_t gh = gates * hidden;
-  const auto type = int8 ? memory::data_type::s8 : memory::data_type::bf16;
-  std::vector<uint8_t> plain(gh * hidden * (int8 ? 1 : 2));  // W itself: {K, N} as "ba"
-  if (int8) {
-    std::vector<float> scale(gh);
-    quantizeRows(weight, gh, hidden, reinterpret_cast<int8_t*>(plain.data()), scale.data());
-  } else {
-    auto* out = reinterpret_cast<uint16_t*>(plain.data());
-    for (int64_t i = 0; i < gh * hidden; ++i) out[i] = toBF16(weight[i]);
-  }
+MatmulRecurrent::MatmulRecurrent(const int8_t* quantized, int gates, int64_t hidden)
+    : gates_(gates), hidden_(hidden), depth_((hidden + 3) / 4 * 4), int8_(true) {
+  reorder(quantized);
+}
+
+MatmulRecurrent::MatmulRecurrent(const float* weight, int gates, int64_t hidden)
+    : gates_(gates), hidden_(hidden), depth_((hidden + 1) / 2 * 2), int8_(false) {
+  std::vector<uint16_t> plain(gates * hidden * hidden);
+  for (size_t i = 0; i < plain.size(); ++i) plain[i] = toBF16(weight[i]);
+  reorder(plain.data());
+}
+
+void MatmulRecurrent::reorder(const void* plain) {
+  const int64_t gh = gates_ * hidden_;
+  const auto type = int8_ ? memory::data_type::s8 : memory::data_type::bf16;
   // The layout oneDNN picks for one row count; primitive() checks that other counts take it too.
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  const memory::desc any({hidden, gh}, type, memory::format_tag::any);
-  const int64_t rows = minRows(int8, 1);
-  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(source(rows), any, productsDesc(rows, gh, int8)),
+  const memory::desc any({hidden_, gh}, type, memory::format_tag::any);
+  const int64_t rows = minRows(int8_, 1);
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(source(rows), any, productsDesc(rows, gh, int8_)),
                                         userScratchpad(), engine);
   weights_desc_ = pd.weights_desc();
   weights_.resize(weights_desc_.get_size());
-  memory from({{hidden, gh}, type, memory::format_tag::ba}, engine, plain.data());
+  memory from({{hidden_, gh}, type, memory::format_tag::ba}, engine, const_cast<void*>(plain));
   memory to(weights_desc_, engine, weights_.data());
   dnnl::stream stream(engine);
   dnnl::reorder(from, to).execute(stream, from, to);
@@ -129,8 +122,10 @@ bool MatmulRecurrent::step(State& state, const StepArgs& a, const PackedRecurren
                      {DNNL_ARG_DST, memory(productsDesc(rows, gh, int8_), engine, state.products.data())},
                      {DNNL_ARG_SCRATCHPAD, memory(compiled.scratchpad, engine, state.scratchpad.data())}});
   state.stream.wait();
-  if (int8_) finishAny<true>(a, state.products.data(), packed);
-  else finishAny<false>(a, state.products.data(), nullptr);
+  dispatchCell(a.cell, [&]<RNNCell C>() {
+    if (int8_) finish<C, true>(a, state.products.data(), packed);
+    else finish<C, false>(a, state.products.data(), nullptr);
+  });
   return true;
 }
 

@@ -31,9 +31,11 @@ class MatmulRecurrent {
   }
 
   MatmulRecurrent() = default;
-  // `weight`: the G*H x H recurrent matrix (canonical gates). int8: quantised exactly as
-  // packRecurrentInt8 does, so that the packed matrix's scales and zero-point offsets apply.
-  MatmulRecurrent(const float* weight, int gates, int64_t hidden, bool int8);
+  // int8: `quantized`, the G*H x H recurrent matrix (canonical gates) as quantizeRows gives it, the
+  // rows packRecurrentInt8 packs, so that the packed matrix's scales and zero-point offsets apply.
+  MatmulRecurrent(const int8_t* quantized, int gates, int64_t hidden);
+  // bf16: `weight`, the same matrix in fp32.
+  MatmulRecurrent(const float* weight, int gates, int64_t hidden);
 
   // Per thread: oneDNN's stream, the primitives compiled per row count, the products.
   struct State {
@@ -56,6 +58,7 @@ class MatmulRecurrent {
  private:
   const State::Compiled& primitive(State& state, int64_t rows) const;
   dnnl::memory::desc source(int64_t rows) const;
+  void reorder(const void* plain);  // W itself ({K, N} as "ba") into weights_desc_'s layout
 
   int gates_ = 0;
   int64_t hidden_ = 0, depth_ = 0;
