@@ -40,9 +40,27 @@ def reflect_index(i, length):
     return torch.where(m < length, m, period - m)
 
 
-def features(flat, starts, lengths, spec_window=None):
+def warp_frequencies(spec, alpha, boundary=0.8):
+    """Vocal tract length perturbation (Jaitly & Hinton, 2013) of magnitudes spec [B, T, bins]: utterance b's
+    frequency f moves to alpha[b] * f up to a boundary, then linearly to the Nyquist frequency (which stays),
+    so formants move as they would for a shorter (alpha > 1) or longer vocal tract. Linear interpolation."""
+    bins = spec.shape[-1]
+    nyq = float(bins - 1)
+    a = alpha.to(spec.dtype)[:, None]  # B x 1
+    f_out = torch.arange(bins, device=spec.device, dtype=spec.dtype)[None, :]  # output bin
+    knee = boundary * nyq * torch.clamp(a, max=1.0) / a  # input frequency of the boundary
+    src = torch.where(f_out <= a * knee, f_out / a, knee + (f_out - a * knee) * (nyq - knee) / (nyq - a * knee))
+    src = src.clamp(0, nyq)
+    lo = src.floor().long().clamp(max=bins - 2)
+    frac = (src - lo)[:, None, :]
+    idx = lo[:, None, :].expand(-1, spec.shape[1], -1)
+    return torch.gather(spec, 2, idx) * (1 - frac) + torch.gather(spec, 2, idx + 1) * frac
+
+
+def features(flat, starts, lengths, spec_window=None, warp=None):
     """flat: 1-D int16 (or float) tensor holding all utterances' samples; starts, lengths: int64 [B]
-    (same device). Returns (features [B, 1, 161, Tmax] float32, frames [B] int64)."""
+    (same device); warp: optional [B] VTLP factors (training augmentation, warp_frequencies).
+    Returns (features [B, 1, 161, Tmax] float32, frames [B] int64)."""
     device = flat.device
     lengths = lengths.to(device)
     starts = starts.to(device)
@@ -57,6 +75,8 @@ def features(flat, starts, lengths, spec_window=None):
     win = spec_window if spec_window is not None else hamming(N_FFT, device)
     seg = x.unfold(1, N_FFT, HOP)  # B x t_max x n_fft
     spec = torch.fft.rfft(seg * win, dim=-1).abs()  # B x T x bins
+    if warp is not None:
+        spec = warp_frequencies(spec, warp)
     y = torch.log1p(spec).transpose(1, 2)  # B x bins x T
     valid = (torch.arange(t_max, device=device)[None, :] < frames[:, None])[:, None, :]  # B x 1 x T
     count = (frames * BINS).to(torch.float64)

@@ -65,7 +65,30 @@ def run(cmd, data=None):
     return p.stdout
 
 
-def speak(engine, voice, variant, text, rng, tmp):
+# Each natural voice's own mean F0 (Hz) and how its synthesiser takes a new one, for --f0-natural: flite's
+# diphone voices an absolute target (int_f0_target_mean), its clustergen voices a factor (f0_shift; rms
+# ignores both), festival's diphone voices int_lr_params. The HTS voice keeps its own.
+NATURAL_F0 = {"kal16": 95, "kal": 95, "awb": 130, "slt": 170, "kal_diphone": 105}
+
+
+def f0_settings(engine, voice, rng, split):
+    """A random intonation (mean F0 x 0.7-1.6, log-uniform; diphone voices also a new F0 spread) for a share
+    of the natural-voice training utterances: sox `pitch` moves F0 and formants together, this moves F0 alone,
+    so pitch and vocal-tract size stop predicting each other (and the speaker)."""
+    if split != "train" or voice not in NATURAL_F0 or rng.random() >= TOOLS.get("f0_natural", 0.0):
+        return []
+    factor = float(np.exp(rng.uniform(np.log(0.7), np.log(1.6))))
+    spread = float(rng.uniform(0.7, 1.8))
+    mean = NATURAL_F0[voice] * factor
+    if engine == "festival":
+        return [f"(set! int_lr_params '((target_f0_mean {mean:.1f}) (target_f0_std {14 * spread:.1f}) "
+                "(model_f0_mean 170) (model_f0_std 34)))"]
+    if voice in ("kal16", "kal"):
+        return ["--setf", f"int_f0_target_mean={mean:.1f}", "--setf", f"int_f0_target_stddev={11 * spread:.1f}"]
+    return ["--setf", f"f0_shift={factor:.3f}"]
+
+
+def speak(engine, voice, variant, text, rng, tmp, split):
     if engine == "espeak":
         cmd = [TOOLS["espeak"]]
         if TOOLS["espeak_data"]:
@@ -75,13 +98,14 @@ def speak(engine, voice, variant, text, rng, tmp):
                 "--stdout", text]
         return run(cmd)
     stretch = float(rng.uniform(0.8, 1.25))
+    f0 = f0_settings(engine, voice, rng, split)
     if engine == "flite":
-        run([TOOLS["flite"], "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", "-t", text, "-o", tmp])
+        run([TOOLS["flite"], "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", *f0, "-t", text, "-o", tmp])
     else:  # festival's pipe mode: text2wave cannot take --libdir, which a relocated festival needs
         cmd = [TOOLS["festival"], "--pipe"]
         if TOOLS["festival_lib"]:
             cmd[1:1] = ["--libdir", TOOLS["festival_lib"], "--datadir", TOOLS["festival_lib"]]
-        script = (f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {stretch:.3f})\n"
+        script = (f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {stretch:.3f})\n{''.join(f0)}\n"
                   f"(utt.save.wave (utt.synth (Utterance Text \"{text}\")) \"{tmp}\" 'riff)\n")
         run(cmd, script.encode())
         if not os.path.exists(tmp):
@@ -113,7 +137,7 @@ def make_one(job):
     rng = np.random.default_rng(int.from_bytes(hashlib.sha1(f"{split}/{idx}".encode()).digest()[:8], "little"))
     path = os.path.join(out_dir, split, f"{idx:07d}.wav")
     tmp = path + ".tmp.wav"
-    raw = speak(engine, voice, variant, text, rng, tmp)
+    raw = speak(engine, voice, variant, text, rng, tmp, split)
     effects = []
     if aug and rng.random() < 0.5:
         effects += ["speed", f"{rng.uniform(0.9, 1.1):.3f}"]
@@ -214,6 +238,8 @@ def main():
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--perturb-natural", type=float, default=0.6, help="share of flite and festival training "
                     "utterances with a random sox pitch shift (-300..+700 cents)")
+    ap.add_argument("--f0-natural", type=float, default=0.5, help="share of flite and festival training utterances "
+                    "spoken with a random mean F0 (x 0.7-1.6) and, for diphone voices, F0 spread")
     ap.add_argument("--perturb-espeak", type=float, default=0.0, help="the same for espeak-ng")
     ap.add_argument("--seed", type=int, default=20261125)
     ap.add_argument("--espeak", default=os.environ.get("ESPEAK_NG", "espeak-ng"))
@@ -225,7 +251,8 @@ def main():
     args = ap.parse_args()
     tools = {"espeak": args.espeak, "espeak_data": args.espeak_data, "flite": args.flite, "sox": args.sox,
              "festival": args.festival, "festival_lib": args.festival_lib,
-             "perturb_natural": args.perturb_natural, "perturb_espeak": args.perturb_espeak}
+             "perturb_natural": args.perturb_natural, "perturb_espeak": args.perturb_espeak,
+             "f0_natural": args.f0_natural}
     init_worker(tools)
     for split, count in [("test", args.test), ("train", args.train)]:
         with open(os.path.join(args.text, split + ".txt")) as f:

@@ -269,6 +269,8 @@ def main():
     ap.add_argument("--clip", type=float, default=200.0)
     ap.add_argument("--batch-seconds", type=float, default=600.0, help="padded audio seconds per batch")
     ap.add_argument("--spec-augment", type=int, default=1)
+    ap.add_argument("--vtlp", type=float, default=0.0, help="vocal tract length perturbation: each training "
+                    "utterance's frequencies scaled by a factor in [1 / (1 + VTLP), 1 + VTLP] (0: off; e.g. 0.15)")
     ap.add_argument("--amp", type=int, default=0, help="bf16 autocast (1) or fp32 with TF32 (0)")
     ap.add_argument("--val-utts", type=int, default=300, help="held-out utterances for progress CER")
     ap.add_argument("--val-every", type=float, default=60.0, help="seconds between progress CERs")
@@ -369,8 +371,12 @@ def main():
             lr = lr_at(state["trained_s"] / total_s, cfg["lr"])
             for g in opt.param_groups:
                 g["lr"] = lr
+            warp = None
+            if args.vtlp > 0:  # log-uniform in [1 / (1 + vtlp), 1 + vtlp] for each utterance
+                span = math.log1p(args.vtlp)
+                warp = torch.exp((torch.rand(len(idx), device=device, generator=gen) * 2 - 1) * span)
             x, fr = feats.features(dflat, torch.from_numpy(starts[idx]).to(device),
-                                   torch.from_numpy(lengths[idx]).to(device))
+                                   torch.from_numpy(lengths[idx]).to(device), warp=warp)
             if args.spec_augment:
                 x = spec_augment(x, fr, gen)
             tg = [targets[i] for i in idx]
