@@ -81,6 +81,10 @@ struct StepArgs {
   uint16_t* h_bf16 = nullptr;  // bf16 only: this thread's room for h in bf16 (rows x depth)
 };
 
+// Gates of a cell type at compile time (gateCount() at run time).
+template <RNNCell C>
+constexpr int kGates = C == RNNCell::kLSTM ? 4 : C == RNNCell::kGRU ? 3 : 1;
+
 // Calls f.template operator()<C>() for C = cell: one switch per call, outside the kernels, which
 // are instantiated per cell type. f: e.g. [&]<RNNCell C>() { step<C>(w, a); }.
 template <typename F>

@@ -166,7 +166,7 @@ DS2RT_VNNI void rowsOfBlockInt8(const PackedRecurrentInt8& w, const StepArgs& a,
 
 template <RNNCell C>
 DS2RT_AVX512 void step(const PackedRecurrent& w, const StepArgs& a) {
-  constexpr int G = C == RNNCell::kLSTM ? 4 : C == RNNCell::kGRU ? 3 : 1;
+  constexpr int G = kGates<C>;
   constexpr int R = G == 1 ? 8 : 4;  // rows sharing each weight load (R*G accumulators)
   for (int64_t block = a.block_begin; block < a.block_end; ++block) {
     int64_t row = 0;
@@ -196,7 +196,7 @@ DS2RT_AVX512 void quantizeRow(const float* row, int64_t cols, uint8_t* out, int6
 
 template <RNNCell C>
 DS2RT_VNNI void stepInt8(const PackedRecurrentInt8& w, const StepArgs& a) {
-  constexpr int G = C == RNNCell::kLSTM ? 4 : C == RNNCell::kGRU ? 3 : 1;
+  constexpr int G = kGates<C>;
   constexpr int R = G == 1 ? 8 : 4;
   for (int64_t r = 0; r < a.rows; ++r)  // inside the step's thread: no team
     quantizeRow(a.h_prev + r * a.hidden, a.hidden, a.h_quantized + r * w.depth, w.depth, a.h_scale + r);

@@ -88,7 +88,7 @@ DS2RT_BF16 void rowsOfBlockBF16(const PackedRecurrentBF16& w, const StepArgs& a,
 
 template <RNNCell C>
 DS2RT_BF16 void stepBF16(const PackedRecurrentBF16& w, const StepArgs& a) {
-  constexpr int G = C == RNNCell::kLSTM ? 4 : C == RNNCell::kGRU ? 3 : 1;
+  constexpr int G = kGates<C>;
   constexpr int R = G == 1 ? 8 : 4;
   convertToBF16(a.h_prev, a.rows, a.hidden, a.hidden, a.h_bf16, w.depth);
   for (int64_t block = a.block_begin; block < a.block_end; ++block) {

@@ -1,3 +1,6 @@
+// GCC 12 warns about _mm512_undefined_ps() inside its own intrinsics headers (as rnn_cell_avx512.cpp).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "cpu/rnn_step_matmul.h"
 
 #include <string>
@@ -17,7 +20,7 @@ using dnnl::memory;
 // fused int8 step does, so both paths give the same numbers.
 template <RNNCell C, bool Int8>
 DS2RT_AVX512 void finish(const StepArgs& a, const void* products, const PackedRecurrentInt8* packed) {
-  constexpr int G = C == RNNCell::kLSTM ? 4 : C == RNNCell::kGRU ? 3 : 1;
+  constexpr int G = kGates<C>;
   const int64_t hidden = a.hidden, gh = G * hidden, blocks = (hidden + kUnitBlock - 1) / kUnitBlock;
   for (int64_t row = 0; row < a.rows; ++row)
     for (int64_t block = 0; block < blocks; ++block) {
