@@ -255,6 +255,8 @@ def main():
              "f0_natural": args.f0_natural}
     init_worker(tools)
     for split, count in [("test", args.test), ("train", args.train)]:
+        if count == 0:  # e.g. --train 0: only the test set (it does not depend on the training one)
+            continue
         with open(os.path.join(args.text, split + ".txt")) as f:
             sentences = [s.strip() for s in f if s.strip()]
         build_split(split, sentences, count, args, tools)

@@ -180,24 +180,23 @@ def evaluate(model, data, device, seconds, amp):
                 chars += len(ref)
                 werrs += edit_distance(h.split(), ref.split())
                 words += len(ref.split())
-                hyps.append((ref, h))
+                hyps.append((int(i), ref, h))
     model.train()
     return errs / max(chars, 1), werrs / max(words, 1), hyps
 
 
 def rates_by_voice(manifest, hyps):
     """Greedy CER/WER per TTS engine (and per voice) from the NeMo manifest beside a CSV one, when there is one.
-    hyps are (reference, hypothesis) pairs; references are matched by text (a sentence has one voice)."""
+    hyps are (utterance index, reference, hypothesis); synthesize.py writes both manifests in the same order.
+    (Until 2026-12-06 references were matched by text, which put a sentence spoken by two voices, ~300 of the
+    2,000 test utterances, under the first voice's name: it moved errors from ked_diphone to espeak-ng.)"""
     jsonl = manifest[:-4] + ".jsonl" if manifest.endswith(".csv") else manifest
     if not os.path.exists(jsonl):
         return {}
-    voice = {}
-    for line in open(jsonl):
-        j = json.loads(line)
-        voice.setdefault(j["text"].strip(), j.get("voice", "?"))
+    voices = [json.loads(line).get("voice", "?") for line in open(jsonl) if line.strip()]
     sums = {}
-    for ref, hyp in hyps:
-        v = voice.get(ref, "?")
+    for i, ref, hyp in hyps:
+        v = voices[i] if i < len(voices) else "?"
         for key in (v.split(":")[0], v):
             e = sums.setdefault(key, [0, 0, 0, 0])
             e[0] += edit_distance(hyp, ref)
@@ -421,7 +420,7 @@ def main():
                      loss=round(window_loss / max(window_n, 1), 3),
                      audio_s_per_s=round(window_audio / max(now - window_t, 1e-9), 1),
                      trained_min=round(state["trained_s"] / 60, 2), val_cer=round(cer, 4), val_wer=round(wer, 4),
-                     example={"ref": hyps[0][0], "hyp": hyps[0][1]})
+                     example={"ref": hyps[0][1], "hyp": hyps[0][2]})
                 window_loss, window_n, window_audio, window_t = 0.0, 0, 0.0, time.time()
                 last_val = time.time()
             if time.time() - last_save >= args.save_every or finished or out_of_time:
