@@ -40,6 +40,9 @@ expected=$(find "$audio" -name '*.wav' -o -name '*.flac' -o -name '*.ogg' -o -na
 [ "$(wc -l <"$work/batch1.txt")" -eq "$expected" ] || fail "directory: one line per audio file ($expected)"
 [ "$(grep -c $'^[^\t]*\t' "$work/batch1.txt")" -eq "$expected" ] || fail "directory: path<TAB>transcript lines"
 grep -q "^$audio/hello_16k.wav"$'\t'"$single\$" "$work/batch1.txt" || fail "directory and single file agree"
+# Audio below the model's rate is transcribed, with one warning naming the file and its rate.
+[ "$(grep -c "warning" "$work/err")" -eq 1 ] && grep -q "warning: '$audio/hello_8k.wav': 8000 Hz audio, upsampled" "$work/err" ||
+  { fail "directory: one warning, for the 8 kHz file"; cat "$work/err"; }
 
 # ---- batching: sorted, padded batches give the transcripts of batch size 1 ---------------------
 for b in 3 8 32; do
@@ -53,13 +56,15 @@ cmp -s "$work/out" "$work/beam1.txt" || fail "batching changes beam search trans
 
 # ---- JSON --------------------------------------------------------------------------------------
 expect_ok "json" "$ds2rt" transcribe "$model" "$audio/hello_16k.wav" "$audio/numbers_48k.wav" -f json -o "$work/r.json"
+[ -s "$work/err" ] && { fail "json: no warnings for 16 and 48 kHz files"; cat "$work/err"; }
 python3 -m json.tool "$work/r.json" >/dev/null || fail "json output does not parse"
 py "
 import json, sys
 r = json.load(open('$work/r.json'))
 assert isinstance(r, list) and len(r) == 2, r
 for f in r:
-    for key in ('file', 'text', 'duration', 'confidence', 'words', 'nbest', 'model', 'decoder'): assert key in f, key
+    for key in ('file', 'text', 'duration', 'sample_rate', 'confidence', 'words', 'nbest', 'model', 'decoder'): assert key in f, key
+    assert 'warning' not in f, f['warning']
     assert f['decoder']['type'] == 'greedy' and abs(f['decoder']['frame_seconds'] - 0.02) < 1e-12, f['decoder']
     assert f['decoder']['time_stride'] == 2
     assert ' '.join(w['word'] for w in f['words']) == f['text'] == f['nbest'][0]['text']
@@ -68,7 +73,14 @@ for f in r:
         assert last <= w['start'] < w['end'] <= f['duration'] + 1e-9 and 0 <= w['confidence'] <= 1, w
         last = w['end']
 assert r[0]['text'] == '''$single'''
+assert [f['sample_rate'] for f in r] == [16000, 48000], [f['sample_rate'] for f in r]
 " "json fields"
+expect_ok "json, 8 kHz file" "$ds2rt" transcribe "$model" "$audio/hello_8k.wav" -f json
+py "
+import json
+f = json.loads(open('$work/out').read())[0]
+assert f['sample_rate'] == 8000 and 'nothing above 4000 Hz' in f['warning'] and f['text'], f
+" "json: the 8 kHz file's rate and warning"
 expect_ok "json with LM, hotword, nbest" "$ds2rt" transcribe "$model" "$audio/door_16k.wav" -f json --lm "$lm" \
   --alpha 0.8 --beta 2 --beam-width 16 --cutoff-top-n 10 --cutoff-prob 0.99 --hotword DOOR:5 --nbest 3
 py "

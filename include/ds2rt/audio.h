@@ -26,6 +26,7 @@ struct SpectrogramConfig;  // ds2rt/deepspeech2.h
 struct Audio {
   std::vector<float> samples;
   int sample_rate = 0;
+  int source_rate = 0;  // the rate the file or stream held, before resampling (0: not known)
   double seconds() const;
 };
 

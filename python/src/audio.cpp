@@ -52,6 +52,7 @@ void bindAudioData(nb::module_& m) {
           },
           "The samples, float32 (a read-only view kept alive by this object).")
       .def_rw("sample_rate", &Audio::sample_rate)
+      .def_rw("source_rate", &Audio::source_rate, "the rate the file held, before resampling (0: not known)")
       .def_prop_ro("seconds", &Audio::seconds)
       .def("__len__", [](const Audio& a) { return a.samples.size(); })
       .def("__repr__", [](const Audio& a) { return cat("Audio(", a.seconds(), " s at ", a.sample_rate, " Hz)"); });

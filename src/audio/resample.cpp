@@ -20,8 +20,12 @@ using Soxr = std::unique_ptr<std::remove_pointer_t<soxr_t>, SoxrDeleter>;
 Audio resample(Audio audio, int target_rate) {
   check(target_rate > 0, "resample: the target sample rate must be positive, got ", target_rate);
   check(audio.sample_rate > 0, "resample: the input sample rate must be positive, got ", audio.sample_rate);
-  if (audio.sample_rate == target_rate) return audio;
-  if (audio.samples.empty()) return {{}, target_rate};
+  const int source_rate = audio.source_rate > 0 ? audio.source_rate : audio.sample_rate;
+  if (audio.sample_rate == target_rate) {
+    audio.source_rate = source_rate;
+    return audio;
+  }
+  if (audio.samples.empty()) return {{}, target_rate, source_rate};
 
   // SOXR_HQ with no flags (linear phase) on one thread: what python-soxr's quality='HQ' does.
   const soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
@@ -47,7 +51,7 @@ Audio resample(Audio audio, int target_rate) {
   }
   check(error == nullptr, "resample ", audio.sample_rate, " Hz -> ", target_rate, " Hz: ", error ? error : "");
   out.resize(done);
-  return {std::move(out), target_rate};
+  return {std::move(out), target_rate, source_rate};
 }
 
 }  // namespace ds2rt

@@ -173,6 +173,18 @@ TEST(Audio, ResamplingKeepsDurationFrequencyAndLevel) {
   EXPECT_NEAR(double(low.samples.size()), 2.0 * double(native.samples.size()), 1.0);
 }
 
+TEST(Audio, TheFilesOwnRateSurvivesResampling) {
+  EXPECT_EQ(loadAudio(dataPath("audio/hello_8k.wav"), 16000).source_rate, 8000);
+  EXPECT_EQ(loadAudio(dataPath("audio/hello_8k.wav"), 8000).source_rate, 8000);
+  EXPECT_EQ(loadAudio(dataPath("audio/numbers_48k.wav"), 16000).source_rate, 48000);
+  const std::vector<uint8_t> pcm(2 * 2 * 441, 0);  // 10 ms of stereo silence at 44.1 kHz
+  const Audio raw = decodePcm16(pcm, 44100, 2, 16000);
+  EXPECT_EQ(raw.source_rate, 44100);
+  EXPECT_EQ(raw.sample_rate, 16000);
+  EXPECT_EQ(resample(resample(sine(440.0, 22050, 0.1), 16000), 8000).source_rate, 22050);  // the first rate
+  EXPECT_EQ(resample(sine(440.0, 16000, 0.1), 16000).source_rate, 16000);
+}
+
 // ---- Bad input --------------------------------------------------------------------------------
 
 class BadAudio : public testing::Test {

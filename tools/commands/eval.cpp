@@ -96,8 +96,7 @@ void addEvalCommand(CLI::App& app) {
     {
       ProgressBar bar(files.size(), !args->options.no_progress);
       results = transcriber.transcribe(files, [&bar](const Transcription& r) {
-        if (!r.ok()) bar.message("ds2rt: error: " + r.error);
-        bar.advance(r.duration);
+        bar.fileDone(r.error, r.warning, r.duration);
       });
     }
 

@@ -22,8 +22,9 @@ NeMo's JSON lines with "audio_filepath" (or deepspeech.pytorch's {"root_path", "
 Relative paths in a manifest are resolved against the manifest's directory.
 
 Output (--format): text is "path<TAB>transcript" per file (just the transcript for one audio file);
-json is an array with one object per file {file, text, duration, confidence, words: [{word, start,
-end, confidence}], nbest: [{text, score}], model, decoder} ({file, error} for a failed file);
+json is an array with one object per file {file, text, duration, sample_rate (the file's own),
+confidence, words: [{word, start, end, confidence}], nbest: [{text, score}], model, decoder, and
+warning when there is one} ({file, error} for a failed file);
 srt is subtitles from the word times (cues of at most 7 s and 42 characters); with several files
 -o names a directory that gets one FILE_STEM.srt per file.
 
@@ -31,7 +32,9 @@ Word times: one output frame lasts window_stride (the model's spect config) x th
 stride, measured from the engine (input frames / output frames: 2 for DeepSpeech2, so 20 ms).
 
 A file that cannot be read is reported on stderr ("ds2rt: error: ..."), the others are
-transcribed, and the exit status is 1; it is 0 when every file was transcribed.)";
+transcribed, and the exit status is 1; it is 0 when every file was transcribed. Audio at a lower
+rate than the model's (8 kHz telephone audio for a 16 kHz model) is upsampled and transcribed with
+a warning on stderr ("ds2rt: warning: ..."): it lacks the upper half of the band the model knows.)";
 
 // Calls `write` with stdout, or with the file `path` when one is given.
 void writeTo(const std::string& path, const std::function<void(std::ostream&)>& write) {
@@ -75,8 +78,7 @@ void addTranscribeCommand(CLI::App& app) {
       ProgressBar bar(files.size(), !args->options.no_progress);
       for (const std::string& error : inputs.errors) bar.message("ds2rt: error: " + error);
       results = transcriber.transcribe(files, [&bar](const Transcription& r) {
-        if (!r.ok()) bar.message("ds2rt: error: " + r.error);
-        bar.advance(r.duration);
+        bar.fileDone(r.error, r.warning, r.duration);
       });
     }
 

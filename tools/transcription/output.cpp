@@ -65,9 +65,11 @@ json resultJson(const Transcription& r, const std::string& model, const json& de
                      {"confidence", w.confidence}});
   json nbest = json::array();
   for (const Hypothesis& h : r.nbest) nbest.push_back({{"text", h.text}, {"score", h.score}});
-  return {{"file", r.file},         {"text", best.text},   {"duration", milliseconds(r.duration)},
-          {"confidence", best.confidence}, {"words", words}, {"nbest", nbest},
-          {"model", model},         {"decoder", decoder}};
+  json j = {{"file", r.file},         {"text", best.text},   {"duration", milliseconds(r.duration)},
+            {"sample_rate", r.source_rate},  {"confidence", best.confidence}, {"words", words},
+            {"nbest", nbest},       {"model", model},      {"decoder", decoder}};
+  if (!r.warning.empty()) j["warning"] = r.warning;
+  return j;
 }
 
 void writeJson(std::ostream& out, const std::vector<Transcription>& results, const std::string& model,

@@ -44,4 +44,10 @@ void ProgressBar::draw() const {
             << total_ << " files, " << static_cast<int>(audio_seconds_) << " s of audio" << speed << std::flush;
 }
 
+void ProgressBar::fileDone(const std::string& error, const std::string& warning, double audio_seconds) {
+  if (!error.empty()) message("ds2rt: error: " + error);
+  if (!warning.empty()) message("ds2rt: warning: " + warning);
+  advance(audio_seconds);
+}
+
 }  // namespace ds2rt::tools

@@ -15,6 +15,8 @@ class ProgressBar {
   void advance(double audio_seconds);      // one more file done
   // Prints a line (an error, say) above the bar; without a bar, just the line.
   void message(const std::string& line);
+  // One file done: its error or warning (if any) printed, then advance(duration).
+  void fileDone(const std::string& error, const std::string& warning, double audio_seconds);
 
  private:
   void draw() const;

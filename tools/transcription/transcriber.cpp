@@ -21,6 +21,15 @@ std::string fileError(const std::string& file, const std::exception& e) {
   return message.find(file) != std::string::npos ? message : cat("'", file, "': ", message);
 }
 
+// Upsampled audio has nothing above half its own rate: a model trained on wideband speech at the
+// model's rate (the bundled ones: 16 kHz) has never seen such spectra and transcribes it poorly.
+std::string narrowbandWarning(const std::string& file, int source_rate, int model_rate) {
+  if (source_rate <= 0 || source_rate >= model_rate) return {};
+  return cat("'", file, "': ", source_rate, " Hz audio, upsampled to the model's ", model_rate,
+             " Hz: it holds nothing above ", source_rate / 2, " Hz, which a model trained on ", model_rate,
+             " Hz speech expects; the transcript may be poor");
+}
+
 int blankIndex(const std::vector<std::string>& labels) {
   const auto it = std::find(labels.begin(), labels.end(), "_");
   return it == labels.end() ? 0 : static_cast<int>(it - labels.begin());
@@ -115,6 +124,8 @@ std::vector<Transcriber::Utterance> Transcriber::loadWindow(std::vector<Transcri
     try {
       const Audio audio = loadAudio(r.file, features_.config().sample_rate);
       r.duration = audio.seconds();
+      r.source_rate = audio.source_rate;
+      r.warning = narrowbandWarning(r.file, audio.source_rate, features_.config().sample_rate);
       features[i - begin] = features_.compute(audio);
     } catch (const std::exception& e) {
       r.error = fileError(r.file, e);

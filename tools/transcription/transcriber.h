@@ -41,6 +41,8 @@ struct Transcription {
   std::string file;
   std::string error;              // non-empty when the file failed; names the file
   double duration = 0;            // seconds of audio
+  int source_rate = 0;            // the file's sample rate (before resampling to the model's)
+  std::string warning;            // non-empty when the result may be poor for a known reason (names the file)
   std::vector<Hypothesis> nbest;  // best first; one for greedy
 
   bool ok() const { return error.empty(); }
