@@ -4,7 +4,7 @@
 Train and test are split by text (train.txt / test.txt) AND by voice: the test set is spoken only by
 espeak-ng voice+variant combinations and a festival voice that never speak in the training set.
 
-Per utterance (seeded by its index, so a rerun is identical): a voice, a speed (espeak-ng 120-200 wpm,
+Per utterance (seeded by its index, and sox in repeatable mode, so a rerun is byte-identical): a voice, a speed (espeak-ng 120-200 wpm,
 flite / festival duration stretch 0.8-1.25) and pitch (espeak-ng 30-70); then sox: optional speed perturbation
 (0.9-1.1), optional light reverberation (reverb effect), high-quality resampling to 16 kHz mono; then numpy:
 random gain and optional noise (white / pink / brown) at a random SNR; written as 16-bit PCM WAV.
@@ -75,7 +75,7 @@ def f0_settings(engine, voice, rng, split):
     """A random intonation (mean F0 x 0.7-1.6, log-uniform; diphone voices also a new F0 spread) for a share
     of the natural-voice training utterances: sox `pitch` moves F0 and formants together, this moves F0 alone,
     so pitch and vocal-tract size stop predicting each other (and the speaker)."""
-    if split != "train" or voice not in NATURAL_F0 or rng.random() >= TOOLS.get("f0_natural", 0.0):
+    if split != "train" or voice not in NATURAL_F0 or not drawn(rng, TOOLS.get("f0_natural", 0.0)):
         return []
     factor = float(np.exp(rng.uniform(np.log(0.7), np.log(1.6))))
     spread = float(rng.uniform(0.7, 1.8))
@@ -114,6 +114,12 @@ def speak(engine, voice, variant, text, rng, tmp, split):
         return f.read()
 
 
+def drawn(rng, share):
+    """True with probability `share`; draws nothing when share is 0, so that an option left at 0 leaves every
+    later draw, and so the corpus, as it was before the option existed."""
+    return share > 0 and rng.random() < share
+
+
 def pink_noise(n, rng, exponent):
     """1/f^exponent noise (0 white, 1 pink, 2 brown), unit RMS."""
     spec = np.fft.rfft(rng.standard_normal(n))
@@ -137,6 +143,8 @@ def make_one(job):
     rng = np.random.default_rng(int.from_bytes(hashlib.sha1(f"{split}/{idx}".encode()).digest()[:8], "little"))
     path = os.path.join(out_dir, split, f"{idx:07d}.wav")
     tmp = path + ".tmp.wav"
+    if not text:  # a noise-only utterance (--noise-only): no speech, an empty transcript
+        return make_noise_only(idx, split, path, rng)
     raw = speak(engine, voice, variant, text, rng, tmp, split)
     effects = []
     if aug and rng.random() < 0.5:
@@ -148,21 +156,48 @@ def make_one(job):
     # natural (flite, festival) speakers into many.
     if aug and split == "train" and rng.random() < voice_perturbation_share(engine):
         effects += ["pitch", str(int(rng.integers(-300, 701)))]
-    pcm = run([TOOLS["sox"], "-V1", "-t", "wav", "-", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", str(RATE),
+    # Train only, drawn after all of the above (test utterances, and train ones with the options at 0, stay
+    # as they were): telephone-band audio (through 8 kHz and back), and silence around the speech.
+    narrowband = aug and split == "train" and drawn(rng, TOOLS.get("narrowband", 0.0))
+    if narrowband:
+        effects += ["rate", "-h", "8000"]
+    pad = [0, 0]
+    if aug and split == "train" and drawn(rng, TOOLS.get("pad_silence", 0.0)):
+        pad = [int(rng.uniform(0.1, 1.0) * RATE), int(rng.uniform(0.1, 1.0) * RATE)]
+    pcm = run([TOOLS["sox"], "-V1", "-R", "-t", "wav", "-", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", str(RATE),
                "-", *effects, "rate", "-h", str(RATE)], raw)
     if os.path.exists(tmp):
         os.remove(tmp)
     x = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768.0
     if len(x) < RATE // 10:
         return None
+    signal_rms = np.sqrt(np.mean(x ** 2)) + 1e-9
+    x = np.concatenate([np.zeros(pad[0]), x, np.zeros(pad[1])])
     if aug and rng.random() < 0.5:
         snr = rng.uniform(12, 40)
-        signal_rms = np.sqrt(np.mean(x ** 2)) + 1e-9
         noise = pink_noise(len(x), rng, float(rng.choice([0.0, 1.0, 2.0])))
         x = x + noise * signal_rms / (10 ** (snr / 20))
+    if narrowband:  # the noise too: nothing above 4 kHz, as on a telephone line
+        spec = np.fft.rfft(x)
+        spec[np.fft.rfftfreq(len(x), 1.0 / RATE) > 4000] = 0
+        x = np.fft.irfft(spec, len(x))
     peak = np.max(np.abs(x)) + 1e-9
     level = rng.uniform(0.05, 0.95) if aug else 0.7
-    y = np.clip(np.round(x * (level / peak) * 32767), -32768, 32767).astype("<i2")
+    return write_utterance(path, text, x * (level / peak), f"{engine}:{voice}{'+' + variant if variant else ''}")
+
+
+def make_noise_only(idx, split, path, rng):
+    """0.5-4 s of white/pink/brown noise at a random level, or (one in five) digital silence."""
+    n = int(rng.uniform(0.5, 4.0) * RATE)
+    x = np.zeros(n)
+    if rng.random() >= 0.2:
+        x = pink_noise(n, rng, float(rng.choice([0.0, 1.0, 2.0]))) * rng.uniform(0.001, 0.3) / 4
+    return write_utterance(path, "", x, "noise")
+
+
+def write_utterance(path, text, x, voice):
+    """x: float samples in [-1, 1]: 16-bit WAV + transcript; the manifest row."""
+    y = np.clip(np.round(x * 32767), -32768, 32767).astype("<i2")
     with open(path[:-4] + ".txt", "w") as f:
         f.write(text + "\n")
     with wave.open(path, "wb") as w:
@@ -170,7 +205,7 @@ def make_one(job):
         w.setsampwidth(2)
         w.setframerate(RATE)
         w.writeframes(y.tobytes())
-    return path, text, len(y) / RATE, f"{engine}:{voice}{'+' + variant if variant else ''}"
+    return path, text, len(y) / RATE, voice
 
 
 def voice_perturbation_share(engine):
@@ -193,6 +228,8 @@ def build_split(split, sentences, count, args, tools):
     jobs = []
     for i in range(count):
         text = sentences[order[i % len(sentences)]]
+        if split == "train" and drawn(rng, args.noise_only):
+            text = ""
         pool = natural if rng.random() < (args.natural_share if split == "train" else args.test_natural_share) else esp
         engine, voice, variant = pool[rng.integers(len(pool))]
         jobs.append((i, split, text, engine, voice, variant, args.out, not args.no_augment))
@@ -240,6 +277,12 @@ def main():
                     "utterances with a random sox pitch shift (-300..+700 cents)")
     ap.add_argument("--f0-natural", type=float, default=0.5, help="share of flite and festival training utterances "
                     "spoken with a random mean F0 (x 0.7-1.6) and, for diphone voices, F0 spread")
+    ap.add_argument("--narrowband", type=float, default=0.0, help="share of training utterances passed "
+                    "through 8 kHz (telephone band), so that upsampled narrowband audio is not unknown (e.g. 0.1)")
+    ap.add_argument("--pad-silence", type=float, default=0.0, help="share of training utterances with 0.1-1 s "
+                    "of silence (or the utterance's noise) added before and after the speech (e.g. 0.3)")
+    ap.add_argument("--noise-only", type=float, default=0.0, help="share of training utterances with no speech: "
+                    "noise or digital silence and an empty transcript (e.g. 0.01)")
     ap.add_argument("--perturb-espeak", type=float, default=0.0, help="the same for espeak-ng")
     ap.add_argument("--seed", type=int, default=20261125)
     ap.add_argument("--espeak", default=os.environ.get("ESPEAK_NG", "espeak-ng"))
@@ -252,7 +295,7 @@ def main():
     tools = {"espeak": args.espeak, "espeak_data": args.espeak_data, "flite": args.flite, "sox": args.sox,
              "festival": args.festival, "festival_lib": args.festival_lib,
              "perturb_natural": args.perturb_natural, "perturb_espeak": args.perturb_espeak,
-             "f0_natural": args.f0_natural}
+             "f0_natural": args.f0_natural, "narrowband": args.narrowband, "pad_silence": args.pad_silence}
     init_worker(tools)
     for split, count in [("test", args.test), ("train", args.train)]:
         if count == 0:  # e.g. --train 0: only the test set (it does not depend on the training one)
