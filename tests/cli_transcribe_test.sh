@@ -81,6 +81,13 @@ import json
 f = json.loads(open('$work/out').read())[0]
 assert f['sample_rate'] == 8000 and 'nothing above 4000 Hz' in f['warning'] and f['text'], f
 " "json: the 8 kHz file's rate and warning"
+# Digital silence is transcribed (whatever the model makes of it) with a warning saying so.
+python3 -c "
+import wave
+w = wave.open('$work/silence.wav', 'wb'); w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000)
+w.writeframes(bytes(32000))" || fail "making a silent file"
+expect_ok "silent file" "$ds2rt" transcribe "$model" "$work/silence.wav"
+grep -q "warning: '$work/silence.wav': the audio is silent (peak 0)" "$work/err" || { fail "silence: no warning"; cat "$work/err"; }
 expect_ok "json with LM, hotword, nbest" "$ds2rt" transcribe "$model" "$audio/door_16k.wav" -f json --lm "$lm" \
   --alpha 0.8 --beta 2 --beam-width 16 --cutoff-top-n 10 --cutoff-prob 0.99 --hotword DOOR:5 --nbest 3
 py "

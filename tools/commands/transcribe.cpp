@@ -34,7 +34,8 @@ stride, measured from the engine (input frames / output frames: 2 for DeepSpeech
 A file that cannot be read is reported on stderr ("ds2rt: error: ..."), the others are
 transcribed, and the exit status is 1; it is 0 when every file was transcribed. Audio at a lower
 rate than the model's (8 kHz telephone audio for a 16 kHz model) is upsampled and transcribed with
-a warning on stderr ("ds2rt: warning: ..."): it lacks the upper half of the band the model knows.)";
+a warning on stderr ("ds2rt: warning: ..."): it lacks the upper half of the band the model knows. So
+is digital silence (peak below -84 dBFS), which a speech model turns into stray letters.)";
 
 // Calls `write` with stdout, or with the file `path` when one is given.
 void writeTo(const std::string& path, const std::function<void(std::ostream&)>& write) {

@@ -30,6 +30,22 @@ std::string narrowbandWarning(const std::string& file, int source_rate, int mode
              " Hz speech expects; the transcript may be poor");
 }
 
+// Digital silence (peak below two 16-bit steps, -84 dBFS): per-utterance feature normalisation
+// scales whatever is there up to speech level, and a model trained on speech writes letters.
+std::string silenceWarning(const std::string& file, const Audio& audio) {
+  float peak = 0.0f;
+  for (const float s : audio.samples) peak = std::max(peak, std::abs(s));
+  if (peak >= 2.0f / 32768.0f) return {};
+  return cat("'", file, "': the audio is silent (peak ",
+             peak > 0 ? cat(std::lround(20.0 * std::log10(peak)), " dBFS") : std::string("0"),
+             "): a transcript of it is noise, not speech");
+}
+
+// The warnings of one file, joined.
+std::string joinWarnings(const std::string& a, const std::string& b) {
+  return a.empty() ? b : b.empty() ? a : a + "; " + b.substr(b.find("': ") + 3);
+}
+
 int blankIndex(const std::vector<std::string>& labels) {
   const auto it = std::find(labels.begin(), labels.end(), "_");
   return it == labels.end() ? 0 : static_cast<int>(it - labels.begin());
@@ -125,7 +141,8 @@ std::vector<Transcriber::Utterance> Transcriber::loadWindow(std::vector<Transcri
       const Audio audio = loadAudio(r.file, features_.config().sample_rate);
       r.duration = audio.seconds();
       r.source_rate = audio.source_rate;
-      r.warning = narrowbandWarning(r.file, audio.source_rate, features_.config().sample_rate);
+      r.warning = joinWarnings(narrowbandWarning(r.file, audio.source_rate, features_.config().sample_rate),
+                               silenceWarning(r.file, audio));
       features[i - begin] = features_.compute(audio);
     } catch (const std::exception& e) {
       r.error = fileError(r.file, e);
