@@ -126,10 +126,17 @@ def test_transcribe_is_the_pipeline_of_the_primitives():
 
     transcriber = ds2rt.Transcriber(model, batch_size=2)  # greedy: no LM, hotwords or beam width
     audio = ds2rt.load_audio(wav, 16000)
-    many = transcriber([wav, str(DATA / "audio" / "numbers_16k.flac"), audio, audio.samples,
-                        ds2rt.load_audio(wav, 8000)])
+    with pytest.warns(UserWarning, match="8000 Hz audio, upsampled to the model's 16000 Hz"):
+        many = transcriber([wav, str(DATA / "audio" / "numbers_16k.flac"), audio, audio.samples,
+                            ds2rt.load_audio(wav, 8000)])
     assert len(many) == 5 and many[0].text == many[2].text == many[3].text
     assert isinstance(transcriber(wav), ds2rt.Hypothesis)
+    with pytest.warns(UserWarning, match="hello_8k.wav: 8000 Hz audio"):
+        transcriber(DATA / "audio" / "hello_8k.wav")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none for audio at or above the model's rate
+        transcriber([wav, DATA / "audio" / "numbers_48k.wav", audio])
 
 
 def test_transcribe_without_a_model_says_there_is_no_bundled_one(monkeypatch):
