@@ -144,7 +144,7 @@ def make_one(job):
     path = os.path.join(out_dir, split, f"{idx:07d}.wav")
     tmp = path + ".tmp.wav"
     if not text:  # a noise-only utterance (--noise-only): no speech, an empty transcript
-        return make_noise_only(idx, split, path, rng)
+        return make_noise_only(path, rng)
     raw = speak(engine, voice, variant, text, rng, tmp, split)
     effects = []
     if aug and rng.random() < 0.5:
@@ -186,7 +186,7 @@ def make_one(job):
     return write_utterance(path, text, x * (level / peak), f"{engine}:{voice}{'+' + variant if variant else ''}")
 
 
-def make_noise_only(idx, split, path, rng):
+def make_noise_only(path, rng):
     """0.5-4 s of white/pink/brown noise at a random level, or (one in five) digital silence."""
     n = int(rng.uniform(0.5, 4.0) * RATE)
     x = np.zeros(n)

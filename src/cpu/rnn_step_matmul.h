@@ -14,7 +14,6 @@
 
 namespace ds2rt::detail::cpu {
 
-
 class MatmulRecurrent {
  public:
   // Rows from which a step takes this path, by how many threads share the direction (the matmul
