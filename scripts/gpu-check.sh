@@ -18,14 +18,22 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
 fi
 
 if [ "$what" = bench ] || [ "$what" = all ]; then
-  rm -f "$out/ds2rt.jsonl"
+  rm -f "$out/ds2rt.jsonl" "$out/baseline.jsonl"
   shapes=${SHAPES:-"1x10 64x15"}
+  binaries=ds2rt rounds=1
+  if [ -x .gpu/bin/ds2rt-baseline ]; then binaries="ds2rt ds2rt-baseline" rounds="1 2"; fi
   for arch in ${ARCHS:-lstm_bi gru_bi gru_uni}; do
     for precision in ${PRECISIONS:-fp16 fp32}; do
       for shape in $shapes; do
-        .gpu/bin/ds2rt bench --device cuda --precision "$precision" --arch "$arch" -b "${shape%x*}" -s "${shape#*x}" \
-          -n "${ITERATIONS:-20}" --json "$out/run.jsonl" 2>&1 | tail -n 1 | sed "s/^/$arch $precision /"
-        cat "$out/run.jsonl" >>"$out/ds2rt.jsonl"
+        # With a baseline binary (pack-gpu.sh BASELINE=...) both run, alternating, two rounds each.
+        for round in $rounds; do
+          for bin in $binaries; do
+            rm -f "$out/run.jsonl"
+            .gpu/bin/$bin bench --device cuda --precision "$precision" --arch "$arch" -b "${shape%x*}" -s "${shape#*x}" \
+              -n "${ITERATIONS:-20}" --json "$out/run.jsonl" 2>&1 | tail -n 1 | sed "s/^/$bin $arch $precision /"
+            [ -f "$out/run.jsonl" ] && cat "$out/run.jsonl" >>"$out/$([ $bin = ds2rt ] && echo ds2rt || echo baseline).jsonl"
+          done
+        done
       done
     done
   done

@@ -14,7 +14,7 @@ BuilderConfig BuildOptions::config() const {
 
 void addBuildOptions(CLI::App& command, BuildOptions& options) {
   command.add_option("--device", options.device, "cpu (cuda in builds with the CUDA backend)")->capture_default_str();
-  command.add_option("--precision", options.precision, "cpu: fp32 | bf16 (AVX512_BF16) | int8 (AVX512_VNNI); cuda: fp32 | fp16 | bf16")->capture_default_str();
+  command.add_option("--precision", options.precision, "cpu: fp32 | bf16 (AVX512_BF16) | int8 (AVX512_VNNI); cuda: fp32 | tf32 | fp16 | bf16")->capture_default_str();
   command.add_flag("--no-optimize", options.no_optimize, "skip graph passes (folding, fusion); for debugging");
   command.add_flag("--log-probs", options.log_probs, "output log-probabilities instead of probabilities");
 }

@@ -16,7 +16,11 @@ enum class Device : uint8_t { kCPU, kCUDA };
 // fully connected layer take bf16 weights and bf16 inputs (h converted at every step) with fp32
 // accumulation; cell state, gate math and activations stay fp32; convolutions bf16 with AMX, fp32
 // without.
-enum class Precision : uint8_t { kFP32, kFP16, kBF16, kInt8 };
+// kTF32 (CUDA only, compute capability 8.0+): fp32 weights and activations, with the GEMMs and
+// convolutions on the tensor cores in TensorFloat-32 (10-bit mantissa inputs, fp32 accumulation),
+// as TensorRT's fp32 engines and PyTorch's cuDNN RNNs and convolutions run by default. Relative
+// error ~1e-3 instead of fp32's ~1e-7; the recurrent steps that run on CUDA cores stay exact.
+enum class Precision : uint8_t { kFP32, kFP16, kBF16, kInt8, kTF32 };
 const char* toString(Device device);
 const char* toString(Precision precision);
 Device deviceFromString(const std::string& name);

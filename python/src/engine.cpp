@@ -51,7 +51,8 @@ void bindBuilder(nb::module_& m) {
       .value("FP32", Precision::kFP32)
       .value("FP16", Precision::kFP16)
       .value("BF16", Precision::kBF16)
-      .value("INT8", Precision::kInt8);
+      .value("INT8", Precision::kInt8)
+      .value("TF32", Precision::kTF32);
 
   nb::class_<BuilderConfig>(m, "BuilderConfig")
       .def(

@@ -18,7 +18,9 @@ DataType activationTypeFor(Precision p) {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(const BuilderConfig& config) : type_(activationTypeFor(config.precision)) {
+  explicit CudaBackend(const BuilderConfig& config)
+      : type_(activationTypeFor(config.precision)),
+        math_(config.precision == Precision::kTF32 ? FloatMath::kTF32 : FloatMath::kExact) {
     int device = 0, count = 0;
     const cudaError_t status = cudaGetDeviceCount(&count);
     check(status == cudaSuccess && count > 0, "no CUDA device is available (",
@@ -29,9 +31,11 @@ class CudaBackend final : public Backend {
     info_.sm_count = prop.multiProcessorCount;
     info_.compute_capability = prop.major * 10 + prop.minor;
     info_.shared_memory_per_block = prop.sharedMemPerBlockOptin;
-    check(config.precision != Precision::kInt8, "int8 runs on the CPU backend only; the CUDA backend takes fp32, fp16 or bf16");
-    check(config.precision != Precision::kBF16 || info_.compute_capability >= 80, "bf16 needs compute capability 8.0+, ",
-          prop.name, " has ", prop.major, ".", prop.minor);
+    check(config.precision != Precision::kInt8,
+          "int8 runs on the CPU backend only; the CUDA backend takes fp32, tf32, fp16 or bf16");
+    check((config.precision != Precision::kBF16 && config.precision != Precision::kTF32) ||
+              info_.compute_capability >= 80,
+          toString(config.precision), " needs compute capability 8.0+, ", prop.name, " has ", prop.major, ".", prop.minor);
   }
 
   std::unique_ptr<Kernel> compile(const Layer& layer, const Graph& graph) const override {
@@ -39,7 +43,7 @@ class CudaBackend final : public Backend {
     const DataType in = tensorType(graph, layer.inputs[0]), out = tensorType(graph, layer.output);
     return std::visit(
         Overloaded{
-            [&](const ConvolutionDesc& d) { return makeConvolution(d, out); },
+            [&](const ConvolutionDesc& d) { return makeConvolution(d, out, math_); },
             [&](const BatchNormDesc& d) { return makeBatchNorm(d, layout, out); },
             [&](const ActivationDesc& d) { return makeActivation(d, out); },
             [&](const SequenceMaskDesc&) { return makeSequenceMask(layout, out); },
@@ -51,10 +55,10 @@ class CudaBackend final : public Backend {
               for (const auto& e : extras) list += (list.empty() ? "" : ", ") + e;
               check(extras.empty(), "layer '", layer.name, "': the CUDA backend runs plain recurrent cells only; this ",
                     "layer has ", list, ". Build this network for the CPU");
-              return makeRNN(d, out, info_);
+              return makeRNN(d, out, math_, info_);
             },
             [&](const LookaheadDesc& d) { return makeLookahead(d, out); },
-            [&](const FullyConnectedDesc& d) { return makeFullyConnected(d, in, out); },
+            [&](const FullyConnectedDesc& d) { return makeFullyConnected(d, in, out, math_); },
             [&](const SoftmaxDesc& d) { return makeSoftmax(d.log, out); },
             [&](const BatchMajorDesc&) { return makeBatchMajor(out); },
             [&](const LayerNormDesc& d) {
@@ -92,6 +96,7 @@ class CudaBackend final : public Backend {
 
  private:
   DataType type_;
+  FloatMath math_;
   DeviceInfo info_;
 };
 

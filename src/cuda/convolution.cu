@@ -56,8 +56,9 @@ struct ConvState final : KernelState {
 
 class ConvolutionKernel final : public TypedKernel {
  public:
-  ConvolutionKernel(const ConvolutionDesc& d, DataType type)
-      : TypedKernel(type), desc_(d), weight_(uploadAs(d.weight, type)) {
+  ConvolutionKernel(const ConvolutionDesc& d, DataType type, FloatMath math)
+      : TypedKernel(type), desc_(d), exact_(type == DataType::kFloat32 && math == FloatMath::kExact),
+        weight_(uploadAs(d.weight, type)) {
     std::vector<float> bias(d.out_channels, 0.0f);
     if (!d.bias.empty()) bias.assign(d.bias.floats().begin(), d.bias.floats().end());
     bias_ = uploadFloats(bias.data(), bias.size(), DataType::kFloat32);
@@ -109,8 +110,12 @@ class ConvolutionKernel final : public TypedKernel {
     DS2RT_CUDNN(cudnnSetConvolution2dDescriptor(d->conv, desc_.padding[0], desc_.padding[1], desc_.stride[0],
                                                 desc_.stride[1], desc_.dilation[0], desc_.dilation[1],
                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    // fp32 engines stay fp32 (no TF32); fp16/bf16 use the tensor cores.
-    DS2RT_CUDNN(cudnnSetConvolutionMathType(d->conv, type_ == DataType::kFloat32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
+    // Exact fp32 stays on FMA (no TF32); tf32 lets cuDNN pick TF32 tensor-core algorithms (default
+    // math); fp16/bf16 use the tensor cores.
+    const cudnnMathType_t math = exact_ ? CUDNN_FMA_MATH
+                                 : type_ == DataType::kFloat32 ? CUDNN_DEFAULT_MATH
+                                                               : CUDNN_TENSOR_OP_MATH;
+    DS2RT_CUDNN(cudnnSetConvolutionMathType(d->conv, math));
     int n = 0, c = 0, h = 0, w = 0;
     DS2RT_CUDNN(cudnnGetConvolution2dForwardOutputDim(d->conv, d->input, d->filter, &n, &c, &h, &w));
     check(n == out[0] && c == out[1] && h == out[2] && w == out[3], "cuDNN output shape ", n, "x", c, "x", h, "x", w,
@@ -124,7 +129,9 @@ class ConvolutionKernel final : public TypedKernel {
       int found = 0;
       DS2RT_CUDNN(cudnnFindConvolutionForwardAlgorithm(dev.cudnn(), d->input, d->filter, d->conv, d->output, 8, &found, perf));
       for (int i = 0; i < found && !choice.found; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && (type_ != DataType::kFloat32 || perf[i].mathType == CUDNN_FMA_MATH))
+        // Never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: it would round fp32 data to fp16.
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && (!exact_ || perf[i].mathType == CUDNN_FMA_MATH) &&
+            perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
           choice = {true, perf[i].algo, perf[i].mathType, perf[i].memory};
       check(choice.found, "cuDNN found no convolution algorithm for input ", toString(in));
     }
@@ -144,17 +151,18 @@ class ConvolutionKernel final : public TypedKernel {
   mutable std::map<std::pair<int64_t, int64_t>, Choice> choices_;
 
   ConvolutionDesc desc_;
+  bool exact_;  // fp32 without TF32
   DeviceMemory weight_, bias_;
 };
 
 }  // namespace
 
-std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, DataType type) {
+std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, DataType type, FloatMath math) {
   // cuDNN pads both ends alike; uneven padding (TensorFlow's "same" with a stride) runs on the CPU backend only.
   check(desc.symmetric(), "convolution: padding ", desc.padding[0], "/", desc.paddingEnd(0), " (frequency) and ",
         desc.padding[1], "/", desc.paddingEnd(1), " (time) differs before and after the data; the CUDA backend "
         "supports symmetric padding only (build for the CPU)");
-  return std::make_unique<ConvolutionKernel>(desc, type);
+  return std::make_unique<ConvolutionKernel>(desc, type, math);
 }
 
 }  // namespace ds2rt::detail::cuda

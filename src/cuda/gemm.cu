@@ -52,19 +52,27 @@ struct GemmChoices::Table {
 GemmChoices::GemmChoices() : table_(std::make_unique<Table>()) {}
 GemmChoices::~GemmChoices() = default;
 
-GemmRunner::GemmRunner(DataType input_type, DataType output_type, GemmChoices* choices)
-    : in_(input_type), out_(output_type), choices_(choices) {}
+GemmRunner::GemmRunner(DataType input_type, DataType output_type, FloatMath math, GemmChoices* choices)
+    : in_(input_type), out_(output_type), math_(math), choices_(choices) {}
 GemmRunner::~GemmRunner() = default;
 
-GemmRunner::Plan& GemmRunner::plan(CudaDeviceContext& device, const GemmShape& s, const void* a, const void* b,
-                                   void* c) {
+GemmRunner::Plan& GemmRunner::plan(CudaDeviceContext& device, const GemmShape& s, const Operands& operands) {
   const auto key = s.key();
   if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
   auto p = std::make_unique<Plan>();
-  DS2RT_CUBLAS(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));  // strict fp32 accumulate, no TF32
+  // fp32 accumulation always; fp32 inputs are multiplied exactly unless TF32 was asked for.
+  const bool tf32 = in_ == DataType::kFloat32 && math_ == FloatMath::kTF32;
+  DS2RT_CUBLAS(cublasLtMatmulDescCreate(&p->desc, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
   DS2RT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)));
   DS2RT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof(none)));
+  if (s.bias) {  // one value per row of cuBLAS's column-major D (N x M): per column of our C
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    const cudaDataType_t bias_type = CUDA_R_32F;
+    DS2RT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    DS2RT_CUBLAS(
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+  }
   p->a = layout(in_, s.k, s.n, s.ldb, s.batch, s.stride_b);  // the "A" of cuBLAS is our B
   p->b = layout(in_, s.k, s.m, s.lda, s.batch, s.stride_a);
   p->c = layout(out_, s.n, s.m, s.ldc, s.batch, s.stride_c);
@@ -101,9 +109,9 @@ GemmRunner::Plan& GemmRunner::plan(CudaDeviceContext& device, const GemmShape& s
     float best = -1.0f;
     for (int i = 0; i < found; ++i) {
       // A candidate that refuses these buffers (the heuristic assumes 256-byte alignment) is skipped.
-      if (tryLaunch(device, *p, results[i].algo, s, a, b, c) != CUBLAS_STATUS_SUCCESS) continue;  // warm-up
+      if (tryLaunch(device, *p, results[i].algo, s, operands) != CUBLAS_STATUS_SUCCESS) continue;  // warm-up
       DS2RT_CUDA(cudaEventRecord(start, device.stream()));
-      for (int r = 0; r < 5; ++r) launch(device, *p, results[i].algo, s, a, b, c);
+      for (int r = 0; r < 5; ++r) launch(device, *p, results[i].algo, s, operands);
       DS2RT_CUDA(cudaEventRecord(stop, device.stream()));
       DS2RT_CUDA(cudaEventSynchronize(stop));
       float ms = 0.0f;
@@ -121,22 +129,28 @@ GemmRunner::Plan& GemmRunner::plan(CudaDeviceContext& device, const GemmShape& s
 }
 
 cublasStatus_t GemmRunner::tryLaunch(CudaDeviceContext& device, const Plan& p, const cublasLtMatmulAlgo_t& algo,
-                                     const GemmShape& s, const void* a, const void* b, void* c) {
+                                     const GemmShape& s, const Operands& o) {
+  if (s.bias) {  // the descriptor belongs to this runner (one per context): set per launch, captured with it
+    check(o.bias != nullptr, "internal: a GEMM shape with a bias was run without one");
+    const cublasStatus_t status =
+        cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &o.bias, sizeof(o.bias));
+    if (status != CUBLAS_STATUS_SUCCESS) return status;
+  }
   const float alpha = 1.0f, beta = s.accumulate ? 1.0f : 0.0f;
   void* workspace = device.gemmWorkspace(kWorkspaceBytes);
-  return cublasLtMatmul(device.cublas(), p.desc, &alpha, b, p.a, a, p.b, &beta, c, p.c, c, p.c, &algo, workspace,
-                        kWorkspaceBytes, device.stream());
+  return cublasLtMatmul(device.cublas(), p.desc, &alpha, o.b, p.a, o.a, p.b, &beta, o.c, p.c, o.c, p.c, &algo,
+                        workspace, kWorkspaceBytes, device.stream());
 }
 
 void GemmRunner::launch(CudaDeviceContext& device, const Plan& p, const cublasLtMatmulAlgo_t& algo, const GemmShape& s,
-                        const void* a, const void* b, void* c) {
-  DS2RT_CUBLAS(tryLaunch(device, p, algo, s, a, b, c));
+                        const Operands& operands) {
+  DS2RT_CUBLAS(tryLaunch(device, p, algo, s, operands));
 }
 
-void GemmRunner::run(CudaDeviceContext& device, const GemmShape& s, const void* a, const void* b, void* c) {
+void GemmRunner::run(CudaDeviceContext& device, const GemmShape& s, const Operands& operands) {
   if (s.m == 0 || s.n == 0) return;
-  const Plan& p = plan(device, s, a, b, c);
-  launch(device, p, p.algo, s, a, b, c);
+  const Plan& p = plan(device, s, operands);
+  launch(device, p, p.algo, s, operands);
 }
 
 }  // namespace ds2rt::detail::cuda

@@ -1,5 +1,6 @@
-// Row-major GEMMs through cuBLASLt: C[M x N] = A[M x K] * B[N x K]^T (+ C), fp32 accumulation,
-// optionally a strided batch. Descriptors and the chosen algorithm are cached per shape.
+// Row-major GEMMs through cuBLASLt: C[M x N] = A[M x K] * B[N x K]^T (+ C) (+ a bias per column),
+// fp32 accumulation, optionally a strided batch. Descriptors and the chosen algorithm are cached per
+// shape.
 #pragma once
 
 #include <map>
@@ -7,6 +8,7 @@
 #include <tuple>
 
 #include "cuda/common.cuh"
+#include "cuda/kernels.cuh"
 
 namespace ds2rt::detail::cuda {
 
@@ -18,10 +20,13 @@ struct GemmShape {
   int batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
   bool accumulate = false;
+  bool bias = false;  // add a float vector of N (cuBLASLt's bias epilogue): `bias` of run()
   // Run many times with this shape (the recurrent product of every step): on first use, outside
   // graph capture, cuBLASLt's candidate algorithms are timed and the fastest kept.
   bool tune = false;
-  auto key() const { return std::make_tuple(m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c, accumulate); }
+  auto key() const {
+    return std::make_tuple(m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c, accumulate, bias);
+  }
 };
 
 // The algorithms timed for tuned shapes, shared by the runners of one kernel's contexts: every
@@ -43,20 +48,29 @@ class GemmChoices {
 class GemmRunner {
  public:
   // `choices`: where tuned shapes take their algorithm from (the first runner to meet one times it).
-  GemmRunner(DataType input_type, DataType output_type, GemmChoices* choices = nullptr);
+  // `math` matters for fp32 inputs only: exact fp32 products or TF32 tensor-core ones.
+  GemmRunner(DataType input_type, DataType output_type, FloatMath math, GemmChoices* choices = nullptr);
   ~GemmRunner();
   GemmRunner(const GemmRunner&) = delete;
   GemmRunner& operator=(const GemmRunner&) = delete;
-  void run(CudaDeviceContext& device, const GemmShape& shape, const void* a, const void* b, void* c);
+  // The operands of one product: A, B, C as above, `bias` (float, N) when the shape has one.
+  struct Operands {
+    const void* a;
+    const void* b;
+    void* c;
+    const float* bias = nullptr;
+  };
+  void run(CudaDeviceContext& device, const GemmShape& shape, const Operands& operands);
 
  private:
   struct Plan;
-  Plan& plan(CudaDeviceContext& device, const GemmShape& shape, const void* a, const void* b, void* c);
+  Plan& plan(CudaDeviceContext& device, const GemmShape& shape, const Operands& operands);
   cublasStatus_t tryLaunch(CudaDeviceContext& device, const Plan& plan, const cublasLtMatmulAlgo_t& algo,
-                           const GemmShape& shape, const void* a, const void* b, void* c);
+                           const GemmShape& shape, const Operands& operands);
   void launch(CudaDeviceContext& device, const Plan& plan, const cublasLtMatmulAlgo_t& algo, const GemmShape& shape,
-              const void* a, const void* b, void* c);
+              const Operands& operands);
   DataType in_, out_;
+  FloatMath math_;
   GemmChoices* choices_;
   std::map<decltype(GemmShape{}.key()), std::unique_ptr<Plan>> plans_;
 };

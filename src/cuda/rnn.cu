@@ -1,5 +1,5 @@
 // The CUDA RNN layer: per layer, the input projection of all steps and both directions is one
-// cuBLASLt GEMM; the recurrence runs in the persistent kernel when the batch and the weights fit
+// cuBLASLt GEMM, with the biases that can be added up front in its epilogue; the recurrence runs in the persistent kernel when the batch and the weights fit
 // on chip, otherwise step by step (cuBLASLt product + cell kernel), which any size can use.
 #include <algorithm>
 #include <cstdio>
@@ -18,6 +18,7 @@ struct LayerWeights {
   int64_t input_size = 0;
   DeviceMemory input_weights;  // dirs*G*H x I, activation type
   DeviceMemory bias;           // dirs*G*H float: input bias + the recurrent biases outside the reset product
+                               // (added by the projection GEMM)
   DeviceMemory hidden_bias;    // dirs*H float (GRU linear-before-reset) or empty
   DeviceMemory recurrent;      // dirs x G*H x H, activation type (per-step path)
   DeviceMemory tiles;          // persistent kernel tiles, activation type
@@ -27,15 +28,15 @@ struct LayerWeights {
 constexpr int kSmallKernelBatch = 2;  // the most utterances the small persistent kernels take beside the wide one
 
 struct RNNState final : KernelState {
-  RNNState(DataType type, GemmChoices* choices)
-      : projection(type, DataType::kFloat32), recurrent(type, DataType::kFloat32, choices) {}
+  RNNState(DataType type, FloatMath math, GemmChoices* choices)
+      : projection(type, DataType::kFloat32, math), recurrent(type, DataType::kFloat32, math, choices) {}
   GemmRunner projection, recurrent;
 };
 
 class RNNKernel final : public TypedKernel {
  public:
-  RNNKernel(const RNNDesc& d, DataType type, const DeviceInfo& info)
-      : TypedKernel(type), desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)) {
+  RNNKernel(const RNNDesc& d, DataType type, FloatMath math, const DeviceInfo& info)
+      : TypedKernel(type), desc_(d), math_(math), dirs_(d.directions()), gates_(gateCount(d.cell)) {
     plan_ = planPersistent(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, info.sm_count,
                            info.shared_memory_per_block);
     wide_ = planWide(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, info.sm_count,
@@ -81,7 +82,7 @@ class RNNKernel final : public TypedKernel {
   }
 
   std::unique_ptr<KernelState> createState(DeviceContext&) const override {
-    return std::make_unique<RNNState>(type_, &step_choices_);
+    return std::make_unique<RNNState>(type_, math_, &step_choices_);
   }
 
   void run(const KernelIO& io, KernelState* base) const override {
@@ -101,13 +102,13 @@ class RNNKernel final : public TypedKernel {
       // Directions are written side by side; a summed last layer goes through a scratch buffer.
       void* out = last && !sum ? io.output : dev.scratch(1 + (l % 2), t * n * dirs_ * h * element);
       DS2RT_CUDA(cudaMemsetAsync(out, 0, t * n * dirs_ * h * element, s));
-      state.projection.run(dev, {.m = t * n, .n = dirs_ * gh, .k = w.input_size, .lda = w.input_size,
-                                 .ldb = w.input_size, .ldc = dirs_ * gh},
-                           input, w.input_weights.get(), projection);
+      state.projection.run(dev,
+                           {.m = t * n, .n = dirs_ * gh, .k = w.input_size, .lda = w.input_size, .ldb = w.input_size,
+                            .ldc = dirs_ * gh, .bias = true},
+                           {input, w.input_weights.get(), projection, static_cast<const float*>(w.bias.get())});
       RecurrenceArgs args{.cell = {desc_.cell, desc_.linear_before_reset}, .gates = gates_, .t = t, .n = n, .h = h,
                           .dirs = dirs_, .reverse_only = desc_.direction == RNNDirection::kReverse,
-                          .projection = projection, .bias = static_cast<const float*>(w.bias.get()),
-                          .hidden_bias = static_cast<const float*>(w.hidden_bias.get()), .lengths = io.lengths,
+                          .projection = projection, .hidden_bias = static_cast<const float*>(w.hidden_bias.get()), .lengths = io.lengths,
                           .output = out, .out_width = dirs_ * h, .column_stride = h};
       if (persistent) {
         auto* exchange = static_cast<unsigned long long*>(dev.scratch(3, persistentExchangeBytes(dirs_, h)));
@@ -164,10 +165,10 @@ class RNNKernel final : public TypedKernel {
                               .stride_a = n * h, .stride_b = gh * h, .stride_c = n * gh, .tune = true};
     const auto* r_n = static_cast<const char*>(w.recurrent.get()) + 2 * h * h * element;
     for (int64_t step = 0; step < a.t; ++step) {
-      state.recurrent.run(dev, product, h_typed, w.recurrent.get(), recurrent);
+      state.recurrent.run(dev, product, {h_typed, w.recurrent.get(), recurrent});
       if (plain_gru) {
         launchResetHidden(a, step, recurrent, h_state, reset_hidden, type_, s);
-        state.recurrent.run(dev, candidate, reset_hidden, r_n, recurrent + 2 * h);
+        state.recurrent.run(dev, candidate, {reset_hidden, r_n, recurrent + 2 * h});
       }
       launchCellStep(a, step, recurrent, h_state, c_state, h_typed, type_, s);
     }
@@ -191,6 +192,7 @@ class RNNKernel final : public TypedKernel {
   }
 
   RNNDesc desc_;
+  FloatMath math_;
   int dirs_, gates_;
   PersistentPlan plan_, wide_;  // batches up to plan_.max_batch, then up to wide_.max_batch
   std::vector<LayerWeights> layers_;
@@ -199,8 +201,8 @@ class RNNKernel final : public TypedKernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, DataType type, const DeviceInfo& device) {
-  return std::make_unique<RNNKernel>(desc, type, device);
+std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, DataType type, FloatMath math, const DeviceInfo& device) {
+  return std::make_unique<RNNKernel>(desc, type, math, device);
 }
 
 }  // namespace ds2rt::detail::cuda

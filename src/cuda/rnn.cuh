@@ -4,7 +4,8 @@
 //    steps (through L2), one flag barrier per direction and step; a second such kernel takes
 //    larger batches, up to 32 (fp16/bf16);
 //  - per-step: a cuBLASLt product of h with R, then a cell kernel, for every step (any size).
-// Both take the input projection P (float, T x N x dirs*G*H, biases not yet added).
+// Both take the input projection P (float, T x N x dirs*G*H), biases included (all but GRU's b_hn,
+// which the reset gate multiplies).
 #pragma once
 
 #include "cuda/common.cuh"
@@ -19,7 +20,6 @@ struct RecurrenceArgs {
   int dirs = 1;
   bool reverse_only = false;       // a single direction running backwards
   const float* projection = nullptr;  // T x N x dirs*G*H
-  const float* bias = nullptr;        // dirs*G*H, input + recurrent biases that can be added up front
   const float* hidden_bias = nullptr; // dirs*H, GRU b_hn (linear-before-reset only)
   const int32_t* lengths = nullptr;   // N
   void* output = nullptr;             // T x N x out_width, activation type

@@ -83,15 +83,16 @@ struct OwnedUnit {
   __device__ bool active(int k) const { return owner && k < len; }
   __device__ int64_t time(int k) const { return reverse ? len - 1 - k : k; }
 
-  // The input projection and biases of step k (issued early: the loads overlap the products).
+  // The input projection of step k (biases included), requested before the wait for h: nothing
+  // reads x until the cell, so the loads' latency hides behind the exchange and the products.
+  // (Adding a bias here used to make each thread wait for them before it even asked for h.)
   __device__ void prefetch(const RecurrenceArgs& r, int k, float* x) const {
     if (!active(k)) return;
     const int64_t gh = r.gates * r.h;
     const float* p = r.projection + (time(k) * r.n + b) * r.dirs * gh + dir * gh + j;
-    const float* bias = r.bias + dir * gh + j;
 #pragma unroll
     for (int g = 0; g < 4; ++g)
-      if (g < r.gates) x[g] = p[g * r.h] + bias[g * r.h];
+      if (g < r.gates) x[g] = p[g * r.h];
   }
 
   // Applies the cell with the recurrent products `rec`, writes the output frame, and publishes h.

@@ -125,12 +125,11 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
     trace.lap(2);
 
     float rec[4] = {0, 0, 0, 0};
-    if (unit.active(k))
+    if (unit.active(k))  // parts outermost: four independent chains of shared-memory loads, not one
+      for (int p = 0; p < geo.ksplit; ++p)
 #pragma unroll
-      for (int g = 0; g < 4; ++g)
-        if (g < gates)
-          for (int p = 0; p < geo.ksplit; ++p)
-            rec[g] += part_s[(static_cast<int64_t>(p) * geo.mtiles * 16 + g * units + u) * kMaxBatch + unit.b];
+        for (int g = 0; g < 4; ++g)
+          if (g < gates) rec[g] += part_s[(static_cast<int64_t>(p) * geo.mtiles * 16 + g * units + u) * kMaxBatch + unit.b];
     unit.finish<T>(r, a.exchange, k, x, rec);
     trace.lap(3);
   }

@@ -133,11 +133,10 @@ __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
       const Cell& cell = cells[i];
       if (!cell.valid || k >= cell.len) continue;
       const int64_t t = reverse ? cell.len - 1 - k : k, j = first_unit + cell.u;
-      const float* p = r.projection + (t * r.n + cell.b) * r.dirs * gh + dir * gh + j;
-      const float* bias = r.bias + dir * gh + j;
+      const float* p = r.projection + (t * r.n + cell.b) * r.dirs * gh + dir * gh + j;  // biases included
 #pragma unroll
       for (int g = 0; g < 4; ++g)
-        if (g < gates) x[i][g] = p[g * h] + bias[g * h];
+        if (g < gates) x[i][g] = p[g * h];
     }
 
     if (tid == 0)

@@ -61,7 +61,7 @@ const auto kFixtures = testing::Values("lstm_bi_l2_h32", "gru_bi_l3_h24", "rnn_b
 // fixture, so unoptimised engines are checked against PyTorch in fp32 and fp16 only.
 INSTANTIATE_TEST_SUITE_P(
     Optimized, CudaParity,
-    testing::Combine(kFixtures, testing::Values(Precision::kFP32, Precision::kFP16, Precision::kBF16),
+    testing::Combine(kFixtures, testing::Values(Precision::kFP32, Precision::kTF32, Precision::kFP16, Precision::kBF16),
                      testing::Values(true)),
     [](const auto& info) { return std::get<0>(info.param) + "_" + toString(std::get<1>(info.param)); });
 
@@ -158,6 +158,10 @@ std::vector<RNNCase> rnnCases() {
       for (int batch : {1, 2, 3, 11, 27})
         for (Precision p : {Precision::kFP32, Precision::kFP16})
           cases.push_back({cell, lbr, direction, merge, batch == 3 ? 2 : 1, 32, batch, p});
+  // TF32: the per-step path's products and the input projections on the tensor cores.
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 2, 64, 11, Precision::kTF32});
+  cases.push_back({RNNCell::kGRU, false, RNNDirection::kForward, DirectionMerge::kConcat, 1, 96, 6, Precision::kTF32});
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 1, 32, 2, Precision::kTF32});
   // Larger shapes: bf16, and fp32 weights too big for the persistent kernel's shared memory.
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, 256, 2, Precision::kBF16});
   cases.push_back({RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 1, 1024, 1, Precision::kFP16});
@@ -374,8 +378,33 @@ TEST_P(CudaPaddle, MatchesPaddle) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaPaddle,
                          testing::Combine(testing::Values("offline_bigru", "online_lstm"),
-                                          testing::Values(Precision::kFP32, Precision::kFP16, Precision::kBF16)),
+                                          testing::Values(Precision::kFP32, Precision::kTF32, Precision::kFP16,
+                                                          Precision::kBF16)),
                          [](const auto& info) { return std::get<0>(info.param) + "_" + toString(std::get<1>(info.param)); });
+
+// tf32 must really run on the tensor cores (its inputs rounded to 10-bit mantissas: errors around
+// 1e-4..1e-3 where exact fp32 stays near 1e-7), and fp32 must stay exact; the plan keeps it.
+TEST(CudaEngine, Tf32IsUsedAndRecorded) {
+  REQUIRE_GPU();
+  std::mt19937 rng(11);
+  NetworkDefinition net;
+  const Tensor x = net.addSequenceInput("x", 512);
+  FullyConnectedDesc fc{.out_features = 256, .weight = randomTensor({256, 512}, rng, 0.05f),
+                        .bias = randomTensor({256}, rng)};
+  net.markOutput(net.addFullyConnected("fc", x, std::move(fc)), "y");
+  const std::map<std::string, HostTensor> inputs{{"x", randomTensor({7, 5, 512}, rng)}};
+  const auto want = toVector(Builder().build(net).createContext().run(inputs).at("y"));
+  const auto error = [&](Precision p) {
+    const Engine engine = Builder({.device = Device::kCUDA, .precision = p}).build(net);
+    return relativeL2(toVector(engine.createContext().run(inputs).at("y")), want);
+  };
+  const double exact = error(Precision::kFP32), tf32 = error(Precision::kTF32);
+  EXPECT_LT(exact, 1e-6);
+  EXPECT_GT(tf32, 1e-5) << "tf32 gave fp32's accuracy: the tensor cores were not used";
+  EXPECT_LT(tf32, 1e-2);
+  const Engine built = Builder({.device = Device::kCUDA, .precision = Precision::kTF32}).build(net);
+  EXPECT_EQ(Engine::deserialize(built.serialize(), "tf32.plan").config().precision, Precision::kTF32);
+}
 
 TEST(CudaEngine, BadPrecisionOnCpuIsAnError) {
   EXPECT_THROW(Builder({.device = Device::kCPU, .precision = Precision::kFP16}).build(NetworkDefinition()), Error);

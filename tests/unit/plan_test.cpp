@@ -152,6 +152,18 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, PlanRoundTrip,
                          });
 
 // A plan carries the model's labels and feature settings, so that it transcribes on its own.
+// Plans record the precision by name; each name reads back, and the CPU refuses the GPU-only ones.
+TEST(Plan, PrecisionNamesReadBackAndTheCpuRefusesGpuOnlyOnes) {
+  for (Precision p : {Precision::kFP32, Precision::kFP16, Precision::kBF16, Precision::kInt8, Precision::kTF32})
+    EXPECT_EQ(precisionFromString(toString(p)), p) << toString(p);
+  EXPECT_THAT(errorOf([] { precisionFromString("fp64"); }), AllOf(HasSubstr("fp64"), HasSubstr("tf32")));
+  EXPECT_THAT(errorOf([] { BuilderConfig{.device = Device::kCPU, .precision = Precision::kTF32}.validate(); }),
+              AllOf(HasSubstr("tf32"), HasSubstr("cuda")));
+  const auto model = DeepSpeech2Model::load(dataPath("parity/gru_uni_l1_h24_ctx2/model.safetensors"));
+  EXPECT_THAT(errorOf([&] { Builder({.precision = Precision::kTF32}).build(model.createNetwork()); }),
+              HasSubstr("tf32"));
+}
+
 TEST(Plan, CarriesTheTranscriptionMetadata) {
   const PlanFixture& f = fixture("gru_bi_l3_h24");
   const Engine loaded = Engine::deserialize(Builder().build(f.model.createNetwork()).serialize());
