@@ -53,6 +53,12 @@ std::vector<float> mixToMono(std::span<const float> interleaved, int channels);
 // soxr at SOXR_HQ (20-bit, linear phase); returns `audio` as it is when the rates match.
 Audio resample(Audio audio, int target_rate);
 
+// What may make a transcript of `audio` poor with a model trained on `model_rate` Hz speech, one
+// sentence each, none when nothing does: audio holding a narrower band than the model's (recorded,
+// or resampled, below its rate) and digital silence (peak below -84 dBFS). The model still runs on
+// such audio; transcribe and eval print these, the Python Transcriber warns with them.
+std::vector<std::string> audioWarnings(const Audio& audio, int model_rate);
+
 struct AudioFormat {
   std::string name;       // "FLAC (Free Lossless Audio Codec)"
   std::string extension;  // "flac"

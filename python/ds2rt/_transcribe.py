@@ -96,12 +96,8 @@ class Transcriber:
         if isinstance(audio, (str, os.PathLike)):
             audio = _c.load_audio(audio, self.sample_rate)
         if isinstance(audio, _c.Audio):
-            # The band the samples still hold: the file's own rate, or a lower one they were resampled to.
-            rate = min(r for r in (audio.source_rate, audio.sample_rate) if r > 0)
-            if rate < self.sample_rate:
-                warnings.warn(f"{name}: {rate} Hz audio, upsampled to the model's {self.sample_rate} Hz: it holds "
-                              f"nothing above {rate // 2} Hz, which a model trained on {self.sample_rate} Hz speech "
-                              "expects; the transcript may be poor", stacklevel=4)
+            for warning in _c.audio_warnings(audio, self.sample_rate):
+                warnings.warn(f"{name}: {warning}", stacklevel=4)
             if audio.sample_rate != self.sample_rate:
                 audio = _c.resample(audio, self.sample_rate)
         return self.features.compute(audio)

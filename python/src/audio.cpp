@@ -90,6 +90,9 @@ void bindAudioData(nb::module_& m) {
       },
       "interleaved"_a, "channels"_a, "Mean of the channels of interleaved frames.");
   m.def("audio_formats", &audioFormats, "The container formats the linked libsndfile reads.");
+  m.def("audio_warnings", &audioWarnings, "audio"_a, "model_rate"_a,
+        "What may make a transcript of this audio poor with a model trained at model_rate Hz (a narrower band "
+        "than the model's, digital silence): one sentence each, [] when nothing does.");
 }
 
 void bindFeatureConfig(nb::module_& m) {

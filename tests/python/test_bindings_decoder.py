@@ -133,10 +133,15 @@ def test_transcribe_is_the_pipeline_of_the_primitives():
     assert isinstance(transcriber(wav), ds2rt.Hypothesis)
     with pytest.warns(UserWarning, match="hello_8k.wav: 8000 Hz audio"):
         transcriber(DATA / "audio" / "hello_8k.wav")
+    silence = ds2rt.Audio(np.zeros(16000, np.float32), 16000)
+    assert ds2rt.audio_warnings(silence, 16000) == ["the audio is silent (peak 0): a transcript of it is noise, not speech"]
+    with pytest.warns(UserWarning, match="audio: the audio is silent"):
+        transcriber(silence)
     import warnings
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # none for audio at or above the model's rate
+        warnings.simplefilter("error")  # none for speech at or above the model's rate
         transcriber([wav, DATA / "audio" / "numbers_48k.wav", audio])
+    assert ds2rt.audio_warnings(audio, 16000) == []
 
 
 def test_transcribe_without_a_model_says_there_is_no_bundled_one(monkeypatch):

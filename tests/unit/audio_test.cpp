@@ -185,6 +185,24 @@ TEST(Audio, TheFilesOwnRateSurvivesResampling) {
   EXPECT_EQ(resample(sine(440.0, 16000, 0.1), 16000).source_rate, 16000);
 }
 
+// What transcribe, eval and the Python Transcriber warn about: a narrower band than the model's
+// (recorded below its rate, or resampled down on the way) and digital silence; nothing for speech.
+TEST(Audio, WarningsNameNarrowBandsAndSilence) {
+  const auto warnings = [](const Audio& a) { return audioWarnings(a, 16000); };
+  EXPECT_THAT(warnings(loadAudio(dataPath("audio/hello_16k.wav"), 16000)), testing::IsEmpty());
+  EXPECT_THAT(warnings(loadAudio(dataPath("audio/numbers_48k.wav"), 16000)), testing::IsEmpty());
+  EXPECT_THAT(warnings(loadAudio(dataPath("audio/hello_8k.wav"), 16000)),
+              testing::ElementsAre(AllOf(HasSubstr("8000 Hz audio"), HasSubstr("nothing above 4000 Hz"))));
+  // Resampled down to 11025 Hz: only that band is left, whatever the file held.
+  EXPECT_THAT(warnings(resample(sine(440.0, 48000, 0.1, 0.5f), 11025)),
+              testing::ElementsAre(HasSubstr("11025 Hz audio")));
+  const Audio silent{std::vector<float>(16000, 0.0f), 16000, 8000};
+  EXPECT_THAT(warnings(silent), testing::ElementsAre(HasSubstr("8000 Hz"), HasSubstr("silent (peak 0)")));
+  const Audio dither{std::vector<float>(16000, 1.0f / 32768.0f), 16000};
+  EXPECT_THAT(warnings(dither), testing::ElementsAre(HasSubstr("silent (peak -90 dBFS)")));
+  EXPECT_THAT(warnings(Audio{std::vector<float>(16000, 3.0f / 32768.0f), 16000}), testing::IsEmpty());
+}
+
 // ---- Bad input --------------------------------------------------------------------------------
 
 class BadAudio : public testing::Test {

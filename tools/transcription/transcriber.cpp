@@ -21,31 +21,11 @@ std::string fileError(const std::string& file, const std::exception& e) {
   return message.find(file) != std::string::npos ? message : cat("'", file, "': ", message);
 }
 
-// Upsampled audio has nothing above half its own rate: a model trained on wideband speech at the
-// model's rate (the bundled ones: 16 kHz) has never seen such spectra and transcribes it poorly.
-std::string narrowbandWarning(int source_rate, int model_rate) {
-  if (source_rate <= 0 || source_rate >= model_rate) return {};
-  return cat(source_rate, " Hz audio, upsampled to the model's ", model_rate, " Hz: it holds nothing above ",
-             source_rate / 2, " Hz, which a model trained on ", model_rate, " Hz speech expects; the transcript may be poor");
-}
-
-// Digital silence (peak below two 16-bit steps, -84 dBFS): per-utterance feature normalisation
-// scales whatever is there up to speech level, and a model trained on speech writes letters.
-std::string silenceWarning(const Audio& audio) {
-  float peak = 0.0f;
-  for (const float s : audio.samples) peak = std::max(peak, std::abs(s));
-  if (peak >= 2.0f / 32768.0f) return {};
-  return cat("the audio is silent (peak ",
-             peak > 0 ? cat(std::lround(20.0 * std::log10(peak)), " dBFS") : std::string("0"),
-             "): a transcript of it is noise, not speech");
-}
-
 // What may make a file's transcript poor, naming the file; empty when nothing does.
 std::string audioWarning(const std::string& file, const Audio& audio, int model_rate) {
-  std::string warnings;
-  for (const std::string& w : {narrowbandWarning(audio.source_rate, model_rate), silenceWarning(audio)})
-    if (!w.empty()) warnings += (warnings.empty() ? "" : "; ") + w;
-  return warnings.empty() ? warnings : cat("'", file, "': ", warnings);
+  std::string joined;
+  for (const std::string& w : audioWarnings(audio, model_rate)) joined += (joined.empty() ? "" : "; ") + w;
+  return joined.empty() ? joined : cat("'", file, "': ", joined);
 }
 
 int blankIndex(const std::vector<std::string>& labels) {
