@@ -34,26 +34,18 @@ class FullyConnectedKernel final : public TypedKernel {
 
   void run(const KernelIO& io, KernelState* state) const override {
     const int64_t rows = numElements(io.input_shape) / in_;
-    // Without an activation the bias is the GEMM's epilogue (the output is float: see tensorType).
-    const bool bias_epilogue = bias_ && act_.type == ActivationType::kNone && type_ == DataType::kFloat32;
-    GemmShape s{.m = rows, .n = out_, .k = in_, .lda = in_, .ldb = in_, .ldc = out_, .bias = bias_epilogue};
-    static_cast<GemmState*>(state)->gemm.run(
-        device(io), s, {io.input, weight_.get(), io.output, static_cast<const float*>(bias_.get())});
-    if (act_.type == ActivationType::kNone && (bias_epilogue || !bias_)) return;
+    GemmShape s{.m = rows, .n = out_, .k = in_, .lda = in_, .ldb = in_, .ldc = out_};
+    static_cast<GemmState*>(state)->gemm.run(device(io), s, {io.input, weight_.get(), io.output});
+    if (!bias_ && act_.type == ActivationType::kNone) return;
     dispatchType(type_, [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
       biasActivationKernel<T><<<blocksFor(rows * out_), 256, 0, stream(io)>>>(
-          io.out<T>(), bias_epilogue ? nullptr : static_cast<const float*>(bias_.get()), act_, rows, out_);
+          io.out<T>(), static_cast<const float*>(bias_.get()), act_, rows, out_);
     });
     DS2RT_CUDA_LAUNCHED();
   }
 
-  std::string implementation() const override {
-    if (act_.type != ActivationType::kNone) return "cuBLASLt GEMM + bias/activation kernel";
-    return bias_ && type_ == DataType::kFloat32 ? "cuBLASLt GEMM with bias epilogue"
-           : bias_                                ? "cuBLASLt GEMM + bias kernel"
-                                                  : "cuBLASLt GEMM";
-  }
+  std::string implementation() const override { return "cuBLASLt GEMM + bias/activation kernel"; }
 
  private:
   DataType input_type_;

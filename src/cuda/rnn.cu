@@ -1,7 +1,8 @@
 // The CUDA RNN layer: per layer, the input projection of all steps and both directions is one
-// cuBLASLt GEMM, with the biases that can be added up front in its epilogue; the recurrence runs in the persistent kernel when the batch and the weights fit
+// cuBLASLt GEMM; the recurrence runs in the persistent kernel when the batch and the weights fit
 // on chip, otherwise step by step (cuBLASLt product + cell kernel), which any size can use.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -18,7 +19,7 @@ struct LayerWeights {
   int64_t input_size = 0;
   DeviceMemory input_weights;  // dirs*G*H x I, activation type
   DeviceMemory bias;           // dirs*G*H float: input bias + the recurrent biases outside the reset product
-                               // (added by the projection GEMM)
+                               // (the projection GEMM's epilogue adds them for the persistent kernels)
   DeviceMemory hidden_bias;    // dirs*H float (GRU linear-before-reset) or empty
   DeviceMemory recurrent;      // dirs x G*H x H, activation type (per-step path)
   DeviceMemory tiles;          // persistent kernel tiles, activation type
@@ -26,19 +27,42 @@ struct LayerWeights {
 };
 
 constexpr int kSmallKernelBatch = 2;  // the most utterances the small persistent kernels take beside the wide one
+// Below this many utterances a step's product is bound by reading R (32 MB fp32 for a 1024-unit
+// biLSTM), not by arithmetic: tf32 engines multiply exactly there (TF32 measured 4% slower at 1).
+constexpr int64_t kTf32StepBatch = 16;
 
 struct RNNState final : KernelState {
-  RNNState(DataType type, FloatMath math, GemmChoices* choices)
-      : projection(type, DataType::kFloat32, math), recurrent(type, DataType::kFloat32, math, choices) {}
-  GemmRunner projection, recurrent;
+  RNNState(DataType type, FloatMath math, GemmChoices* choices, GemmChoices* exact_choices)
+      : projection(type, DataType::kFloat32, math),
+        recurrent(type, DataType::kFloat32, math, choices),
+        recurrent_exact(type, DataType::kFloat32, FloatMath::kExact, exact_choices) {}
+  GemmRunner projection, recurrent, recurrent_exact;
 };
+
+// A tf32 layer of two directions can run its recurrence on the fp16 tensor-core kernel: fp16 has
+// TF32's 10-bit mantissa, h of an LSTM, GRU or tanh RNN lies in [-1, 1], and R must fit fp16's range
+// (with fp32 R a 1024-unit biLSTM's 32 MB would not fit on chip: 34 ms a 10 s utterance per step
+// instead of 8, H100). Products accumulate in fp32 as TF32's do.
+bool fp16ProductsAllowed(const RNNDesc& d, DataType type, FloatMath math) {
+  if (type != DataType::kFloat32 || math != FloatMath::kTF32 || d.directions() != 2 || d.cell == RNNCell::kRNNRelu)
+    return false;
+  constexpr float kLargestWeight = 32768.0f;  // fp16 holds up to 65504
+  for (const auto& set : d.weights)
+    for (const float v : set.recurrent_weight.floats())
+      if (!(std::abs(v) <= kLargestWeight)) return false;
+  return true;
+}
 
 class RNNKernel final : public TypedKernel {
  public:
   RNNKernel(const RNNDesc& d, DataType type, FloatMath math, const DeviceInfo& info)
       : TypedKernel(type), desc_(d), math_(math), dirs_(d.directions()), gates_(gateCount(d.cell)) {
-    plan_ = planPersistent(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, info.sm_count,
-                           info.shared_memory_per_block);
+    if (fp16ProductsAllowed(d, type, math))
+      plan_ = planPersistent(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, DataType::kFloat16,
+                             info.sm_count, info.shared_memory_per_block);
+    if (!plan_.usable)
+      plan_ = planPersistent(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, type, info.sm_count,
+                             info.shared_memory_per_block);
     wide_ = planWide(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, info.sm_count,
                      info.shared_memory_per_block);
     // From 3 utterances on the wide-batch kernel is the faster (H100, fp16, bench/RESULTS.md: e.g.
@@ -70,7 +94,7 @@ class RNNKernel final : public TypedKernel {
       w.recurrent = uploadFloats(recurrent.data(), recurrent.size(), type);
       if (plan_.usable) {
         const auto tiles = tilePersistentWeights(recurrent, gates_, h, dirs_, plan_);
-        w.tiles = uploadFloats(tiles.data(), tiles.size(), type);
+        w.tiles = uploadFloats(tiles.data(), tiles.size(), plan_.products);
       }
       if (wide_.usable && !wide_shares_tiles) {
         const auto tiles = tilePersistentWeights(recurrent, gates_, h, dirs_, wide_);
@@ -82,7 +106,7 @@ class RNNKernel final : public TypedKernel {
   }
 
   std::unique_ptr<KernelState> createState(DeviceContext&) const override {
-    return std::make_unique<RNNState>(type_, math_, &step_choices_);
+    return std::make_unique<RNNState>(type_, math_, &step_choices_, &exact_step_choices_);
   }
 
   void run(const KernelIO& io, KernelState* base) const override {
@@ -102,13 +126,18 @@ class RNNKernel final : public TypedKernel {
       // Directions are written side by side; a summed last layer goes through a scratch buffer.
       void* out = last && !sum ? io.output : dev.scratch(1 + (l % 2), t * n * dirs_ * h * element);
       DS2RT_CUDA(cudaMemsetAsync(out, 0, t * n * dirs_ * h * element, s));
+      // The persistent kernels find the biases in P, so that they read one value per gate and step.
+      // The per-step cell kernel adds them: with the epilogue cuBLASLt's heuristic picked slower
+      // projections at batch 64 (uni-GRU 45.5 vs 43.5 ms, H100).
+      const bool bias_in_projection = persistent || wide;
+      const auto* bias = static_cast<const float*>(w.bias.get());
       state.projection.run(dev,
                            {.m = t * n, .n = dirs_ * gh, .k = w.input_size, .lda = w.input_size, .ldb = w.input_size,
-                            .ldc = dirs_ * gh, .bias = true},
-                           {input, w.input_weights.get(), projection, static_cast<const float*>(w.bias.get())});
+                            .ldc = dirs_ * gh, .bias = bias_in_projection},
+                           {input, w.input_weights.get(), projection, bias});
       RecurrenceArgs args{.cell = {desc_.cell, desc_.linear_before_reset}, .gates = gates_, .t = t, .n = n, .h = h,
                           .dirs = dirs_, .reverse_only = desc_.direction == RNNDirection::kReverse,
-                          .projection = projection, .hidden_bias = static_cast<const float*>(w.hidden_bias.get()), .lengths = io.lengths,
+                          .projection = projection, .bias = bias_in_projection ? nullptr : bias, .hidden_bias = static_cast<const float*>(w.hidden_bias.get()), .lengths = io.lengths,
                           .output = out, .out_width = dirs_ * h, .column_stride = h};
       if (persistent) {
         auto* exchange = static_cast<unsigned long long*>(dev.scratch(3, persistentExchangeBytes(dirs_, h)));
@@ -135,7 +164,8 @@ class RNNKernel final : public TypedKernel {
     };
     if (plan_.usable)
       text += cat("persistent ", plan_.tensor_cores ? "tensor-core" : "CUDA-core", " kernel for batch <= ",
-                  plan_.max_batch, " (", describe(plan_), "), ");
+                  plan_.max_batch, " (", describe(plan_),
+                  plan_.products != type_ ? "; R and h held in fp16: tf32-class products" : "", "), ");
     if (wide_.usable)
       text += cat("wide-batch persistent tensor-core kernel for batch <= ", wide_.max_batch, " (", describe(wide_),
                   "), ");
@@ -164,11 +194,12 @@ class RNNKernel final : public TypedKernel {
     const GemmShape candidate{.m = n, .n = h, .k = h, .lda = h, .ldb = h, .ldc = gh, .batch = dirs_,
                               .stride_a = n * h, .stride_b = gh * h, .stride_c = n * gh, .tune = true};
     const auto* r_n = static_cast<const char*>(w.recurrent.get()) + 2 * h * h * element;
+    GemmRunner& products = n < kTf32StepBatch ? state.recurrent_exact : state.recurrent;
     for (int64_t step = 0; step < a.t; ++step) {
-      state.recurrent.run(dev, product, {h_typed, w.recurrent.get(), recurrent});
+      products.run(dev, product, {h_typed, w.recurrent.get(), recurrent});
       if (plain_gru) {
         launchResetHidden(a, step, recurrent, h_state, reset_hidden, type_, s);
-        state.recurrent.run(dev, candidate, {reset_hidden, r_n, recurrent + 2 * h});
+        products.run(dev, candidate, {reset_hidden, r_n, recurrent + 2 * h});
       }
       launchCellStep(a, step, recurrent, h_state, c_state, h_typed, type_, s);
     }
@@ -196,7 +227,8 @@ class RNNKernel final : public TypedKernel {
   int dirs_, gates_;
   PersistentPlan plan_, wide_;  // batches up to plan_.max_batch, then up to wide_.max_batch
   std::vector<LayerWeights> layers_;
-  mutable GemmChoices step_choices_;  // the per-step products' algorithms, the same in every context
+  // The per-step products' algorithms, the same in every context (exact: tf32 engines' small batches).
+  mutable GemmChoices step_choices_, exact_step_choices_;
 };
 
 }  // namespace

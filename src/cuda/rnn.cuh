@@ -4,8 +4,9 @@
 //    steps (through L2), one flag barrier per direction and step; a second such kernel takes
 //    larger batches, up to 32 (fp16/bf16);
 //  - per-step: a cuBLASLt product of h with R, then a cell kernel, for every step (any size).
-// Both take the input projection P (float, T x N x dirs*G*H), biases included (all but GRU's b_hn,
-// which the reset gate multiplies).
+// Both take the input projection P (float, T x N x dirs*G*H). The persistent kernels take it with
+// the biases added (by the projection GEMM's epilogue; all but GRU's b_hn, which the reset gate
+// multiplies); the per-step cell kernel adds them itself (`bias`).
 #pragma once
 
 #include "cuda/common.cuh"
@@ -20,6 +21,7 @@ struct RecurrenceArgs {
   int dirs = 1;
   bool reverse_only = false;       // a single direction running backwards
   const float* projection = nullptr;  // T x N x dirs*G*H
+  const float* bias = nullptr;        // dirs*G*H, the biases not yet in P (per-step path only)
   const float* hidden_bias = nullptr; // dirs*H, GRU b_hn (linear-before-reset only)
   const int32_t* lengths = nullptr;   // N
   void* output = nullptr;             // T x N x out_width, activation type
@@ -35,10 +37,14 @@ struct PersistentPlan {
   int max_batch = 0;
   size_t shared_bytes = 0;
   bool tensor_cores = false;  // mma.sync products (fp16/bf16, two directions); else CUDA cores
+  DataType products = DataType::kFloat32;  // the type R and h are held in on chip
 };
 
+// `type`: the layer's activations; `products`: what R and h are held in on chip, `type` itself or
+// fp16 for a tf32 layer of two directions whose h is bounded (the caller checks R fits fp16): fp16
+// has TF32's 10-bit mantissa, and with fp32 R that layer's R would not fit on chip.
 PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
-                              int sm_count, size_t shared_limit);
+                              DataType products, int sm_count, size_t shared_limit);
 // Rearranges R (dirs x G*H x H, canonical) into the per-block tiles the persistent kernel loads.
 std::vector<float> tilePersistentWeights(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs,
                                          const PersistentPlan& plan);

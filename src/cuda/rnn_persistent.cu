@@ -156,8 +156,11 @@ bool persistent::coResident(void* kernel, int threads, size_t shared_bytes, int 
 }
 
 PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
-                              int sm_count, size_t shared_limit) {
+                              DataType products, int sm_count, size_t shared_limit) {
   PersistentPlan plan;
+  plan.products = products;
+  // Products in another type than the output: fp16 ones of a two-direction fp32 layer only.
+  if (products != type && (products != DataType::kFloat16 || type != DataType::kFloat32 || dirs != 2)) return plan;
   const int gates = gateCount(cell);
   // A GRU without linear-before-reset needs all of r*h before R_n: a second exchange per step.
   if (cell == RNNCell::kGRU && !linear_before_reset) return plan;
@@ -169,7 +172,7 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
   // Tensor cores for fp16/bf16 when both directions run; with one direction (128 blocks of a few
   // units) the CUDA-core kernel measured faster on the H100 (uni-GRU 1024 fp16: 8.8 vs 10.9 ms,
   // bench/RESULTS.md), and so it is for fp32, which has no exact tensor-core mode.
-  if (type == DataType::kFloat32 || dirs == 1) {
+  if (products == DataType::kFloat32 || dirs == 1) {
     const int64_t rows = static_cast<int64_t>(gates) * plan.units_per_block;
     const int per_load = 16 / static_cast<int>(sizeOf(type));  // the kernel reads rows 16 bytes at a time
     if (hidden > kMaxHidden || hidden % per_load != 0 || plan.units_per_block * kMaxCoreBatch > kThreads) return plan;
@@ -181,10 +184,11 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
   } else {
     if (plan.units_per_block * kMaxBatch > mmaThreads()) return plan;
     const MmaGeometry geometry = mmaGeometry(gates, plan.units_per_block, hidden);
-    plan.shared_bytes = mmaSharedBytes(geometry, type);
+    plan.shared_bytes = mmaSharedBytes(geometry, products);
     if (plan.shared_bytes > shared_limit) return plan;
     for (int64_t batch : {1, kMaxBatch})
-      if (!coResident(mmaKernel(type, geometry, batch), mmaThreads(), plan.shared_bytes, blocks, sm_count)) return plan;
+      if (!coResident(mmaKernel(products, type, geometry, batch), mmaThreads(), plan.shared_bytes, blocks, sm_count))
+        return plan;
     plan.max_batch = kMaxBatch;
     plan.tensor_cores = true;
   }
@@ -223,8 +227,8 @@ void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, co
   if (plan.tensor_cores) {
     MmaGeometry geometry = mmaGeometry(args.gates, plan.units_per_block, args.h);
     void* params[] = {&a, &geometry};
-    DS2RT_CUDA(cudaLaunchCooperativeKernel(mmaKernel(type, geometry, args.n), grid, dim3(mmaThreads()), params,
-                                           plan.shared_bytes, stream));
+    DS2RT_CUDA(cudaLaunchCooperativeKernel(mmaKernel(plan.products, type, geometry, args.n), grid, dim3(mmaThreads()),
+                                           params, plan.shared_bytes, stream));
   } else {
     void* params[] = {&a};
     const int nb = args.n == 1 ? 1 : args.n == 2 ? 2 : 4;

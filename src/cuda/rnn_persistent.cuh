@@ -133,7 +133,9 @@ bool coResident(void* kernel, int threads, size_t shared_bytes, int blocks, int 
 
 MmaGeometry mmaGeometry(int gates, int units, int64_t hidden);
 size_t mmaSharedBytes(const MmaGeometry& g, DataType type);
-void* mmaKernel(DataType type, const MmaGeometry& g, int64_t batch);  // the instantiation for this batch
+// The instantiation for this batch: `type` holds R and h (fp16/bf16), `output` is the layer's
+// output type (the same, or fp32 with fp16 products).
+void* mmaKernel(DataType type, DataType output, const MmaGeometry& g, int64_t batch);
 int mmaThreads();  // threads per block of the tensor-core kernel
 // Rearranges R into per-block tiles in mma.m16n8k16's A-fragment order (see the kernel).
 std::vector<float> tileForMma(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs, int units,

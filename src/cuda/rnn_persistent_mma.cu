@@ -18,11 +18,13 @@ constexpr int kMmaThreads = 512;
 constexpr int kRegisterFragments = 16;  // A fragments (4 registers each) a warp may keep: 64 registers
 constexpr int kFewUtterances = 2;       // batches this small get the instantiation with fewer h loads
 
+// T: the type of R and h on chip; Out: the layer's output type (T, or float for a tf32 layer
+// whose recurrent products run here in fp16: see planPersistent).
 // Utterances: the most this instantiation takes (its h loads per thread scale with it).
 // Registers: each warp keeps its A fragments in registers for the whole sequence instead of
 // reading them from shared memory every step (the geometry must give every warp one row tile
 // and at most kRegisterFragments column tiles).
-template <typename T, int Utterances, bool Registers>
+template <typename T, typename Out, int Utterances, bool Registers>
 __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a, MmaGeometry geo) {
   extern __shared__ uint4 shared[];
   const RecurrenceArgs& r = a.r;
@@ -130,15 +132,19 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
 #pragma unroll
         for (int g = 0; g < 4; ++g)
           if (g < gates) rec[g] += part_s[(static_cast<int64_t>(p) * geo.mtiles * 16 + g * units + u) * kMaxBatch + unit.b];
-    unit.finish<T>(r, a.exchange, k, x, rec);
+    unit.finish<Out>(r, a.exchange, k, x, rec);
     trace.lap(3);
   }
 }
 
-template <typename T, int Utterances>
-void* mmaKernelFor(bool registers) {
-  return registers ? reinterpret_cast<void*>(&mmaKernelImpl<T, Utterances, true>)
-                   : reinterpret_cast<void*>(&mmaKernelImpl<T, Utterances, false>);
+template <typename T, typename Out>
+void* mmaKernelFor(const MmaGeometry& g, int64_t batch) {
+  const bool few = batch <= kFewUtterances, registers = g.weights_in_registers;
+  if (few)
+    return registers ? reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, true>)
+                     : reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, false>);
+  return registers ? reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kMaxBatch, true>)
+                   : reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kMaxBatch, false>);
 }
 
 }  // namespace
@@ -162,13 +168,12 @@ size_t mmaSharedBytes(const MmaGeometry& g, DataType type) {
 
 int mmaThreads() { return kMmaThreads; }
 
-void* mmaKernel(DataType type, const MmaGeometry& g, int64_t batch) {
-  const bool few = batch <= kFewUtterances;
-  if (type == DataType::kBFloat16)
-    return few ? mmaKernelFor<__nv_bfloat16, kFewUtterances>(g.weights_in_registers)
-               : mmaKernelFor<__nv_bfloat16, kMaxBatch>(g.weights_in_registers);
-  return few ? mmaKernelFor<__half, kFewUtterances>(g.weights_in_registers)
-             : mmaKernelFor<__half, kMaxBatch>(g.weights_in_registers);
+void* mmaKernel(DataType type, DataType output, const MmaGeometry& g, int64_t batch) {
+  check(type != DataType::kFloat32 && (output == type || (type == DataType::kFloat16 && output == DataType::kFloat32)),
+        "internal: no tensor-core recurrent kernel for ", toString(type), " products with ", toString(output), " output");
+  if (type == DataType::kBFloat16) return mmaKernelFor<__nv_bfloat16, __nv_bfloat16>(g, batch);
+  if (output == DataType::kFloat32) return mmaKernelFor<__half, float>(g, batch);
+  return mmaKernelFor<__half, __half>(g, batch);
 }
 
 std::vector<float> tileForMma(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs, int units,

@@ -36,9 +36,10 @@ __device__ __forceinline__ void loadInputs(const RecurrenceArgs& a, const StepIn
                                            float* x, float* r) {
   const int64_t gh = a.gates * a.h;
   const float* p = a.projection + (s.t * a.n + s.b) * a.dirs * gh + s.dir * gh + s.j;
+  const float* bias = a.bias + s.dir * gh + s.j;
   const float* rec = recurrent + (s.dir * a.n + s.b) * gh + s.j;
   for (int g = 0; g < a.gates; ++g) {
-    x[g] = p[g * a.h];
+    x[g] = p[g * a.h] + bias[g * a.h];
     r[g] = rec[g * a.h];
   }
 }

@@ -124,9 +124,14 @@ TEST_P(CudaRNN, MatchesCpu) {
   // Batches of 9 to 64 in fp16/bf16 take the wide-batch kernel where it exists (the 1024-unit
   // cases need more SMs than some GPUs have).
   if (c.hidden <= 264) {
-    const bool wide_batch = c.precision != Precision::kFP32 && !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
+    const bool wide_batch = c.precision != Precision::kFP32 && c.precision != Precision::kTF32 &&
+                            !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
     EXPECT_EQ(gpu.describe().find("wide-batch") != std::string::npos, wide_batch) << gpu.describe();
   }
+  const bool fp16_products = c.precision == Precision::kTF32 && c.direction == RNNDirection::kBidirectional &&
+                             c.cell != RNNCell::kRNNRelu && c.batch <= 8 &&
+                             !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
+  EXPECT_EQ(gpu.describe().find("R and h held in fp16") != std::string::npos, fp16_products) << gpu.describe();
   auto cpu_ctx = cpu.createContext();
   auto gpu_ctx = gpu.createContext();
   const auto expected = cpu_ctx.run({{"x", input}, {"lengths", lengths_tensor}}).at("y");
@@ -158,8 +163,13 @@ std::vector<RNNCase> rnnCases() {
       for (int batch : {1, 2, 3, 11, 27})
         for (Precision p : {Precision::kFP32, Precision::kFP16})
           cases.push_back({cell, lbr, direction, merge, batch == 3 ? 2 : 1, 32, batch, p});
-  // TF32: the per-step path's products and the input projections on the tensor cores.
+  // TF32: the input projections on the tensor cores, the per-step products too from 16 utterances.
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 2, 64, 11, Precision::kTF32});
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kForward, DirectionMerge::kConcat, 1, 48, 19, Precision::kTF32});
+  // tf32 with two directions and up to 8 utterances: the fp16 tensor-core kernel (not for ReLU).
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, 1024, 2, Precision::kTF32});
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 1, 256, 7, Precision::kTF32});
+  cases.push_back({RNNCell::kRNNRelu, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 1, 64, 3, Precision::kTF32});
   cases.push_back({RNNCell::kGRU, false, RNNDirection::kForward, DirectionMerge::kConcat, 1, 96, 6, Precision::kTF32});
   cases.push_back({RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 1, 32, 2, Precision::kTF32});
   // Larger shapes: bf16, and fp32 weights too big for the persistent kernel's shared memory.
@@ -404,6 +414,29 @@ TEST(CudaEngine, Tf32IsUsedAndRecorded) {
   EXPECT_LT(tf32, 1e-2);
   const Engine built = Builder({.device = Device::kCUDA, .precision = Precision::kTF32}).build(net);
   EXPECT_EQ(Engine::deserialize(built.serialize(), "tf32.plan").config().precision, Precision::kTF32);
+}
+
+// A tf32 layer whose recurrent weights exceed what fp16 holds keeps fp32 products on chip.
+TEST(CudaEngine, Tf32KeepsFp32ProductsWhenRDoesNotFitFp16) {
+  REQUIRE_GPU();
+  std::mt19937 rng(12);
+  NetworkDefinition net;
+  const Tensor x = net.addSequenceInput("x", 16);
+  const Tensor lengths = net.addLengthsInput("lengths");
+  RNNDesc desc{.cell = RNNCell::kLSTM, .hidden_size = 32, .num_layers = 1, .direction = RNNDirection::kBidirectional};
+  for (int d = 0; d < 2; ++d) {
+    HostTensor recurrent = randomTensor({128, 32}, rng, 0.1f);
+    if (d == 1) recurrent.mutableData<float>()[5] = 1e5f;  // one weight beyond fp16's 65504
+    desc.setWeights(0, d, GateLayout::kCanonical, randomTensor({128, 16}, rng, 0.1f), recurrent, randomTensor({128}, rng),
+                    randomTensor({128}, rng));
+  }
+  net.markOutput(net.addRNN("rnn", x, lengths, std::move(desc)), "y");
+  const Engine gpu = Builder({.device = Device::kCUDA, .precision = Precision::kTF32}).build(net);
+  EXPECT_EQ(gpu.describe().find("fp16"), std::string::npos) << gpu.describe();
+  const std::map<std::string, HostTensor> inputs{{"x", randomTensor({9, 2, 16}, rng)},
+                                                 {"lengths", HostTensor::fromInts({2}, {9, 4})}};
+  const auto want = toVector(Builder().build(net).createContext().run(inputs).at("y"));
+  EXPECT_LT(relativeL2(toVector(gpu.createContext().run(inputs).at("y")), want), 1e-2);
 }
 
 TEST(CudaEngine, BadPrecisionOnCpuIsAnError) {
