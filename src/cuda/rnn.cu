@@ -57,19 +57,20 @@ class RNNKernel final : public TypedKernel {
  public:
   RNNKernel(const RNNDesc& d, DataType type, FloatMath math, const DeviceInfo& info)
       : TypedKernel(type), desc_(d), math_(math), dirs_(d.directions()), gates_(gateCount(d.cell)) {
-    if (fp16ProductsAllowed(d, type, math))
+    const bool fp16_products = fp16ProductsAllowed(d, type, math);
+    if (fp16_products)
       plan_ = planPersistent(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, DataType::kFloat16,
                              info.sm_count, info.shared_memory_per_block);
     if (!plan_.usable)
       plan_ = planPersistent(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, type, info.sm_count,
                              info.shared_memory_per_block);
-    wide_ = planWide(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, info.sm_count,
-                     info.shared_memory_per_block);
+    wide_ = planWide(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type, fp16_products ? DataType::kFloat16 : type,
+                     info.sm_count, info.shared_memory_per_block);
     // From 3 utterances on the wide-batch kernel is the faster (H100, fp16, bench/RESULTS.md: e.g.
     // lstm_bi 4 x 15 s 18.0 vs 23.4 ms, 8 x 15 s 19.4 vs 37.7 ms); at 1 and 2 the small kernels.
     if (wide_.usable) plan_.max_batch = std::min(plan_.max_batch, kSmallKernelBatch);
-    const bool wide_shares_tiles =
-        plan_.usable && plan_.tensor_cores && plan_.units_per_block == wide_.units_per_block;
+    const bool wide_shares_tiles = plan_.usable && plan_.tensor_cores &&
+                                   plan_.units_per_block == wide_.units_per_block && plan_.products == wide_.products;
     const int64_t h = d.hidden_size, gh = gates_ * h;
     const bool lbr_gru = d.cell == RNNCell::kGRU && d.linear_before_reset;
     for (int l = 0; l < d.num_layers; ++l) {
@@ -98,7 +99,7 @@ class RNNKernel final : public TypedKernel {
       }
       if (wide_.usable && !wide_shares_tiles) {
         const auto tiles = tilePersistentWeights(recurrent, gates_, h, dirs_, wide_);
-        w.wide_tiles = uploadFloats(tiles.data(), tiles.size(), type);
+        w.wide_tiles = uploadFloats(tiles.data(), tiles.size(), wide_.products);
       }
       layers_.push_back(std::move(w));
     }
@@ -145,7 +146,7 @@ class RNNKernel final : public TypedKernel {
         launchPersistent(args, plan_, w.tiles.get(), exchange, type_, s, traced);
         if (traced) printTrace(dev, traced, l, t);
       } else if (wide) {
-        void* exchange = dev.scratch(4, wideExchangeBytes(dirs_, h, type_));
+        void* exchange = dev.scratch(4, wideExchangeBytes(dirs_, h, wide_.products));
         unsigned long long* traced = trace(dev, l);
         launchWide(args, wide_, w.wide_tiles ? w.wide_tiles.get() : w.tiles.get(), exchange, type_, s, traced);
         if (traced) printTrace(dev, traced, l, t);
@@ -159,13 +160,13 @@ class RNNKernel final : public TypedKernel {
 
   std::string implementation() const override {
     std::string text = "cuBLASLt input projection; recurrence: ";
-    const auto describe = [](const PersistentPlan& p) {
-      return cat(p.blocks_per_direction, " blocks x ", p.units_per_block, " units per direction");
+    const auto describe = [&](const PersistentPlan& p) {
+      return cat(p.blocks_per_direction, " blocks x ", p.units_per_block, " units per direction",
+                 p.products != type_ ? "; R and h held in fp16: tf32-class products" : "");
     };
     if (plan_.usable)
       text += cat("persistent ", plan_.tensor_cores ? "tensor-core" : "CUDA-core", " kernel for batch <= ",
-                  plan_.max_batch, " (", describe(plan_),
-                  plan_.products != type_ ? "; R and h held in fp16: tf32-class products" : "", "), ");
+                  plan_.max_batch, " (", describe(plan_), "), ");
     if (wide_.usable)
       text += cat("wide-batch persistent tensor-core kernel for batch <= ", wide_.max_batch, " (", describe(wide_),
                   "), ");

@@ -53,9 +53,9 @@ size_t persistentExchangeBytes(int dirs, int64_t hidden);
 // The wide-batch persistent kernel (fp16/bf16, up to 32 utterances; rnn_persistent_wide.cu): h is
 // exchanged untagged in the activation type with one arrival counter per direction and step. Its
 // weight tiles have the tensor-core kernel's layout for its own units_per_block.
-PersistentPlan planWide(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type, int sm_count,
-                        size_t shared_limit);
-size_t wideExchangeBytes(int dirs, int64_t hidden, DataType type);
+PersistentPlan planWide(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
+                        DataType products, int sm_count, size_t shared_limit);
+size_t wideExchangeBytes(int dirs, int64_t hidden, DataType products);
 void launchWide(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights, void* exchange,
                 DataType type, cudaStream_t stream, unsigned long long* trace = nullptr);
 void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights,

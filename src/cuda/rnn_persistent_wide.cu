@@ -80,8 +80,9 @@ constexpr int64_t stageBytes(int row_tiles, int64_t column_tiles, int64_t elemen
   return h > partials ? h : partials;
 }
 
-// NT: utterance tiles of 8; the block takes up to 8 * NT utterances.
-template <typename T, int NT>
+// NT: utterance tiles of 8; the block takes up to 8 * NT utterances. T holds R and h, Out is the
+// layer's output type (T, or float for a tf32 layer: see planPersistent).
+template <typename T, typename Out, int NT>
 __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
   constexpr int kColumns = NT * 8;
   extern __shared__ uint4 shared[];
@@ -227,23 +228,24 @@ __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
       const Cell& cell = cells[i];
       if (!cell.valid || k >= cell.len) continue;
       const int64_t t = reverse ? cell.len - 1 - k : k;
-      static_cast<T*>(r.output)[(t * r.n + cell.b) * r.out_width + dir * r.column_stride + first_unit + cell.u] =
-          fromFloat<T>(cell.h);
+      static_cast<Out*>(r.output)[(t * r.n + cell.b) * r.out_width + dir * r.column_stride + first_unit + cell.u] =
+          fromFloat<Out>(cell.h);
     }
     trace.lap(3);
   }
 }
 
-template <typename T>
+template <typename T, typename Out>
 void* wideKernelFor(int utterance_tiles) {
-  if (utterance_tiles == 1) return reinterpret_cast<void*>(&wideKernel<T, 1>);
-  if (utterance_tiles == 2) return reinterpret_cast<void*>(&wideKernel<T, 2>);
-  return reinterpret_cast<void*>(&wideKernel<T, 4>);
+  if (utterance_tiles == 1) return reinterpret_cast<void*>(&wideKernel<T, Out, 1>);
+  if (utterance_tiles == 2) return reinterpret_cast<void*>(&wideKernel<T, Out, 2>);
+  return reinterpret_cast<void*>(&wideKernel<T, Out, 4>);
 }
 
-void* wideKernelFor(DataType type, int utterance_tiles) {
-  return type == DataType::kBFloat16 ? wideKernelFor<__nv_bfloat16>(utterance_tiles)
-                                     : wideKernelFor<__half>(utterance_tiles);
+void* wideKernelFor(DataType products, DataType output, int utterance_tiles) {
+  if (products == DataType::kBFloat16) return wideKernelFor<__nv_bfloat16, __nv_bfloat16>(utterance_tiles);
+  if (output == DataType::kFloat32) return wideKernelFor<__half, float>(utterance_tiles);
+  return wideKernelFor<__half, __half>(utterance_tiles);
 }
 
 int utteranceTiles(int64_t batch) { return batch <= 8 ? 1 : batch <= 16 ? 2 : 4; }
@@ -256,12 +258,13 @@ size_t wideSharedBytes(int row_tiles, int64_t hidden, DataType type) {
 
 }  // namespace
 
-PersistentPlan planWide(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type, int sm_count,
-                        size_t shared_limit) {
+PersistentPlan planWide(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
+                        DataType products, int sm_count, size_t shared_limit) {
   PersistentPlan plan;
   const int gates = gateCount(cell);
   // fp32 has no exact tensor-core mode; a GRU without linear-before-reset needs a second exchange.
-  if (type == DataType::kFloat32 || (cell == RNNCell::kGRU && !linear_before_reset)) return plan;
+  if (products == DataType::kFloat32 || (cell == RNNCell::kGRU && !linear_before_reset)) return plan;
+  if (products != type && (products != DataType::kFloat16 || type != DataType::kFloat32 || dirs != 2)) return plan;
   if (hidden % 8 != 0) return plan;  // h rows are copied 16 bytes at a time
   // The fewest row tiles per block (each block's time per step), then the fewest blocks (less h
   // traffic through L2 and fewer arrivals to wait for).
@@ -270,14 +273,15 @@ PersistentPlan planWide(RNNCell cell, bool linear_before_reset, int64_t hidden, 
       if ((gates * units + 15) / 16 != row_tiles) break;
       const int per_direction = static_cast<int>((hidden + units - 1) / units);
       if (per_direction * dirs > sm_count) break;
-      const size_t bytes = wideSharedBytes(row_tiles, hidden, type);
+      const size_t bytes = wideSharedBytes(row_tiles, hidden, products);
       if (bytes > shared_limit) break;
       bool resident = true;
       for (int nt : {1, 2, 4})
-        resident = resident && coResident(wideKernelFor(type, nt), kWideThreads, bytes, per_direction * dirs, sm_count);
+        resident = resident &&
+                   coResident(wideKernelFor(products, type, nt), kWideThreads, bytes, per_direction * dirs, sm_count);
       if (!resident) break;
       plan = {.usable = true, .blocks_per_direction = per_direction, .units_per_block = units,
-              .max_batch = kMaxWideBatch, .shared_bytes = bytes, .tensor_cores = true};
+              .max_batch = kMaxWideBatch, .shared_bytes = bytes, .tensor_cores = true, .products = products};
       break;
     }
   return plan;
@@ -290,7 +294,7 @@ size_t wideExchangeBytes(int dirs, int64_t hidden, DataType type) {
 void launchWide(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights, void* exchange,
                 DataType type, cudaStream_t stream, unsigned long long* trace) {
   check(args.n <= plan.max_batch, "wide persistent RNN kernel takes at most ", plan.max_batch, " utterances");
-  const size_t h_bytes = 2 * args.dirs * kMaxWideBatch * args.h * sizeOf(type);
+  const size_t h_bytes = 2 * args.dirs * kMaxWideBatch * args.h * sizeOf(plan.products);
   WideArgs a{args,
              static_cast<const uint4*>(tiled_weights),
              exchange,
@@ -299,11 +303,11 @@ void launchWide(const RecurrenceArgs& args, const PersistentPlan& plan, const vo
              plan.blocks_per_direction,
              (args.gates * plan.units_per_block + 15) / 16,
              trace};
-  DS2RT_CUDA(cudaMemsetAsync(exchange, 0, wideExchangeBytes(args.dirs, args.h, type), stream));
+  DS2RT_CUDA(cudaMemsetAsync(exchange, 0, wideExchangeBytes(args.dirs, args.h, plan.products), stream));
   void* params[] = {&a};
   const dim3 grid(plan.blocks_per_direction * args.dirs);
-  DS2RT_CUDA(cudaLaunchCooperativeKernel(wideKernelFor(type, utteranceTiles(args.n)), grid, dim3(kWideThreads), params,
-                                         plan.shared_bytes, stream));
+  DS2RT_CUDA(cudaLaunchCooperativeKernel(wideKernelFor(plan.products, type, utteranceTiles(args.n)), grid,
+                                         dim3(kWideThreads), params, plan.shared_bytes, stream));
 }
 
 }  // namespace ds2rt::detail::cuda
