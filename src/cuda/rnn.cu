@@ -39,13 +39,12 @@ struct RNNState final : KernelState {
   GemmRunner projection, recurrent, recurrent_exact;
 };
 
-// A tf32 layer of two directions can run its recurrence on the fp16 tensor-core kernel: fp16 has
-// TF32's 10-bit mantissa, h of an LSTM, GRU or tanh RNN lies in [-1, 1], and R must fit fp16's range
-// (with fp32 R a 1024-unit biLSTM's 32 MB would not fit on chip: 34 ms a 10 s utterance per step
-// instead of 8, H100). Products accumulate in fp32 as TF32's do.
+// A tf32 layer can run its recurrence on the fp16 persistent kernels: fp16 has TF32's 10-bit
+// mantissa, h of an LSTM, GRU or tanh RNN lies in [-1, 1], and R must fit fp16's range (with fp32 R
+// a 1024-unit biLSTM's 32 MB would not fit on chip: 34 ms a 10 s utterance step by step instead of
+// 8, H100). Products accumulate in fp32 as TF32's do.
 bool fp16ProductsAllowed(const RNNDesc& d, DataType type, FloatMath math) {
-  if (type != DataType::kFloat32 || math != FloatMath::kTF32 || d.directions() != 2 || d.cell == RNNCell::kRNNRelu)
-    return false;
+  if (type != DataType::kFloat32 || math != FloatMath::kTF32 || d.cell == RNNCell::kRNNRelu) return false;
   constexpr float kLargestWeight = 32768.0f;  // fp16 holds up to 65504
   for (const auto& set : d.weights)
     for (const float v : set.recurrent_weight.floats())
@@ -162,7 +161,9 @@ class RNNKernel final : public TypedKernel {
     std::string text = "cuBLASLt input projection; recurrence: ";
     const auto describe = [&](const PersistentPlan& p) {
       return cat(p.blocks_per_direction, " blocks x ", p.units_per_block, " units per direction",
-                 p.products != type_ ? "; R and h held in fp16: tf32-class products" : "");
+                 p.products == type_  ? ""
+                 : p.tensor_cores     ? "; R and h held in fp16: tf32-class products"
+                                      : "; R held in fp16: tf32-class products");
     };
     if (plan_.usable)
       text += cat("persistent ", plan_.tensor_cores ? "tensor-core" : "CUDA-core", " kernel for batch <= ",

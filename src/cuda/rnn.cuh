@@ -40,9 +40,9 @@ struct PersistentPlan {
   DataType products = DataType::kFloat32;  // the type R and h are held in on chip
 };
 
-// `type`: the layer's activations; `products`: what R and h are held in on chip, `type` itself or
-// fp16 for a tf32 layer of two directions whose h is bounded (the caller checks R fits fp16): fp16
-// has TF32's 10-bit mantissa, and with fp32 R that layer's R would not fit on chip.
+// `type`: the layer's activations; `products`: what R (and in the tensor-core kernels h) are held
+// in on chip, `type` itself or fp16 for a tf32 layer whose h is bounded (the caller checks R fits
+// fp16): fp16 has TF32's 10-bit mantissa, and with fp32 R a 1024-unit biLSTM would not fit on chip.
 PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
                               DataType products, int sm_count, size_t shared_limit);
 // Rearranges R (dirs x G*H x H, canonical) into the per-block tiles the persistent kernel loads.

@@ -18,7 +18,8 @@ using namespace persistent;
 constexpr int kMaxCoreBatch = 4;  // the CUDA-core kernel's h registers take up to 4 utterances
 constexpr int64_t kMaxHidden = 1024;  // and 32 * 32 floats of h per lane
 
-template <typename T, int NB>
+// T: the type R is held in; Out: the layer's output type (T, or float with fp16 R in a tf32 layer).
+template <typename T, typename Out, int NB>
 __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a) {
   constexpr int V = 16 / sizeof(T);   // weights per 16-byte load
   constexpr int kChunks = 32 / V;      // 16-byte chunks of a row per lane (H <= 1024)
@@ -127,17 +128,23 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
     float rec[4] = {0, 0, 0, 0};
     if (unit.active(k))
       for (int g = 0; g < gates; ++g) rec[g] = g_s[(g * units + u) * NB + unit.b];
-    unit.finish<T>(r, a.exchange, k, x, rec);
+    unit.finish<Out>(r, a.exchange, k, x, rec);
     trace.lap(3);
   }
 }
 
-void* coreKernelFor(DataType type, int nb) {
-  return dispatchType(type, [&](auto* tag) -> void* {
+template <typename T, typename Out>
+void* coreKernelFor(int nb) {
+  if (nb == 1) return reinterpret_cast<void*>(&persistentKernel<T, Out, 1>);
+  if (nb == 2) return reinterpret_cast<void*>(&persistentKernel<T, Out, 2>);
+  return reinterpret_cast<void*>(&persistentKernel<T, Out, 4>);
+}
+
+void* coreKernelFor(DataType products, DataType output, int nb) {
+  if (products == DataType::kFloat16 && output == DataType::kFloat32) return coreKernelFor<__half, float>(nb);
+  return dispatchType(products, [&](auto* tag) -> void* {
     using T = std::remove_pointer_t<decltype(tag)>;
-    if (nb == 1) return reinterpret_cast<void*>(&persistentKernel<T, 1>);
-    if (nb == 2) return reinterpret_cast<void*>(&persistentKernel<T, 2>);
-    return reinterpret_cast<void*>(&persistentKernel<T, 4>);
+    return coreKernelFor<T, T>(nb);
   });
 }
 
@@ -159,8 +166,8 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
                               DataType products, int sm_count, size_t shared_limit) {
   PersistentPlan plan;
   plan.products = products;
-  // Products in another type than the output: fp16 ones of a two-direction fp32 layer only.
-  if (products != type && (products != DataType::kFloat16 || type != DataType::kFloat32 || dirs != 2)) return plan;
+  // Products in another type than the output: fp16 ones of an fp32 (tf32) layer only.
+  if (products != type && (products != DataType::kFloat16 || type != DataType::kFloat32)) return plan;
   const int gates = gateCount(cell);
   // A GRU without linear-before-reset needs all of r*h before R_n: a second exchange per step.
   if (cell == RNNCell::kGRU && !linear_before_reset) return plan;
@@ -174,12 +181,12 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
   // bench/RESULTS.md), and so it is for fp32, which has no exact tensor-core mode.
   if (products == DataType::kFloat32 || dirs == 1) {
     const int64_t rows = static_cast<int64_t>(gates) * plan.units_per_block;
-    const int per_load = 16 / static_cast<int>(sizeOf(type));  // the kernel reads rows 16 bytes at a time
+    const int per_load = 16 / static_cast<int>(sizeOf(products));  // the kernel reads rows 16 bytes at a time
     if (hidden > kMaxHidden || hidden % per_load != 0 || plan.units_per_block * kMaxCoreBatch > kThreads) return plan;
-    plan.shared_bytes = rows * hidden * sizeOf(type) + kMaxCoreBatch * hidden * 4 + rows * kMaxCoreBatch * 4;
+    plan.shared_bytes = rows * hidden * sizeOf(products) + kMaxCoreBatch * hidden * 4 + rows * kMaxCoreBatch * 4;
     if (plan.shared_bytes > shared_limit) return plan;
     for (int nb : {1, 2, 4})
-      if (!coResident(coreKernelFor(type, nb), kThreads, plan.shared_bytes, blocks, sm_count)) return plan;
+      if (!coResident(coreKernelFor(products, type, nb), kThreads, plan.shared_bytes, blocks, sm_count)) return plan;
     plan.max_batch = kMaxCoreBatch;
   } else {
     if (plan.units_per_block * kMaxBatch > mmaThreads()) return plan;
@@ -232,7 +239,8 @@ void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, co
   } else {
     void* params[] = {&a};
     const int nb = args.n == 1 ? 1 : args.n == 2 ? 2 : 4;
-    DS2RT_CUDA(cudaLaunchCooperativeKernel(coreKernelFor(type, nb), grid, dim3(kThreads), params, plan.shared_bytes, stream));
+    DS2RT_CUDA(cudaLaunchCooperativeKernel(coreKernelFor(plan.products, type, nb), grid, dim3(kThreads), params,
+                                           plan.shared_bytes, stream));
   }
 }
 

@@ -121,9 +121,9 @@ TEST_P(CudaRNN, MatchesCpu) {
       if (t >= lens[b])
         for (int f = 0; f < features; ++f) input.mutableData<float>()[(t * c.batch + b) * features + f] = 1e4f;
   const auto lengths_tensor = HostTensor::fromInts({c.batch}, lens);
-  // tf32 layers of two directions (not ReLU, not a plain GRU) hold R and h in fp16 on chip.
-  const bool fp16_products = c.precision == Precision::kTF32 && c.direction == RNNDirection::kBidirectional &&
-                             c.cell != RNNCell::kRNNRelu && !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
+  // tf32 layers (not ReLU, not a plain GRU) hold R and h in fp16 on chip.
+  const bool fp16_products = c.precision == Precision::kTF32 && c.cell != RNNCell::kRNNRelu &&
+                             !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
   // Batches of 3 to 32 in fp16/bf16 (and such tf32 layers) take the wide-batch kernel where it
   // exists (the 1024-unit cases need more SMs than some GPUs have).
   if (c.hidden <= 264) {
@@ -131,7 +131,7 @@ TEST_P(CudaRNN, MatchesCpu) {
                             !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
     EXPECT_EQ(gpu.describe().find("wide-batch") != std::string::npos, wide_batch) << gpu.describe();
   }
-  EXPECT_EQ(gpu.describe().find("R and h held in fp16") != std::string::npos, fp16_products) << gpu.describe();
+  EXPECT_EQ(gpu.describe().find("held in fp16") != std::string::npos, fp16_products) << gpu.describe();
   auto cpu_ctx = cpu.createContext();
   auto gpu_ctx = gpu.createContext();
   const auto expected = cpu_ctx.run({{"x", input}, {"lengths", lengths_tensor}}).at("y");
@@ -166,10 +166,12 @@ std::vector<RNNCase> rnnCases() {
   // TF32: the input projections on the tensor cores, the per-step products too from 16 utterances.
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 2, 64, 11, Precision::kTF32});
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kForward, DirectionMerge::kConcat, 1, 48, 19, Precision::kTF32});
-  // tf32 with two directions and up to 8 utterances: the fp16 tensor-core kernel (not for ReLU).
+  // tf32 with fp16 R in the persistent kernels (not for ReLU), one direction on the CUDA-core kernel.
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, 1024, 2, Precision::kTF32});
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 1, 256, 7, Precision::kTF32});
   cases.push_back({RNNCell::kRNNRelu, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 1, 64, 3, Precision::kTF32});
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 2, 1024, 3, Precision::kTF32});
+  cases.push_back({RNNCell::kRNNTanh, true, RNNDirection::kReverse, DirectionMerge::kConcat, 1, 40, 1, Precision::kTF32});
   cases.push_back({RNNCell::kGRU, false, RNNDirection::kForward, DirectionMerge::kConcat, 1, 96, 6, Precision::kTF32});
   cases.push_back({RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 1, 32, 2, Precision::kTF32});
   // Larger shapes: bf16, and fp32 weights too big for the persistent kernel's shared memory.
