@@ -321,6 +321,35 @@ expect_error "unknown format" 2 "xml not in" "$ds2rt" transcribe "$model" "$audi
 expect_error "greedy with an LM" 2 "need the beam decoder" "$ds2rt" transcribe "$model" "$audio/hello_16k.wav" --decoder greedy --lm "$lm"
 expect_error "bad hotword" 2 "not a number" "$ds2rt" transcribe "$model" "$audio/hello_16k.wav" --hotword THE:x
 expect_error "bad batch size" 2 "batch-size" "$ds2rt" transcribe "$model" "$audio/hello_16k.wav" -b 0
+expect_error "bad segment length" 2 "at least 1 s" "$ds2rt" transcribe "$model" "$audio/hello_16k.wav" --max-segment 0.5
+
+# ---- long files: cut at pauses, word times from the file's start --------------------------------
+py "
+import wave
+src = wave.open('$audio/hello_16k.wav')
+rate, hello = src.getframerate(), src.readframes(src.getnframes())
+pause = bytes(2 * rate // 2)  # 0.5 s of silence between repetitions
+out = wave.open('$work/long.wav', 'wb')
+out.setnchannels(1); out.setsampwidth(2); out.setframerate(rate)
+body = b''
+while len(body) < 2 * rate * 45: body += hello + pause
+out.writeframes(body); out.close()
+" "long file written"
+expect_ok "long file, pieces" "$ds2rt" transcribe "$model" "$work/long.wav" --max-segment 10 -f json -o "$work/long.json"
+expect_ok "long file, whole" "$ds2rt" transcribe "$model" "$work/long.wav" --max-segment 0 -f json -o "$work/whole.json"
+py "
+import json
+for name in ('long', 'whole'):
+    r = json.load(open('$work/' + name + '.json'))[0]
+    words = r['words']
+    assert words, name + ': no words'
+    starts = [w['start'] for w in words]
+    assert starts == sorted(starts), name + ': word times go back'
+    assert all(w['start'] <= w['end'] <= r['duration'] + 1e-6 for w in words), name + ': a word outside the file'
+    if name == 'long':  # each piece's words, shifted by where the piece starts
+        assert starts[-1] > 30, name + ': the last word starts at %.1f s of %.1f' % (starts[-1], r['duration'])
+    assert len(r['text'].split()) == len(words), name + ': text and words disagree'
+" "long file: word times in order, counted from the file's start"
 printf 'a.wav,b.txt,c\n' >"$work/bad.csv"
 expect_error "malformed manifest" 1 "line 1" "$ds2rt" transcribe "$model" "$work/bad.csv"
 printf '{"text": "x"}\n' >"$work/bad.jsonl"

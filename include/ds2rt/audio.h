@@ -59,6 +59,17 @@ Audio resample(Audio audio, int target_rate);
 // such audio; transcribe and eval print these, the Python Transcriber warns with them.
 std::vector<std::string> audioWarnings(const Audio& audio, int model_rate);
 
+// Samples [begin, end) of an Audio.
+struct AudioSpan {
+  size_t begin = 0, end = 0;
+};
+// Cuts audio longer than `max_seconds` (>= 1) into consecutive spans of at most that length, each
+// ending in the middle of the quietest 100 ms of the second half of what it may hold (a pause
+// between words where there is one). The spans cover every sample, in order. A model trained on
+// utterances of seconds transcribes a long recording best a span at a time, each normalised on
+// its own as in training; transcribe and eval do so (--max-segment).
+std::vector<AudioSpan> splitAtPauses(const Audio& audio, double max_seconds);
+
 struct AudioFormat {
   std::string name;       // "FLAC (Free Lossless Audio Codec)"
   std::string extension;  // "flac"

@@ -90,6 +90,17 @@ void bindAudioData(nb::module_& m) {
       },
       "interleaved"_a, "channels"_a, "Mean of the channels of interleaved frames.");
   m.def("audio_formats", &audioFormats, "The container formats the linked libsndfile reads.");
+  m.def(
+      "split_at_pauses",
+      [](const Audio& audio, double max_seconds) {
+        std::vector<std::pair<size_t, size_t>> spans;
+        for (const AudioSpan& s : splitAtPauses(audio, max_seconds)) spans.emplace_back(s.begin, s.end);
+        return spans;
+      },
+      "audio"_a, "max_seconds"_a,
+      "Cuts audio longer than max_seconds (>= 1) into consecutive (begin, end) sample ranges of at most that "
+      "length, each ending in the quietest 100 ms of the second half of what it may hold; they cover every "
+      "sample. Transcribe each piece on its own (as `ds2rt transcribe --max-segment` does).");
   m.def("audio_warnings", &audioWarnings, "audio"_a, "model_rate"_a,
         "What may make a transcript of this audio poor with a model trained at model_rate Hz (a narrower band "
         "than the model's, digital silence): one sentence each, [] when nothing does.");

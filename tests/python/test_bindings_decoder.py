@@ -144,6 +144,21 @@ def test_transcribe_is_the_pipeline_of_the_primitives():
     assert ds2rt.audio_warnings(audio, 16000) == []
 
 
+def test_split_at_pauses_cuts_in_the_silence():
+    rate = 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(3 * rate) / rate)).astype(np.float32)
+    gap = np.zeros(rate // 2, np.float32)
+    samples = np.concatenate([tone, gap] * 6)  # 21 s
+    spans = ds2rt.split_at_pauses(ds2rt.Audio(samples, rate), 8.0)
+    assert spans[0][0] == 0 and spans[-1][1] == len(samples)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert all(end - begin <= 8 * rate for begin, end in spans)
+    for _, end in spans[:-1]:  # inside a gap: after a tone's 3 s
+        assert (end % (rate * 7 // 2)) > 3 * rate
+    with pytest.raises(ds2rt.Error, match="at least 1 s"):
+        ds2rt.split_at_pauses(ds2rt.Audio(samples, rate), 0.5)
+
+
 def test_transcribe_without_a_model_says_there_is_no_bundled_one(monkeypatch):
     monkeypatch.delenv("DS2RT_MODEL", raising=False)
     try:

@@ -3,12 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <filesystem>
 #include <fstream>
 #include <numbers>
+#include <random>
 #include <sstream>
 
 #include "ds2rt/audio.h"
@@ -201,6 +203,47 @@ TEST(Audio, WarningsNameNarrowBandsAndSilence) {
   const Audio dither{std::vector<float>(16000, 1.0f / 32768.0f), 16000};
   EXPECT_THAT(warnings(dither), testing::ElementsAre(HasSubstr("silent (peak -90 dBFS)")));
   EXPECT_THAT(warnings(Audio{std::vector<float>(16000, 3.0f / 32768.0f), 16000}), testing::IsEmpty());
+}
+
+// Long audio is cut at pauses into spans of at most the given length that cover every sample.
+TEST(Audio, SplitAtPausesCutsInTheSilences) {
+  Audio speechlike{{}, 16000};  // 10 x (3 s of tone, 0.4 s of silence): 34 s
+  std::vector<std::pair<size_t, size_t>> gaps;
+  for (int i = 0; i < 10; ++i) {
+    const Audio tone = sine(300.0 + 50 * i, 16000, 3.0);
+    speechlike.samples.insert(speechlike.samples.end(), tone.samples.begin(), tone.samples.end());
+    gaps.emplace_back(speechlike.samples.size(), speechlike.samples.size() + 6400);
+    speechlike.samples.resize(speechlike.samples.size() + 6400, 0.0f);
+  }
+  const auto check_cover = [](const std::vector<AudioSpan>& spans, const Audio& audio, double max_seconds) {
+    ASSERT_FALSE(spans.empty());
+    EXPECT_EQ(spans.front().begin, 0u);
+    EXPECT_EQ(spans.back().end, audio.samples.size());
+    for (size_t i = 0; i < spans.size(); ++i) {
+      EXPECT_LT(spans[i].begin, spans[i].end);
+      EXPECT_LE(spans[i].end - spans[i].begin, static_cast<size_t>(max_seconds * audio.sample_rate));
+      if (i > 0) EXPECT_EQ(spans[i].begin, spans[i - 1].end);
+    }
+  };
+  const auto spans = splitAtPauses(speechlike, 10.0);
+  check_cover(spans, speechlike, 10.0);
+  EXPECT_GE(spans.size(), 4u);
+  for (size_t i = 0; i + 1 < spans.size(); ++i) {
+    const size_t cut = spans[i].end;
+    EXPECT_TRUE(std::any_of(gaps.begin(), gaps.end(), [&](const auto& g) { return cut > g.first && cut < g.second; }))
+        << "cut at " << cut / 16000.0 << " s is not in a pause";
+  }
+  // Short audio stays whole; audio without pauses is cut anyway, within the limit.
+  EXPECT_EQ(splitAtPauses(sine(440.0, 16000, 5.0), 10.0).size(), 1u);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> noise(0.0f, 0.1f);
+  Audio hiss{std::vector<float>(16000 * 25), 16000};
+  for (float& s : hiss.samples) s = noise(rng);
+  const auto hiss_spans = splitAtPauses(hiss, 10.0);
+  check_cover(hiss_spans, hiss, 10.0);
+  EXPECT_GE(hiss_spans.size(), 3u);
+  EXPECT_LE(hiss_spans.size(), 5u);
+  EXPECT_THAT(errorOf([&] { splitAtPauses(hiss, 0.5); }), HasSubstr("at least 1 s"));
 }
 
 // ---- Bad input --------------------------------------------------------------------------------

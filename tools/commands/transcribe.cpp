@@ -21,6 +21,11 @@ by extension: .csv is deepspeech.pytorch's "audio_path,transcript_path" per line
 NeMo's JSON lines with "audio_filepath" (or deepspeech.pytorch's {"root_path", "samples"} .json).
 Relative paths in a manifest are resolved against the manifest's directory.
 
+Long files: a file longer than --max-segment seconds (default 20) is cut into pieces of at most that
+length, each ending in the quietest 100 ms of its second half (a pause where there is one); each piece
+is normalised and transcribed on its own, as the model's training utterances were, and the pieces'
+words are joined with times from the file's start. --max-segment 0 transcribes every file whole.
+
 Output (--format): text is "path<TAB>transcript" per file (just the transcript for one audio file);
 json is an array with one object per file {file, text, duration, sample_rate (the file's own),
 confidence, words: [{word, start, end, confidence}], nbest: [{text, score}], model, decoder, and

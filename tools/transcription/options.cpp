@@ -94,6 +94,9 @@ void addTranscribeOptions(CLI::App& cmd, TranscribeOptions& o) {
   addBuildOptions(cmd, o.build);
   cmd.add_option("-b,--batch-size", o.batch_size, "files per engine run (sorted by length, padded)")->capture_default_str();
   cmd.add_option("-t,--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
+  cmd.add_option("--max-segment", o.max_segment,
+                 "seconds: longer files are transcribed in pieces of at most this, cut at pauses (0: whole)")
+      ->capture_default_str();
   cmd.add_option("--decoder", o.decoder, "greedy | beam (default: greedy; beam with --lm, --hotword or --nbest > 1)")
       ->check(CLI::IsMember({"greedy", "beam"}));
   cmd.add_option("--lm", o.lm, "n-gram word language model, ARPA (plain or .gz); default: lm.arpa beside the model")
@@ -116,7 +119,8 @@ TranscriberConfig TranscribeOptions::transcriberConfig() const {
   const bool wants_beam = !lm.empty() || !hotwords.empty() || search.nbest > 1;
   if (decoder == "greedy" && wants_beam)
     throw CLI::ValidationError("--decoder", "--lm, --hotword and --nbest > 1 need the beam decoder (--decoder beam)");
-  TranscriberConfig c{.batch_size = batch_size, .threads = threads, .search = search, .lm_path = lm};
+  TranscriberConfig c{
+      .batch_size = batch_size, .threads = threads, .max_segment = max_segment, .search = search, .lm_path = lm};
   c.beam = decoder == "beam" || (decoder.empty() && wants_beam);
   try {
     for (const std::string& spec : hotwords) c.search.hotwords.push_back(parseHotword(spec));

@@ -15,6 +15,7 @@ struct TranscribeOptions {
   BuildOptions build;
   int batch_size = 8;
   int threads = 0;
+  double max_segment = 20;  // seconds; 0: never cut
   std::string decoder;  // "greedy" | "beam"; empty: beam when --lm, --hotword or --nbest > 1 asks for it
   std::string lm;  // an ARPA file, or "default": kBundledLmFile beside the model
   BeamSearchConfig search;

@@ -37,6 +37,7 @@ int blankIndex(const std::vector<std::string>& labels) {
 
 void TranscriberConfig::validate() const {
   check(batch_size >= 1, "--batch-size must be at least 1, got ", batch_size);
+  check(max_segment == 0 || max_segment >= 1, "--max-segment must be 0 (never cut) or at least 1 s, got ", max_segment);
   check(threads >= 0, "--threads must be 0 (every core) or more, got ", threads);
   check(beam || lm_path.empty(), "a language model needs the beam search decoder");
   search.validate();
@@ -92,19 +93,19 @@ CtcDecoder Transcriber::makeDecoder(const DeepSpeech2Config& model, const Transc
 
 std::vector<Transcription> Transcriber::transcribe(const std::vector<std::string>& files, const Callback& on_done) {
   std::vector<Transcription> results(files.size());
+  std::vector<Pieces> pieces(files.size());
   for (size_t i = 0; i < files.size(); ++i) results[i].file = files[i];
   const size_t window = static_cast<size_t>(config_.batch_size) * kBatchesPerWindow;
   for (size_t begin = 0; begin < files.size(); begin += window) {
     const size_t end = std::min(files.size(), begin + window);
-    const std::vector<Utterance> loaded = loadWindow(results, begin, end);
+    const std::vector<Utterance> loaded = loadWindow(results, pieces, begin, end);
     if (on_done)
       for (size_t i = begin; i < end; ++i)
         if (!results[i].ok()) on_done(results[i]);
     for (size_t b = 0; b < loaded.size(); b += static_cast<size_t>(config_.batch_size)) {
       const auto batch = std::span(loaded).subspan(b, std::min(loaded.size() - b, static_cast<size_t>(config_.batch_size)));
-      runBatch(batch, results);
-      if (on_done)
-        for (const Utterance& u : batch) on_done(results[u.index]);
+      for (const size_t done : runBatch(batch, results, pieces))
+        if (on_done) on_done(results[done]);
     }
   }
   return results;
@@ -112,9 +113,9 @@ std::vector<Transcription> Transcriber::transcribe(const std::vector<std::string
 
 // Reads and featurises files [begin, end) on all threads; failures land in the results.
 // Returns the good ones, longest first.
-std::vector<Transcriber::Utterance> Transcriber::loadWindow(std::vector<Transcription>& results, size_t begin,
-                                                            size_t end) {
-  std::vector<std::optional<HostTensor>> features(end - begin);
+std::vector<Transcriber::Utterance> Transcriber::loadWindow(std::vector<Transcription>& results,
+                                                            std::vector<Pieces>& pieces, size_t begin, size_t end) {
+  std::vector<std::vector<Utterance>> files(end - begin);
   const int threads = config_.threads > 0 ? config_.threads : omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
   for (size_t i = begin; i < end; ++i) {
@@ -124,20 +125,35 @@ std::vector<Transcriber::Utterance> Transcriber::loadWindow(std::vector<Transcri
       r.duration = audio.seconds();
       r.source_rate = audio.source_rate;
       r.warning = audioWarning(r.file, audio, features_.config().sample_rate);
-      features[i - begin] = features_.compute(audio);
+      const std::vector<AudioSpan> spans =
+          config_.max_segment > 0 ? splitAtPauses(audio, config_.max_segment) : std::vector<AudioSpan>{{0, audio.samples.size()}};
+      for (const AudioSpan& span : spans) {
+        Audio piece{{audio.samples.begin() + span.begin, audio.samples.begin() + span.end}, audio.sample_rate,
+                    audio.source_rate};
+        files[i - begin].push_back({i, files[i - begin].size(), static_cast<double>(span.begin) / audio.sample_rate,
+                                    features_.compute(piece)});
+      }
     } catch (const std::exception& e) {
       r.error = fileError(r.file, e);
+      files[i - begin].clear();
     }
   }
   std::vector<Utterance> loaded;
-  for (size_t i = begin; i < end; ++i)
-    if (features[i - begin]) loaded.push_back({i, std::move(*features[i - begin])});
+  for (size_t i = begin; i < end; ++i) {
+    Pieces& p = pieces[i];
+    p = {.count = files[i - begin].size(), .nbest = std::vector<std::vector<Hypothesis>>(files[i - begin].size())};
+    for (Utterance& u : files[i - begin]) {
+      p.offsets.push_back(u.offset_seconds);
+      loaded.push_back(std::move(u));
+    }
+  }
   std::stable_sort(loaded.begin(), loaded.end(),
                    [](const Utterance& a, const Utterance& b) { return a.features.dim(3) > b.features.dim(3); });
   return loaded;
 }
 
-void Transcriber::runBatch(std::span<const Utterance> batch, std::vector<Transcription>& results) {
+std::vector<size_t> Transcriber::runBatch(std::span<const Utterance> batch, std::vector<Transcription>& results,
+                                          std::vector<Pieces>& pieces) {
   std::vector<Posteriors> posteriors;
   HostTensor probs;
   try {
@@ -151,20 +167,80 @@ void Transcriber::runBatch(std::span<const Utterance> batch, std::vector<Transcr
     posteriors = splitBatch(probs, context_.output("output_lengths"), decoder_.config().labels.size());
   } catch (const std::exception& e) {
     for (const Utterance& u : batch) results[u.index].error = fileError(results[u.index].file, e);
-    return;
+    posteriors.clear();
   }
+  std::vector<std::string> errors(batch.size());
   const int threads = config_.threads > 0 ? config_.threads : omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (config_.beam)
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Transcription& r = results[batch[i].index];
+  for (size_t i = 0; i < posteriors.size(); ++i) {
     try {
-      r.nbest = config_.beam ? decoder_.beamSearch(posteriors[i]) : std::vector{decoder_.greedy(posteriors[i])};
-      for (Hypothesis& h : r.nbest)  // the last frame may reach past the end of the audio
-        for (DecodedWord& w : h.words) w.end_seconds = std::min(w.end_seconds, r.duration);
+      pieces[batch[i].index].nbest[batch[i].piece] =
+          config_.beam ? decoder_.beamSearch(posteriors[i]) : std::vector{decoder_.greedy(posteriors[i])};
     } catch (const std::exception& e) {
-      r.error = fileError(r.file, e);
+      errors[i] = e.what();
     }
   }
+  std::vector<size_t> finished;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Transcription& r = results[batch[i].index];
+    if (!errors[i].empty() && r.ok()) r.error = fileError(r.file, std::runtime_error(errors[i]));
+    Pieces& p = pieces[batch[i].index];
+    if (++p.done < p.count) continue;
+    if (r.ok()) join(r, p);
+    p = {};
+    finished.push_back(batch[i].index);
+  }
+  return finished;
+}
+
+// A file's hypotheses from its pieces': texts joined by a space, frames and times counted from the
+// start of the file, scores added.
+void Transcriber::join(Transcription& r, Pieces& p) const {
+  const auto clamp = [&] {  // the last frame may reach past the end of the audio
+    for (Hypothesis& h : r.nbest)
+      for (DecodedWord& w : h.words) w.end_seconds = std::min(w.end_seconds, r.duration);
+  };
+  if (p.nbest.size() == 1) {  // a whole file
+    r.nbest = std::move(p.nbest[0]);
+    return clamp();
+  }
+  const double frame_seconds = decoder_.config().frame_seconds;
+  const int space = [&] {
+    const auto& labels = decoder_.config().labels;
+    const auto it = std::find(labels.begin(), labels.end(), " ");
+    return it == labels.end() ? -1 : static_cast<int>(it - labels.begin());
+  }();
+  size_t ranks = 0;
+  for (const auto& nbest : p.nbest) ranks = std::max(ranks, nbest.size());
+  r.nbest.assign(ranks, Hypothesis{});
+  for (size_t rank = 0; rank < ranks; ++rank) {
+    Hypothesis& joined = r.nbest[rank];
+    double confidence = 0;
+    for (size_t piece = 0; piece < p.nbest.size(); ++piece) {
+      if (p.nbest[piece].empty()) continue;
+      const Hypothesis& h = p.nbest[piece][std::min(rank, p.nbest[piece].size() - 1)];
+      const int frames = static_cast<int>(std::lround(p.offsets[piece] / frame_seconds));
+      if (!h.text.empty() && !joined.text.empty()) {
+        joined.text += ' ';
+        if (space >= 0) joined.chars.push_back({space, frames, frames, 1.0f});
+      }
+      joined.text += h.text;
+      for (DecodedChar c : h.chars) {
+        c.start_frame += frames, c.end_frame += frames;
+        joined.chars.push_back(c);
+      }
+      for (DecodedWord w : h.words) {
+        w.start_frame += frames, w.end_frame += frames;
+        w.start_seconds += p.offsets[piece], w.end_seconds += p.offsets[piece];
+        confidence += w.confidence;
+        joined.words.push_back(w);
+      }
+      joined.acoustic_score += h.acoustic_score;
+      joined.score += h.score;
+    }
+    joined.confidence = joined.words.empty() ? 0.0f : static_cast<float>(confidence / joined.words.size());
+  }
+  clamp();
 }
 
 }  // namespace ds2rt::tools

@@ -9,6 +9,11 @@
 // once. Results come back in the order of the files. A file that cannot be read or decoded gets
 // an error and the others go on.
 //
+// Long files: a file longer than max_segment seconds is cut at pauses (splitAtPauses) and each
+// piece is an utterance of its own (normalised on its own, as the model's training utterances
+// were); the pieces' hypotheses are joined back, word times counted from the file's start. With
+// several hypotheses (nbest), the i-th of a file joins each piece's i-th (its best if it has fewer).
+//
 // Word times: one output frame lasts window_stride x the network's time stride. The stride is
 // measured once, when the Transcriber is made, by running the engine on 64 frames of silence
 // (input frames / output frames, rounded: 2 for DeepSpeech2, whose first convolution has stride 2
@@ -30,6 +35,7 @@ namespace ds2rt::tools {
 struct TranscriberConfig {
   int batch_size = 8;
   int threads = 0;          // engine and file-reading threads (0: every core)
+  double max_segment = 0;   // seconds: longer files are transcribed in pieces cut at pauses (0: whole)
   bool beam = false;        // prefix beam search; false: greedy
   BeamSearchConfig search;  // beam width, pruning, alpha, beta, hotwords, nbest (beam only)
   std::string lm_path;      // ARPA file, "" for none (beam only)
@@ -70,12 +76,24 @@ class Transcriber {
   };
   struct Utterance {
     size_t index;  // into the results
+    size_t piece;  // of the file (0 when it is whole)
+    double offset_seconds;
     HostTensor features;
+  };
+  // The pieces of each file decoded so far, until all are there and joined into its result.
+  struct Pieces {
+    size_t count = 0, done = 0;
+    std::vector<std::vector<Hypothesis>> nbest;  // per piece
+    std::vector<double> offsets;                 // seconds from the file's start, per piece
   };
   static Probe probeEngine(const Engine& engine, ExecutionContext& context, const FeatureConfig& features);
   static CtcDecoder makeDecoder(const DeepSpeech2Config& model, const TranscriberConfig& config, const Probe& probe);
-  std::vector<Utterance> loadWindow(std::vector<Transcription>& results, size_t begin, size_t end);
-  void runBatch(std::span<const Utterance> batch, std::vector<Transcription>& results);
+  std::vector<Utterance> loadWindow(std::vector<Transcription>& results, std::vector<Pieces>& pieces, size_t begin,
+                                    size_t end);
+  // Returns the files whose last piece this batch decoded (their results are complete).
+  std::vector<size_t> runBatch(std::span<const Utterance> batch, std::vector<Transcription>& results,
+                               std::vector<Pieces>& pieces);
+  void join(Transcription& result, Pieces& pieces) const;
 
   TranscriberConfig config_;
   Engine engine_;
