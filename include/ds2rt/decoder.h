@@ -167,6 +167,13 @@ class CtcDecoder {
   std::optional<LanguageModel> lm_;
 };
 
+// One hypothesis for a recording decoded in consecutive pieces (splitAtPauses), piece i starting
+// offsets_seconds[i] into it: the texts joined by a space (and the " " label, where there is one,
+// between their chars), frames and times counted from the recording's start, scores added,
+// confidence the mean of all words'.
+Hypothesis joinHypotheses(std::span<const Hypothesis> pieces, std::span<const double> offsets_seconds,
+                          const DecoderConfig& config);
+
 // Splits a batch (N x T x C probabilities, N lengths) into per-utterance views, checking shapes.
 std::vector<Posteriors> splitBatch(const HostTensor& probs, const HostTensor& lengths, size_t num_labels);
 

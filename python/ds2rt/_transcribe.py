@@ -67,9 +67,12 @@ class Transcriber:
                  beam_width: int | None = None, alpha: float = 0.5, beta: float = 1.5,
                  hotwords: Iterable[str | _c.Hotword] = (),
                  device: _c.Device = _c.Device.CPU, precision: _c.Precision = _c.Precision.FP32,
-                 num_threads: int = 0, batch_size: int = 8) -> None:
+                 num_threads: int = 0, batch_size: int = 8, max_segment: float = 20.0) -> None:
         if batch_size < 1:
             raise _c.Error(f"batch_size must be at least 1, got {batch_size}")
+        if max_segment != 0 and max_segment < 1:
+            raise _c.Error(f"max_segment must be 0 (never cut) or at least 1 s, got {max_segment}")
+        self.max_segment = max_segment
         if model is None:
             model = default_model_path()
         self.model = _open_model(model)
@@ -91,7 +94,9 @@ class Transcriber:
                              frame_seconds=config.spect.window_stride * _TIME_STRIDE, beam=search),
             language_model)
 
-    def _features(self, audio: AudioInput) -> np.ndarray:
+    def _pieces(self, audio: AudioInput) -> list[tuple[np.ndarray, float]]:
+        """Features of the input, in pieces of at most max_segment seconds cut at pauses, with
+        where each piece starts (seconds)."""
         name = os.fspath(audio) if isinstance(audio, (str, os.PathLike)) else "audio"
         if isinstance(audio, (str, os.PathLike)):
             audio = _c.load_audio(audio, self.sample_rate)
@@ -100,16 +105,33 @@ class Transcriber:
                 warnings.warn(f"{name}: {warning}", stacklevel=4)
             if audio.sample_rate != self.sample_rate:
                 audio = _c.resample(audio, self.sample_rate)
-        return self.features.compute(audio)
+        else:
+            audio = _c.Audio(np.ascontiguousarray(audio, dtype=np.float32), self.sample_rate)
+        if self.max_segment == 0 or audio.seconds <= self.max_segment:
+            return [(self.features.compute(audio), 0.0)]
+        samples, rate = audio.samples, audio.sample_rate
+        return [(self.features.compute(_c.Audio(samples[begin:end], rate)), begin / rate)
+                for begin, end in _c.split_at_pauses(audio, self.max_segment)]
 
     def _decode_batch(self, batch: Sequence[AudioInput]) -> list[_c.Hypothesis]:
-        features, lengths = _c.batch_features([self._features(a) for a in batch])
+        items = [self._pieces(a) for a in batch]
+        flat = [features for pieces in items for features, _ in pieces]
         if not hasattr(self._contexts, "context"):
             self._contexts.context = self.engine.create_context(num_threads=self.num_threads)
-        out = self._contexts.context.run({"features": features, "lengths": lengths})
-        if self.beam:
-            return [nbest[0] for nbest in self.decoder.beam_search(out["probs"], out["output_lengths"])]
-        return self.decoder.greedy(out["probs"], out["output_lengths"])
+        decoded: list[_c.Hypothesis] = []
+        for start in range(0, len(flat), self.batch_size):  # a long file's pieces, batch_size at a time
+            features, lengths = _c.batch_features(flat[start:start + self.batch_size])
+            out = self._contexts.context.run({"features": features, "lengths": lengths})
+            if self.beam:
+                decoded += [nbest[0] for nbest in self.decoder.beam_search(out["probs"], out["output_lengths"])]
+            else:
+                decoded += self.decoder.greedy(out["probs"], out["output_lengths"])
+        results, at = [], 0
+        for pieces in items:
+            hypotheses, at = decoded[at:at + len(pieces)], at + len(pieces)
+            results.append(hypotheses[0] if len(pieces) == 1 else
+                           _c.join_hypotheses(hypotheses, [offset for _, offset in pieces], self.decoder.config))
+        return results
 
     @overload
     def __call__(self, audio: AudioInput) -> _c.Hypothesis: ...
@@ -141,6 +163,7 @@ def transcribe(audio: AudioInput | AudioInputs, model: str | os.PathLike | _c.De
     ``model``: a model file or a DeepSpeech2Model; None: the bundled model (``default_model_path()``).
     ``lm="default"``: the bundled LM beside the model file (models/lm.arpa).
     ``options``: as Transcriber: lm, beam_width, alpha, beta, hotwords, device, precision,
-    num_threads, batch_size. ``str(result)`` is the text; ``result.words`` has times.
+    num_threads, batch_size, max_segment (seconds: longer inputs are transcribed in pieces cut at pauses;
+    0: whole). ``str(result)`` is the text; ``result.words`` has times.
     """
     return Transcriber(model, **options)(audio)

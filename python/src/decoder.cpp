@@ -176,6 +176,14 @@ void bindCtcDecoder(nb::module_& m) {
       .def_prop_ro("language_model", [](const C& c) {
         return c.languageModel() ? std::optional<LanguageModel>(*c.languageModel()) : std::nullopt;
       });
+  m.def(
+      "join_hypotheses",
+      [](const std::vector<Hypothesis>& pieces, const std::vector<double>& offsets, const DecoderConfig& config) {
+        return joinHypotheses(pieces, offsets, config);
+      },
+      "pieces"_a, "offsets_seconds"_a, "config"_a,
+      "One hypothesis for a recording decoded in consecutive pieces (split_at_pauses), piece i starting "
+      "offsets_seconds[i] into it: texts joined by a space, frames and times from its start, scores added.");
 }
 
 void bindErrorRates(nb::module_& m) {

@@ -144,6 +144,29 @@ def test_transcribe_is_the_pipeline_of_the_primitives():
     assert ds2rt.audio_warnings(audio, 16000) == []
 
 
+def test_transcriber_cuts_long_audio_and_joins_the_pieces():
+    wav = str(DATA / "audio" / "hello_16k.wav")
+    hello = ds2rt.load_audio(wav, 16000).samples
+    long = np.concatenate([hello, np.zeros(8000, np.float32)] * 30)  # ~45 s
+    assert len(long) / 16000 > 40
+    pieces = ds2rt.Transcriber(MODEL, max_segment=10)
+    whole = ds2rt.Transcriber(MODEL, max_segment=0)
+    cut = pieces(long)
+    starts = [w.start_seconds for w in cut.words]
+    assert starts == sorted(starts) and starts[-1] > 30  # times from the start of the audio
+    assert len(cut.text.split()) == len(cut.words)
+    # the pieces are what split_at_pauses gives, each decoded on its own, then joined
+    audio = ds2rt.Audio(long, 16000)
+    spans = ds2rt.split_at_pauses(audio, 10)
+    alone = [whole(ds2rt.Audio(long[b:e], 16000)) for b, e in spans]
+    joined = ds2rt.join_hypotheses(alone, [b / 16000 for b, _ in spans], whole.decoder.config)
+    assert cut.text == joined.text
+    assert [w.start_seconds for w in cut.words] == [w.start_seconds for w in joined.words]
+    assert whole(wav).text == pieces(wav).text  # short input: one piece
+    with pytest.raises(ds2rt.Error, match="max_segment"):
+        ds2rt.Transcriber(MODEL, max_segment=0.5)
+
+
 def test_split_at_pauses_cuts_in_the_silence():
     rate = 16000
     tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(3 * rate) / rate)).astype(np.float32)

@@ -88,6 +88,33 @@ TEST(CtcGreedy, CollapsesRepeatsDropsBlanksAndKeepsFrameOffsets) {
   EXPECT_NEAR(h.acoustic_score, values.size() / 29 * std::log(0.9), 1e-4);
 }
 
+// Two pieces of one recording decoded apart: one hypothesis, frames and times from its start.
+TEST(CtcJoin, PiecesJoinIntoOneHypothesisWithShiftedTimes) {
+  DecoderConfig config = baseConfig();
+  config.frame_seconds = 0.02;
+  const CtcDecoder decoder(config);
+  const auto a = peakedFrames("_HI_ _YOU__"), b = peakedFrames("__THERE_");
+  const Hypothesis first = decoder.greedy(view(a)), second = decoder.greedy(view(b));
+  const Hypothesis joined = joinHypotheses(std::vector{first, second}, std::vector{0.0, 3.0}, config);
+  EXPECT_EQ(joined.text, "HI YOU THERE");
+  ASSERT_EQ(joined.words.size(), 3u);
+  EXPECT_EQ(joined.words[1].start_frame, first.words[1].start_frame);
+  EXPECT_EQ(joined.words[2].start_frame, second.words[0].start_frame + 150);  // 3 s of 20 ms frames
+  EXPECT_DOUBLE_EQ(joined.words[2].start_seconds, second.words[0].start_seconds + 3.0);
+  EXPECT_DOUBLE_EQ(joined.words[2].end_seconds, second.words[0].end_seconds + 3.0);
+  EXPECT_EQ(joined.chars.size(), first.chars.size() + 1 + second.chars.size());  // + the space between
+  EXPECT_EQ(joined.chars[first.chars.size()].label, labelOf(' '));
+  EXPECT_DOUBLE_EQ(joined.score, first.score + second.score);
+  EXPECT_NEAR(joined.confidence,
+              (first.words[0].confidence + first.words[1].confidence + second.words[0].confidence) / 3, 1e-6);
+  // An empty piece adds nothing, not even a space; one piece is itself.
+  const Hypothesis silence = decoder.greedy(view(peakedFrames("____")));
+  EXPECT_EQ(joinHypotheses(std::vector{first, silence, second}, std::vector{0.0, 2.0, 3.0}, config).text,
+            "HI YOU THERE");
+  EXPECT_EQ(joinHypotheses(std::vector{second}, std::vector{0.0}, config).text, "THERE");
+  expectError([&] { joinHypotheses(std::vector{first}, std::vector{0.0, 1.0}, config); }, "1 hypotheses but 2 offsets");
+}
+
 TEST(CtcGreedy, ConfidenceIsMeanOfPerLabelMaximumPosteriors) {
   auto values = peakedFrames("AA_B", 0.9f);
   values[static_cast<size_t>(labelOf('A'))] = 0.6f;  // frame 0: A at 0.6, frame 1: A at 0.9 -> A keeps 0.9

@@ -193,54 +193,28 @@ std::vector<size_t> Transcriber::runBatch(std::span<const Utterance> batch, std:
   return finished;
 }
 
-// A file's hypotheses from its pieces': texts joined by a space, frames and times counted from the
-// start of the file, scores added.
+// A file's hypotheses from its pieces' (joinHypotheses); the i-th joins each piece's i-th, or its
+// best where it has fewer.
 void Transcriber::join(Transcription& r, Pieces& p) const {
-  const auto clamp = [&] {  // the last frame may reach past the end of the audio
-    for (Hypothesis& h : r.nbest)
-      for (DecodedWord& w : h.words) w.end_seconds = std::min(w.end_seconds, r.duration);
-  };
   if (p.nbest.size() == 1) {  // a whole file
     r.nbest = std::move(p.nbest[0]);
-    return clamp();
-  }
-  const double frame_seconds = decoder_.config().frame_seconds;
-  const int space = [&] {
-    const auto& labels = decoder_.config().labels;
-    const auto it = std::find(labels.begin(), labels.end(), " ");
-    return it == labels.end() ? -1 : static_cast<int>(it - labels.begin());
-  }();
-  size_t ranks = 0;
-  for (const auto& nbest : p.nbest) ranks = std::max(ranks, nbest.size());
-  r.nbest.assign(ranks, Hypothesis{});
-  for (size_t rank = 0; rank < ranks; ++rank) {
-    Hypothesis& joined = r.nbest[rank];
-    double confidence = 0;
-    for (size_t piece = 0; piece < p.nbest.size(); ++piece) {
-      if (p.nbest[piece].empty()) continue;
-      const Hypothesis& h = p.nbest[piece][std::min(rank, p.nbest[piece].size() - 1)];
-      const int frames = static_cast<int>(std::lround(p.offsets[piece] / frame_seconds));
-      if (!h.text.empty() && !joined.text.empty()) {
-        joined.text += ' ';
-        if (space >= 0) joined.chars.push_back({space, frames, frames, 1.0f});
+  } else {
+    size_t ranks = 0;
+    for (const auto& nbest : p.nbest) ranks = std::max(ranks, nbest.size());
+    r.nbest.clear();
+    for (size_t rank = 0; rank < ranks; ++rank) {
+      std::vector<Hypothesis> pieces;
+      std::vector<double> offsets;
+      for (size_t piece = 0; piece < p.nbest.size(); ++piece) {
+        if (p.nbest[piece].empty()) continue;
+        pieces.push_back(p.nbest[piece][std::min(rank, p.nbest[piece].size() - 1)]);
+        offsets.push_back(p.offsets[piece]);
       }
-      joined.text += h.text;
-      for (DecodedChar c : h.chars) {
-        c.start_frame += frames, c.end_frame += frames;
-        joined.chars.push_back(c);
-      }
-      for (DecodedWord w : h.words) {
-        w.start_frame += frames, w.end_frame += frames;
-        w.start_seconds += p.offsets[piece], w.end_seconds += p.offsets[piece];
-        confidence += w.confidence;
-        joined.words.push_back(w);
-      }
-      joined.acoustic_score += h.acoustic_score;
-      joined.score += h.score;
+      r.nbest.push_back(joinHypotheses(pieces, offsets, decoder_.config()));
     }
-    joined.confidence = joined.words.empty() ? 0.0f : static_cast<float>(confidence / joined.words.size());
   }
-  clamp();
+  for (Hypothesis& h : r.nbest)  // the last frame may reach past the end of the audio
+    for (DecodedWord& w : h.words) w.end_seconds = std::min(w.end_seconds, r.duration);
 }
 
 }  // namespace ds2rt::tools
