@@ -107,11 +107,11 @@ class Transcriber:
                 audio = _c.resample(audio, self.sample_rate)
         else:
             audio = _c.Audio(np.ascontiguousarray(audio, dtype=np.float32), self.sample_rate)
-        if self.max_segment == 0 or audio.seconds <= self.max_segment:
+        spans = _c.split_at_pauses(audio, self.max_segment) if self.max_segment else [(0, len(audio))]
+        if len(spans) == 1:  # whole: no copy of the samples
             return [(self.features.compute(audio), 0.0)]
         samples, rate = audio.samples, audio.sample_rate
-        return [(self.features.compute(_c.Audio(samples[begin:end], rate)), begin / rate)
-                for begin, end in _c.split_at_pauses(audio, self.max_segment)]
+        return [(self.features.compute(_c.Audio(samples[begin:end], rate)), begin / rate) for begin, end in spans]
 
     def _decode_batch(self, batch: Sequence[AudioInput]) -> list[_c.Hypothesis]:
         items = [self._pieces(a) for a in batch]

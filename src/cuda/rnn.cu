@@ -137,7 +137,8 @@ class RNNKernel final : public TypedKernel {
                            {input, w.input_weights.get(), projection, bias});
       RecurrenceArgs args{.cell = {desc_.cell, desc_.linear_before_reset}, .gates = gates_, .t = t, .n = n, .h = h,
                           .dirs = dirs_, .reverse_only = desc_.direction == RNNDirection::kReverse,
-                          .projection = projection, .bias = bias_in_projection ? nullptr : bias, .hidden_bias = static_cast<const float*>(w.hidden_bias.get()), .lengths = io.lengths,
+                          .projection = projection, .bias = bias_in_projection ? nullptr : bias,
+                          .hidden_bias = static_cast<const float*>(w.hidden_bias.get()), .lengths = io.lengths,
                           .output = out, .out_width = dirs_ * h, .column_stride = h};
       if (persistent) {
         auto* exchange = static_cast<unsigned long long*>(dev.scratch(3, persistentExchangeBytes(dirs_, h)));

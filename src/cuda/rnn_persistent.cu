@@ -166,8 +166,7 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
                               DataType products, int sm_count, size_t shared_limit) {
   PersistentPlan plan;
   plan.products = products;
-  // Products in another type than the output: fp16 ones of an fp32 (tf32) layer only.
-  if (products != type && (products != DataType::kFloat16 || type != DataType::kFloat32)) return plan;
+  if (!productsSupported(type, products)) return plan;
   const int gates = gateCount(cell);
   // A GRU without linear-before-reset needs all of r*h before R_n: a second exchange per step.
   if (cell == RNNCell::kGRU && !linear_before_reset) return plan;

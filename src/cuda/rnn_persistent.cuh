@@ -128,6 +128,12 @@ struct MmaGeometry {
   bool weights_in_registers = false;  // each warp's A fragments fit its registers
 };
 
+// Whether a layer of activation type `type` may hold R (and h) on chip in `products`: its own type,
+// or fp16 in an fp32 (tf32) layer, whose output the kernels then write as float.
+inline bool productsSupported(DataType type, DataType products) {
+  return products == type || (products == DataType::kFloat16 && type == DataType::kFloat32);
+}
+
 // Whether `blocks` blocks of `kernel` fit on the GPU at once (a cooperative launch needs it).
 bool coResident(void* kernel, int threads, size_t shared_bytes, int blocks, int sm_count);
 

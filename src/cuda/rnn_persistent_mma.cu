@@ -169,7 +169,7 @@ size_t mmaSharedBytes(const MmaGeometry& g, DataType type) {
 int mmaThreads() { return kMmaThreads; }
 
 void* mmaKernel(DataType type, DataType output, const MmaGeometry& g, int64_t batch) {
-  check(type != DataType::kFloat32 && (output == type || (type == DataType::kFloat16 && output == DataType::kFloat32)),
+  check(type != DataType::kFloat32 && productsSupported(output, type),
         "internal: no tensor-core recurrent kernel for ", toString(type), " products with ", toString(output), " output");
   if (type == DataType::kBFloat16) return mmaKernelFor<__nv_bfloat16, __nv_bfloat16>(g, batch);
   if (output == DataType::kFloat32) return mmaKernelFor<__half, float>(g, batch);

@@ -264,7 +264,7 @@ PersistentPlan planWide(RNNCell cell, bool linear_before_reset, int64_t hidden, 
   const int gates = gateCount(cell);
   // fp32 has no exact tensor-core mode; a GRU without linear-before-reset needs a second exchange.
   if (products == DataType::kFloat32 || (cell == RNNCell::kGRU && !linear_before_reset)) return plan;
-  if (products != type && (products != DataType::kFloat16 || type != DataType::kFloat32)) return plan;
+  if (!productsSupported(type, products)) return plan;
   if (hidden % 8 != 0) return plan;  // h rows are copied 16 bytes at a time
   // The fewest row tiles per block (each block's time per step), then the fewest blocks (less h
   // traffic through L2 and fewer arrivals to wait for).

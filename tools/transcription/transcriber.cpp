@@ -127,26 +127,26 @@ std::vector<Transcriber::Utterance> Transcriber::loadWindow(std::vector<Transcri
       r.warning = audioWarning(r.file, audio, features_.config().sample_rate);
       const std::vector<AudioSpan> spans =
           config_.max_segment > 0 ? splitAtPauses(audio, config_.max_segment) : std::vector<AudioSpan>{{0, audio.samples.size()}};
+      Pieces& p = pieces[i];  // this thread's alone, as files[i - begin] is
+      p = {.nbest = std::vector<std::vector<Hypothesis>>(spans.size())};
       for (const AudioSpan& span : spans) {
-        Audio piece{{audio.samples.begin() + span.begin, audio.samples.begin() + span.end}, audio.sample_rate,
-                    audio.source_rate};
-        files[i - begin].push_back({i, files[i - begin].size(), static_cast<double>(span.begin) / audio.sample_rate,
-                                    features_.compute(piece)});
+        p.offsets.push_back(static_cast<double>(span.begin) / audio.sample_rate);
+        HostTensor features = spans.size() == 1  // a whole file: no copy of its samples
+                                  ? features_.compute(audio)
+                                  : features_.compute(Audio{{audio.samples.begin() + span.begin,
+                                                             audio.samples.begin() + span.end},
+                                                            audio.sample_rate, audio.source_rate});
+        files[i - begin].push_back({i, files[i - begin].size(), std::move(features)});
       }
     } catch (const std::exception& e) {
       r.error = fileError(r.file, e);
       files[i - begin].clear();
+      pieces[i] = {};
     }
   }
   std::vector<Utterance> loaded;
-  for (size_t i = begin; i < end; ++i) {
-    Pieces& p = pieces[i];
-    p = {.count = files[i - begin].size(), .nbest = std::vector<std::vector<Hypothesis>>(files[i - begin].size())};
-    for (Utterance& u : files[i - begin]) {
-      p.offsets.push_back(u.offset_seconds);
-      loaded.push_back(std::move(u));
-    }
-  }
+  for (auto& file : files)
+    for (Utterance& u : file) loaded.push_back(std::move(u));
   std::stable_sort(loaded.begin(), loaded.end(),
                    [](const Utterance& a, const Utterance& b) { return a.features.dim(3) > b.features.dim(3); });
   return loaded;
@@ -185,7 +185,7 @@ std::vector<size_t> Transcriber::runBatch(std::span<const Utterance> batch, std:
     Transcription& r = results[batch[i].index];
     if (!errors[i].empty() && r.ok()) r.error = fileError(r.file, std::runtime_error(errors[i]));
     Pieces& p = pieces[batch[i].index];
-    if (++p.done < p.count) continue;
+    if (++p.done < p.nbest.size()) continue;
     if (r.ok()) join(r, p);
     p = {};
     finished.push_back(batch[i].index);

@@ -77,12 +77,11 @@ class Transcriber {
   struct Utterance {
     size_t index;  // into the results
     size_t piece;  // of the file (0 when it is whole)
-    double offset_seconds;
     HostTensor features;
   };
   // The pieces of each file decoded so far, until all are there and joined into its result.
   struct Pieces {
-    size_t count = 0, done = 0;
+    size_t done = 0;
     std::vector<std::vector<Hypothesis>> nbest;  // per piece
     std::vector<double> offsets;                 // seconds from the file's start, per piece
   };
