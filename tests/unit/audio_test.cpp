@@ -244,6 +244,7 @@ TEST(Audio, SplitAtPausesCutsInTheSilences) {
   EXPECT_GE(hiss_spans.size(), 3u);
   EXPECT_LE(hiss_spans.size(), 5u);
   EXPECT_THAT(errorOf([&] { splitAtPauses(hiss, 0.5); }), HasSubstr("at least 1 s"));
+  EXPECT_THAT(errorOf([] { splitAtPauses(Audio{{0.1f, 0.2f}, 0}, 10.0); }), HasSubstr("no sample rate"));
 }
 
 // ---- Bad input --------------------------------------------------------------------------------

@@ -113,6 +113,8 @@ TEST(CtcJoin, PiecesJoinIntoOneHypothesisWithShiftedTimes) {
             "HI YOU THERE");
   EXPECT_EQ(joinHypotheses(std::vector{second}, std::vector{0.0}, config).text, "THERE");
   expectError([&] { joinHypotheses(std::vector{first}, std::vector{0.0, 1.0}, config); }, "1 hypotheses but 2 offsets");
+  config.frame_seconds = 0;
+  expectError([&] { joinHypotheses(std::vector{first}, std::vector{0.0}, config); }, "no frame duration");
 }
 
 TEST(CtcGreedy, ConfidenceIsMeanOfPerLabelMaximumPosteriors) {
