@@ -12,22 +12,41 @@ struct CellParams {
   bool linear_before_reset = true;
 };
 
+// The activations of a cell. Fast: for layers whose h is rounded to 16 bits for the next product
+// anyway (fp16/bf16, and tf32 layers with fp16 products): one ex2 and one reciprocal on the
+// special-function unit each (__fdividef(1, inf) is 0), absolute error ~1e-7, far below that
+// rounding; tanhf and the IEEE division are chains of dozens of dependent instructions, and the
+// cell is on the critical path of every step of the persistent kernels.
+template <bool Fast>
+__device__ __forceinline__ float activationTanh(float x) {
+  if constexpr (Fast) return 1.0f - 2.0f * __fdividef(1.0f, 1.0f + __expf(2.0f * x));  // +-1 where exp over/underflows
+  else return tanhf(x);
+}
+template <bool Fast>
+__device__ __forceinline__ float activationSigmoid(float x) {
+  if constexpr (Fast) return __fdividef(1.0f, 1.0f + __expf(-x));
+  else return sigmoidf(x);
+}
+
 // Updates h (and c for LSTM) of one unit. For a GRU without linear-before-reset, r[2] must
 // already hold R_n (reset * h) (computed by a second product).
+template <bool Fast = false>
 __device__ __forceinline__ float cellStep(const CellParams& p, const float* x, const float* r, float b_hn, float h,
                                           float& c) {
+  const auto sigmoid = activationSigmoid<Fast>;
+  const auto tanh = activationTanh<Fast>;
   switch (p.cell) {
-    case RNNCell::kRNNTanh: return tanhf(x[0] + r[0]);
+    case RNNCell::kRNNTanh: return tanh(x[0] + r[0]);
     case RNNCell::kRNNRelu: return fmaxf(x[0] + r[0], 0.0f);
     case RNNCell::kLSTM: {
-      const float i = sigmoidf(x[0] + r[0]), f = sigmoidf(x[1] + r[1]);
-      const float g = tanhf(x[2] + r[2]), o = sigmoidf(x[3] + r[3]);
+      const float i = sigmoid(x[0] + r[0]), f = sigmoid(x[1] + r[1]);
+      const float g = tanh(x[2] + r[2]), o = sigmoid(x[3] + r[3]);
       c = f * c + i * g;
-      return o * tanhf(c);
+      return o * tanh(c);
     }
     case RNNCell::kGRU: {
-      const float reset = sigmoidf(x[0] + r[0]), update = sigmoidf(x[1] + r[1]);
-      const float n = tanhf(p.linear_before_reset ? x[2] + reset * (r[2] + b_hn) : x[2] + r[2]);
+      const float reset = sigmoid(x[0] + r[0]), update = sigmoid(x[1] + r[1]);
+      const float n = tanh(p.linear_before_reset ? x[2] + reset * (r[2] + b_hn) : x[2] + r[2]);
       return (1.0f - update) * n + update * h;
     }
   }

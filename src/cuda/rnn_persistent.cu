@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
     float rec[4] = {0, 0, 0, 0};
     if (unit.active(k))
       for (int g = 0; g < gates; ++g) rec[g] = g_s[(g * units + u) * NB + unit.b];
-    unit.finish<Out>(r, a.exchange, k, x, rec);
+    unit.finish<Out, !std::is_same_v<T, float>>(r, a.exchange, k, x, rec);
     trace.lap(3);
   }
 }
@@ -151,12 +151,17 @@ void* coreKernelFor(DataType products, DataType output, int nb) {
 }  // namespace
 
 bool persistent::coResident(void* kernel, int threads, size_t shared_bytes, int blocks, int sm_count) {
-  // The device's maximum, not this plan's bytes: another layer's plan may launch the same kernel
-  // with more, and a lower limit set later would make that launch fail.
+  // The device's maximum less the kernel's static shared memory (the phase trace's mark), not
+  // this plan's bytes: another layer's plan may launch the same kernel with more, and a lower
+  // limit set later would make that launch fail.
   int device = 0, limit = 0;
   DS2RT_CUDA(cudaGetDevice(&device));
   DS2RT_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  DS2RT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, limit));
+  cudaFuncAttributes attributes{};
+  DS2RT_CUDA(cudaFuncGetAttributes(&attributes, kernel));
+  const int dynamic_limit = limit - static_cast<int>(attributes.sharedSizeBytes);
+  if (shared_bytes > static_cast<size_t>(dynamic_limit)) return false;
+  DS2RT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic_limit));
   int resident = 0;
   DS2RT_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, threads, shared_bytes));
   return resident * sm_count >= blocks;

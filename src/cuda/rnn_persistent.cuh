@@ -44,19 +44,23 @@ __device__ __forceinline__ unsigned long long tagged(float value, unsigned step)
 }
 
 // Block 0's thread 0 adds the time of each phase of a step to a.trace (DS2RT_RNN_TRACE). The sums
-// live in global memory, not registers: the kernels are short of registers and tracing is rare.
+// live in global memory and the last mark in shared memory, not registers: the kernels are short
+// of registers, and `out` is a kernel parameter the compiler reads from the constant bank.
 struct PhaseTrace {
   unsigned long long* out;
-  unsigned long long mark = 0;
-  __device__ explicit PhaseTrace(unsigned long long* trace)
-      : out(trace && blockIdx.x == 0 && threadIdx.x == 0 ? trace : nullptr) {
-    if (out) mark = nowNs();
+  __device__ explicit PhaseTrace(unsigned long long* trace) : out(trace) {
+    if (enabled()) mark() = nowNs();
+  }
+  __device__ __forceinline__ bool enabled() const { return out && blockIdx.x == 0 && threadIdx.x == 0; }
+  static __device__ __forceinline__ unsigned long long& mark() {
+    __shared__ unsigned long long last;
+    return last;
   }
   __device__ __forceinline__ void lap(int i) {
-    if (!out) return;
+    if (!enabled()) return;
     const unsigned long long t = nowNs();
-    atomicAdd(out + i, t - mark);
-    mark = t;
+    atomicAdd(out + i, t - mark());
+    mark() = t;
   }
 };
 
@@ -98,10 +102,11 @@ struct OwnedUnit {
   // Applies the cell with the recurrent products `rec`, writes the output frame, and publishes h.
   // Every unit of every utterance is published each step (a finished utterance repeats its last h),
   // so that readers never wait for a word nobody writes.
-  template <typename T>
+  // Fast: the activations' fast forms (rnn_cell.cuh), for layers with 16-bit products.
+  template <typename T, bool Fast>
   __device__ void finish(const RecurrenceArgs& r, unsigned long long* exchange, int k, const float* x, const float* rec) {
     if (active(k)) {
-      h = cellStep(r.cell, x, rec, b_hn, h, c);
+      h = cellStep<Fast>(r.cell, x, rec, b_hn, h, c);
       static_cast<T*>(r.output)[(time(k) * r.n + b) * r.out_width + dir * r.column_stride + j] = fromFloat<T>(h);
     }
     if (owner) storeRelaxed(exchange + (((k + 1) % 2) * r.dirs + dir) * kMaxBatch * r.h + b * r.h + j, tagged(h, k + 1));
@@ -109,16 +114,17 @@ struct OwnedUnit {
 };
 
 // c += a * b: one mma.m16n8k16 (A 16 x 16 row-major in a lane's fragment order, B 16 x 8, fp32 accumulate).
+// Not volatile: a pure function of its registers, which the compiler may schedule around the loads.
 template <typename T>
 __device__ __forceinline__ void mma16816(float* c, const uint4& a, unsigned b0, unsigned b1) {
   if constexpr (std::is_same_v<T, __half>)
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
   else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
 }
 
 // Tensor-core geometry: a block's G*units rows in 16-row tiles, H in 16-column tiles, the

@@ -18,6 +18,21 @@ constexpr int kMmaThreads = 512;
 constexpr int kRegisterFragments = 16;  // A fragments (4 registers each) a warp may keep: 64 registers
 constexpr int kFewUtterances = 2;       // batches this small get the instantiation with fewer h loads
 
+// The B fragments of mma.m16n8k16 for two consecutive column tiles, (b0, b1) of the first in x, y
+// and of the second in z, w: ldmatrix.x4 with each lane giving the address of one row (utterance)
+// of one of the four 8 x 8 matrices (8 columns each). The memory clobber keeps it after the barrier
+// that publishes h_s; not volatile, so that the compiler may issue it ahead of earlier mma.
+template <typename T>
+__device__ __forceinline__ uint4 loadFragmentPair(const T* row) {
+  uint4 v;
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "r"(address)
+      : "memory");
+  return v;
+}
+
 // T: the type of R and h on chip; Out: the layer's output type (T, or float for a tf32 layer
 // whose recurrent products run here in fp16: see planPersistent).
 // Utterances: the most this instantiation takes (its h loads per thread scale with it).
@@ -58,7 +73,21 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
   const int max_len = maxLength(r);
   const int u = tid / kMaxBatch;
   OwnedUnit unit(r, dir, first_unit + u, tid % kMaxBatch, u < units);
+  // With the weights in registers each warp has one job (a row tile, a part of the columns):
+  // decomposed here once, not by two divisions at the start of every step's products.
+  const int warp_mt = warp % geo.mtiles, warp_part = warp / geo.mtiles;
+  // This thread's cell reads the partial sums of gate g, part p at mine[g * gate_stride + p * part_stride].
+  const float* mine = part_s + u * kMaxBatch + unit.b;
+  const int gate_stride = units * kMaxBatch, part_stride = geo.mtiles * 16 * kMaxBatch;
   const int group = lane / 4, pair = (lane % 4) * 2;
+  constexpr int kLoads = Utterances * 1024 / kMmaThreads;
+  const int64_t words = r.n * h;
+  // Where this thread's first h word lands in h_s (utterance row, column); the next ones follow
+  // without a division (one used to sit between each word's arrival and the barrier).
+  const int first_row = static_cast<int>(tid / h), first_column = static_cast<int>(tid % h);
+  // This lane's row address for ldmatrix: row lane % 8 (utterance) of 8 x 8 matrix lane / 8, so
+  // that one ldmatrix.x4 gives the B fragments (b0, b1) of column tiles kt and kt + 1.
+  const T* b_lane = h_s + (lane % 8) * geo.h_stride + (lane / 8) * 8;
   PhaseTrace trace(a.trace);
 
   for (int k = 0; k < max_len; ++k) {
@@ -66,19 +95,19 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
     unit.prefetch(r, k, x);
     const unsigned long long* h_in = a.exchange + ((k % 2) * r.dirs + dir) * kMaxBatch * h;
     // Every word this thread needs is requested before any is waited for: one round trip.
-    constexpr int kLoads = Utterances * 1024 / kMmaThreads;
-    const int64_t words = r.n * h;
     unsigned long long word[kLoads];
 #pragma unroll
     for (int q = 0; q < kLoads; ++q)
       if (tid + q * kMmaThreads < words) word[q] = loadRelaxed(h_in + tid + q * kMmaThreads);
+    int row = first_row, column = first_column;
 #pragma unroll
     for (int q = 0; q < kLoads; ++q) {
       const int64_t i = tid + q * kMmaThreads;
       if (i < words) {
         while (static_cast<unsigned>(word[q] >> 32) != static_cast<unsigned>(k)) word[q] = loadRelaxed(h_in + i);
-        h_s[(i / h) * geo.h_stride + i % h] = fromFloat<T>(__uint_as_float(static_cast<unsigned>(word[q])));
+        h_s[row * geo.h_stride + column] = fromFloat<T>(__uint_as_float(static_cast<unsigned>(word[q])));
       }
+      for (column += kMmaThreads; column >= h; column -= static_cast<int>(h)) ++row;
     }
     for (int64_t i = tid + kLoads * kMmaThreads; i < words; i += kMmaThreads) {  // more than Utterances x 1024
       unsigned long long w = loadRelaxed(h_in + i);
@@ -90,29 +119,40 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
     trace.lap(1);
 
     for (int job = warp; job < geo.mtiles * geo.ksplit; job += kMmaThreads / 32) {
-      const int mt = job % geo.mtiles, part = job / geo.mtiles;
+      const int mt = Registers ? warp_mt : job % geo.mtiles, part = Registers ? warp_part : job / geo.mtiles;
       const int kt_begin = part * k_per_part, kt_end = min(geo.ktiles, kt_begin + k_per_part);
       float acc[4][4] = {};  // four independent chains hide the mma latency
-      const T* b_row = h_s + group * geo.h_stride + pair;  // utterance `group`, columns pair, pair + 1
-      const auto product = [&](float* into, int kt, const uint4& fragment) {
-        const unsigned b0 = *reinterpret_cast<const unsigned*>(b_row + kt * 16);
-        const unsigned b1 = *reinterpret_cast<const unsigned*>(b_row + kt * 16 + 8);
-        mma16816<T>(into, fragment, b0, b1);
-      };
+      // A pair load may read one tile past kt_end (padding or the next row: finite, never multiplied).
       if constexpr (Registers) {
+        // One ldmatrix gives h's fragments for two mma; the next pair's is requested before this
+        // pair's mma. Two chains, not four: the registers freed hold that load (at 512 threads a
+        // thread has 128, and the A fragments take 64); 16 warps give the tensor cores enough
+        // independent chains.
+        uint4 next = loadFragmentPair(b_lane + kt_begin * 16);
 #pragma unroll
-        for (int i = 0; i < kRegisterFragments; ++i)
-          if (kt_begin + i < kt_end) product(acc[i % 4], kt_begin + i, a_frag[i]);
+        for (int p = 0; p < kRegisterFragments / 2; ++p)
+          if (kt_begin + 2 * p < kt_end) {
+            const uint4 b = next;
+            if (p + 1 < kRegisterFragments / 2 && kt_begin + 2 * p + 2 < kt_end)
+              next = loadFragmentPair(b_lane + (kt_begin + 2 * p + 2) * 16);
+            mma16816<T>(acc[0], a_frag[2 * p], b.x, b.y);
+            if (kt_begin + 2 * p + 1 < kt_end) mma16816<T>(acc[1], a_frag[2 * p + 1], b.z, b.w);
+          }
       } else {
         const uint4* frags = w_s + (static_cast<int64_t>(mt) * geo.ktiles) * 32 + lane;
         int kt = kt_begin;
         for (; kt + 3 < kt_end; kt += 4) {
-          product(acc[0], kt, frags[kt * 32]);
-          product(acc[1], kt + 1, frags[(kt + 1) * 32]);
-          product(acc[2], kt + 2, frags[(kt + 2) * 32]);
-          product(acc[3], kt + 3, frags[(kt + 3) * 32]);
+          const uint4 b01 = loadFragmentPair(b_lane + kt * 16), b23 = loadFragmentPair(b_lane + (kt + 2) * 16);
+          const uint4 a0 = frags[kt * 32], a1 = frags[(kt + 1) * 32], a2 = frags[(kt + 2) * 32], a3 = frags[(kt + 3) * 32];
+          mma16816<T>(acc[0], a0, b01.x, b01.y);
+          mma16816<T>(acc[1], a1, b01.z, b01.w);
+          mma16816<T>(acc[2], a2, b23.x, b23.y);
+          mma16816<T>(acc[3], a3, b23.z, b23.w);
         }
-        for (; kt < kt_end; ++kt) product(acc[0], kt, frags[kt * 32]);
+        for (; kt < kt_end; ++kt) {
+          const uint4 b01 = loadFragmentPair(b_lane + kt * 16);
+          mma16816<T>(acc[0], frags[kt * 32], b01.x, b01.y);
+        }
       }
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[0][i] += acc[1][i] + acc[2][i] + acc[3][i];
@@ -128,11 +168,12 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
 
     float rec[4] = {0, 0, 0, 0};
     if (unit.active(k))  // parts outermost: four independent chains of shared-memory loads, not one
+#pragma unroll 4
       for (int p = 0; p < geo.ksplit; ++p)
 #pragma unroll
         for (int g = 0; g < 4; ++g)
-          if (g < gates) rec[g] += part_s[(static_cast<int64_t>(p) * geo.mtiles * 16 + g * units + u) * kMaxBatch + unit.b];
-    unit.finish<Out>(r, a.exchange, k, x, rec);
+          if (g < gates) rec[g] += mine[g * gate_stride + p * part_stride];
+    unit.finish<Out, true>(r, a.exchange, k, x, rec);
     trace.lap(3);
   }
 }

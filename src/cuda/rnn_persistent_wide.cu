@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
 #pragma unroll
             for (int cg = 0; cg < kColumnGroups; ++cg)
               rec[g] += partial_s[(cg * kColumns + cell.b) * stride + g * units + cell.u];
-        cell.h = cellStep(r.cell, x[i], rec, cell.b_hn, cell.h, cell.c);
+        cell.h = cellStep<true>(r.cell, x[i], rec, cell.b_hn, cell.h, cell.c);
       }
       h_out[cell.b * h + j] = fromFloat<T>(cell.h);  // a finished utterance keeps publishing its last h
     }
