@@ -180,10 +180,11 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
   plan.units_per_block = static_cast<int>((hidden + per_direction - 1) / per_direction);
   plan.blocks_per_direction = static_cast<int>((hidden + plan.units_per_block - 1) / plan.units_per_block);
   const int blocks = plan.blocks_per_direction * dirs;
-  // Tensor cores for fp16/bf16 when both directions run; with one direction (128 blocks of a few
-  // units) the CUDA-core kernel measured faster on the H100 (uni-GRU 1024 fp16: 8.8 vs 10.9 ms,
-  // bench/RESULTS.md), and so it is for fp32, which has no exact tensor-core mode.
-  if (products == DataType::kFloat32 || dirs == 1) {
+  // Tensor cores for 16-bit products, with one direction too (128 blocks of a few units: uni-GRU
+  // 1024 fp16 7.3 vs 8.2 ms at 1 x 10 s on the H100 since the tensor-core kernel's step was cut
+  // down, bench/RESULTS.md; it was the slower before). The CUDA-core kernel for fp32, which has no
+  // exact tensor-core mode.
+  if (products == DataType::kFloat32) {
     const int64_t rows = static_cast<int64_t>(gates) * plan.units_per_block;
     const int per_load = 16 / static_cast<int>(sizeOf(products));  // the kernel reads rows 16 bytes at a time
     if (hidden > kMaxHidden || hidden % per_load != 0 || plan.units_per_block * kMaxCoreBatch > kThreads) return plan;
