@@ -18,8 +18,9 @@ using namespace persistent;
 constexpr int kMaxCoreBatch = 4;  // the CUDA-core kernel's h registers take up to 4 utterances
 constexpr int64_t kMaxHidden = 1024;  // and 32 * 32 floats of h per lane
 
-// T: the type R is held in; Out: the layer's output type (T, or float with fp16 R in a tf32 layer).
-template <typename T, typename Out, int NB>
+// T: the type R is held in. Instantiated for fp32 only: layers with 16-bit products (fp16, bf16,
+// tf32's fp16 R) run on the tensor-core kernel, the faster for them since 2026-12-06.
+template <typename T, int NB>
 __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a) {
   constexpr int V = 16 / sizeof(T);   // weights per 16-byte load
   constexpr int kChunks = 32 / V;      // 16-byte chunks of a row per lane (H <= 1024)
@@ -128,24 +129,15 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
     float rec[4] = {0, 0, 0, 0};
     if (unit.active(k))
       for (int g = 0; g < gates; ++g) rec[g] = g_s[(g * units + u) * NB + unit.b];
-    unit.finish<Out, !std::is_same_v<T, float>>(r, a.exchange, k, x, rec);
+    unit.finish<T, !std::is_same_v<T, float>>(r, a.exchange, k, x, rec);
     trace.lap(3);
   }
 }
 
-template <typename T, typename Out>
 void* coreKernelFor(int nb) {
-  if (nb == 1) return reinterpret_cast<void*>(&persistentKernel<T, Out, 1>);
-  if (nb == 2) return reinterpret_cast<void*>(&persistentKernel<T, Out, 2>);
-  return reinterpret_cast<void*>(&persistentKernel<T, Out, 4>);
-}
-
-void* coreKernelFor(DataType products, DataType output, int nb) {
-  if (products == DataType::kFloat16 && output == DataType::kFloat32) return coreKernelFor<__half, float>(nb);
-  return dispatchType(products, [&](auto* tag) -> void* {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    return coreKernelFor<T, T>(nb);
-  });
+  if (nb == 1) return reinterpret_cast<void*>(&persistentKernel<float, 1>);
+  if (nb == 2) return reinterpret_cast<void*>(&persistentKernel<float, 2>);
+  return reinterpret_cast<void*>(&persistentKernel<float, 4>);
 }
 
 }  // namespace
@@ -191,7 +183,7 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
     plan.shared_bytes = rows * hidden * sizeOf(products) + kMaxCoreBatch * hidden * 4 + rows * kMaxCoreBatch * 4;
     if (plan.shared_bytes > shared_limit) return plan;
     for (int nb : {1, 2, 4})
-      if (!coResident(coreKernelFor(products, type, nb), kThreads, plan.shared_bytes, blocks, sm_count)) return plan;
+      if (!coResident(coreKernelFor(nb), kThreads, plan.shared_bytes, blocks, sm_count)) return plan;
     plan.max_batch = kMaxCoreBatch;
   } else {
     if (plan.units_per_block * kMaxBatch > mmaThreads()) return plan;
@@ -244,7 +236,7 @@ void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, co
   } else {
     void* params[] = {&a};
     const int nb = args.n == 1 ? 1 : args.n == 2 ? 2 : 4;
-    DS2RT_CUDA(cudaLaunchCooperativeKernel(coreKernelFor(plan.products, type, nb), grid, dim3(kThreads), params,
+    DS2RT_CUDA(cudaLaunchCooperativeKernel(coreKernelFor(nb), grid, dim3(kThreads), params,
                                            plan.shared_bytes, stream));
   }
 }
