@@ -18,11 +18,11 @@ using namespace persistent;
 constexpr int kMaxCoreBatch = 4;  // the CUDA-core kernel's h registers take up to 4 utterances
 constexpr int64_t kMaxHidden = 1024;  // and 32 * 32 floats of h per lane
 
-// T: the type R is held in. Instantiated for fp32 only: layers with 16-bit products (fp16, bf16,
-// tf32's fp16 R) run on the tensor-core kernel, the faster for them since 2026-12-06.
-template <typename T, int NB>
+// fp32 only: layers with 16-bit products (fp16, bf16, tf32's fp16 R) run on the tensor-core
+// kernel, the faster for them since 2026-12-06.
+template <int NB>
 __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a) {
-  constexpr int V = 16 / sizeof(T);   // weights per 16-byte load
+  constexpr int V = 16 / sizeof(float);  // weights per 16-byte load
   constexpr int kChunks = 32 / V;      // 16-byte chunks of a row per lane (H <= 1024)
   extern __shared__ uint4 shared[];
   const RecurrenceArgs& r = a.r;
@@ -31,7 +31,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
   const int dir = blockIdx.x / a.blocks_per_direction, block = blockIdx.x % a.blocks_per_direction;
   const int64_t first_unit = static_cast<int64_t>(block) * units;
 
-  T* w_s = reinterpret_cast<T*>(shared);
+  float* w_s = reinterpret_cast<float*>(shared);
   float* h_s = reinterpret_cast<float*>(w_s + rows * h);
   float* g_s = h_s + kMaxCoreBatch * h;
 
@@ -101,10 +101,10 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
           packed[q] = row0 + q < rows ? reinterpret_cast<const uint4*>(w_s + (row0 + q) * h)[ch] : make_uint4(0, 0, 0, 0);
 #pragma unroll
         for (int q = 0; q < kRows; ++q) {
-          const T* w = reinterpret_cast<const T*>(&packed[q]);
+          const float* w = reinterpret_cast<const float*>(&packed[q]);
 #pragma unroll
           for (int v = 0; v < V; ++v) {
-            const float wv = toFloat(w[v]);
+            const float wv = w[v];
 #pragma unroll
             for (int nb = 0; nb < NB; ++nb) acc[q][nb] += wv * hr[nb][cc * V + v];
           }
@@ -129,15 +129,15 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
     float rec[4] = {0, 0, 0, 0};
     if (unit.active(k))
       for (int g = 0; g < gates; ++g) rec[g] = g_s[(g * units + u) * NB + unit.b];
-    unit.finish<T, !std::is_same_v<T, float>>(r, a.exchange, k, x, rec);
+    unit.finish<float, false>(r, a.exchange, k, x, rec);
     trace.lap(3);
   }
 }
 
 void* coreKernelFor(int nb) {
-  if (nb == 1) return reinterpret_cast<void*>(&persistentKernel<float, 1>);
-  if (nb == 2) return reinterpret_cast<void*>(&persistentKernel<float, 2>);
-  return reinterpret_cast<void*>(&persistentKernel<float, 4>);
+  if (nb == 1) return reinterpret_cast<void*>(&persistentKernel<1>);
+  if (nb == 2) return reinterpret_cast<void*>(&persistentKernel<2>);
+  return reinterpret_cast<void*>(&persistentKernel<4>);
 }
 
 }  // namespace

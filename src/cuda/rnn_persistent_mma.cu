@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
     for (int job = warp; job < geo.mtiles * geo.ksplit; job += kMmaThreads / 32) {
       const int mt = Registers ? warp_mt : job % geo.mtiles, part = Registers ? warp_part : job / geo.mtiles;
       const int kt_begin = part * k_per_part, kt_end = min(geo.ktiles, kt_begin + k_per_part);
-      float acc[4][4] = {};  // four independent chains hide the mma latency
+      float acc[4][4] = {};  // independent chains hide the mma latency (four; two with the weights in registers)
       // A pair load may read one tile past kt_end (padding or the next row: finite, never multiplied).
       if constexpr (Registers) {
         // One ldmatrix gives h's fragments for two mma; the next pair's is requested before this
