@@ -129,7 +129,8 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
     float rec[4] = {0, 0, 0, 0};
     if (unit.active(k))
       for (int g = 0; g < gates; ++g) rec[g] = g_s[(g * units + u) * NB + unit.b];
-    unit.finish<float, false>(r, a.exchange, k, x, rec);
+    unit.step<float, false>(r, k, x, rec);
+    unit.publish(r, a.exchange, k);
     trace.lap(3);
   }
 }
@@ -169,7 +170,9 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
   if (cell == RNNCell::kGRU && !linear_before_reset) return plan;
   const int per_direction = sm_count / dirs;
   if (per_direction < 1) return plan;
-  plan.units_per_block = static_cast<int>((hidden + per_direction - 1) / per_direction);
+  // The tensor-core kernel publishes h two units to a word, so its blocks own an even number of units.
+  const int64_t granule = products == DataType::kFloat32 ? 1 : 2;
+  plan.units_per_block = static_cast<int>(granule * ((hidden + granule * per_direction - 1) / (granule * per_direction)));
   plan.blocks_per_direction = static_cast<int>((hidden + plan.units_per_block - 1) / plan.units_per_block);
   const int blocks = plan.blocks_per_direction * dirs;
   // Tensor cores for 16-bit products, with one direction too (128 blocks of a few units: uni-GRU

@@ -17,7 +17,9 @@ struct PersistentArgs {
   RecurrenceArgs r;
   const void* weights;
   // 2 x dirs x kMaxBatch x H words (value, step): h after step k is tagged k + 1 and lives in
-  // buffer (k + 1) % 2. Zeroed before each launch: the initial h is 0, tagged 0.
+  // buffer (k + 1) % 2. Zeroed before each launch: the initial h is 0, tagged 0. The tensor-core
+  // kernel packs two units' h, in its 16-bit type, into a word with the step: H / 2 words an
+  // utterance (halving the words every block polls each step).
   unsigned long long* exchange;
   int units, blocks_per_direction;
   unsigned long long* trace;  // optional: block 0's time per phase (ns), see DS2RT_RNN_TRACE
@@ -42,6 +44,11 @@ __device__ __forceinline__ void storeRelaxed(unsigned long long* p, unsigned lon
 __device__ __forceinline__ unsigned long long tagged(float value, unsigned step) {
   return (static_cast<unsigned long long>(step) << 32) | __float_as_uint(value);
 }
+__device__ __forceinline__ unsigned long long tagged(unsigned low, unsigned high, unsigned step) {
+  return (static_cast<unsigned long long>(step) << 32) | (high << 16) | low;
+}
+__device__ __forceinline__ unsigned bitsOf(__half x) { return __half_as_ushort(x); }
+__device__ __forceinline__ unsigned bitsOf(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
 
 // Block 0's thread 0 adds the time of each phase of a step to a.trace (DS2RT_RNN_TRACE). The sums
 // live in global memory and the last mark in shared memory, not registers: the kernels are short
@@ -99,16 +106,19 @@ struct OwnedUnit {
       if (g < r.gates) x[g] = p[g * r.h];
   }
 
-  // Applies the cell with the recurrent products `rec`, writes the output frame, and publishes h.
-  // Every unit of every utterance is published each step (a finished utterance repeats its last h),
-  // so that readers never wait for a word nobody writes.
+  // Applies the cell with the recurrent products `rec` and writes the output frame (T: its type).
   // Fast: the activations' fast forms (rnn_cell.cuh), for layers with 16-bit products.
   template <typename T, bool Fast>
-  __device__ void finish(const RecurrenceArgs& r, unsigned long long* exchange, int k, const float* x, const float* rec) {
-    if (active(k)) {
-      h = cellStep<Fast>(r.cell, x, rec, b_hn, h, c);
-      static_cast<T*>(r.output)[(time(k) * r.n + b) * r.out_width + dir * r.column_stride + j] = fromFloat<T>(h);
-    }
+  __device__ void step(const RecurrenceArgs& r, int k, const float* x, const float* rec) {
+    if (!active(k)) return;
+    h = cellStep<Fast>(r.cell, x, rec, b_hn, h, c);
+    static_cast<T*>(r.output)[(time(k) * r.n + b) * r.out_width + dir * r.column_stride + j] = fromFloat<T>(h);
+  }
+
+  // Publishes h after step k as one fp32 word with its step. Every unit of every utterance is
+  // published each step (a finished utterance repeats its last h), so that readers never wait for a
+  // word nobody writes.
+  __device__ void publish(const RecurrenceArgs& r, unsigned long long* exchange, int k) const {
     if (owner) storeRelaxed(exchange + (((k + 1) % 2) * r.dirs + dir) * kMaxBatch * r.h + b * r.h + j, tagged(h, k + 1));
   }
 };

@@ -80,11 +80,12 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
   const float* mine = part_s + u * kMaxBatch + unit.b;
   const int gate_stride = units * kMaxBatch, part_stride = geo.mtiles * 16 * kMaxBatch;
   const int group = lane / 4, pair = (lane % 4) * 2;
-  constexpr int kLoads = Utterances * 1024 / kMmaThreads;
-  const int64_t words = r.n * h;
-  // Where this thread's first h word lands in h_s (utterance row, column); the next ones follow
-  // without a division (one used to sit between each word's arrival and the barrier).
-  const int first_row = static_cast<int>(tid / h), first_column = static_cast<int>(tid % h);
+  // h arrives two units to a word (see PersistentArgs::exchange): H / 2 words an utterance.
+  constexpr int kLoads = Utterances * 512 / kMmaThreads;
+  const int64_t pairs = (h + 1) / 2, words = r.n * pairs;
+  // Where this thread's first h word lands in h_s (utterance row, column pair); the next ones
+  // follow without a division (one used to sit between each word's arrival and the barrier).
+  const int first_row = static_cast<int>(tid / pairs), first_pair = static_cast<int>(tid % pairs);
   // This lane's row address for ldmatrix: row lane % 8 (utterance) of 8 x 8 matrix lane / 8, so
   // that one ldmatrix.x4 gives the B fragments (b0, b1) of column tiles kt and kt + 1.
   const T* b_lane = h_s + (lane % 8) * geo.h_stride + (lane / 8) * 8;
@@ -93,26 +94,30 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
   for (int k = 0; k < max_len; ++k) {
     float x[4] = {0, 0, 0, 0};
     unit.prefetch(r, k, x);
-    const unsigned long long* h_in = a.exchange + ((k % 2) * r.dirs + dir) * kMaxBatch * h;
+    const unsigned long long* h_in = a.exchange + ((k % 2) * r.dirs + dir) * kMaxBatch * pairs;
+    // A word's two 16-bit values land as one 32-bit store (h_stride is even).
+    const auto land = [&](int64_t row, int64_t pair, unsigned long long w) {
+      *reinterpret_cast<unsigned*>(h_s + row * geo.h_stride + 2 * pair) = static_cast<unsigned>(w);
+    };
     // Every word this thread needs is requested before any is waited for: one round trip.
     unsigned long long word[kLoads];
 #pragma unroll
     for (int q = 0; q < kLoads; ++q)
       if (tid + q * kMmaThreads < words) word[q] = loadRelaxed(h_in + tid + q * kMmaThreads);
-    int row = first_row, column = first_column;
+    int row = first_row, pair_index = first_pair;
 #pragma unroll
     for (int q = 0; q < kLoads; ++q) {
       const int64_t i = tid + q * kMmaThreads;
       if (i < words) {
         while (static_cast<unsigned>(word[q] >> 32) != static_cast<unsigned>(k)) word[q] = loadRelaxed(h_in + i);
-        h_s[row * geo.h_stride + column] = fromFloat<T>(__uint_as_float(static_cast<unsigned>(word[q])));
+        land(row, pair_index, word[q]);
       }
-      for (column += kMmaThreads; column >= h; column -= static_cast<int>(h)) ++row;
+      for (pair_index += kMmaThreads; pair_index >= pairs; pair_index -= static_cast<int>(pairs)) ++row;
     }
-    for (int64_t i = tid + kLoads * kMmaThreads; i < words; i += kMmaThreads) {  // more than Utterances x 1024
+    for (int64_t i = tid + kLoads * kMmaThreads; i < words; i += kMmaThreads) {  // more than Utterances x 1024 units
       unsigned long long w = loadRelaxed(h_in + i);
       while (static_cast<unsigned>(w >> 32) != static_cast<unsigned>(k)) w = loadRelaxed(h_in + i);
-      h_s[(i / h) * geo.h_stride + i % h] = fromFloat<T>(__uint_as_float(static_cast<unsigned>(w)));
+      land(i / pairs, i % pairs, w);
     }
     trace.lap(0);
     __syncthreads();
@@ -173,7 +178,14 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
 #pragma unroll
         for (int g = 0; g < 4; ++g)
           if (g < gates) rec[g] += mine[g * gate_stride + p * part_stride];
-    unit.finish<Out, true>(r, a.exchange, k, x, rec);
+    unit.step<Out, true>(r, k, x, rec);
+    // Units u and u + 1 (u even; blocks own an even number of units) publish one word: the thread
+    // of u + 1 is kMaxBatch lanes on, in the same warp. A unit past H is never active: its h is 0.
+    const unsigned bits = bitsOf(fromFloat<T>(unit.h));
+    const unsigned next_bits = __shfl_down_sync(0xffffffffu, bits, kMaxBatch);
+    if (unit.owner && u % 2 == 0)
+      storeRelaxed(a.exchange + (((k + 1) % 2) * r.dirs + dir) * kMaxBatch * pairs + unit.b * pairs + unit.j / 2,
+                   tagged(bits, next_bits, k + 1));
     trace.lap(3);
   }
 }
