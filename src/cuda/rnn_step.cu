@@ -51,7 +51,9 @@ __global__ void cellStepKernel(RecurrenceArgs a, int64_t step, const float* recu
   float x[4], r[4];
   loadInputs(a, s, recurrent, x, r);
   const float b_hn = a.hidden_bias ? a.hidden_bias[s.dir * a.h + s.j] : 0.0f;
-  const float next = cellStep(a.cell, x, r, b_hn, h[s.state], c[s.state]);
+  // fp16/bf16 layers round h to 16 bits for the next product: the fast activations suffice. (A
+  // tf32 layer is T = float here, like exact fp32, and keeps the accurate ones.)
+  const float next = cellStep<!std::is_same_v<T, float>>(a.cell, x, r, b_hn, h[s.state], c[s.state]);
   h[s.state] = next;
   h_typed[s.state] = fromFloat<T>(next);
   static_cast<T*>(a.output)[(s.t * a.n + s.b) * a.out_width + s.dir * a.column_stride + s.j] = fromFloat<T>(next);
