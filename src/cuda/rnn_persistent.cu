@@ -168,17 +168,20 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
   const int gates = gateCount(cell);
   // A GRU without linear-before-reset needs all of r*h before R_n: a second exchange per step.
   if (cell == RNNCell::kGRU && !linear_before_reset) return plan;
-  const int per_direction = sm_count / dirs;
+  // The tensor-core kernel spreads one direction over at most half the SMs, as it does each of two:
+  // uni-GRU 1024 fp16 at 1 x 10 s took 6.45 ms on 128 blocks of 8 units and 5.9 on 64 blocks of 16
+  // (H100, bench/RESULTS.md): fewer blocks to wait for each step, and 48 rows fill three 16-row
+  // tiles where 24 left 8 of 32 empty.
+  const int per_direction = sm_count / (products == DataType::kFloat32 ? dirs : std::max(dirs, 2));
   if (per_direction < 1) return plan;
   // The tensor-core kernel publishes h two units to a word, so its blocks own an even number of units.
   const int64_t granule = products == DataType::kFloat32 ? 1 : 2;
   plan.units_per_block = static_cast<int>(granule * ((hidden + granule * per_direction - 1) / (granule * per_direction)));
   plan.blocks_per_direction = static_cast<int>((hidden + plan.units_per_block - 1) / plan.units_per_block);
   const int blocks = plan.blocks_per_direction * dirs;
-  // Tensor cores for 16-bit products, with one direction too (128 blocks of a few units: uni-GRU
-  // 1024 fp16 7.3 vs 8.2 ms at 1 x 10 s on the H100 since the tensor-core kernel's step was cut
-  // down, bench/RESULTS.md; it was the slower before). The CUDA-core kernel for fp32, which has no
-  // exact tensor-core mode.
+  // Tensor cores for 16-bit products, with one direction too (uni-GRU 1024 fp16 7.3 vs 8.2 ms at
+  // 1 x 10 s on the H100 since the tensor-core kernel's step was cut down, bench/RESULTS.md; it was
+  // the slower before). The CUDA-core kernel for fp32, which has no exact tensor-core mode.
   if (products == DataType::kFloat32) {
     const int64_t rows = static_cast<int64_t>(gates) * plan.units_per_block;
     const int per_load = 16 / static_cast<int>(sizeOf(products));  // the kernel reads rows 16 bytes at a time
