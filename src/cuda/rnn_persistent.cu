@@ -2,9 +2,10 @@
 // directions at once (blocks [0, B) forward, [B, 2B) backward). Block `k` of a direction owns
 // `units` hidden units: their G*units rows of R stay in shared memory for the whole sequence.
 // Per step a block reads h (N x H, from L2), computes its rows' products with it, applies the
-// cell to its units and publishes their new h. There is no grid barrier: each published h is
-// one 64-bit word holding the value and the step it belongs to, and a reader spins on the words
-// it needs until they carry the step it waits for. Cost per step: one L2 round trip for h,
+// cell to its units and publishes their new h. There is no grid barrier: h is published in
+// 64-bit words holding the value (fp32; two units' 16-bit values in the tensor-core kernel) and the
+// step it belongs to, and a reader spins on the words it needs until they carry the step it waits
+// for. Cost per step: one L2 round trip for h,
 // G*units*H*N FMAs, the cell.
 #include <algorithm>
 

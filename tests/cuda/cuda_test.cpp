@@ -185,6 +185,10 @@ std::vector<RNNCase> rnnCases() {
   cases.push_back({RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 1, 1024, 16, Precision::kFP16});
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, 1024, 32, Precision::kFP16});
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kReverse, DirectionMerge::kConcat, 1, 64, 40, Precision::kFP16});
+  // One direction of 1024 units on half the SMs (64 blocks of 16 units on 132), as each direction of
+  // a bidirectional layer.
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 1, 1024, 1, Precision::kFP16});
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kReverse, DirectionMerge::kConcat, 1, 1024, 2, Precision::kBF16});
   // An odd hidden size: the tensor-core kernel publishes h two units to a word, the last one half empty.
   cases.push_back({RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 1, 37, 1, Precision::kFP16});
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kForward, DirectionMerge::kConcat, 2, 37, 2, Precision::kBF16});
