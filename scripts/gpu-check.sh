@@ -17,21 +17,25 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   echo "cuda tests exit $?"; tail -n 15 "$out/cuda_tests.log"
 fi
 
+# Where a binary's results go: ds2rt.jsonl, baseline.jsonl (bench/make_table.py reads both), <variant>.jsonl.
+jsonName() { case "$1" in ds2rt) echo ds2rt.jsonl ;; *) echo "${1#ds2rt-}.jsonl" ;; esac; }
+
 if [ "$what" = bench ] || [ "$what" = all ]; then
-  rm -f "$out/ds2rt.jsonl" "$out/baseline.jsonl"
   shapes=${SHAPES:-"1x10 64x15"}
+  # ds2rt, then any others pack-gpu.sh added (BASELINE, VARIANTS): .gpu/bin/ds2rt-<name>.
   binaries=ds2rt rounds=1
-  if [ -x .gpu/bin/ds2rt-baseline ]; then binaries="ds2rt ds2rt-baseline" rounds="1 2"; fi
+  for other in .gpu/bin/ds2rt-*; do [ -x "$other" ] && binaries="$binaries ${other##*/}" rounds="1 2"; done
+  for bin in $binaries; do rm -f "$out/$(jsonName "$bin")"; done
   for arch in ${ARCHS:-lstm_bi gru_bi gru_uni}; do
     for precision in ${PRECISIONS:-fp16 fp32}; do
       for shape in $shapes; do
-        # With a baseline binary (pack-gpu.sh BASELINE=...) both run, alternating, two rounds each.
+        # With other binaries (pack-gpu.sh BASELINE=..., VARIANTS=...) all run, alternating, two rounds each.
         for round in $rounds; do
           for bin in $binaries; do
             rm -f "$out/run.jsonl"
             .gpu/bin/$bin bench --device cuda --precision "$precision" --arch "$arch" -b "${shape%x*}" -s "${shape#*x}" \
               -n "${ITERATIONS:-20}" --json "$out/run.jsonl" 2>&1 | tail -n 1 | sed "s/^/$bin $arch $precision /"
-            [ -f "$out/run.jsonl" ] && cat "$out/run.jsonl" >>"$out/$([ $bin = ds2rt ] && echo ds2rt || echo baseline).jsonl"
+            [ -f "$out/run.jsonl" ] && cat "$out/run.jsonl" >>"$out/$(jsonName "$bin")"
           done
         done
       done

@@ -5,6 +5,8 @@
 #   BUILD_DIR    the CUDA build to use (default build-cuda)
 #   BASELINE     another ds2rt binary (say, the previous commit's) to time beside this one: it goes
 #                in as .gpu/bin/ds2rt-baseline, and scripts/gpu-check.sh benches both, alternating
+#   VARIANTS     more ds2rt binaries to time alongside, as name=path pairs separated by spaces: each
+#                goes in as .gpu/bin/ds2rt-<name> (say, VARIANTS="packed=/tmp/ds2rt-packed")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=${CUDA_ARCHITECTURES:-"80;86;89;90"}
@@ -14,6 +16,9 @@ rm -rf .gpu && mkdir -p .gpu/bin
 cp "$build/tools/ds2rt" "$build/tests/ds2rt_cuda_tests" .gpu/bin/
 binaries=(.gpu/bin/ds2rt .gpu/bin/ds2rt_cuda_tests)
 if [ -n "${BASELINE:-}" ]; then cp "$BASELINE" .gpu/bin/ds2rt-baseline && binaries+=(.gpu/bin/ds2rt-baseline); fi
+for variant in ${VARIANTS:-}; do
+  cp "${variant#*=}" ".gpu/bin/ds2rt-${variant%%=*}" && binaries+=(".gpu/bin/ds2rt-${variant%%=*}")
+done
 ../shared/gpu/pack-libs.sh .gpu/lib "${binaries[@]}"
 cp ../shared/bench/torch_ds2.py .gpu/
 # What travels to the GPU machine is limited to 64 MiB: the binaries and libraries go compressed (the
