@@ -3,7 +3,7 @@
 #   scripts/gpu-check.sh [tests|bench|all]
 # Runs the CUDA test suite and/or ds2rt bench beside the PyTorch reference (same shapes, same run),
 # writing logs and JSON under $OUT (default /tmp/ds2rt-gpu). The device tool refuses a working tree over
-# 64 MiB: take models/ out of the index for the call (train/README.md shows how).
+# 64 MiB: take models/ out of the index for the call (scripts/device-tree.sh out, then in).
 set -uo pipefail
 what=${1:-all}
 out=${OUT:-/tmp/ds2rt-gpu}
