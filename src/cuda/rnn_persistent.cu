@@ -49,7 +49,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
   for (int k = 0; k < max_len; ++k) {
     float x[4] = {0, 0, 0, 0};
     unit.prefetch(r, k, x);
-    const unsigned long long* h_in = a.exchange + ((k % 2) * r.dirs + dir) * kMaxBatch * h;
+    const unsigned long long* h_in = exchangeBuffer(a.exchange, k, r.dirs, dir, h);
     constexpr int kLoads = 4;  // words in flight per thread
     for (int64_t base = tid; base < r.n * h; base += kLoads * kThreads) {
       unsigned long long word[kLoads];
@@ -169,21 +169,22 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
   const int gates = gateCount(cell);
   // A GRU without linear-before-reset needs all of r*h before R_n: a second exchange per step.
   if (cell == RNNCell::kGRU && !linear_before_reset) return plan;
+  // Tensor cores for 16-bit products, with one direction too (uni-GRU 1024 fp16 7.3 vs 8.2 ms at
+  // 1 x 10 s on the H100 since the tensor-core kernel's step was cut down, bench/RESULTS.md; it was
+  // the slower before). The CUDA-core kernel for fp32, which has no exact tensor-core mode.
+  const bool tensor_cores = products != DataType::kFloat32;
   // The tensor-core kernel spreads one direction over at most half the SMs, as it does each of two:
   // uni-GRU 1024 fp16 at 1 x 10 s took 6.45 ms on 128 blocks of 8 units and 5.9 on 64 blocks of 16
   // (H100, bench/RESULTS.md): fewer blocks to wait for each step, and 48 rows fill three 16-row
   // tiles where 24 left 8 of 32 empty.
-  const int per_direction = sm_count / (products == DataType::kFloat32 ? dirs : std::max(dirs, 2));
+  const int per_direction = sm_count / (tensor_cores ? std::max(dirs, 2) : dirs);
   if (per_direction < 1) return plan;
   // The tensor-core kernel publishes h two units to a word, so its blocks own an even number of units.
-  const int64_t granule = products == DataType::kFloat32 ? 1 : 2;
+  const int64_t granule = tensor_cores ? 2 : 1;
   plan.units_per_block = static_cast<int>(granule * ((hidden + granule * per_direction - 1) / (granule * per_direction)));
   plan.blocks_per_direction = static_cast<int>((hidden + plan.units_per_block - 1) / plan.units_per_block);
   const int blocks = plan.blocks_per_direction * dirs;
-  // Tensor cores for 16-bit products, with one direction too (uni-GRU 1024 fp16 7.3 vs 8.2 ms at
-  // 1 x 10 s on the H100 since the tensor-core kernel's step was cut down, bench/RESULTS.md; it was
-  // the slower before). The CUDA-core kernel for fp32, which has no exact tensor-core mode.
-  if (products == DataType::kFloat32) {
+  if (!tensor_cores) {
     const int64_t rows = static_cast<int64_t>(gates) * plan.units_per_block;
     const int per_load = 16 / static_cast<int>(sizeOf(products));  // the kernel reads rows 16 bytes at a time
     if (hidden > kMaxHidden || hidden % per_load != 0 || plan.units_per_block * kMaxCoreBatch > kThreads) return plan;

@@ -50,6 +50,13 @@ __device__ __forceinline__ unsigned long long tagged(unsigned low, unsigned high
 __device__ __forceinline__ unsigned bitsOf(__half x) { return __half_as_ushort(x); }
 __device__ __forceinline__ unsigned bitsOf(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
 
+// Where the words tagged `tag` (h after step tag - 1) of direction `dir` live in PersistentArgs::
+// exchange: `words` per utterance (H, or H / 2 when packed two units to a word), kMaxBatch utterances.
+__device__ __forceinline__ unsigned long long* exchangeBuffer(unsigned long long* exchange, int tag, int dirs, int dir,
+                                                              int64_t words) {
+  return exchange + ((tag % 2) * dirs + dir) * kMaxBatch * words;
+}
+
 // Block 0's thread 0 adds the time of each phase of a step to a.trace (DS2RT_RNN_TRACE). The sums
 // live in global memory and the last mark in shared memory, not registers: the kernels are short
 // of registers, and `out` is a kernel parameter the compiler reads from the constant bank.
@@ -119,7 +126,7 @@ struct OwnedUnit {
   // published each step (a finished utterance repeats its last h), so that readers never wait for a
   // word nobody writes.
   __device__ void publish(const RecurrenceArgs& r, unsigned long long* exchange, int k) const {
-    if (owner) storeRelaxed(exchange + (((k + 1) % 2) * r.dirs + dir) * kMaxBatch * r.h + b * r.h + j, tagged(h, k + 1));
+    if (owner) storeRelaxed(exchangeBuffer(exchange, k + 1, r.dirs, dir, r.h) + b * r.h + j, tagged(h, k + 1));
   }
 };
 

@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
   for (int k = 0; k < max_len; ++k) {
     float x[4] = {0, 0, 0, 0};
     unit.prefetch(r, k, x);
-    const unsigned long long* h_in = a.exchange + ((k % 2) * r.dirs + dir) * kMaxBatch * pairs;
+    const unsigned long long* h_in = exchangeBuffer(a.exchange, k, r.dirs, dir, pairs);
     // A word's two 16-bit values land as one 32-bit store (h_stride is even).
     const auto land = [&](int64_t row, int64_t pair, unsigned long long w) {
       *reinterpret_cast<unsigned*>(h_s + row * geo.h_stride + 2 * pair) = static_cast<unsigned>(w);
@@ -184,7 +184,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
     const unsigned bits = bitsOf(fromFloat<T>(unit.h));
     const unsigned next_bits = __shfl_down_sync(0xffffffffu, bits, kMaxBatch);
     if (unit.owner && u % 2 == 0)
-      storeRelaxed(a.exchange + (((k + 1) % 2) * r.dirs + dir) * kMaxBatch * pairs + unit.b * pairs + unit.j / 2,
+      storeRelaxed(exchangeBuffer(a.exchange, k + 1, r.dirs, dir, pairs) + unit.b * pairs + unit.j / 2,
                    tagged(bits, next_bits, k + 1));
     trace.lap(3);
   }
