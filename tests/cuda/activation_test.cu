@@ -1,13 +1,14 @@
 // The recurrent cells' fast activations (rnn_cell.cuh), which the persistent kernels use for
 // layers with 16-bit products: their error must stay far below fp16's rounding of h (2^-11
 // relative), saturate to the right limits where exp overflows, and carry NaN through.
-#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "cuda/common.cuh"
+#include "cuda/require_gpu.h"
 #include "cuda/rnn_cell.cuh"
 
 namespace ds2rt::test {
@@ -15,6 +16,9 @@ namespace {
 
 using detail::cuda::activationSigmoid;
 using detail::cuda::activationTanh;
+using detail::cuda::allocateDevice;
+using detail::cuda::DeviceMemory;
+using detail::cuda::uploadFloats;
 
 __global__ void evaluate(const float* x, int n, float* tanh_fast, float* sigmoid_fast) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -29,26 +33,18 @@ struct Results {
 
 Results evaluateOnDevice(const std::vector<float>& x) {
   const int n = static_cast<int>(x.size());
-  float *x_d = nullptr, *tanh_d = nullptr, *sigmoid_d = nullptr;
-  EXPECT_EQ(cudaMalloc(&x_d, n * sizeof(float)), cudaSuccess);
-  EXPECT_EQ(cudaMalloc(&tanh_d, n * sizeof(float)), cudaSuccess);
-  EXPECT_EQ(cudaMalloc(&sigmoid_d, n * sizeof(float)), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(x_d, x.data(), n * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
-  evaluate<<<(n + 255) / 256, 256>>>(x_d, n, tanh_d, sigmoid_d);
+  const DeviceMemory x_d = uploadFloats(x.data(), x.size(), DataType::kFloat32);
+  const DeviceMemory tanh_d = allocateDevice(x.size() * sizeof(float)), sigmoid_d = allocateDevice(x.size() * sizeof(float));
+  evaluate<<<(n + 255) / 256, 256>>>(static_cast<const float*>(x_d.get()), n, static_cast<float*>(tanh_d.get()),
+                                     static_cast<float*>(sigmoid_d.get()));
   Results r{std::vector<float>(n), std::vector<float>(n)};
-  EXPECT_EQ(cudaMemcpy(r.tanh.data(), tanh_d, n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(r.sigmoid.data(), sigmoid_d, n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
-  cudaFree(x_d), cudaFree(tanh_d), cudaFree(sigmoid_d);
+  EXPECT_EQ(cudaMemcpy(r.tanh.data(), tanh_d.get(), n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(r.sigmoid.data(), sigmoid_d.get(), n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
   return r;
 }
 
-bool haveGpu() {
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-}
-
 TEST(CudaActivations, FastFormsAreAccurateWellBelowHalfPrecision) {
-  if (!haveGpu()) GTEST_SKIP() << "no CUDA device here: the CUDA tests run on a GPU machine (scripts/gpu-check.sh)";
+  REQUIRE_GPU();
   std::vector<float> x;
   for (float v = -60.0f; v <= 60.0f; v += 0.0037f) x.push_back(v);
   for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-6f, 88.0f, 89.0f, -89.0f, 1e30f, -1e30f}) x.push_back(v);
@@ -69,7 +65,7 @@ TEST(CudaActivations, FastFormsAreAccurateWellBelowHalfPrecision) {
 }
 
 TEST(CudaActivations, FastFormsCarryNaN) {
-  if (!haveGpu()) GTEST_SKIP() << "no CUDA device here: the CUDA tests run on a GPU machine (scripts/gpu-check.sh)";
+  REQUIRE_GPU();
   const Results r = evaluateOnDevice({std::numeric_limits<float>::quiet_NaN()});
   EXPECT_TRUE(std::isnan(r.tanh[0]));
   EXPECT_TRUE(std::isnan(r.sigmoid[0]));

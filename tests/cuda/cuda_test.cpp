@@ -12,18 +12,11 @@
 #include "ds2rt/deepspeech2.h"
 #include "ds2rt/error.h"
 #include "ds2rt/importers.h"
+#include "cuda/require_gpu.h"
 #include "unit/test_util.h"
 
 namespace ds2rt::test {
 namespace {
-
-#define REQUIRE_GPU()                                                                      \
-  do {                                                                                     \
-    int count = 0;                                                                         \
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)                           \
-      GTEST_SKIP() << "no CUDA device here: the CUDA tests run on a GPU machine "          \
-                      "(scripts/gpu-check.sh)";                                            \
-  } while (0)
 
 double tolerance(Precision p) { return p == Precision::kFP32 ? 1e-4 : 1e-2; }
 
