@@ -23,6 +23,7 @@ struct PersistentArgs {
   unsigned long long* exchange;
   int units, blocks_per_direction;
   unsigned long long* trace;  // optional: block 0's time per phase (ns), see DS2RT_RNN_TRACE
+  int resident_rows = 0;      // CUDA-core kernel: see PersistentPlan
 };
 
 __device__ __forceinline__ unsigned long long nowNs() {
