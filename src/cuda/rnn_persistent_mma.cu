@@ -132,17 +132,17 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
         // One ldmatrix gives h's fragments for two mma; the next pair's is requested before this
         // pair's mma. Two chains, not four: the registers freed hold that load (at 512 threads a
         // thread has 128, and the A fragments take 64); 16 warps give the tensor cores enough
-        // independent chains.
+        // independent chains. Every warp runs all kRegisterFragments tiles, those past its part
+        // with zero A fragments (h_s is zero there, see mmaGeometry): straight-line code, where a
+        // bound check per tile cost a branch, register moves and a warp sync around each mma.
         uint4 next = loadFragmentPair(b_lane + kt_begin * 16);
 #pragma unroll
-        for (int p = 0; p < kRegisterFragments / 2; ++p)
-          if (kt_begin + 2 * p < kt_end) {
-            const uint4 b = next;
-            if (p + 1 < kRegisterFragments / 2 && kt_begin + 2 * p + 2 < kt_end)
-              next = loadFragmentPair(b_lane + (kt_begin + 2 * p + 2) * 16);
-            mma16816<T>(acc[0], a_frag[2 * p], b.x, b.y);
-            if (kt_begin + 2 * p + 1 < kt_end) mma16816<T>(acc[1], a_frag[2 * p + 1], b.z, b.w);
-          }
+        for (int p = 0; p < kRegisterFragments / 2; ++p) {
+          const uint4 b = next;
+          if (p + 1 < kRegisterFragments / 2) next = loadFragmentPair(b_lane + (kt_begin + 2 * p + 2) * 16);
+          mma16816<T>(acc[0], a_frag[2 * p], b.x, b.y);
+          mma16816<T>(acc[1], a_frag[2 * p + 1], b.z, b.w);
+        }
       } else {
         const uint4* frags = w_s + (static_cast<int64_t>(mt) * geo.ktiles) * 32 + lane;
         int kt = kt_begin;
@@ -172,12 +172,18 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
     trace.lap(2);
 
     float rec[4] = {0, 0, 0, 0};
-    if (unit.active(k))  // parts outermost: four independent chains of shared-memory loads, not one
+    if (unit.active(k)) {  // parts outermost: independent chains of shared-memory loads, one per gate
+      const float* q = mine;
 #pragma unroll 4
-      for (int p = 0; p < geo.ksplit; ++p)
-#pragma unroll
-        for (int g = 0; g < 4; ++g)
-          if (g < gates) rec[g] += mine[g * gate_stride + p * part_stride];
+      for (int p = 0; p < geo.ksplit; ++p, q += part_stride) {
+        rec[0] += q[0];
+        if (gates >= 3) {  // GRU, LSTM (a vanilla RNN has one gate)
+          rec[1] += q[gate_stride];
+          rec[2] += q[2 * gate_stride];
+        }
+        if (gates == 4) rec[3] += q[3 * gate_stride];
+      }
+    }
     unit.step<Out, true>(r, k, x, rec);
     // Units u and u + 1 (u even; blocks own an even number of units) publish one word: the thread
     // of u + 1 is kMaxBatch lanes on, in the same warp. A unit past H is never active: its h is 0.
@@ -207,9 +213,12 @@ MmaGeometry mmaGeometry(int gates, int units, int64_t hidden) {
   g.mtiles = (gates * units + 15) / 16;
   g.ktiles = static_cast<int>((hidden + 15) / 16);
   g.ksplit = std::max(1, std::min(kMmaThreads / 32 / g.mtiles, g.ktiles));
-  g.h_stride = g.ktiles * 16 + 8;  // + 8 elements: the 8 utterances' rows start in different banks
   const int k_per_part = (g.ktiles + g.ksplit - 1) / g.ksplit;
   g.weights_in_registers = g.mtiles * g.ksplit <= kMmaThreads / 32 && k_per_part <= kRegisterFragments;
+  // With the weights in registers every warp runs all kRegisterFragments column tiles, past its
+  // part's end too (zero A fragments): h_s rows reach the last part's last such tile, zero there.
+  const int columns = g.weights_in_registers ? std::max(g.ktiles, (g.ksplit - 1) * k_per_part + kRegisterFragments) : g.ktiles;
+  g.h_stride = columns * 16 + 8;  // + 8 elements: the 8 utterances' rows start in different banks
   return g;
 }
 
