@@ -161,10 +161,14 @@ class RNNKernel final : public TypedKernel {
   std::string implementation() const override {
     std::string text = "cuBLASLt input projection; recurrence: ";
     const auto describe = [&](const PersistentPlan& p) {
+      const int rows = gates_ * p.units_per_block;
       return cat(p.blocks_per_direction, " blocks x ", p.units_per_block, " units per direction",
                  p.products == type_  ? ""
                  : p.tensor_cores     ? "; R and h held in fp16: tf32-class products"
-                                      : "; R held in fp16: tf32-class products");
+                                      : "; R held in fp16: tf32-class products",
+                 !p.tensor_cores && p.resident_rows < rows
+                     ? cat("; ", rows - p.resident_rows, " of each block's ", rows, " rows of R read from L2 each step")
+                     : "");
     };
     if (plan_.usable)
       text += cat("persistent ", plan_.tensor_cores ? "tensor-core" : "CUDA-core", " kernel for batch <= ",

@@ -36,6 +36,9 @@ struct PersistentPlan {
   int units_per_block = 0;
   int max_batch = 0;
   size_t shared_bytes = 0;
+  // CUDA-core kernel: rows of each block's R kept in shared memory; the rest (a 1024-unit fp32
+  // biLSTM's 64 rows do not all fit) are read from L2 every step.
+  int resident_rows = 0;
   bool tensor_cores = false;  // mma.sync products (fp16/bf16, two directions); else CUDA cores
   DataType products = DataType::kFloat32;  // the type R and h are held in on chip
 };

@@ -1,6 +1,7 @@
 // Persistent recurrent kernels: one cooperative launch runs every step of one layer, both
 // directions at once (blocks [0, B) forward, [B, 2B) backward). Block `k` of a direction owns
-// `units` hidden units: their G*units rows of R stay in shared memory for the whole sequence.
+// `units` hidden units: their G*units rows of R stay on chip for the whole sequence (the CUDA-core
+// kernel may read a few of them from L2 every step: PersistentPlan::resident_rows).
 // Per step a block reads h (N x H, from L2), computes its rows' products with it, applies the
 // cell to its units and publishes their new h. There is no grid barrier: h is published in
 // 64-bit words holding the value (fp32; two units' 16-bit values in the tensor-core kernel) and the
@@ -32,14 +33,15 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
   const int dir = blockIdx.x / a.blocks_per_direction, block = blockIdx.x % a.blocks_per_direction;
   const int64_t first_unit = static_cast<int64_t>(block) * units;
 
+  // The block's first `resident` rows of R live in shared memory; any others are read from its tile
+  // in global memory (L2) every step.
+  const int64_t resident = a.resident_rows;
   float* w_s = reinterpret_cast<float*>(shared);
-  float* h_s = reinterpret_cast<float*>(w_s + rows * h);
+  float* h_s = reinterpret_cast<float*>(w_s + resident * h);
   float* g_s = h_s + kMaxCoreBatch * h;
+  const uint4* w_g = static_cast<const uint4*>(a.weights) + (static_cast<int64_t>(blockIdx.x) * rows * h) / V;
 
-  {  // This block's weight tile, once.
-    const uint4* src = static_cast<const uint4*>(a.weights) + (static_cast<int64_t>(blockIdx.x) * rows * h) / V;
-    for (int64_t i = tid; i < rows * h / V; i += kThreads) shared[i] = src[i];
-  }
+  for (int64_t i = tid; i < resident * h / V; i += kThreads) shared[i] = w_g[i];  // once
   const int max_len = maxLength(r);
   // Thread (unit u, utterance b) owns that unit's cell state.
   const int u = tid / NB;
@@ -99,7 +101,9 @@ __global__ void __launch_bounds__(kThreads, 1) persistentKernel(PersistentArgs a
         uint4 packed[kRows];
 #pragma unroll
         for (int q = 0; q < kRows; ++q)
-          packed[q] = row0 + q < rows ? reinterpret_cast<const uint4*>(w_s + (row0 + q) * h)[ch] : make_uint4(0, 0, 0, 0);
+          packed[q] = row0 + q < resident ? reinterpret_cast<const uint4*>(w_s + (row0 + q) * h)[ch]
+                      : row0 + q < rows   ? __ldg(w_g + (row0 + q) * chunks + ch)
+                                          : make_uint4(0, 0, 0, 0);
 #pragma unroll
         for (int q = 0; q < kRows; ++q) {
           const float* w = reinterpret_cast<const float*>(&packed[q]);
@@ -188,8 +192,13 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
     const int64_t rows = static_cast<int64_t>(gates) * plan.units_per_block;
     const int per_load = 16 / static_cast<int>(sizeOf(products));  // the kernel reads rows 16 bytes at a time
     if (hidden > kMaxHidden || hidden % per_load != 0 || plan.units_per_block * kMaxCoreBatch > kThreads) return plan;
-    plan.shared_bytes = rows * hidden * sizeOf(products) + kMaxCoreBatch * hidden * 4 + rows * kMaxCoreBatch * 4;
-    if (plan.shared_bytes > shared_limit) return plan;
+    // Rows that do not fit shared memory are read from L2 every step (at most a quarter of them:
+    // with more, the per-step path's one product for all blocks is the better use of L2).
+    const size_t row_bytes = hidden * sizeOf(products), fixed = kMaxCoreBatch * hidden * 4 + rows * kMaxCoreBatch * 4;
+    if (fixed + row_bytes > shared_limit) return plan;
+    plan.resident_rows = static_cast<int>(std::min<int64_t>(rows, (shared_limit - fixed) / row_bytes));
+    if (4 * plan.resident_rows < 3 * rows) return plan;
+    plan.shared_bytes = plan.resident_rows * row_bytes + fixed;
     for (int nb : {1, 2, 4})
       if (!coResident(coreKernelFor(nb), kThreads, plan.shared_bytes, blocks, sm_count)) return plan;
     plan.max_batch = kMaxCoreBatch;
@@ -233,7 +242,8 @@ std::vector<float> tilePersistentWeights(const std::vector<float>& recurrent, in
 void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights,
                       unsigned long long* exchange, DataType type, cudaStream_t stream, unsigned long long* trace) {
   check(args.n <= plan.max_batch, "persistent RNN kernel takes at most ", plan.max_batch, " utterances");
-  PersistentArgs a{args, tiled_weights, exchange, plan.units_per_block, plan.blocks_per_direction, trace};
+  PersistentArgs a{args, tiled_weights, exchange, plan.units_per_block, plan.blocks_per_direction, trace,
+                   plan.resident_rows};
   DS2RT_CUDA(cudaMemsetAsync(exchange, 0, persistentExchangeBytes(args.dirs, args.h), stream));
   const dim3 grid(plan.blocks_per_direction * args.dirs);
   if (plan.tensor_cores) {

@@ -23,6 +23,7 @@ struct PersistentArgs {
   unsigned long long* exchange;
   int units, blocks_per_direction;
   unsigned long long* trace;  // optional: block 0's time per phase (ns), see DS2RT_RNN_TRACE
+  int resident_rows = 0;      // CUDA-core kernel: see PersistentPlan
 };
 
 __device__ __forceinline__ unsigned long long nowNs() {
@@ -149,6 +150,7 @@ __device__ __forceinline__ void mma16816(float* c, const uint4& a, unsigned b0, 
 struct MmaGeometry {
   int mtiles = 0, ktiles = 0, ksplit = 1, h_stride = 0;
   bool weights_in_registers = false;  // each warp's A fragments fit its registers
+  bool straight_products = false;     // and each warp runs all 16 column tiles, unchecked (batch 1-2)
 };
 
 // Whether a layer of activation type `type` may hold R (and h) on chip in `products`: its own type,

@@ -39,7 +39,9 @@ __device__ __forceinline__ uint4 loadFragmentPair(const T* row) {
 // Registers: each warp keeps its A fragments in registers for the whole sequence instead of
 // reading them from shared memory every step (the geometry must give every warp one row tile
 // and at most kRegisterFragments column tiles).
-template <typename T, typename Out, int Utterances, bool Registers>
+// Straight (with Registers): every warp runs all kRegisterFragments column tiles without bound
+// checks (MmaGeometry::straight_products).
+template <typename T, typename Out, int Utterances, bool Registers, bool Straight>
 __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a, MmaGeometry geo) {
   extern __shared__ uint4 shared[];
   const RecurrenceArgs& r = a.r;
@@ -128,11 +130,24 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
       const int kt_begin = part * k_per_part, kt_end = min(geo.ktiles, kt_begin + k_per_part);
       float acc[4][4] = {};  // independent chains hide the mma latency (four; two with the weights in registers)
       // A pair load may read one tile past kt_end (padding or the next row: finite, never multiplied).
-      if constexpr (Registers) {
+      if constexpr (Straight) {
         // One ldmatrix gives h's fragments for two mma; the next pair's is requested before this
         // pair's mma. Two chains, not four: the registers freed hold that load (at 512 threads a
         // thread has 128, and the A fragments take 64); 16 warps give the tensor cores enough
-        // independent chains.
+        // independent chains. Every warp runs all kRegisterFragments tiles, those past its part
+        // with zero A fragments (h_s is zero there, see mmaGeometry): straight-line code, where a
+        // bound check per tile cost a branch, register moves and a warp sync around each mma.
+        uint4 next = loadFragmentPair(b_lane + kt_begin * 16);
+#pragma unroll
+        for (int p = 0; p < kRegisterFragments / 2; ++p) {
+          const uint4 b = next;
+          if (p + 1 < kRegisterFragments / 2) next = loadFragmentPair(b_lane + (kt_begin + 2 * p + 2) * 16);
+          mma16816<T>(acc[0], a_frag[2 * p], b.x, b.y);
+          mma16816<T>(acc[1], a_frag[2 * p + 1], b.z, b.w);
+        }
+      } else if constexpr (Registers) {
+        // The bound-checked loop: parts of few tiles (small layers: not 16 mma of mostly zeros), or
+        // 3-8 utterances.
         uint4 next = loadFragmentPair(b_lane + kt_begin * 16);
 #pragma unroll
         for (int p = 0; p < kRegisterFragments / 2; ++p)
@@ -172,12 +187,18 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
     trace.lap(2);
 
     float rec[4] = {0, 0, 0, 0};
-    if (unit.active(k))  // parts outermost: four independent chains of shared-memory loads, not one
+    if (unit.active(k)) {  // parts outermost: independent chains of shared-memory loads, one per gate
+      const float* q = mine;
 #pragma unroll 4
-      for (int p = 0; p < geo.ksplit; ++p)
-#pragma unroll
-        for (int g = 0; g < 4; ++g)
-          if (g < gates) rec[g] += mine[g * gate_stride + p * part_stride];
+      for (int p = 0; p < geo.ksplit; ++p, q += part_stride) {
+        rec[0] += q[0];
+        if (gates >= 3) {  // GRU, LSTM (a vanilla RNN has one gate)
+          rec[1] += q[gate_stride];
+          rec[2] += q[2 * gate_stride];
+        }
+        if (gates == 4) rec[3] += q[3 * gate_stride];
+      }
+    }
     unit.step<Out, true>(r, k, x, rec);
     // Units u and u + 1 (u even; blocks own an even number of units) publish one word: the thread
     // of u + 1 is kMaxBatch lanes on, in the same warp. A unit past H is never active: its h is 0.
@@ -193,11 +214,13 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
 template <typename T, typename Out>
 void* mmaKernelFor(const MmaGeometry& g, int64_t batch) {
   const bool few = batch <= kFewUtterances, registers = g.weights_in_registers;
+  if (few && g.straight_products) return reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, true, true>);
   if (few)
-    return registers ? reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, true>)
-                     : reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, false>);
-  return registers ? reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kMaxBatch, true>)
-                   : reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kMaxBatch, false>);
+    return registers ? reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, true, false>)
+                     : reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, false, false>);
+  // (3-8 utterances run here only where the wide-batch kernel cannot: the bound-checked loop.)
+  return registers ? reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kMaxBatch, true, false>)
+                   : reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kMaxBatch, false, false>);
 }
 
 }  // namespace
@@ -207,9 +230,15 @@ MmaGeometry mmaGeometry(int gates, int units, int64_t hidden) {
   g.mtiles = (gates * units + 15) / 16;
   g.ktiles = static_cast<int>((hidden + 15) / 16);
   g.ksplit = std::max(1, std::min(kMmaThreads / 32 / g.mtiles, g.ktiles));
-  g.h_stride = g.ktiles * 16 + 8;  // + 8 elements: the 8 utterances' rows start in different banks
   const int k_per_part = (g.ktiles + g.ksplit - 1) / g.ksplit;
   g.weights_in_registers = g.mtiles * g.ksplit <= kMmaThreads / 32 && k_per_part <= kRegisterFragments;
+  // Straight-line products (mmaKernelImpl) where the parts are long enough that the zero tiles past
+  // them cost less than a bound check per tile (1024-unit layers: 13-16 tiles a part). Every warp
+  // then runs all kRegisterFragments column tiles: h_s rows reach the last part's last such tile,
+  // zero there.
+  g.straight_products = g.weights_in_registers && k_per_part > kRegisterFragments * 3 / 4;
+  const int columns = g.straight_products ? std::max(g.ktiles, (g.ksplit - 1) * k_per_part + kRegisterFragments) : g.ktiles;
+  g.h_stride = columns * 16 + 8;  // + 8 elements: the 8 utterances' rows start in different banks
   return g;
 }
 
