@@ -130,33 +130,24 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
       const int kt_begin = part * k_per_part, kt_end = min(geo.ktiles, kt_begin + k_per_part);
       float acc[4][4] = {};  // independent chains hide the mma latency (four; two with the weights in registers)
       // A pair load may read one tile past kt_end (padding or the next row: finite, never multiplied).
-      if constexpr (Straight) {
+      if constexpr (Registers) {
         // One ldmatrix gives h's fragments for two mma; the next pair's is requested before this
         // pair's mma. Two chains, not four: the registers freed hold that load (at 512 threads a
         // thread has 128, and the A fragments take 64); 16 warps give the tensor cores enough
-        // independent chains. Every warp runs all kRegisterFragments tiles, those past its part
-        // with zero A fragments (h_s is zero there, see mmaGeometry): straight-line code, where a
-        // bound check per tile cost a branch, register moves and a warp sync around each mma.
-        uint4 next = loadFragmentPair(b_lane + kt_begin * 16);
-#pragma unroll
-        for (int p = 0; p < kRegisterFragments / 2; ++p) {
-          const uint4 b = next;
-          if (p + 1 < kRegisterFragments / 2) next = loadFragmentPair(b_lane + (kt_begin + 2 * p + 2) * 16);
-          mma16816<T>(acc[0], a_frag[2 * p], b.x, b.y);
-          mma16816<T>(acc[1], a_frag[2 * p + 1], b.z, b.w);
-        }
-      } else if constexpr (Registers) {
-        // The bound-checked loop: parts of few tiles (small layers: not 16 mma of mostly zeros), or
-        // 3-8 utterances.
+        // independent chains. Straight: every warp runs all kRegisterFragments tiles, those past its
+        // part with zero A fragments (h_s is zero there, see mmaGeometry): straight-line code, where
+        // a bound check per tile cost a branch, register moves and a warp sync around each mma. The
+        // checks stay for parts of few tiles (small layers: not 16 mma of mostly zeros) and 3-8
+        // utterances.
         uint4 next = loadFragmentPair(b_lane + kt_begin * 16);
 #pragma unroll
         for (int p = 0; p < kRegisterFragments / 2; ++p)
-          if (kt_begin + 2 * p < kt_end) {
+          if (Straight || kt_begin + 2 * p < kt_end) {
             const uint4 b = next;
-            if (p + 1 < kRegisterFragments / 2 && kt_begin + 2 * p + 2 < kt_end)
+            if (p + 1 < kRegisterFragments / 2 && (Straight || kt_begin + 2 * p + 2 < kt_end))
               next = loadFragmentPair(b_lane + (kt_begin + 2 * p + 2) * 16);
             mma16816<T>(acc[0], a_frag[2 * p], b.x, b.y);
-            if (kt_begin + 2 * p + 1 < kt_end) mma16816<T>(acc[1], a_frag[2 * p + 1], b.z, b.w);
+            if (Straight || kt_begin + 2 * p + 1 < kt_end) mma16816<T>(acc[1], a_frag[2 * p + 1], b.z, b.w);
           }
       } else {
         const uint4* frags = w_s + (static_cast<int64_t>(mt) * geo.ktiles) * 32 + lane;
