@@ -268,8 +268,7 @@ class RNNKernel final : public Kernel {
         matmulStep() ? cat("; from ", MatmulRecurrent::minRows(int8_, 1),
                            " utterances on, a direction's step is one oneDNN AMX matmul") : "";
     if (int8_)
-      return cat(bf16_matmul_ ? "int8: oneDNN bf16 matmul input projection (AMX: as fast as u8s8s32 here, 2-3x "
-                                "less output error)"
+      return cat(bf16_matmul_ ? "int8: oneDNN bf16 matmul input projection (AMX: as fast as u8s8s32, more accurate)"
                               : "int8: oneDNN u8s8s32 input projection",
                  " + VNNI recurrent step with the gate math in registers", many);
     if (bf16_)
