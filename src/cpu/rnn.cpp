@@ -102,6 +102,7 @@ struct RNNScratch final : KernelState {
   std::vector<float> h_scale;
   std::vector<BF16Matmul::State> projection_bf16;  // bf16: per layer and direction
   std::vector<uint16_t> h_bf16;                     // bf16: per thread h
+  std::vector<float> h_interleaved;                 // fp32: per thread h regrouped for the fused step
   std::vector<MatmulRecurrent::State> step_matmul;  // int8/bf16 on AMX: per thread
   StepBarrier barrier[2];
   // Splitting one direction's units over threads needs them on cores together at every step; on
@@ -379,6 +380,7 @@ class RNNKernel final : public Kernel {
       s.h_scale.resize(static_cast<size_t>(team) * n);
     }
     if (bf16_) s.h_bf16.resize(static_cast<size_t>(team) * n * depth);
+    if (!int8_ && !bf16_) s.h_interleaved.resize(static_cast<size_t>(team) * n * h);
     if (!p.step_matmul.empty()) s.step_matmul.resize(team);
     const int64_t steps = n > 0 ? lengths[order[0]] : 0, chunk = chunkSteps(n);
     const int64_t direction_part = std::min(steps, chunk) * n * gh;  // of the chunk buffer, as run() laid it out
@@ -439,6 +441,7 @@ class RNNKernel final : public Kernel {
             a.h_scale = s.h_scale.data() + static_cast<size_t>(tid) * n;
           }
           if (bf16_) a.h_bf16 = s.h_bf16.data() + static_cast<size_t>(tid) * n * depth;
+          if (!int8_ && !bf16_) a.h_interleaved = s.h_interleaved.data() + static_cast<size_t>(tid) * n * h;
           int64_t active = n;
           using Clock = std::chrono::steady_clock;
           Clock::duration waited{}, worked{};

@@ -79,6 +79,7 @@ struct StepArgs {
   uint8_t* h_quantized = nullptr;
   float* h_scale = nullptr;
   uint16_t* h_bf16 = nullptr;  // bf16 only: this thread's room for h in bf16 (rows x depth)
+  float* h_interleaved = nullptr;  // fp32 only: this thread's room for h regrouped (rows x hidden)
 };
 
 // Gates of a cell type at compile time (gateCount() at run time).

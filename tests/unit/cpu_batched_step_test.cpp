@@ -71,15 +71,11 @@ INSTANTIATE_TEST_SUITE_P(CellsAndPrecisions, BatchedStepTest,
                            return cat(std::get<0>(info.param), "_", toString(std::get<1>(info.param)));
                          });
 
-// The int8/bf16 step as one oneDNN matmul (CPUs with AMX, from 16 / 8 active rows) against each
-// utterance alone (one row: the fused step), on a bare recurrent layer. (With the convolution
-// front end, 16 and 18 utterances made libdnnl 2.6 read past a heap block while creating its AMX
-// bf16 convolutions, which the sanitizers' heaps fault on: an issue of its own, see the notes.)
-class MatmulStepTest : public testing::TestWithParam<std::tuple<RNNCell, RNNDirection, Precision>> {};
-
-TEST_P(MatmulStepTest, EachUtteranceAsAlone) {
-  const auto& [cell, direction, precision] = GetParam();
-  if (!detail::cpu::haveAmx()) GTEST_SKIP() << "this CPU has no AMX: the fused steps run";
+// A bare two-layer recurrent layer (300 units: a part-filled last block, a part-filled last chunk of
+// 64 k) run on `lengths` utterances at once and on each alone: each must come out as alone.
+// Returns the engine's description.
+std::string expectEachUtteranceAsAlone(RNNCell cell, RNNDirection direction, Precision precision,
+                                       const std::vector<int32_t>& lengths) {
   std::mt19937 rng(5);
   const int64_t features = 24, hidden = 300, time = 30;
   NetworkDefinition net;
@@ -95,8 +91,6 @@ TEST_P(MatmulStepTest, EachUtteranceAsAlone) {
     }
   net.markOutput(net.addRNN("rnn", x, lengths_input, std::move(desc)), "y");
   const Engine engine = Builder({.precision = precision}).build(net);
-  ASSERT_NE(engine.describe().find("AMX matmul"), std::string::npos) << engine.describe();
-  const std::vector<int32_t> lengths{30, 12, 25, 30, 4, 19, 30, 27, 9, 30, 22, 16, 30, 28, 7, 30, 24, 30};
   const int64_t n = static_cast<int64_t>(lengths.size());
   const HostTensor input = randomTensor({time, n, features}, rng);
   auto ctx = engine.createContext();
@@ -117,7 +111,40 @@ TEST_P(MatmulStepTest, EachUtteranceAsAlone) {
     const double tolerance = precision == Precision::kBF16 ? 2e-3 : 1e-4;
     EXPECT_LT(relativeL2(got, want), tolerance) << toString(cell) << " utterance " << b;
   }
+  return engine.describe();
 }
+
+// The int8/bf16 step as one oneDNN matmul (CPUs with AMX, from 16 / 8 active rows) against each
+// utterance alone (one row: the fused step). (With the convolution front end, 16 and 18 utterances
+// made libdnnl 2.6 read past a heap block while creating its AMX bf16 convolutions, which the
+// sanitizers' heaps fault on: an issue of its own, see the notes.)
+class MatmulStepTest : public testing::TestWithParam<std::tuple<RNNCell, RNNDirection, Precision>> {};
+
+TEST_P(MatmulStepTest, EachUtteranceAsAlone) {
+  const auto& [cell, direction, precision] = GetParam();
+  if (!detail::cpu::haveAmx()) GTEST_SKIP() << "this CPU has no AMX: the fused steps run";
+  const std::string described = expectEachUtteranceAsAlone(
+      cell, direction, precision, {30, 12, 25, 30, 4, 19, 30, 27, 9, 30, 22, 16, 30, 28, 7, 30, 24, 30});
+  EXPECT_NE(described.find("AMX matmul"), std::string::npos) << described;
+}
+
+// The fp32 fused step with more row groups than it keeps parked at once (8 groups: 32 rows of LSTM
+// and GRU, 64 of vanilla cells), then fewer as utterances end, and a remainder.
+class ManyGroupsStepTest : public testing::TestWithParam<std::tuple<RNNCell, RNNDirection>> {};
+
+TEST_P(ManyGroupsStepTest, EachUtteranceAsAlone) {
+  const auto& [cell, direction] = GetParam();
+  std::vector<int32_t> lengths;
+  for (int b = 0; b < 71; ++b) lengths.push_back(b % 5 == 0 ? 30 : 3 + (b * 7) % 27);
+  expectEachUtteranceAsAlone(cell, direction, Precision::kFP32, lengths);
+}
+
+INSTANTIATE_TEST_SUITE_P(CellsAndDirections, ManyGroupsStepTest,
+                         testing::Combine(testing::Values(RNNCell::kLSTM, RNNCell::kGRU, RNNCell::kRNNTanh),
+                                          testing::Values(RNNDirection::kBidirectional, RNNDirection::kForward)),
+                         [](const auto& info) {
+                           return cat(toString(std::get<0>(info.param)), "_", toString(std::get<1>(info.param)));
+                         });
 
 INSTANTIATE_TEST_SUITE_P(CellsDirectionsPrecisions, MatmulStepTest,
                          testing::Combine(testing::Values(RNNCell::kLSTM, RNNCell::kGRU),
