@@ -177,7 +177,7 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
     const int kt_begin = warp_part * k_per_part, kt_end = min(geo.ktiles, kt_begin + k_per_part);
     float acc[4][4] = {};
     productsFromShared<T, 2>(acc, w_s + (static_cast<int64_t>(warp_mt) * geo.ktiles) * 32 + lane,
-                          b_lane + parity * h_buffer, kt_begin, kt_end);
+                             b_lane + parity * h_buffer, kt_begin, kt_end);
     storePartials(acc, emit_s + parity * part_floats, warp_part, warp_mt, geo, group, pair);
   };
 
