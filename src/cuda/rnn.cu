@@ -144,11 +144,7 @@ class RNNKernel final : public TypedKernel {
                            {.m = t * n, .n = dirs_ * gh, .k = w.input_size, .lda = w.input_size, .ldb = w.input_size,
                             .ldc = dirs_ * gh, .bias = bias_in_projection},
                            {input, w.input_weights.get(), projection, bias});
-      RecurrenceArgs args{.cell = {desc_.cell, desc_.linear_before_reset}, .gates = gates_, .t = t, .n = n, .h = h,
-                          .dirs = dirs_, .reverse_only = desc_.direction == RNNDirection::kReverse,
-                          .projection = projection, .bias = bias_in_projection ? nullptr : bias,
-                          .hidden_bias = static_cast<const float*>(w.hidden_bias.get()), .lengths = io.lengths,
-                          .output = out, .out_width = dirs_ * h, .column_stride = h};
+      const RecurrenceArgs args = recurrenceArgs(io, l, projection, bias_in_projection ? nullptr : bias, out);
       if (persistent) {
         auto* exchange = static_cast<unsigned long long*>(dev.scratch(3, persistentExchangeBytes(dirs_, h)));
         unsigned long long* traced = trace(dev, l);
@@ -193,6 +189,17 @@ class RNNKernel final : public TypedKernel {
   }
 
  private:
+  // The recurrence of layer `layer`: its projection P (biases in it where `bias` is null), output.
+  RecurrenceArgs recurrenceArgs(const KernelIO& io, int layer, const float* projection, const float* bias,
+                                void* output) const {
+    const int64_t h = desc_.hidden_size;
+    return RecurrenceArgs{.cell = {desc_.cell, desc_.linear_before_reset}, .gates = gates_, .t = io.input_shape[0],
+                          .n = io.input_shape[1], .h = h, .dirs = dirs_,
+                          .reverse_only = desc_.direction == RNNDirection::kReverse, .projection = projection,
+                          .bias = bias, .hidden_bias = static_cast<const float*>(layers_[layer].hidden_bias.get()),
+                          .lengths = io.lengths, .output = output, .out_width = dirs_ * h, .column_stride = h};
+  }
+
   // A one-direction stack on the persistent kernel, two layers per launch: only the first layer's
   // projection is a GEMM; each layer's blocks write the next one's as they go (StackArgs).
   void runStacked(RNNState& state, CudaDeviceContext& dev, const KernelIO& io) const {
@@ -212,11 +219,7 @@ class RNNKernel final : public TypedKernel {
                           .ldc = gh, .bias = true},
                          {io.input, first.input_weights.get(), projections[0], static_cast<const float*>(first.bias.get())});
     const auto argsOf = [&](int l) {
-      return RecurrenceArgs{.cell = {desc_.cell, desc_.linear_before_reset}, .gates = gates_, .t = t, .n = n, .h = h,
-                            .dirs = 1, .projection = projections[l % 3],
-                            .hidden_bias = static_cast<const float*>(layers_[l].hidden_bias.get()),
-                            .lengths = io.lengths, .output = l + 1 == layers ? io.output : nullptr, .out_width = h,
-                            .column_stride = h};
+      return recurrenceArgs(io, l, projections[l % 3], nullptr, l + 1 == layers ? io.output : nullptr);
     };
     const auto stacked = [&](int l) {
       const bool next = l + 1 < layers;
