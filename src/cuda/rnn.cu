@@ -24,6 +24,7 @@ struct LayerWeights {
   DeviceMemory recurrent;      // dirs x G*H x H, activation type (per-step path)
   DeviceMemory tiles;          // persistent kernel tiles, activation type
   DeviceMemory wide_tiles;     // the wide-batch kernel's, where its layout differs from `tiles`
+  DeviceMemory input_tiles;    // a stacked layer's input weights, tiled as R (layers after the first)
 };
 
 constexpr int kSmallKernelBatch = 2;  // the most utterances the small persistent kernels take beside the wide one
@@ -68,6 +69,9 @@ class RNNKernel final : public TypedKernel {
     // From 3 utterances on the wide-batch kernel is the faster (H100, fp16, bench/RESULTS.md: e.g.
     // lstm_bi 4 x 15 s 18.0 vs 23.4 ms, 8 x 15 s 19.4 vs 37.7 ms); at 1 and 2 the small kernels.
     if (wide_.usable) plan_.max_batch = std::min(plan_.max_batch, kSmallKernelBatch);
+    // Layers of one direction go two per launch where they can (see StackArgs).
+    if (d.num_layers > 1 && d.direction == RNNDirection::kForward)
+      stacked_bytes_ = planStacked(plan_, gates_, d.hidden_size, type, info.sm_count, info.shared_memory_per_block);
     const bool wide_shares_tiles = plan_.usable && plan_.tensor_cores &&
                                    plan_.units_per_block == wide_.units_per_block && plan_.products == wide_.products;
     const int64_t h = d.hidden_size, gh = gates_ * h;
@@ -96,6 +100,10 @@ class RNNKernel final : public TypedKernel {
         const auto tiles = tilePersistentWeights(recurrent, gates_, h, dirs_, plan_);
         w.tiles = uploadFloats(tiles.data(), tiles.size(), plan_.products);
       }
+      if (stacked_bytes_ > 0 && l > 0) {  // input size H here, like R
+        const auto tiles = tilePersistentWeights(input, gates_, h, dirs_, plan_);
+        w.input_tiles = uploadFloats(tiles.data(), tiles.size(), plan_.products);
+      }
       if (wide_.usable && !wide_shares_tiles) {
         const auto tiles = tilePersistentWeights(recurrent, gates_, h, dirs_, wide_);
         w.wide_tiles = uploadFloats(tiles.data(), tiles.size(), wide_.products);
@@ -117,6 +125,7 @@ class RNNKernel final : public TypedKernel {
     const size_t element = sizeOf(type_);
     const bool persistent = plan_.usable && n <= plan_.max_batch;
     const bool wide = !persistent && wide_.usable && n <= wide_.max_batch;
+    if (persistent && stacked_bytes_ > 0 && n <= stackedBatch()) return runStacked(state, dev, io);
     float* projection = static_cast<float*>(dev.scratch(0, t * n * dirs_ * gh * sizeof(float)));
     const void* input = io.input;
     for (int l = 0; l < desc_.num_layers; ++l) {
@@ -135,11 +144,7 @@ class RNNKernel final : public TypedKernel {
                            {.m = t * n, .n = dirs_ * gh, .k = w.input_size, .lda = w.input_size, .ldb = w.input_size,
                             .ldc = dirs_ * gh, .bias = bias_in_projection},
                            {input, w.input_weights.get(), projection, bias});
-      RecurrenceArgs args{.cell = {desc_.cell, desc_.linear_before_reset}, .gates = gates_, .t = t, .n = n, .h = h,
-                          .dirs = dirs_, .reverse_only = desc_.direction == RNNDirection::kReverse,
-                          .projection = projection, .bias = bias_in_projection ? nullptr : bias,
-                          .hidden_bias = static_cast<const float*>(w.hidden_bias.get()), .lengths = io.lengths,
-                          .output = out, .out_width = dirs_ * h, .column_stride = h};
+      const RecurrenceArgs args = recurrenceArgs(io, l, projection, bias_in_projection ? nullptr : bias, out);
       if (persistent) {
         auto* exchange = static_cast<unsigned long long*>(dev.scratch(3, persistentExchangeBytes(dirs_, h)));
         unsigned long long* traced = trace(dev, l);
@@ -176,12 +181,64 @@ class RNNKernel final : public TypedKernel {
     if (wide_.usable)
       text += cat("wide-batch persistent tensor-core kernel for batch <= ", wide_.max_batch, " (", describe(wide_),
                   "), ");
+    if (stacked_bytes_ > 0)
+      text += cat("layers two per launch for batch <= ", stackedBatch(), " (each emits the next one's projection), ");
     if (!plan_.usable && !wide_.usable)
       return text + "per-step cuBLASLt + cell kernel (weights do not fit on chip for the persistent kernels)";
     return text + "per-step cuBLASLt above";
   }
 
  private:
+  // The recurrence of layer `layer`: its projection P (biases in it where `bias` is null), output.
+  RecurrenceArgs recurrenceArgs(const KernelIO& io, int layer, const float* projection, const float* bias,
+                                void* output) const {
+    const int64_t h = desc_.hidden_size;
+    return RecurrenceArgs{.cell = {desc_.cell, desc_.linear_before_reset}, .gates = gates_, .t = io.input_shape[0],
+                          .n = io.input_shape[1], .h = h, .dirs = dirs_,
+                          .reverse_only = desc_.direction == RNNDirection::kReverse, .projection = projection,
+                          .bias = bias, .hidden_bias = static_cast<const float*>(layers_[layer].hidden_bias.get()),
+                          .lengths = io.lengths, .output = output, .out_width = dirs_ * h, .column_stride = h};
+  }
+
+  // A one-direction stack on the persistent kernel, two layers per launch: only the first layer's
+  // projection is a GEMM; each layer's blocks write the next one's as they go (StackArgs).
+  void runStacked(RNNState& state, CudaDeviceContext& dev, const KernelIO& io) const {
+    const cudaStream_t s = dev.stream();
+    const int64_t t = io.input_shape[0], n = io.input_shape[1], h = desc_.hidden_size, gh = gates_ * h;
+    const int layers = desc_.num_layers;
+    // Layer l's projection is in buffer l % 3: a launch of layers l and l + 1 reads l's and writes
+    // l + 1's (as tagged words, two floats' room) and l + 2's, three different buffers.
+    float* projections[3];
+    for (int i = 0; i < 3; ++i)
+      projections[i] = static_cast<float*>(dev.scratch(i == 0 ? 0 : 19 + i, 2 * t * n * gh * sizeof(float)));
+    void* scratch = dev.scratch(3, persistentExchangeBytes(2, h));  // two layers' h exchange
+    DS2RT_CUDA(cudaMemsetAsync(io.output, 0, t * n * h * sizeOf(type_), s));
+    const LayerWeights& first = layers_[0];
+    state.projection.run(dev,
+                         {.m = t * n, .n = gh, .k = first.input_size, .lda = first.input_size, .ldb = first.input_size,
+                          .ldc = gh, .bias = true},
+                         {io.input, first.input_weights.get(), projections[0], static_cast<const float*>(first.bias.get())});
+    const auto argsOf = [&](int l) {
+      return recurrenceArgs(io, l, projections[l % 3], nullptr, l + 1 == layers ? io.output : nullptr);
+    };
+    const auto stacked = [&](int l) {
+      const bool next = l + 1 < layers;
+      return StackedLayer{.args = argsOf(l), .tiles = layers_[l].tiles.get(),
+                          .next_input = next ? layers_[l + 1].input_tiles.get() : nullptr,
+                          .next_bias = next ? static_cast<const float*>(layers_[l + 1].bias.get()) : nullptr,
+                          .emitted = next ? static_cast<void*>(projections[(l + 1) % 3]) : nullptr};
+    };
+    for (int l = 0; l < layers; l += 2) {
+      unsigned long long* traced = trace(dev, l);
+      if (l + 1 < layers)
+        launchStacked(stacked(l), stacked(l + 1), plan_, stacked_bytes_, scratch, type_, s, traced);
+      else  // an odd stack's last layer alone
+        launchPersistent(argsOf(l), plan_, layers_[l].tiles.get(), static_cast<unsigned long long*>(scratch), type_, s,
+                         traced);
+      if (traced) printTrace(dev, traced, l, t);
+    }
+  }
+
   void stepwise(RNNState& state, CudaDeviceContext& dev, const RecurrenceArgs& a, const LayerWeights& w) const {
     const cudaStream_t s = dev.stream();
     const int64_t n = a.n, h = a.h, gh = gates_ * h, states = dirs_ * n * h;
@@ -233,6 +290,7 @@ class RNNKernel final : public TypedKernel {
   FloatMath math_;
   int dirs_, gates_;
   PersistentPlan plan_, wide_;  // batches up to plan_.max_batch, then up to wide_.max_batch
+  size_t stacked_bytes_ = 0;    // > 0: a one-direction stack runs two layers per launch (shared memory of one)
   std::vector<LayerWeights> layers_;
   // The per-step products' algorithms, the same in every context (exact: tf32 engines' small batches).
   mutable GemmChoices step_choices_, exact_step_choices_;

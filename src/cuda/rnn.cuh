@@ -61,6 +61,26 @@ PersistentPlan planWide(RNNCell cell, bool linear_before_reset, int64_t hidden, 
 size_t wideExchangeBytes(int dirs, int64_t hidden, DataType products);
 void launchWide(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights, void* exchange,
                 DataType type, cudaStream_t stream, unsigned long long* trace = nullptr);
+// A stack of one-direction layers two at a time (rnn_persistent.cuh, StackArgs), for batches up to
+// stackedBatch(): the shared memory a launch needs for layers of `plan`, 0 where it cannot run.
+size_t planStacked(const PersistentPlan& plan, int gates, int64_t hidden, DataType type, int sm_count,
+                   size_t shared_limit);
+int stackedBatch();
+// One layer of a stacked launch: its arguments (a null output: nobody reads it), R tiles, and the
+// next layer's input weights (tiled as R, null for none), biases, and where its projection goes:
+// the first layer's, stackedHandoffBytes() of (step, value) words, which the second layer reads
+// instead of args.projection; the second's, T x N x G*H floats for the next launch.
+struct StackedLayer {
+  RecurrenceArgs args;
+  const void* tiles = nullptr;
+  const void* next_input = nullptr;
+  const float* next_bias = nullptr;
+  void* emitted = nullptr;
+};
+size_t stackedHandoffBytes(const RecurrenceArgs& args);
+void launchStacked(const StackedLayer& first, const StackedLayer& second, const PersistentPlan& plan,
+                   size_t shared_bytes, void* exchange, DataType type, cudaStream_t stream,
+                   unsigned long long* trace = nullptr);
 void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights,
                       unsigned long long* exchange, DataType type, cudaStream_t stream,
                       unsigned long long* trace = nullptr);

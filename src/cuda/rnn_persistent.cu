@@ -217,6 +217,48 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
   return plan;
 }
 
+size_t planStacked(const PersistentPlan& plan, int gates, int64_t hidden, DataType type, int sm_count,
+                   size_t shared_limit) {
+  if (!plan.usable || !plan.tensor_cores) return 0;
+  const MmaGeometry geometry = mmaGeometry(gates, plan.units_per_block, hidden);
+  // The stacked kernel keeps R in registers and the next layer's input weights in shared memory.
+  if (!geometry.weights_in_registers) return 0;
+  const size_t bytes = stackedSharedBytes(geometry, plan.products);
+  if (bytes > shared_limit) return 0;
+  const bool fits = coResident(stackedKernel(plan.products, type, geometry), mmaThreads(), bytes, 2 * plan.blocks_per_direction,
+                               sm_count);
+  return fits ? bytes : 0;
+}
+
+int stackedBatch() { return stackedMaxBatch(); }
+
+void launchStacked(const StackedLayer& first, const StackedLayer& second, const PersistentPlan& plan,
+                   size_t shared_bytes, void* exchange_bytes, DataType type, cudaStream_t stream,
+                   unsigned long long* trace) {
+  const RecurrenceArgs& r = first.args;
+  check(r.n <= stackedMaxBatch() && r.dirs == 1 && second.args.dirs == 1 && first.emitted,
+        "internal: the stacked RNN kernel takes one direction, at most ", stackedMaxBatch(),
+        " utterances, and hands the second layer its projection");
+  auto* exchange = static_cast<unsigned long long*>(exchange_bytes);
+  auto* handoff = static_cast<unsigned long long*>(first.emitted);
+  PersistentArgs a{r, first.tiles, exchange, plan.units_per_block, plan.blocks_per_direction, trace};
+  StackArgs stack{.second = second.args,
+                  .second_weights = second.tiles,
+                  .next_input = {static_cast<const uint4*>(first.next_input), static_cast<const uint4*>(second.next_input)},
+                  .next_bias = {first.next_bias, second.next_bias},
+                  .handoff = handoff,
+                  .emitted = static_cast<float*>(second.emitted)};
+  DS2RT_CUDA(cudaMemsetAsync(exchange, 0, persistentExchangeBytes(2, r.h), stream));
+  // Words of an earlier launch carry the same steps: the reader must not take them for this one's.
+  DS2RT_CUDA(cudaMemsetAsync(handoff, 0, stackedHandoffBytes(r), stream));
+  MmaGeometry geometry = mmaGeometry(r.gates, plan.units_per_block, r.h);
+  void* params[] = {&a, &geometry, &stack};
+  DS2RT_CUDA(cudaLaunchCooperativeKernel(stackedKernel(plan.products, type, geometry), dim3(2 * plan.blocks_per_direction),
+                                         dim3(mmaThreads()), params, shared_bytes, stream));
+}
+
+size_t stackedHandoffBytes(const RecurrenceArgs& r) { return sizeof(unsigned long long) * r.t * r.n * r.gates * r.h; }
+
 size_t persistentExchangeBytes(int dirs, int64_t hidden) {
   return sizeof(unsigned long long) * 2 * dirs * kMaxBatch * hidden;
 }

@@ -58,6 +58,21 @@ __device__ __forceinline__ unsigned long long* exchangeBuffer(unsigned long long
   return exchange + ((tag % 2) * dirs + dir) * kMaxBatch * words;
 }
 
+// A stack of one-direction layers runs two layers per launch (rnn_persistent_mma.cu): the grid's
+// first half runs layer l, its second half layer l + 1, a few steps behind. Each half multiplies
+// every h it gathers by the input weights of the layer after its own (tiled as R, in shared
+// memory) and writes that layer's projection step by step, so that no projection GEMM stands
+// between the layers. The first half hands layer l + 1's projection over as words tagged with
+// their step, which the second half's cell threads spin on (as on h: no fence, no flag).
+struct StackArgs {
+  RecurrenceArgs second;                // layer l + 1 (its projection: `handoff`, not second.projection)
+  const void* second_weights = nullptr; // its R tiles
+  const uint4* next_input[2] = {};      // per half: the next layer's input weights, tiled as R (null: none)
+  const float* next_bias[2] = {};       // its biases (all but GRU's b_hn), added to the projection
+  unsigned long long* handoff = nullptr;  // layer l + 1's projection, T x N x G*H (step + 1, value) words
+  float* emitted = nullptr;             // layer l + 2's, T x N x G*H floats, for the next launch
+};
+
 // Block 0's thread 0 adds the time of each phase of a step to a.trace (DS2RT_RNN_TRACE). The sums
 // live in global memory and the last mark in shared memory, not registers: the kernels are short
 // of registers, and `out` is a kernel parameter the compiler reads from the constant bank.
@@ -117,10 +132,11 @@ struct OwnedUnit {
   // Applies the cell with the recurrent products `rec` and writes the output frame (T: its type).
   // Fast: the activations' fast forms (rnn_cell.cuh), for layers with 16-bit products.
   template <typename T, bool Fast>
+  // No output (null) for a stacked layer whose output only feeds the next one's projection.
   __device__ void step(const RecurrenceArgs& r, int k, const float* x, const float* rec) {
     if (!active(k)) return;
     h = cellStep<Fast>(r.cell, x, rec, b_hn, h, c);
-    static_cast<T*>(r.output)[(time(k) * r.n + b) * r.out_width + dir * r.column_stride + j] = fromFloat<T>(h);
+    if (r.output) static_cast<T*>(r.output)[(time(k) * r.n + b) * r.out_width + dir * r.column_stride + j] = fromFloat<T>(h);
   }
 
   // Publishes h after step k as one fp32 word with its step. Every unit of every utterance is
@@ -164,6 +180,11 @@ bool coResident(void* kernel, int threads, size_t shared_bytes, int blocks, int 
 
 MmaGeometry mmaGeometry(int gates, int units, int64_t hidden);
 size_t mmaSharedBytes(const MmaGeometry& g, DataType type);
+// The stacked kernel's (see StackArgs): the next layer's input tiles, two h buffers, three of partial sums.
+size_t stackedSharedBytes(const MmaGeometry& g, DataType type);
+// The instantiation that runs two layers of a stack (batch <= stackedMaxBatch(), weights in registers).
+void* stackedKernel(DataType type, DataType output, const MmaGeometry& g);
+int stackedMaxBatch();
 // The instantiation for this batch: `type` holds R and h (fp16/bf16), `output` is the layer's
 // output type (the same, or fp32 with fp16 products).
 void* mmaKernel(DataType type, DataType output, const MmaGeometry& g, int64_t batch);

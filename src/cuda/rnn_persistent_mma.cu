@@ -33,32 +33,93 @@ __device__ __forceinline__ uint4 loadFragmentPair(const T* row) {
   return v;
 }
 
-// T: the type of R and h on chip; Out: the layer's output type (T, or float for a tf32 layer
-// whose recurrent products run here in fp16: see planPersistent).
+// A warp's products of one row tile with h over column tiles [kt_begin, kt_end), A fragments read
+// from shared memory (`frags`: the tile's first fragment, this lane's), in `Chains` chains (four, or
+// two where the weights in registers leave room for no more).
+// A pair load may read one tile past kt_end (padding or the next row: finite, never multiplied).
+template <typename T, int Chains>
+__device__ __forceinline__ void productsFromShared(float (&acc)[4][4], const uint4* frags, const T* b_lane, int kt_begin,
+                                                   int kt_end) {
+  static_assert(Chains == 2 || Chains == 4);
+  int kt = kt_begin;
+  if constexpr (Chains == 4)
+    for (; kt + 3 < kt_end; kt += 4) {
+      const uint4 b01 = loadFragmentPair(b_lane + kt * 16), b23 = loadFragmentPair(b_lane + (kt + 2) * 16);
+      const uint4 a0 = frags[kt * 32], a1 = frags[(kt + 1) * 32], a2 = frags[(kt + 2) * 32], a3 = frags[(kt + 3) * 32];
+      mma16816<T>(acc[0], a0, b01.x, b01.y);
+      mma16816<T>(acc[1], a1, b01.z, b01.w);
+      mma16816<T>(acc[2], a2, b23.x, b23.y);
+      mma16816<T>(acc[3], a3, b23.z, b23.w);
+    }
+  for (; kt + 1 < kt_end; kt += 2) {
+    const uint4 b01 = loadFragmentPair(b_lane + kt * 16);
+    mma16816<T>(acc[0], frags[kt * 32], b01.x, b01.y);
+    mma16816<T>(acc[1], frags[(kt + 1) * 32], b01.z, b01.w);
+  }
+  for (; kt < kt_end; ++kt) {
+    const uint4 b01 = loadFragmentPair(b_lane + kt * 16);
+    mma16816<T>(acc[0], frags[kt * 32], b01.x, b01.y);
+  }
+}
+
+// Sums a warp's chains and stores its C fragment (rows group and group + 8 of the tile, utterances
+// pair and pair + 1) where the cells read their part: partials + (part, row, utterance).
+__device__ __forceinline__ void storePartials(float (&acc)[4][4], float* partials, int part, int mt, const MmaGeometry& geo,
+                                              int group, int pair) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) acc[0][i] += acc[1][i] + acc[2][i] + acc[3][i];
+  float* out = partials + (static_cast<int64_t>(part) * geo.mtiles * 16 + mt * 16 + group) * kMaxBatch + pair;
+  out[0] = acc[0][0];
+  out[1] = acc[0][1];
+  out[8 * kMaxBatch] = acc[0][2];
+  out[8 * kMaxBatch + 1] = acc[0][3];
+}
+
+// The steps of one layer in one block. T: the type of R and h on chip; Out: the layer's output
+// type (T, or float for a tf32 layer whose recurrent products run here in fp16: see planPersistent).
 // Utterances: the most this instantiation takes (its h loads per thread scale with it).
 // Registers: each warp keeps its A fragments in registers for the whole sequence instead of
 // reading them from shared memory every step (the geometry must give every warp one row tile
 // and at most kRegisterFragments column tiles).
 // Straight (with Registers): every warp runs all kRegisterFragments column tiles without bound
 // checks (MmaGeometry::straight_products).
-template <typename T, typename Out, int Utterances, bool Registers, bool Straight>
-__global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a, MmaGeometry geo) {
+// Slot: -1 for a layer alone (blocks [0, B) its forward direction, [B, 2B) its backward one);
+// 0 or 1 for the half of a stacked launch (StackArgs) that runs layer `r`.
+template <typename T, typename Out, int Utterances, bool Registers, bool Straight, int Slot>
+__device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeometry& geo, const RecurrenceArgs& r,
+                                         const StackArgs& stack) {
+  constexpr bool kStacked = Slot >= 0;
   extern __shared__ uint4 shared[];
-  const RecurrenceArgs& r = a.r;
   const int gates = r.gates, units = a.units, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int64_t h = r.h;
-  const int dir = blockIdx.x / a.blocks_per_direction, block = blockIdx.x % a.blocks_per_direction;
+  const int block = blockIdx.x % a.blocks_per_direction;
+  const int dir = kStacked ? 0 : blockIdx.x / a.blocks_per_direction;  // in r's terms
+  // The exchange holds two h sequences: the two directions, or the two layers of a stack.
+  const int lanes = kStacked ? 2 : r.dirs, lane_of_h = kStacked ? Slot : dir;
   const int64_t first_unit = static_cast<int64_t>(block) * units;
   const int64_t tile_words = static_cast<int64_t>(geo.mtiles) * geo.ktiles * 32;  // uint4 per block
-  const uint4* tiles = static_cast<const uint4*>(a.weights) + blockIdx.x * tile_words;
+  const uint4* tiles = kStacked ? static_cast<const uint4*>(Slot == 0 ? a.weights : stack.second_weights) +
+                                      block * tile_words
+                                : static_cast<const uint4*>(a.weights) + blockIdx.x * tile_words;
+  // A stacked half multiplies h by the next layer's input weights too (none after the last layer).
+  const uint4* next_input = kStacked ? stack.next_input[Slot] : nullptr;
+  const bool emits = next_input != nullptr;
 
+  // Shared memory: [R tiles, or in a stack the next layer's input tiles] [h: one buffer, two in a
+  // stack (the next step lands in one while the other is still multiplied by the input weights)]
+  // [partial sums] [in a stack two more, for the input weights' products].
   const uint4* w_s = shared;
-  T* h_s = reinterpret_cast<T*>(shared + (Registers ? 0 : tile_words));      // kMaxBatch x h_stride
-  float* part_s = reinterpret_cast<float*>(h_s + kMaxBatch * geo.h_stride);  // ksplit x mtiles*16 x kMaxBatch
+  T* h_s = reinterpret_cast<T*>(shared + (Registers && !kStacked ? 0 : tile_words));
+  const int64_t h_buffer = kMaxBatch * geo.h_stride;
+  float* part_s = reinterpret_cast<float*>(h_s + (kStacked ? 2 : 1) * h_buffer);
+  const int part_floats = geo.ksplit * geo.mtiles * 16 * kMaxBatch;
+  float* emit_s = part_s + part_floats;  // stack only: two buffers, by step parity
 
   if constexpr (!Registers)
     for (int64_t i = tid; i < tile_words; i += kMmaThreads) shared[i] = tiles[i];
-  for (int64_t i = tid; i < kMaxBatch * geo.h_stride; i += kMmaThreads) h_s[i] = fromFloat<T>(0.0f);
+  if (emits)
+    for (int64_t i = tid; i < tile_words; i += kMmaThreads) shared[i] = next_input[block * tile_words + i];
+  for (int64_t i = tid; i < (kStacked ? 2 : 1) * h_buffer; i += kMmaThreads) h_s[i] = fromFloat<T>(0.0f);
   const int k_per_part = (geo.ktiles + geo.ksplit - 1) / geo.ksplit;
   uint4 a_frag[Registers ? kRegisterFragments : 1];
   if constexpr (Registers) {
@@ -79,7 +140,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
   // decomposed here once, not by two divisions at the start of every step's products.
   const int warp_mt = warp % geo.mtiles, warp_part = warp / geo.mtiles;
   // This thread's cell reads the partial sums of gate g, part p at mine[g * gate_stride + p * part_stride].
-  const float* mine = part_s + u * kMaxBatch + unit.b;
+  const int mine = u * kMaxBatch + unit.b;
   const int gate_stride = units * kMaxBatch, part_stride = geo.mtiles * 16 * kMaxBatch;
   const int group = lane / 4, pair = (lane % 4) * 2;
   // h arrives two units to a word (see PersistentArgs::exchange): H / 2 words an utterance.
@@ -93,13 +154,55 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
   const T* b_lane = h_s + (lane % 8) * geo.h_stride + (lane / 8) * 8;
   PhaseTrace trace(a.trace);
 
-  for (int k = 0; k < max_len; ++k) {
+  // The projection of step `time` for the next layer, from the input weights' partial sums of the
+  // step that gathered h(time) (buffer `parity`): this cell thread's unit, gates and utterance.
+  const auto storeProjection = [&](int64_t time, int parity) {
+    if (!unit.owner || time < 0 || time >= unit.len) return;
+    const float* sums = emit_s + parity * part_floats + mine;
+    const int64_t at = (time * r.n + unit.b) * gates * h + unit.j;
+#pragma unroll
+    for (int g = 0; g < 4; ++g)
+      if (g < gates) {
+        float v = stack.next_bias[Slot][g * h + unit.j];
+        for (int p = 0; p < geo.ksplit; ++p) v += sums[g * gate_stride + p * part_stride];
+        // To the second half as a word with its step, which its reader spins on (no fence); to
+        // the next launch as a float.
+        if (Slot == 0) storeRelaxed(stack.handoff + at + g * h, tagged(v, static_cast<unsigned>(time + 1)));
+        else stack.emitted[at + g * h] = v;
+      }
+  };
+  // The input weights' products with the h of buffer `parity` into that parity's partial sums.
+  const auto emitProducts = [&](int parity) {
+    if (warp >= geo.mtiles * geo.ksplit) return;
+    const int kt_begin = warp_part * k_per_part, kt_end = min(geo.ktiles, kt_begin + k_per_part);
+    float acc[4][4] = {};
+    productsFromShared<T, 2>(acc, w_s + (static_cast<int64_t>(warp_mt) * geo.ktiles) * 32 + lane,
+                             b_lane + parity * h_buffer, kt_begin, kt_end);
+    storePartials(acc, emit_s + parity * part_floats, warp_part, warp_mt, geo, group, pair);
+  };
+
+  // In a stack that emits, one more round after the last step gathers the last h for the next layer.
+  const int rounds = max_len + (emits ? 1 : 0);
+  for (int k = 0; k < rounds; ++k) {
+    const bool last_round = emits && k == max_len;
+    const int parity = kStacked ? k % 2 : 0;  // the buffer h(k - 1) lands in
     float x[4] = {0, 0, 0, 0};
-    unit.prefetch(r, k, x);
-    const unsigned long long* h_in = exchangeBuffer(a.exchange, k, r.dirs, dir, pairs);
+    // The second half's projection of this step: words the first half tagged with step + 1,
+    // requested with h and waited for after it (the first half is a few steps ahead: no wait).
+    unsigned long long handed[Slot == 1 ? 4 : 1];
+    const int64_t handoff_at = (static_cast<int64_t>(k) * r.n + unit.b) * gates * h + unit.j;
+    if (Slot == 1 && unit.active(k)) {
+#pragma unroll
+      for (int g = 0; g < 4; ++g)
+        if (g < gates) handed[g] = loadRelaxed(stack.handoff + handoff_at + g * h);
+    } else if (!last_round) {
+      unit.prefetch(r, k, x);
+    }
+    const unsigned long long* h_in = exchangeBuffer(a.exchange, k, lanes, lane_of_h, pairs);
+    T* h_land = h_s + parity * h_buffer;
     // A word's two 16-bit values land as one 32-bit store (h_stride is even).
     const auto land = [&](int64_t row, int64_t pair, unsigned long long w) {
-      *reinterpret_cast<unsigned*>(h_s + row * geo.h_stride + 2 * pair) = static_cast<unsigned>(w);
+      *reinterpret_cast<unsigned*>(h_land + row * geo.h_stride + 2 * pair) = static_cast<unsigned>(w);
     };
     // Every word this thread needs is requested before any is waited for: one round trip.
     unsigned long long word[kLoads];
@@ -121,15 +224,30 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
       while (static_cast<unsigned>(w >> 32) != static_cast<unsigned>(k)) w = loadRelaxed(h_in + i);
       land(i / pairs, i % pairs, w);
     }
+    if (Slot == 1 && unit.active(k))
+#pragma unroll
+      for (int g = 0; g < 4; ++g)
+        if (g < gates) {
+          while (static_cast<unsigned>(handed[g] >> 32) != static_cast<unsigned>(k + 1))
+            handed[g] = loadRelaxed(stack.handoff + handoff_at + g * h);
+          x[g] = __uint_as_float(static_cast<unsigned>(handed[g]));
+        }
     trace.lap(0);
     __syncthreads();
     trace.lap(1);
+    if (last_round) {
+      storeProjection(k - 2, 1 - parity);
+      emitProducts(parity);
+      __syncthreads();
+      storeProjection(k - 1, parity);
+      break;
+    }
 
+    const T* b_step = b_lane + parity * h_buffer;
     for (int job = warp; job < geo.mtiles * geo.ksplit; job += kMmaThreads / 32) {
       const int mt = Registers ? warp_mt : job % geo.mtiles, part = Registers ? warp_part : job / geo.mtiles;
       const int kt_begin = part * k_per_part, kt_end = min(geo.ktiles, kt_begin + k_per_part);
       float acc[4][4] = {};  // independent chains hide the mma latency (four; two with the weights in registers)
-      // A pair load may read one tile past kt_end (padding or the next row: finite, never multiplied).
       if constexpr (Registers) {
         // One ldmatrix gives h's fragments for two mma; the next pair's is requested before this
         // pair's mma. Two chains, not four: the registers freed hold that load (at 512 threads a
@@ -138,48 +256,28 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
         // part with zero A fragments (h_s is zero there, see mmaGeometry): straight-line code, where
         // a bound check per tile cost a branch, register moves and a warp sync around each mma. The
         // checks stay for parts of few tiles (small layers: not 16 mma of mostly zeros) and 3-8
-        // utterances.
-        uint4 next = loadFragmentPair(b_lane + kt_begin * 16);
+        // utterances. (A pair load may read one tile past kt_end: finite, never multiplied.)
+        uint4 next = loadFragmentPair(b_step + kt_begin * 16);
 #pragma unroll
         for (int p = 0; p < kRegisterFragments / 2; ++p)
           if (Straight || kt_begin + 2 * p < kt_end) {
             const uint4 b = next;
             if (p + 1 < kRegisterFragments / 2 && (Straight || kt_begin + 2 * p + 2 < kt_end))
-              next = loadFragmentPair(b_lane + (kt_begin + 2 * p + 2) * 16);
+              next = loadFragmentPair(b_step + (kt_begin + 2 * p + 2) * 16);
             mma16816<T>(acc[0], a_frag[2 * p], b.x, b.y);
             if (Straight || kt_begin + 2 * p + 1 < kt_end) mma16816<T>(acc[1], a_frag[2 * p + 1], b.z, b.w);
           }
       } else {
-        const uint4* frags = w_s + (static_cast<int64_t>(mt) * geo.ktiles) * 32 + lane;
-        int kt = kt_begin;
-        for (; kt + 3 < kt_end; kt += 4) {
-          const uint4 b01 = loadFragmentPair(b_lane + kt * 16), b23 = loadFragmentPair(b_lane + (kt + 2) * 16);
-          const uint4 a0 = frags[kt * 32], a1 = frags[(kt + 1) * 32], a2 = frags[(kt + 2) * 32], a3 = frags[(kt + 3) * 32];
-          mma16816<T>(acc[0], a0, b01.x, b01.y);
-          mma16816<T>(acc[1], a1, b01.z, b01.w);
-          mma16816<T>(acc[2], a2, b23.x, b23.y);
-          mma16816<T>(acc[3], a3, b23.z, b23.w);
-        }
-        for (; kt < kt_end; ++kt) {
-          const uint4 b01 = loadFragmentPair(b_lane + kt * 16);
-          mma16816<T>(acc[0], frags[kt * 32], b01.x, b01.y);
-        }
+        productsFromShared<T, 4>(acc, w_s + (static_cast<int64_t>(mt) * geo.ktiles) * 32 + lane, b_step, kt_begin, kt_end);
       }
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[0][i] += acc[1][i] + acc[2][i] + acc[3][i];
-      // C fragment: rows group and group + 8 of the tile, utterances pair and pair + 1.
-      float* out = part_s + (static_cast<int64_t>(part) * geo.mtiles * 16 + mt * 16 + group) * kMaxBatch + pair;
-      out[0] = acc[0][0];
-      out[1] = acc[0][1];
-      out[8 * kMaxBatch] = acc[0][2];
-      out[8 * kMaxBatch + 1] = acc[0][3];
+      storePartials(acc, part_s, part, mt, geo, group, pair);
     }
     __syncthreads();
     trace.lap(2);
 
     float rec[4] = {0, 0, 0, 0};
     if (unit.active(k)) {  // parts outermost: independent chains of shared-memory loads, one per gate
-      const float* q = mine;
+      const float* q = part_s + mine;
 #pragma unroll 4
       for (int p = 0; p < geo.ksplit; ++p, q += part_stride) {
         rec[0] += q[0];
@@ -196,10 +294,30 @@ __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a
     const unsigned bits = bitsOf(fromFloat<T>(unit.h));
     const unsigned next_bits = __shfl_down_sync(0xffffffffu, bits, kMaxBatch);
     if (unit.owner && u % 2 == 0)
-      storeRelaxed(exchangeBuffer(a.exchange, k + 1, r.dirs, dir, pairs) + unit.b * pairs + unit.j / 2,
+      storeRelaxed(exchangeBuffer(a.exchange, k + 1, lanes, lane_of_h, pairs) + unit.b * pairs + unit.j / 2,
                    tagged(bits, next_bits, k + 1));
     trace.lap(3);
+    // In a stack, while the other blocks' h is on its way: the next layer's projection of the
+    // previous step's h (summed now, multiplied in the step before), then this step's products.
+    if (emits) {
+      storeProjection(k - 2, 1 - parity);
+      if (k >= 1) emitProducts(parity);
+    }
   }
+}
+
+template <typename T, typename Out, int Utterances, bool Registers, bool Straight>
+__global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a, MmaGeometry geo) {
+  mmaSteps<T, Out, Utterances, Registers, Straight, -1>(a, geo, a.r, StackArgs{});
+}
+
+// Two layers of a stack: the first half of the grid runs a.r, the second stack.second.
+template <typename T, typename Out, bool Straight>
+__global__ void __launch_bounds__(kMmaThreads, 1) stackedKernelImpl(PersistentArgs a, MmaGeometry geo, StackArgs stack) {
+  if (blockIdx.x < a.blocks_per_direction)
+    mmaSteps<T, Out, kFewUtterances, true, Straight, 0>(a, geo, a.r, stack);
+  else
+    mmaSteps<T, Out, kFewUtterances, true, Straight, 1>(a, geo, stack.second, stack);
 }
 
 template <typename T, typename Out>
@@ -212,6 +330,12 @@ void* mmaKernelFor(const MmaGeometry& g, int64_t batch) {
   // (3-8 utterances run here only where the wide-batch kernel cannot: the bound-checked loop.)
   return registers ? reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kMaxBatch, true, false>)
                    : reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kMaxBatch, false, false>);
+}
+
+template <typename T, typename Out>
+void* stackedKernelFor(bool straight) {
+  return straight ? reinterpret_cast<void*>(&stackedKernelImpl<T, Out, true>)
+                  : reinterpret_cast<void*>(&stackedKernelImpl<T, Out, false>);
 }
 
 }  // namespace
@@ -238,6 +362,21 @@ size_t mmaSharedBytes(const MmaGeometry& g, DataType type) {
   return weights + kMaxBatch * g.h_stride * sizeOf(type) +
          static_cast<size_t>(g.ksplit) * g.mtiles * 16 * kMaxBatch * sizeof(float);
 }
+
+size_t stackedSharedBytes(const MmaGeometry& g, DataType type) {
+  return static_cast<size_t>(g.mtiles) * g.ktiles * 32 * sizeof(uint4) + 2 * kMaxBatch * g.h_stride * sizeOf(type) +
+         3 * static_cast<size_t>(g.ksplit) * g.mtiles * 16 * kMaxBatch * sizeof(float);
+}
+
+void* stackedKernel(DataType type, DataType output, const MmaGeometry& g) {
+  check(type != DataType::kFloat32 && productsSupported(output, type),
+        "internal: no stacked recurrent kernel for ", toString(type), " products with ", toString(output), " output");
+  if (type == DataType::kBFloat16) return stackedKernelFor<__nv_bfloat16, __nv_bfloat16>(g.straight_products);
+  if (output == DataType::kFloat32) return stackedKernelFor<__half, float>(g.straight_products);
+  return stackedKernelFor<__half, __half>(g.straight_products);
+}
+
+int stackedMaxBatch() { return kFewUtterances; }
 
 int mmaThreads() { return kMmaThreads; }
 

@@ -51,6 +51,7 @@ void runAllPasses(Graph& graph, BuildLog& log) {
   removeRedundantMasks(graph, log);
   foldBatchNormIntoConvolution(graph, log);
   foldBatchNormIntoProjection(graph, log);
+  stackRecurrentLayers(graph, log);
   fuseActivations(graph, log);
   compactTensors(graph);
 }

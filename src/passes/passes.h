@@ -17,6 +17,8 @@ void removeRedundantMasks(Graph& graph, BuildLog& log);
 void foldBatchNormIntoConvolution(Graph& graph, BuildLog& log);
 // BatchNorm -> RNN (input projection of its first layer) or -> FullyConnected.
 void foldBatchNormIntoProjection(Graph& graph, BuildLog& log);
+// RNN -> RNN (one direction, plain cells, the second reading only the first): one multi-layer RNN.
+void stackRecurrentLayers(Graph& graph, BuildLog& log);
 // Convolution / FullyConnected / Lookahead -> Activation: one kernel applies both.
 void fuseActivations(Graph& graph, BuildLog& log);
 // Layers whose output nobody reads.

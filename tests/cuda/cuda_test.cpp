@@ -125,6 +125,11 @@ TEST_P(CudaRNN, MatchesCpu) {
     EXPECT_EQ(gpu.describe().find("wide-batch") != std::string::npos, wide_batch) << gpu.describe();
   }
   EXPECT_EQ(gpu.describe().find("held in fp16") != std::string::npos, fp16_products) << gpu.describe();
+  // A forward stack on the tensor-core kernel runs two layers per launch (small sizes fit any GPU).
+  const bool tensor_core_layer = c.precision == Precision::kTF32 ? fp16_products
+                                 : c.precision != Precision::kFP32 && !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
+  if (c.hidden <= 264 && tensor_core_layer && c.direction == RNNDirection::kForward && c.layers > 1)
+    EXPECT_NE(gpu.describe().find("two per launch"), std::string::npos) << gpu.describe();
   auto cpu_ctx = cpu.createContext();
   auto gpu_ctx = gpu.createContext();
   const auto expected = cpu_ctx.run({{"x", input}, {"lengths", lengths_tensor}}).at("y");
@@ -183,6 +188,13 @@ std::vector<RNNCase> rnnCases() {
   // a bidirectional layer.
   cases.push_back({RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 1, 1024, 1, Precision::kFP16});
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kReverse, DirectionMerge::kConcat, 1, 1024, 2, Precision::kBF16});
+  // Stacks of forward layers, two per launch, each half writing the next layer's projection: an odd
+  // count (the last layer alone), 1024 units (deepspeech.pytorch's uni-GRU), tf32's float output.
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 5, 1024, 1, Precision::kFP16});
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kForward, DirectionMerge::kConcat, 4, 256, 2, Precision::kBF16});
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 3, 1024, 2, Precision::kTF32});
+  cases.push_back({RNNCell::kRNNTanh, true, RNNDirection::kForward, DirectionMerge::kConcat, 2, 64, 1, Precision::kFP16});
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 3, 96, 2, Precision::kFP16});
   // An odd hidden size: the tensor-core kernel publishes h two units to a word, the last one half empty.
   cases.push_back({RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 1, 37, 1, Precision::kFP16});
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kForward, DirectionMerge::kConcat, 2, 37, 2, Precision::kBF16});

@@ -461,6 +461,85 @@ TEST(FoldBatchNormIntoProjection, BatchNormThatIsAlsoAnOutputIsNotFolded) {
   EXPECT_THAT(report, testing::Not(HasSubstr("folded")));
 }
 
+// ---- stackRecurrentLayers --------------------------------------------------------------------
+
+// rnn0 -> bn -> rnn1 -> rnn2 (forward, the same cell and size), then `tail` -> y.
+NetworkDefinition recurrentChain(RNNCell cell, RNNDirection second_direction, bool rnn1_also_output,
+                                 bool second_lengths) {
+  std::mt19937 r(30);
+  NetworkDefinition net;
+  const Tensor len = net.addLengthsInput("len");
+  const Tensor other_len = second_lengths ? net.addLengthsInput("len2") : len;
+  Tensor y = net.addRNN("rnn0", net.addSequenceInput("x", 6), len, randomRNN(cell, 6, 5, 1, RNNDirection::kForward, r));
+  y = net.addBatchNorm("bn", y, randomBatchNorm(5, r));
+  y = net.addRNN("rnn1", y, len, randomRNN(cell, 5, 5, 1, second_direction, r));
+  if (rnn1_also_output) net.markOutput(y, "middle");
+  const int64_t width = second_direction == RNNDirection::kBidirectional ? 10 : 5;
+  y = net.addRNN("rnn2", y, other_len, randomRNN(cell, width, 5, 2, RNNDirection::kForward, r));
+  net.markOutput(y, "y");
+  return net;
+}
+
+TEST(StackRecurrentLayers, ForwardLayersBecomeOneStackWithTheSameOutputs) {
+  for (const RNNCell cell : {RNNCell::kGRU, RNNCell::kLSTM}) {
+    SCOPED_TRACE(toString(cell));
+    Graph g = recurrentChain(cell, RNNDirection::kForward, false, false).graph();
+    BuildLog log;
+    detail::foldBatchNormIntoProjection(g, log);
+    detail::stackRecurrentLayers(g, log);
+    ASSERT_EQ(g.layers.size(), 1u);
+    const auto& stack = std::get<RNNDesc>(g.layers[0].desc);
+    EXPECT_EQ(stack.num_layers, 4);  // 1 + 1 + the 2 of rnn2
+    EXPECT_EQ(stack.weights.size(), 4u);
+    EXPECT_EQ(stack.weights[1].input_weight.dim(1), 5);
+    EXPECT_EQ(g.tensors[g.layers[0].output].name, "y");
+    EXPECT_THAT(joined(log), HasSubstr("stacked recurrent layer rnn1 onto rnn0"));
+    EXPECT_THAT(joined(log), HasSubstr("stacked recurrent layer rnn2 onto rnn0"));
+    EXPECT_THAT(g.layers[0].fused, testing::Contains("batch norm bn (folded into the input projection)"));
+    expectWellFormed(g);
+
+    std::mt19937 rng(31);
+    const std::string report = expectSameWithAndWithoutOptimisation(
+        [cell] { return recurrentChain(cell, RNNDirection::kForward, false, false); }, sequenceInputs(7, 6, {7, 2, 5}, rng));
+    EXPECT_THAT(report, HasSubstr("stacked recurrent layer rnn2 onto rnn0"));
+  }
+}
+
+TEST(StackRecurrentLayers, LeavesLayersThatAreNotAPlainForwardChain) {
+  struct Case {
+    const char* what;
+    RNNDirection second_direction;
+    bool also_output, second_lengths;
+    int expected_layers;  // RNN layers left
+  };
+  const Case cases[] = {{"a bidirectional layer between", RNNDirection::kBidirectional, false, false, 3},
+                        {"a middle layer that is also an output", RNNDirection::kForward, true, false, 2},
+                        {"another lengths tensor", RNNDirection::kForward, false, true, 2}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    Graph g = recurrentChain(RNNCell::kGRU, c.second_direction, c.also_output, c.second_lengths).graph();
+    BuildLog log;
+    detail::runAllPasses(g, log);
+    const auto rnns = std::count_if(g.layers.begin(), g.layers.end(),
+                                    [](const detail::Layer& l) { return std::holds_alternative<RNNDesc>(l.desc); });
+    EXPECT_EQ(rnns, c.expected_layers);
+    expectWellFormed(g);
+  }
+  // Extras (here a clip) keep a layer on its own: a stack's layers share one description.
+  std::mt19937 r(32);
+  NetworkDefinition net;
+  const Tensor len = net.addLengthsInput("len");
+  Tensor y = net.addRNN("a", net.addSequenceInput("x", 6), len, randomRNN(RNNCell::kGRU, 6, 5, 1, RNNDirection::kForward, r));
+  RNNDesc clipped = randomRNN(RNNCell::kGRU, 5, 5, 1, RNNDirection::kForward, r);
+  clipped.clip = 2.0f;
+  net.markOutput(net.addRNN("b", y, len, std::move(clipped)), "y");
+  Graph g = net.graph();
+  BuildLog log;
+  detail::stackRecurrentLayers(g, log);
+  EXPECT_EQ(g.layers.size(), 2u);
+  EXPECT_TRUE(log.empty());
+}
+
 // ---- fuseActivations -------------------------------------------------------------------------
 
 TEST(FuseActivations, FusesIntoConvolutionFullyConnectedAndLookahead) {
