@@ -211,8 +211,10 @@ class RNNKernel final : public Kernel {
       const bool equal_lengths = std::all_of(lengths.begin(), lengths.end(), [&](int64_t l) { return l == steps; });
       const size_t gathered = layout.add<float>(fused() && reverse && !equal_lengths ? chunk_rows * widest_input : 0);
       const size_t reverse_out = layout.add<float>(dirs_ == 2 && desc_.merge == DirectionMerge::kSum ? t * n * h : 0);
+      // Between layers: the kernel's output and one buffer in turn where the output is as wide as a
+      // layer's (the last layer lands in the output), else two buffers.
       const int64_t between = desc_.num_layers > 1 ? t * n * dirs_ * h : 0;
-      const size_t layer_in = layout.add<float>(between), layer_out = layout.add<float>(between);
+      const size_t layer_in = layout.add<float>(between), layer_out = layout.add<float>(outputBetweenLayers() ? 0 : between);
       const bool int8_projection = int8_ && !bf16_matmul_;
       const size_t quantized = layout.add<uint8_t>(int8_projection ? chunk_rows * widest_input : 0);
       const size_t scales = layout.add<float>(int8_projection ? chunk_rows : 0);
@@ -240,6 +242,7 @@ class RNNKernel final : public Kernel {
       const bool sum = last && dirs_ == 2 && desc_.merge == DirectionMerge::kSum;
       const int64_t out_width = sum ? h : dirs_ * h;
       float* out = last ? io.out<float>() : s.layer_out;
+      if (!last && outputBetweenLayers()) out = (desc_.num_layers - 1 - l) % 2 == 0 ? io.out<float>() : s.layer_in;
       const PreparedLayer& p = layers_[l];
       if (fused()) {
         recurFused(s, p, l, input, order, lengths, t, n, out, out_width, sum);
@@ -257,7 +260,10 @@ class RNNKernel final : public Kernel {
           recur(s, p, l, dir, reverse, order, lengths, n, out, out_width, column, sum && dir == 1, initial);
         }
       }
-      if (!last) {
+      if (last) continue;
+      if (outputBetweenLayers()) {
+        input = out;
+      } else {
         std::swap(s.layer_out, s.layer_in);  // the next layer reads it while writing layer_out
         input = s.layer_in;
       }
@@ -316,6 +322,10 @@ class RNNKernel final : public Kernel {
       for (int64_t o = 0; o < gh; ++o) out[r * gh + o] = static_cast<float>(c[r * gh + o]) * (row_scale * column_scale[o]);
     }
   }
+
+  // Whether layers of this kernel but the last can write into its output (stacked one-direction
+  // layers, ONNX's concatenated bidirectional stacks): not where the last sums the directions.
+  bool outputBetweenLayers() const { return !(dirs_ == 2 && desc_.merge == DirectionMerge::kSum); }
 
   bool matmulStep() const { return (int8_ || bf16_) && haveAmx(); }
 
