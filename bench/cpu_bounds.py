@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Each fp32 row of bench/cpu_vs_onnxruntime.py's --json output against this CPU's two ceilings.
+
+A row's bound is the larger of: reading the recurrent weights that do not stay in L2 once per step
+(1024-unit layers; --read GB/s per core, bench/cpu_probes/stream_read.cpp) and all of the model's
+arithmetic at the FMA peak (--peak GFLOP/s for all cores, bench/cpu_probes/fma_peak.cpp). The last
+column says how close to that bound an engine must come to run 1.5x ONNX Runtime (over 100%: no engine can).
+
+    python3 bench/cpu_bounds.py /tmp/qb_fp32.jsonl --peak 366 --read 27 --cores 2
+"""
+import argparse
+import json
+
+
+def model(cell, bidirectional, hidden, layers=5, seconds=10.0):
+    """(FLOP, bytes of recurrent weights read from beyond L2) of deepspeech.pytorch's model on one utterance."""
+    gates = {"lstm": 4, "gru": 3}[cell] * hidden
+    dirs = 2 if bidirectional else 1
+    steps = int(50 * seconds)  # 100 frames a second, the first convolution's time stride 2
+    convolutions = 32 * 81 * steps * 41 * 11 + 32 * 41 * steps * 32 * 21 * 11
+    projections = steps * dirs * gates * (1312 + (layers - 1) * hidden)  # 32 x 41 features into layer 0
+    recurrent = layers * steps * dirs * gates * hidden
+    flop = 2 * (convolutions + projections + recurrent + steps * hidden * 29)
+    streamed = gates * hidden * 4 > (2 << 20)  # a direction's W_h larger than a core's L2
+    return flop, recurrent * 4 if streamed else 0
+
+
+MODELS = {"lstm_bi": ("lstm", True, 1024), "gru_bi": ("gru", True, 1024), "gru_uni": ("gru", False, 1024),
+          "small": ("gru", True, 256)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("rows", help="JSON lines from cpu_vs_onnxruntime.py --json (fp32, with ORT)")
+    parser.add_argument("--peak", type=float, default=366.0, help="FMA peak of all cores, GFLOP/s")
+    parser.add_argument("--read", type=float, default=27.0, help="L3 read rate of one core, GB/s")
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+    print("| model | batch x s | ORT ms | ds2rt ms | ds2rt vs ORT | bound ms | bound | 1.5x ORT ms | "
+          "share of the bound 1.5x ORT needs |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with open(args.rows) as f:
+        for line in f:
+            r = json.loads(line)
+            if r["model"] not in MODELS or not r.get("ort_ms"):
+                continue
+            flop, streamed = model(*MODELS[r["model"]], seconds=r["seconds"])
+            t_read = streamed / (args.read * 1e9 * args.cores)
+            t_flop = r["batch"] * flop / (args.peak * 1e9)
+            bound, target = max(t_read, t_flop) * 1e3, r["ort_ms"] / 1.5
+            need = bound / target
+            print(f"| {r['model']} | {r['batch']} x {r['seconds']:g} | {r['ort_ms']:,.1f} | {r['ds2rt_ms']:,.1f} | "
+                  f"{r['ort_ms'] / r['ds2rt_ms']:.2f}x | {bound:,.0f} | {'weight reads' if t_read > t_flop else 'FMA peak'} | "
+                  f"{target:,.0f} | {need * 100:.0f}%{' (no engine can)' if need > 1 else ''} |")
+
+
+if __name__ == "__main__":
+    main()
