@@ -134,25 +134,38 @@ DS2RT_AVX512 void rowsOfBlock(const PackedRecurrent& w, const StepArgs& a, int64
   finishRows<C, G, R>(a, block, row0, acc);
 }
 
-// u8 h (zero point 128) times s8 weights, 4 k at a time into int32 (VNNI), then back to float.
-template <RNNCell C, int G, int R>
-DS2RT_VNNI void rowsOfBlockInt8(const PackedRecurrentInt8& w, const StepArgs& a, int64_t block, int64_t row0) {
-  __m512i acc[R][G];
-  for (int r = 0; r < R; ++r)
-    for (int g = 0; g < G; ++g) acc[r][g] = _mm512_setzero_si512();
-  const int8_t* wb = w.data.get() + block * w.depth * G * kUnitBlock;
-  const uint8_t* hq = a.h_quantized + row0 * w.depth;
-  for (int64_t k = 0; k < w.depth; k += 4) {
-    const int8_t* wk = wb + k * G * kUnitBlock;
+// acc += u8 x s8, four products a lane (VNNI's vpdpbusd). Written as assembly so that the int8
+// products compile for AVX-512F like the fp32 ones and inline into the groupsOfBlock they share (a
+// VNNI function would not inline there, and its sums then stayed in memory); only ever run where
+// haveVnni() said yes.
+DS2RT_AVX512 inline __m512i dotAccumulate(__m512i acc, __m512i u8, __m512i s8) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "vm"(s8));
+  return acc;
+}
+
+// acc[r][g] += u8 h (zero point 128) times s8 weights over 4-k iterations [i0, i1), into int32;
+// each iteration also asks for `per_k` lines of weights from `ahead` on.
+template <int G, int R>
+DS2RT_AVX512 inline void accumulateInt8(const int8_t* wb, const uint8_t* hq, int64_t depth, int64_t i0, int64_t i1,
+                                        const char* ahead, int per_k, __m512i (&acc)[R][G]) {
+  for (int64_t i = i0; i < i1; ++i) {
+    for (int j = 0; j < per_k; ++j) _mm_prefetch(ahead + ((i - i0) * per_k + j) * 64, _MM_HINT_T0);
+    const int8_t* wk = wb + i * G * kUnitBlock * 4;
     __m512i wv[G];
     for (int g = 0; g < G; ++g) wv[g] = _mm512_loadu_si512(wk + g * kUnitBlock * 4);
     for (int r = 0; r < R; ++r) {
       int32_t four;
-      std::memcpy(&four, hq + r * w.depth + k, 4);
+      std::memcpy(&four, hq + r * depth + i * 4, 4);
       const __m512i hb = _mm512_set1_epi32(four);
-      for (int g = 0; g < G; ++g) acc[r][g] = _mm512_dpbusd_epi32(acc[r][g], hb, wv[g]);
+      for (int g = 0; g < G; ++g) acc[r][g] = dotAccumulate(acc[r][g], hb, wv[g]);
     }
   }
+}
+
+// The int32 sums back to float (weight and h scales, zero-point offsets), then the cell update.
+template <RNNCell C, int G, int R>
+DS2RT_AVX512 inline void finishRowsInt8(const PackedRecurrentInt8& w, const StepArgs& a, int64_t block, int64_t row0,
+                                      __m512i (&acc)[R][G]) {
   __m512 out[R][G];
   for (int g = 0; g < G; ++g) {
     const __m512 scale = _mm512_loadu_ps(w.scale.get() + (block * G + g) * kUnitBlock);
@@ -162,6 +175,16 @@ DS2RT_VNNI void rowsOfBlockInt8(const PackedRecurrentInt8& w, const StepArgs& a,
                                 _mm512_mul_ps(scale, _mm512_set1_ps(a.h_scale[row0 + r])));
   }
   finishRows<C, G, R>(a, block, row0, out);
+}
+
+template <RNNCell C, int G, int R>
+DS2RT_VNNI void rowsOfBlockInt8(const PackedRecurrentInt8& w, const StepArgs& a, int64_t block, int64_t row0) {
+  __m512i acc[R][G];
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < G; ++g) acc[r][g] = _mm512_setzero_si512();
+  accumulateInt8<G, R>(w.data.get() + block * w.depth * G * kUnitBlock, a.h_quantized + row0 * w.depth, w.depth, 0,
+                       w.depth / 4, nullptr, 0, acc);
+  finishRowsInt8<C, G, R>(w, a, block, row0, acc);
 }
 
 // acc[r][g] += sum over k in [k0, k1) of h[k][r] * w[k][g][0..15] (h interleaved: R rows per k, one
@@ -182,32 +205,73 @@ DS2RT_AVX512 inline void accumulate(const float* w, const float* h, int64_t k0, 
   }
 }
 
-// Up to kMaxGroups groups of R rows of one block, k in chunks: a chunk of the block's weights is read
-// once and serves every group while it sits in L1 (the groups' sums parked in between), and the groups
-// share asking for the next chunk, so the read from L3 runs all the time. Groups one after another
-// over the whole block left the read idle while the later groups worked from L2: 8 rows took 1.4x as
-// long as 4, now 1.05x; 16 and 32 rows 1.2-1.4x faster (bench/cpu_probes/recurrent_step.cpp).
+// The fused steps' products for fp32 and int8 weights, as groupsOfBlock uses them. An iteration is
+// one k (fp32) or four (int8); either way it reads G lines of 64 bytes of the block's weights.
+struct Fp32Products {
+  using Sum = __m512;
+  const PackedRecurrent& w;
+  static DS2RT_AVX512 Sum zero() { return _mm512_setzero_ps(); }
+  int64_t iterations(const StepArgs& a) const { return a.hidden; }
+  const char* block(const StepArgs& a, int64_t b) const {
+    return reinterpret_cast<const char*>(w.data.get() + b * a.hidden * w.gates * kUnitBlock);
+  }
+  template <int G, int R>
+  DS2RT_AVX512 void add(const StepArgs& a, const char* wb, int64_t row0, int64_t i0, int64_t i1, const char* ahead,
+                        int per_k, Sum (&acc)[R][G]) const {
+    accumulate<G, R>(reinterpret_cast<const float*>(wb), a.h_interleaved + row0 * a.hidden, i0, i1, ahead, per_k, acc);
+  }
+  template <RNNCell C, int G, int R>
+  DS2RT_AVX512 void finish(const StepArgs& a, int64_t b, int64_t row0, Sum (&acc)[R][G]) const {
+    finishRows<C, G, R>(a, b, row0, acc);
+  }
+};
+
+struct Int8Products {
+  using Sum = __m512i;
+  const PackedRecurrentInt8& w;
+  static DS2RT_AVX512 Sum zero() { return _mm512_setzero_si512(); }
+  int64_t iterations(const StepArgs&) const { return w.depth / 4; }
+  const char* block(const StepArgs&, int64_t b) const {
+    return reinterpret_cast<const char*>(w.data.get() + b * w.depth * w.gates * kUnitBlock);
+  }
+  template <int G, int R>
+  DS2RT_AVX512 void add(const StepArgs& a, const char* wb, int64_t row0, int64_t i0, int64_t i1, const char* ahead,
+                      int per_k, Sum (&acc)[R][G]) const {
+    accumulateInt8<G, R>(reinterpret_cast<const int8_t*>(wb), a.h_quantized + row0 * w.depth, w.depth, i0, i1, ahead,
+                         per_k, acc);
+  }
+  template <RNNCell C, int G, int R>
+  DS2RT_AVX512 void finish(const StepArgs& a, int64_t b, int64_t row0, Sum (&acc)[R][G]) const {
+    finishRowsInt8<C, G, R>(w, a, b, row0, acc);
+  }
+};
+
+// Up to kMaxGroups groups of R rows of one block, in chunks of 64 iterations: a chunk of the block's
+// weights is read once and serves every group while it sits in L1 (the groups' sums parked in
+// between), and the groups share asking for the next chunk, so the read from L3 runs all the time.
+// Groups one after another over the whole block left the read idle while the later groups worked
+// from L2: fp32 LSTM 8 rows took 1.4x as long as 4, now 1.05x; 16 and 32 rows 1.2-1.4x faster
+// (bench/cpu_probes/recurrent_step.cpp).
 constexpr int kMaxGroups = 8;
 constexpr int64_t kStaysInL2 = int64_t{1} << 20;
-template <RNNCell C, int G, int R>
-DS2RT_AVX512 void groupsOfBlock(const PackedRecurrent& w, const StepArgs& a, int64_t block, int64_t row0,
-                                int groups) {
+template <RNNCell C, int G, int R, typename Products>
+DS2RT_AVX512 void groupsOfBlock(const Products& products, const StepArgs& a, int64_t block, int64_t row0, int groups) {
+  using Sum = typename Products::Sum;
   constexpr int64_t kChunk = 64;
-  constexpr int kChunkLines = kChunk * G * kUnitBlock * sizeof(float) / 64;
-  const int per_k = (kChunkLines + groups * kChunk - 1) / (groups * kChunk);
-  const float* wb = w.data.get() + block * a.hidden * G * kUnitBlock;
-  __m512 parked[kMaxGroups][R][G];
-  for (int64_t k0 = 0; k0 < a.hidden; k0 += kChunk) {
-    const int64_t k1 = std::min(k0 + kChunk, a.hidden);
+  const int per_k = (kChunk * G + groups * kChunk - 1) / (groups * kChunk);  // a chunk is kChunk * G lines
+  const int64_t iterations = products.iterations(a);
+  const char* wb = products.block(a, block);
+  Sum parked[kMaxGroups][R][G];
+  for (int64_t i0 = 0; i0 < iterations; i0 += kChunk) {
+    const int64_t i1 = std::min(i0 + kChunk, iterations);
     // Past the block's end this is the next block's start (blocks are contiguous): asking early is right.
-    const char* next_chunk = reinterpret_cast<const char*>(wb + (k0 + kChunk) * G * kUnitBlock);
+    const char* next_chunk = wb + (i0 + kChunk) * G * 64;
     for (int i = 0; i < groups; ++i) {
-      __m512 acc[R][G];
+      Sum acc[R][G];
       for (int r = 0; r < R; ++r)
-        for (int g = 0; g < G; ++g) acc[r][g] = k0 == 0 ? _mm512_setzero_ps() : parked[i][r][g];
-      accumulate<G, R>(wb, a.h_interleaved + (row0 + i * R) * a.hidden, k0, k1, next_chunk + i * kChunk * per_k * 64,
-                       per_k, acc);
-      if (k1 == a.hidden) finishRows<C, G, R>(a, block, row0 + i * R, acc);
+        for (int g = 0; g < G; ++g) acc[r][g] = i0 == 0 ? Products::zero() : parked[i][r][g];
+      products.template add<G, R>(a, wb, row0 + i * R, i0, i1, next_chunk + i * kChunk * per_k * 64, per_k, acc);
+      if (i1 == iterations) products.template finish<C, G, R>(a, block, row0 + i * R, acc);
       else
         for (int r = 0; r < R; ++r)
           for (int g = 0; g < G; ++g) parked[i][r][g] = acc[r][g];
@@ -215,23 +279,28 @@ DS2RT_AVX512 void groupsOfBlock(const PackedRecurrent& w, const StepArgs& a, int
   }
 }
 
+// How many rows (a multiple of R) take groupsOfBlock: none where the thread's weights stay in L2 from
+// step to step (a 256-unit direction: nothing to gain, and fp32 pays for regrouping h; 5-10% measured).
+template <int R>
+int64_t groupedRows(const StepArgs& a, int64_t bytes_per_block) {
+  return (a.block_end - a.block_begin) * bytes_per_block > kStaysInL2 ? a.rows / R * R : 0;
+}
+
 template <RNNCell C>
 DS2RT_AVX512 void step(const PackedRecurrent& w, const StepArgs& a) {
   constexpr int G = kGates<C>;
   constexpr int R = G == 1 ? 8 : 4;  // rows sharing each weight load (R*G accumulators)
-  // Weights that stay in L2 from step to step (a 256-unit direction) gain nothing from the chunked
-  // groups and pay for regrouping h: there, groups one after another (5-10% faster measured).
-  const int64_t weight_bytes = (a.block_end - a.block_begin) * a.hidden * G * kUnitBlock * sizeof(float);
-  const int64_t grouped = weight_bytes > kStaysInL2 ? a.rows / R * R : 0;
+  const int64_t grouped = groupedRows<R>(a, a.hidden * G * kUnitBlock * sizeof(float));
   if (grouped > 0) {
     check(a.h_interleaved != nullptr, "internal: the fused recurrent step needs room for h interleaved");
     for (int64_t row0 = 0; row0 < grouped; row0 += R)
       for (int64_t k = 0; k < a.hidden; ++k)
         for (int r = 0; r < R; ++r) a.h_interleaved[row0 * a.hidden + k * R + r] = a.h_prev[(row0 + r) * a.hidden + k];
   }
+  const Fp32Products products{w};
   for (int64_t block = a.block_begin; block < a.block_end; ++block) {
     for (int64_t row = 0; row < grouped; row += R * kMaxGroups)
-      groupsOfBlock<C, G, R>(w, a, block, row, static_cast<int>(std::min<int64_t>(kMaxGroups, (grouped - row) / R)));
+      groupsOfBlock<C, G, R>(products, a, block, row, static_cast<int>(std::min<int64_t>(kMaxGroups, (grouped - row) / R)));
     int64_t row = grouped;
     for (; row + R <= a.rows; row += R) rowsOfBlock<C, G, R>(w, a, block, row);
     for (; row + 2 <= a.rows; row += 2) rowsOfBlock<C, G, 2>(w, a, block, row);
@@ -263,8 +332,12 @@ DS2RT_VNNI void stepInt8(const PackedRecurrentInt8& w, const StepArgs& a) {
   constexpr int R = G == 1 ? 8 : 4;
   for (int64_t r = 0; r < a.rows; ++r)  // inside the step's thread: no team
     quantizeRow(a.h_prev + r * a.hidden, a.hidden, a.h_quantized + r * w.depth, w.depth, a.h_scale + r);
+  const int64_t grouped = groupedRows<R>(a, w.depth * G * kUnitBlock);
+  const Int8Products products{w};
   for (int64_t block = a.block_begin; block < a.block_end; ++block) {
-    int64_t row = 0;
+    for (int64_t row = 0; row < grouped; row += R * kMaxGroups)
+      groupsOfBlock<C, G, R>(products, a, block, row, static_cast<int>(std::min<int64_t>(kMaxGroups, (grouped - row) / R)));
+    int64_t row = grouped;
     for (; row + R <= a.rows; row += R) rowsOfBlockInt8<C, G, R>(w, a, block, row);
     for (; row + 2 <= a.rows; row += 2) rowsOfBlockInt8<C, G, 2>(w, a, block, row);
     for (; row < a.rows; ++row) rowsOfBlockInt8<C, G, 1>(w, a, block, row);
