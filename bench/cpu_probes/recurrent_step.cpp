@@ -3,7 +3,7 @@
 // rate: at few rows the step reads W_h (LSTM 16 MiB) once and is bound by how fast a core reads it.
 //   BUILD_DIR=build-cpu DS2RT_WITH_CUDA=OFF scripts/build.sh
 //   g++ -O3 -march=native -fopenmp -std=c++20 -Isrc -Iinclude bench/cpu_probes/recurrent_step.cpp \
-//       build-cpu/libds2rt.a -o /tmp/recurrent_step && /tmp/recurrent_step [units [int8]]
+//       build-cpu/libds2rt.a -ldnnl -o /tmp/recurrent_step && /tmp/recurrent_step [units [fp32|int8|bf16]]
 #include <omp.h>
 
 #include <chrono>
@@ -20,8 +20,9 @@ using namespace ds2rt::detail::cpu;
 
 int main(int argc, char** argv) {
   const int64_t hidden = argc > 1 ? std::atoll(argv[1]) : 1024, steps = 200;  // units per direction
-  const bool int8 = argc > 2 && std::string(argv[2]) == "int8";  // the VNNI step (weights a quarter the bytes)
-  std::printf("%s\n", int8 ? "int8" : "fp32");
+  const std::string precision = argc > 2 ? argv[2] : "fp32";  // int8: the VNNI step; bf16: the vdpbf16ps one
+  const bool int8 = precision == "int8", bf16 = precision == "bf16";
+  std::printf("%s\n", precision.c_str());
   std::printf("| cell | rows | threads (one direction each) | ms per step | weight GB/s per thread | GFLOP/s total |\n");
   std::printf("|---|---|---|---|---|---|\n");
   for (RNNCell cell : {RNNCell::kLSTM, RNNCell::kGRU})
@@ -43,6 +44,8 @@ int main(int argc, char** argv) {
           quantizeRows(w.data(), gates * hidden, hidden, q.data(), row_scale.data());
           const PackedRecurrentInt8 packed8 = packRecurrentInt8(q.data(), row_scale.data(), gates, hidden);
           std::vector<uint8_t> h_quantized(rows * packed8.depth);
+          const PackedRecurrentBF16 packed16 = packRecurrentBF16(w.data(), gates, hidden);
+          std::vector<uint16_t> h_bf16(rows * packed16.depth);
           std::vector<const float*> xs(rows);
           std::vector<float*> ys(rows);
           for (int64_t r = 0; r < rows; ++r) xs[r] = x.data() + r * gates * hidden, ys[r] = y.data() + r * hidden;
@@ -50,12 +53,13 @@ int main(int argc, char** argv) {
           a.cell = cell, a.hidden = hidden, a.rows = rows, a.c = c.data(), a.x = xs.data(), a.y = ys.data();
           a.bias = bias.data(), a.hidden_bias = hb.data(), a.h_interleaved = interleaved.data();
           a.block_begin = 0, a.block_end = packed.blocks;
-          a.h_quantized = h_quantized.data(), a.h_scale = h_scale.data();
+          a.h_quantized = h_quantized.data(), a.h_scale = h_scale.data(), a.h_bf16 = h_bf16.data();
           auto run = [&](int64_t n) {
             for (int64_t s = 0; s < n; ++s) {
               a.h_prev = s % 2 ? h1.data() : h0.data();
               a.h_next = s % 2 ? h0.data() : h1.data();
               if (int8) recurrentStepInt8(packed8, a);
+              else if (bf16) recurrentStepBF16(packed16, a);
               else recurrentStep(packed, a);
             }
           };
@@ -67,7 +71,7 @@ int main(int argc, char** argv) {
 #pragma omp master
           seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }
-        const double per_step = seconds / steps, bytes = (int8 ? 1.0 : 4.0) * gates * hidden * hidden;
+        const double per_step = seconds / steps, bytes = (int8 ? 1.0 : bf16 ? 2.0 : 4.0) * gates * hidden * hidden;
         std::printf("| %s | %lld | %d | %.3f | %.1f | %.0f |\n", cell == RNNCell::kLSTM ? "LSTM" : "GRU",
                     static_cast<long long>(rows), threads, per_step * 1e3, bytes / per_step / 1e9,
                     threads * 2.0 * rows * gates * hidden * hidden / per_step / 1e9);
