@@ -96,6 +96,24 @@ namespace {
 
 using namespace avx512;
 
+// acc[r][g] += sum over k in [k0, k1) of h(r, k) * w[k][g][0..15], h(r, k) = h[r * row_stride + k *
+// k_stride] (the step's rows, or R rows interleaved per k: one cache line, where rows `hidden` floats
+// apart would share L1 sets); each k also asks for `per_k` lines of weights from `ahead` on.
+template <int G, int R>
+DS2RT_AVX512 inline void accumulate(const float* w, const float* h, int64_t row_stride, int64_t k_stride, int64_t k0,
+                                    int64_t k1, const char* ahead, int per_k, __m512 (&acc)[R][G]) {
+  for (int64_t k = k0; k < k1; ++k) {
+    for (int j = 0; j < per_k; ++j) _mm_prefetch(ahead + ((k - k0) * per_k + j) * 64, _MM_HINT_T0);
+    const float* wk = w + k * G * kUnitBlock;
+    __m512 wv[G];
+    for (int g = 0; g < G; ++g) wv[g] = _mm512_load_ps(wk + g * kUnitBlock);
+    for (int r = 0; r < R; ++r) {
+      const __m512 hb = _mm512_set1_ps(h[r * row_stride + k * k_stride]);
+      for (int g = 0; g < G; ++g) acc[r][g] = _mm512_fmadd_ps(hb, wv[g], acc[r][g]);
+    }
+  }
+}
+
 // acc[r][g] = sum_k h[r][k] * w[k][g][0..15] for R rows. One row runs two interleaved chains so
 // that the FMAs of a gate do not wait on each other (latency 4, two ports).
 template <int G, int R>
@@ -116,15 +134,7 @@ DS2RT_AVX512 inline void products(const float* w, const float* h, int64_t hidden
     }
     for (int g = 0; g < G; ++g) acc[0][g] = _mm512_add_ps(acc[0][g], odd[g]);
   }
-  for (; k < hidden; ++k) {
-    const float* wk = w + k * G * kUnitBlock;
-    __m512 wv[G];
-    for (int g = 0; g < G; ++g) wv[g] = _mm512_loadu_ps(wk + g * kUnitBlock);
-    for (int r = 0; r < R; ++r) {
-      const __m512 hb = _mm512_set1_ps(h[r * hidden + k]);
-      for (int g = 0; g < G; ++g) acc[r][g] = _mm512_fmadd_ps(hb, wv[g], acc[r][g]);
-    }
-  }
+  accumulate<G, R>(w, h, hidden, 1, k, hidden, nullptr, 0, acc);
 }
 
 template <RNNCell C, int G, int R>
@@ -187,24 +197,6 @@ DS2RT_VNNI void rowsOfBlockInt8(const PackedRecurrentInt8& w, const StepArgs& a,
   finishRowsInt8<C, G, R>(w, a, block, row0, acc);
 }
 
-// acc[r][g] += sum over k in [k0, k1) of h[k][r] * w[k][g][0..15] (h interleaved: R rows per k, one
-// cache line, where rows `hidden` floats apart would share L1 sets); each k also asks for `per_k`
-// lines of weights from `ahead` on.
-template <int G, int R>
-DS2RT_AVX512 inline void accumulate(const float* w, const float* h, int64_t k0, int64_t k1, const char* ahead,
-                                    int per_k, __m512 (&acc)[R][G]) {
-  for (int64_t k = k0; k < k1; ++k) {
-    for (int j = 0; j < per_k; ++j) _mm_prefetch(ahead + ((k - k0) * per_k + j) * 64, _MM_HINT_T0);
-    const float* wk = w + k * G * kUnitBlock;
-    __m512 wv[G];
-    for (int g = 0; g < G; ++g) wv[g] = _mm512_load_ps(wk + g * kUnitBlock);
-    for (int r = 0; r < R; ++r) {
-      const __m512 hb = _mm512_set1_ps(h[k * R + r]);
-      for (int g = 0; g < G; ++g) acc[r][g] = _mm512_fmadd_ps(hb, wv[g], acc[r][g]);
-    }
-  }
-}
-
 // The fused steps' products for fp32 and int8 weights, as groupsOfBlock uses them. An iteration is
 // one k (fp32) or four (int8); either way it reads G lines of 64 bytes of the block's weights.
 struct Fp32Products {
@@ -218,7 +210,8 @@ struct Fp32Products {
   template <int G, int R>
   DS2RT_AVX512 void add(const StepArgs& a, const char* wb, int64_t row0, int64_t i0, int64_t i1, const char* ahead,
                         int per_k, Sum (&acc)[R][G]) const {
-    accumulate<G, R>(reinterpret_cast<const float*>(wb), a.h_interleaved + row0 * a.hidden, i0, i1, ahead, per_k, acc);
+    accumulate<G, R>(reinterpret_cast<const float*>(wb), a.h_interleaved + row0 * a.hidden, 1, R, i0, i1, ahead, per_k,
+                     acc);
   }
   template <RNNCell C, int G, int R>
   DS2RT_AVX512 void finish(const StepArgs& a, int64_t b, int64_t row0, Sum (&acc)[R][G]) const {
