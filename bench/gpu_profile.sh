@@ -6,7 +6,9 @@
 # nsys, its kernel summary for lstm_bi. Logs under $OUT. Here:
 #   BUILD_DIR=build BASELINE=<ds2rt of the commit before the merge> scripts/pack-gpu.sh && scripts/device-tree.sh out
 # then `run` with carry [".gpu"]: bash bench/gpu_profile.sh; then scripts/device-tree.sh in.
-exec > >(tee $OUT/run.log) 2>&1
+set -u
+export OUT
+exec > >(tee "$OUT/run.log") 2>&1
 t0=$SECONDS
 ITERATIONS=10 TORCH=0 ARCHS=gru_uni PRECISIONS=fp16 SHAPES="8x15 16x15 32x15 64x15" OUT=$OUT scripts/gpu-check.sh bench
 ITERATIONS=10 TORCH=0 ARCHS=gru_uni PRECISIONS="tf32 fp32" SHAPES="64x15" OUT=$OUT scripts/gpu-check.sh bench
