@@ -1,8 +1,10 @@
 // Lookahead (row) convolution: y[t] = sum_k w[k] * x[t + k] per feature, frames past the
 // utterance's end read as zero (deepspeech.pytorch pads the right side with zeros).
 #include <algorithm>
+#include <vector>
 
 #include "cpu/kernels.h"
+#include "ds2rt/error.h"
 
 namespace ds2rt::detail::cpu {
 
@@ -10,27 +12,33 @@ namespace {
 
 class LookaheadKernel final : public Kernel {
  public:
-  explicit LookaheadKernel(const LookaheadDesc& d) : desc_(d) {}
+  // The weights go tap-major ([k][feature]) so that each tap is one contiguous multiply-add over the
+  // features (the feature-major loop read x `n * h` floats apart per tap: uni-GRU 8 x 10 s 30-63 ms,
+  // now 18).
+  explicit LookaheadKernel(const LookaheadDesc& d)
+      : desc_(d), features_(d.weight.dim(0)), context_(d.weight.dim(1)), taps_(features_ * context_) {
+    const float* w = desc_.weight.data<float>();
+    for (int64_t f = 0; f < features_; ++f)
+      for (int64_t k = 0; k < context_; ++k) taps_[k * features_ + f] = w[f * context_ + k];
+  }
 
   void run(const KernelIO& io, KernelState*) const override {
     const int64_t t = io.input_shape[0], n = io.input_shape[1], h = io.input_shape[2];
-    const int64_t context = desc_.weight.dim(1);
-    const float* w = desc_.weight.data<float>();
-#pragma omp parallel for collapse(2) if (t * n * h * context > kParallelMinElements)
+    check(h == features_, "lookahead: input has ", h, " features, the weights ", features_);
+#pragma omp parallel for collapse(2) if (t * n * h * context_ > kParallelMinElements)
     for (int64_t step = 0; step < t; ++step)
       for (int64_t b = 0; b < n; ++b) {
         float* y = io.out<float>() + (step * n + b) * h;
+        std::fill_n(y, h, 0.0f);
         const int64_t valid = io.lengths[b];
-        if (step >= valid) {
-          std::fill_n(y, h, 0.0f);
-          continue;
+        if (step >= valid) continue;
+        const int64_t taps = std::min(context_, valid - step);
+        for (int64_t k = 0; k < taps; ++k) {
+          const float* x = io.in<float>() + ((step + k) * n + b) * h;
+          const float* w = taps_.data() + k * h;
+          for (int64_t f = 0; f < h; ++f) y[f] += w[f] * x[f];
         }
-        const int64_t taps = std::min(context, valid - step);
-        for (int64_t f = 0; f < h; ++f) {
-          float sum = 0;
-          for (int64_t k = 0; k < taps; ++k) sum += w[f * context + k] * io.in<float>()[((step + k) * n + b) * h + f];
-          y[f] = desc_.activation.apply(sum);
-        }
+        for (int64_t f = 0; f < h; ++f) y[f] = desc_.activation.apply(y[f]);
       }
   }
 
@@ -38,6 +46,8 @@ class LookaheadKernel final : public Kernel {
 
  private:
   LookaheadDesc desc_;
+  int64_t features_, context_;
+  std::vector<float> taps_;  // [k][feature]
 };
 
 }  // namespace
