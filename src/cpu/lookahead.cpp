@@ -16,8 +16,8 @@ class LookaheadKernel final : public Kernel {
   // features (the feature-major loop read x `n * h` floats apart per tap: uni-GRU 8 x 10 s 30-63 ms,
   // now 18).
   explicit LookaheadKernel(const LookaheadDesc& d)
-      : desc_(d), features_(d.weight.dim(0)), context_(d.weight.dim(1)), taps_(features_ * context_) {
-    const float* w = desc_.weight.data<float>();
+      : activation_(d.activation), features_(d.weight.dim(0)), context_(d.weight.dim(1)), taps_(features_ * context_) {
+    const float* w = d.weight.data<float>();
     for (int64_t f = 0; f < features_; ++f)
       for (int64_t k = 0; k < context_; ++k) taps_[k * features_ + f] = w[f * context_ + k];
   }
@@ -38,14 +38,14 @@ class LookaheadKernel final : public Kernel {
           const float* w = taps_.data() + k * h;
           for (int64_t f = 0; f < h; ++f) y[f] += w[f] * x[f];
         }
-        for (int64_t f = 0; f < h; ++f) y[f] = desc_.activation.apply(y[f]);
+        for (int64_t f = 0; f < h; ++f) y[f] = activation_.apply(y[f]);
       }
   }
 
   std::string implementation() const override { return "depthwise row convolution"; }
 
  private:
-  LookaheadDesc desc_;
+  ActivationDesc activation_;
   int64_t features_, context_;
   std::vector<float> taps_;  // [k][feature]
 };

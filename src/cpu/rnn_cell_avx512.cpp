@@ -175,7 +175,7 @@ DS2RT_AVX512 inline void accumulateInt8(const int8_t* wb, const uint8_t* hq, int
 // The int32 sums back to float (weight and h scales, zero-point offsets), then the cell update.
 template <RNNCell C, int G, int R>
 DS2RT_AVX512 inline void finishRowsInt8(const PackedRecurrentInt8& w, const StepArgs& a, int64_t block, int64_t row0,
-                                      __m512i (&acc)[R][G]) {
+                                        __m512i (&acc)[R][G]) {
   __m512 out[R][G];
   for (int g = 0; g < G; ++g) {
     const __m512 scale = _mm512_loadu_ps(w.scale.get() + (block * G + g) * kUnitBlock);
@@ -229,7 +229,7 @@ struct Int8Products {
   }
   template <int G, int R>
   DS2RT_AVX512 void add(const StepArgs& a, const char* wb, int64_t row0, int64_t i0, int64_t i1, const char* ahead,
-                      int per_k, Sum (&acc)[R][G]) const {
+                        int per_k, Sum (&acc)[R][G]) const {
     accumulateInt8<G, R>(reinterpret_cast<const int8_t*>(wb), a.h_quantized + row0 * w.depth, w.depth, i0, i1, ahead,
                          per_k, acc);
   }
@@ -241,8 +241,8 @@ struct Int8Products {
 
 // Up to kMaxGroups groups of R rows of one block, in chunks of 64 iterations: a chunk of the block's
 // weights is read once and serves every group while it sits in L1 (the groups' sums parked in
-// between), and the groups share asking for the next chunk, so the read from L3 runs all the time.
-// Groups one after another over the whole block left the read idle while the later groups worked
+// between), and the groups share asking for the next chunk, so the read from L3 runs all the time
+// (groupedRowsOfBlock takes rows [0, grouped) that many groups at a time). Groups one after another over the whole block left the read idle while the later groups worked
 // from L2: fp32 LSTM 8 rows took 1.4x as long as 4, now 1.05x; 16 and 32 rows 1.2-1.4x faster
 // (bench/cpu_probes/recurrent_step.cpp).
 constexpr int kMaxGroups = 8;
@@ -272,6 +272,12 @@ DS2RT_AVX512 void groupsOfBlock(const Products& products, const StepArgs& a, int
   }
 }
 
+template <RNNCell C, int G, int R, typename Products>
+DS2RT_AVX512 void groupedRowsOfBlock(const Products& products, const StepArgs& a, int64_t block, int64_t grouped) {
+  for (int64_t row0 = 0; row0 < grouped; row0 += R * kMaxGroups)
+    groupsOfBlock<C, G, R>(products, a, block, row0, static_cast<int>(std::min<int64_t>(kMaxGroups, (grouped - row0) / R)));
+}
+
 // How many rows (a multiple of R) take groupsOfBlock: none where the thread's weights stay in L2 from
 // step to step (a 256-unit direction: nothing to gain, and fp32 pays for regrouping h; 5-10% measured).
 template <int R>
@@ -292,8 +298,7 @@ DS2RT_AVX512 void step(const PackedRecurrent& w, const StepArgs& a) {
   }
   const Fp32Products products{w};
   for (int64_t block = a.block_begin; block < a.block_end; ++block) {
-    for (int64_t row = 0; row < grouped; row += R * kMaxGroups)
-      groupsOfBlock<C, G, R>(products, a, block, row, static_cast<int>(std::min<int64_t>(kMaxGroups, (grouped - row) / R)));
+    groupedRowsOfBlock<C, G, R>(products, a, block, grouped);
     int64_t row = grouped;
     for (; row + R <= a.rows; row += R) rowsOfBlock<C, G, R>(w, a, block, row);
     for (; row + 2 <= a.rows; row += 2) rowsOfBlock<C, G, 2>(w, a, block, row);
@@ -328,8 +333,7 @@ DS2RT_VNNI void stepInt8(const PackedRecurrentInt8& w, const StepArgs& a) {
   const int64_t grouped = groupedRows<R>(a, w.depth * G * kUnitBlock);
   const Int8Products products{w};
   for (int64_t block = a.block_begin; block < a.block_end; ++block) {
-    for (int64_t row = 0; row < grouped; row += R * kMaxGroups)
-      groupsOfBlock<C, G, R>(products, a, block, row, static_cast<int>(std::min<int64_t>(kMaxGroups, (grouped - row) / R)));
+    groupedRowsOfBlock<C, G, R>(products, a, block, grouped);
     int64_t row = grouped;
     for (; row + R <= a.rows; row += R) rowsOfBlockInt8<C, G, R>(w, a, block, row);
     for (; row + 2 <= a.rows; row += 2) rowsOfBlockInt8<C, G, 2>(w, a, block, row);
