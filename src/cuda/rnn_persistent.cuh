@@ -129,10 +129,10 @@ struct OwnedUnit {
       if (g < r.gates) x[g] = p[g * r.h];
   }
 
-  // Applies the cell with the recurrent products `rec` and writes the output frame (T: its type).
+  // Applies the cell with the recurrent products `rec` and writes the output frame (T: its type;
+  // none where r.output is null: a stacked layer whose output only feeds the next one's projection).
   // Fast: the activations' fast forms (rnn_cell.cuh), for layers with 16-bit products.
   template <typename T, bool Fast>
-  // No output (null) for a stacked layer whose output only feeds the next one's projection.
   __device__ void step(const RecurrenceArgs& r, int k, const float* x, const float* rec) {
     if (!active(k)) return;
     h = cellStep<Fast>(r.cell, x, rec, b_hn, h, c);
