@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The one GPU call that decides branch wip/stacked-layers: its stack tests, uni-GRU times against main
+# The GPU call that decided branch wip/stacked-layers (run 2026-12-07 on an H100, then merged: bench/
+# RESULTS.md, "Two layers per launch for one-direction stacks"): its stack tests, uni-GRU times against main
 # (ds2rt-baseline), PyTorch, the phase trace, the full CUDA suite and bidirectional times, most
 # important first; a stage that would not finish within BUDGET seconds (default 420) is skipped.
-# Here: build the branch in `build` and main elsewhere, then
-#   BUILD_DIR=build BASELINE=<main's build>/tools/ds2rt scripts/pack-gpu.sh && scripts/device-tree.sh out
+# To repeat it: build this tree in `build` and the commit to compare with elsewhere, then
+#   BUILD_DIR=build BASELINE=<that build>/tools/ds2rt scripts/pack-gpu.sh && scripts/device-tree.sh out
 # and on the GPU machine (run with carry [".gpu"], then scripts/device-tree.sh in):
 #   bash bench/gpu_stacked.sh          (logs under $OUT)
 set -u
