@@ -4,7 +4,6 @@
 #include <vector>
 
 #include "cpu/kernels.h"
-#include "ds2rt/error.h"
 
 namespace ds2rt::detail::cpu {
 
@@ -16,15 +15,15 @@ class LookaheadKernel final : public Kernel {
   // features (the feature-major loop read x `n * h` floats apart per tap: uni-GRU 8 x 10 s 30-63 ms,
   // now 18).
   explicit LookaheadKernel(const LookaheadDesc& d)
-      : activation_(d.activation), features_(d.weight.dim(0)), context_(d.weight.dim(1)), taps_(features_ * context_) {
+      : activation_(d.activation), context_(d.weight.dim(1)), taps_(d.weight.size()) {
+    const int64_t features = d.weight.dim(0);  // the input's (shape inference checked)
     const float* w = d.weight.data<float>();
-    for (int64_t f = 0; f < features_; ++f)
-      for (int64_t k = 0; k < context_; ++k) taps_[k * features_ + f] = w[f * context_ + k];
+    for (int64_t f = 0; f < features; ++f)
+      for (int64_t k = 0; k < context_; ++k) taps_[k * features + f] = w[f * context_ + k];
   }
 
   void run(const KernelIO& io, KernelState*) const override {
     const int64_t t = io.input_shape[0], n = io.input_shape[1], h = io.input_shape[2];
-    check(h == features_, "lookahead: input has ", h, " features, the weights ", features_);
 #pragma omp parallel for collapse(2) if (t * n * h * context_ > kParallelMinElements)
     for (int64_t step = 0; step < t; ++step)
       for (int64_t b = 0; b < n; ++b) {
@@ -46,7 +45,7 @@ class LookaheadKernel final : public Kernel {
 
  private:
   ActivationDesc activation_;
-  int64_t features_, context_;
+  int64_t context_;
   std::vector<float> taps_;  // [k][feature]
 };
 
