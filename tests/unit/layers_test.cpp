@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 
@@ -425,9 +426,15 @@ TEST(LengthsTransform, NoFramesLeftNamesTheLayer) {
 
 // ---- ReshapeToSequence / BatchMajor --------------------------------------------------------------
 
-TEST(ReshapeToSequence, ChannelMajorFlattening) {
+class ReshapeToSequence : public testing::TestWithParam<std::array<int64_t, 4>> {};
+
+// Within one of the CPU kernel's 32 x 32 tiles, and over several with part-filled last ones.
+INSTANTIATE_TEST_SUITE_P(Shapes, ReshapeToSequence,
+                         testing::Values(std::array<int64_t, 4>{2, 3, 4, 5}, std::array<int64_t, 4>{3, 5, 9, 70}));
+
+TEST_P(ReshapeToSequence, ChannelMajorFlattening) {
   std::mt19937 rng(9);
-  const int64_t n = 2, c = 3, f = 4, t = 5;
+  const auto [n, c, f, t] = GetParam();
   const HostTensor x = randomTensor({n, c, f, t}, rng);
   NetworkDefinition net;
   const Tensor y = net.addReshapeToSequence("flatten", net.addImageInput("x", c, f));
