@@ -42,12 +42,45 @@ static float rowScale(const float* row, int64_t cols) {
   return peak > 0 ? peak / 127.0f : 1.0f;
 }
 
+// Symmetric int8 quantisation per row with the scale that minimises the row's squared error, looked
+// for between the largest magnitude's (max / 127) and 3/4 of it (clipping a few large weights can
+// cost less than coarser steps for all the others): 0.05 apart, then 0.0125 around the best. Against
+// max / 127 alone this took a 5 x 256 biGRU's int8 output error (the worst of four seeds, without
+// AMX) from 2.07e-2 to 1.69e-2; the search costs ~0.2 s of loading a 1024 x 5 biLSTM's int8 engine.
 void quantizeRows(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale) {
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: (x + kRound) - kRound rounds to nearest even, |x| < 2^22
+#pragma omp parallel for if (rows * cols > (int64_t{1} << 16))
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = w + r * cols;
-    scale[r] = rowScale(row, cols);
+    const float full = rowScale(row, cols);
+    const auto squared_error = [&](float fraction) {
+      const float s = full * fraction, inverse = 1.0f / s;
+      float lanes[8] = {};  // independent sums, so that the loop vectorises
+      const auto at = [&](int64_t c) {
+        const float d = std::clamp((row[c] * inverse + kRound) - kRound, -127.0f, 127.0f) * s - row[c];
+        return d * d;
+      };
+      int64_t c = 0;
+      for (; c + 8 <= cols; c += 8)
+        for (int j = 0; j < 8; ++j) lanes[j] += at(c + j);
+      float error = 0;
+      for (; c < cols; ++c) error += at(c);
+      for (const float lane : lanes) error += lane;
+      return error;
+    };
+    float best = 1.0f, best_error = squared_error(1.0f);
+    const auto consider = [&](float fraction) {
+      if (fraction > 1.0f || fraction < 0.75f) return;
+      const float error = squared_error(fraction);
+      if (error < best_error) best_error = error, best = fraction;
+    };
+    for (const float fraction : {0.95f, 0.9f, 0.85f, 0.8f, 0.75f}) consider(fraction);
+    const float coarse = best;
+    for (const float offset : {-0.025f, -0.0125f, 0.0125f, 0.025f}) consider(coarse + offset);
+    scale[r] = full * best;
     const float inverse = 1.0f / scale[r];
-    for (int64_t c = 0; c < cols; ++c) q[r * cols + c] = static_cast<int8_t>(std::nearbyint(row[c] * inverse));
+    for (int64_t c = 0; c < cols; ++c)
+      q[r * cols + c] = static_cast<int8_t>(std::clamp(std::nearbyint(row[c] * inverse), -127.0f, 127.0f));
   }
 }
 
