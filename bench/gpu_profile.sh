@@ -4,7 +4,8 @@
 # model's per-layer times at 1 x 10 s (`--profile`: how much of the batch-1 time is outside the
 # recurrent kernels), the recurrent kernels' phase trace (DS2RT_RNN_TRACE=1) and, if the machine has
 # nsys, its kernel summary for lstm_bi. With BASELINE=... given to pack-gpu.sh the benches alternate
-# with that binary. Logs under $OUT. Here:
+# with that binary. TESTS=0 skips the suite, UNI_SHAPES picks the uni-GRU shapes, WIDE=0 skips the
+# tf32/fp32 64 x 15 s rows (a shorter call). Logs under $OUT. Here:
 #   BUILD_DIR=build CUDA_ARCHITECTURES=90 scripts/pack-gpu.sh && scripts/device-tree.sh out
 # then `run` with carry [".gpu"]: bash bench/gpu_profile.sh; then scripts/device-tree.sh in.
 set -u
@@ -20,9 +21,9 @@ for a in lstm_bi gru_bi gru_uni; do
   echo "== trace $a fp16 1x10"
   DS2RT_RNN_TRACE=1 timeout 40 .gpu/bin/ds2rt bench --device cuda --precision fp16 --arch $a -b 1 -s 10 -n 2 2>&1 | grep "rnn layer" | tail -n 5
 done
-ITERATIONS=10 TORCH=0 ARCHS=gru_uni PRECISIONS=fp16 SHAPES="1x10 8x15 16x15 32x15 64x15" OUT=$OUT scripts/gpu-check.sh bench
+ITERATIONS=10 TORCH=0 ARCHS=gru_uni PRECISIONS=fp16 SHAPES="${UNI_SHAPES:-1x10 8x15 16x15 32x15 64x15}" OUT=$OUT scripts/gpu-check.sh bench
 ITERATIONS=10 TORCH=0 ARCHS="lstm_bi gru_bi" PRECISIONS=fp16 SHAPES="1x10" OUT=$OUT scripts/gpu-check.sh bench
-ITERATIONS=10 TORCH=0 ARCHS=gru_uni PRECISIONS="tf32 fp32" SHAPES="64x15" OUT=$OUT scripts/gpu-check.sh bench
+[ "${WIDE:-1}" = 1 ] && ITERATIONS=10 TORCH=0 ARCHS=gru_uni PRECISIONS="tf32 fp32" SHAPES="64x15" OUT=$OUT scripts/gpu-check.sh bench
 echo "benches done at $((SECONDS-t0)) s"
 which nsys ncu 2>&1 | head -2
 if command -v nsys >/dev/null; then timeout 120 nsys profile -o $OUT/lstm_bi --force-overwrite true .gpu/bin/ds2rt bench --device cuda --precision fp16 --arch lstm_bi -b 1 -s 10 -n 5 >/dev/null 2>&1; timeout 60 nsys stats -r cuda_gpu_kern_sum $OUT/lstm_bi.nsys-rep 2>&1 | head -30; rm -f $OUT/*.nsys-rep $OUT/*.sqlite; fi
