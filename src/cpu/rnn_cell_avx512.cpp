@@ -275,9 +275,9 @@ struct Int8Products {
 // Up to kMaxGroups groups of R rows of one block, in chunks of 64 iterations: a chunk of the block's
 // weights is read once and serves every group while it sits in L1 (the groups' sums parked in
 // between), and the groups share asking for the next chunk, so the read from L3 runs all the time
-// (groupedRowsOfBlock takes rows [0, grouped) that many groups at a time). Groups one after another over the whole block left the read idle while the later groups worked
-// from L2: fp32 LSTM 8 rows took 1.4x as long as 4, now 1.05x; 16 and 32 rows 1.2-1.4x faster
-// (bench/cpu_probes/recurrent_step.cpp).
+// (groupedRowsOfBlock takes rows [0, grouped) that many groups at a time). Groups one after another
+// over the whole block left the read idle while the later groups worked from L2: fp32 LSTM 8 rows
+// took 1.4x as long as 4, now 1.05x; 16 and 32 rows 1.2-1.4x faster (bench/cpu_probes/recurrent_step.cpp).
 constexpr int kMaxGroups = 8;
 constexpr int64_t kStaysInL2 = int64_t{1} << 20;
 template <RNNCell C, int G, int R, typename Products>
