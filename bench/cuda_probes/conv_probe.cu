@@ -1,4 +1,4 @@
-// Probe: DeepSpeech2's two convolutions at 64 x 15 s in fp16 through cuDNN, NCHW against NHWC tensors,
+// Probe: DeepSpeech2's two convolutions at 1 x 10 s and 64 x 15 s in fp16 through cuDNN, NCHW against NHWC tensors,
 // every algorithm cudnnFind offers (256 MB workspace). Build here, run on the GPU machine:
 //   nvcc -O2 -arch=sm_90 -o .gpu/probe/conv_probe bench/cuda_probes/conv_probe.cu -lcudnn
 #include <cudnn.h>
@@ -26,9 +26,12 @@ int run(cudnnHandle_t h, int n, int c, int hh, int w, int k, int r, int s, int s
 }
 int main() {
   cudnnHandle_t h; cudnnCreate(&h);
-  for (auto fmt : {CUDNN_TENSOR_NCHW, CUDNN_TENSOR_NHWC}) {
-    run(h, 64, 1, 161, 1500, 32, 41, 11, 2, 2, 20, 5, fmt, "conv1");
-    run(h, 64, 32, 81, 750, 32, 21, 11, 2, 1, 10, 5, fmt, "conv2");
-  }
+  for (int n : {1, 64})
+    for (auto fmt : {CUDNN_TENSOR_NCHW, CUDNN_TENSOR_NHWC}) {
+      const int frames = n == 1 ? 1001 : 1501;  // 10 s, 15 s
+      printf("batch %d x %d frames\n", n, frames);
+      run(h, n, 1, 161, frames, 32, 41, 11, 2, 2, 20, 5, fmt, "conv1");
+      run(h, n, 32, 81, (frames + 1) / 2, 32, 21, 11, 2, 1, 10, 5, fmt, "conv2");
+    }
   return 0;
 }

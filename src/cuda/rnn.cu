@@ -270,20 +270,29 @@ class RNNKernel final : public TypedKernel {
   }
 
   // With DS2RT_RNN_TRACE=1 (profiling only), block 0 of the persistent kernel sums its time per
-  // phase (h wait, block sync, products, cell) and the totals are printed after each layer.
+  // phase (h wait, block sync, products, cell) and the totals are printed after each layer. The
+  // tensor-core kernel splits its cell phase four ways: reading the partial sums, waiting for the
+  // input projection (prefetched at the step's start), the cell, publishing h.
+  static constexpr int kTracePhases = 7;
   unsigned long long* trace(CudaDeviceContext& dev, int layer) const {
     static const bool enabled = std::getenv("DS2RT_RNN_TRACE") != nullptr;
     if (!enabled) return nullptr;
-    auto* t = static_cast<unsigned long long*>(dev.scratch(10 + layer, 4 * sizeof(unsigned long long)));
-    DS2RT_CUDA(cudaMemsetAsync(t, 0, 4 * sizeof(unsigned long long), dev.stream()));
+    auto* t = static_cast<unsigned long long*>(dev.scratch(10 + layer, kTracePhases * sizeof(unsigned long long)));
+    DS2RT_CUDA(cudaMemsetAsync(t, 0, kTracePhases * sizeof(unsigned long long), dev.stream()));
     return t;
   }
   static void printTrace(CudaDeviceContext& dev, const unsigned long long* trace, int layer, int64_t steps) {
-    unsigned long long ns[4];
+    unsigned long long ns[kTracePhases];
     DS2RT_CUDA(cudaMemcpyAsync(ns, trace, sizeof(ns), cudaMemcpyDeviceToHost, dev.stream()));
     DS2RT_CUDA(cudaStreamSynchronize(dev.stream()));
-    std::fprintf(stderr, "rnn layer %d, us per step: wait for h %.2f, block sync %.2f, products %.2f, cell %.2f\n",
-                 layer, ns[0] / 1e3 / steps, ns[1] / 1e3 / steps, ns[2] / 1e3 / steps, ns[3] / 1e3 / steps);
+    const auto us = [&](int i) { return ns[i] / 1e3 / steps; };
+    if (ns[5] == 0)
+      std::fprintf(stderr, "rnn layer %d, us per step: wait for h %.2f, block sync %.2f, products %.2f, cell %.2f\n",
+                   layer, us(0), us(1), us(2), us(3));
+    else
+      std::fprintf(stderr, "rnn layer %d, us per step: wait for h %.2f, block sync %.2f, products %.2f, cell %.2f "
+                   "(sums %.2f, x %.2f, cell %.2f, publish %.2f)\n", layer, us(0), us(1), us(2),
+                   us(3) + us(4) + us(5) + us(6), us(3), us(4), us(5), us(6));
   }
 
   RNNDesc desc_;

@@ -288,7 +288,14 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
         if (gates == 4) rec[3] += q[3 * gate_stride];
       }
     }
+    // Traced, the sums and then x are waited for apart (empty asm taking them), each timed.
+    if (trace.enabled()) asm volatile("" ::"f"(rec[0]), "f"(rec[1]), "f"(rec[2]), "f"(rec[3]));
+    trace.lap(3);
+    if (trace.enabled()) asm volatile("" ::"f"(x[0]), "f"(x[1]), "f"(x[2]), "f"(x[3]));
+    trace.lap(4);
     unit.step<Out, true>(r, k, x, rec);
+    if (trace.enabled()) asm volatile("" ::"f"(unit.h));
+    trace.lap(5);
     // Units u and u + 1 (u even; blocks own an even number of units) publish one word: the thread
     // of u + 1 is kMaxBatch lanes on, in the same warp. A unit past H is never active: its h is 0.
     const unsigned bits = bitsOf(fromFloat<T>(unit.h));
@@ -296,7 +303,7 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
     if (unit.owner && u % 2 == 0)
       storeRelaxed(exchangeBuffer(a.exchange, k + 1, lanes, lane_of_h, pairs) + unit.b * pairs + unit.j / 2,
                    tagged(bits, next_bits, k + 1));
-    trace.lap(3);
+    trace.lap(6);
     // In a stack, while the other blocks' h is on its way: the next layer's projection of the
     // previous step's h (summed now, multiplied in the step before), then this step's products.
     if (emits) {
