@@ -1,9 +1,15 @@
 // 2-D convolution through cuDNN (algorithm searched once per input shape and context), then
 // one kernel for bias and activation (the batch norm is already folded into the filters).
+// cuDNN's tensor-core convolutions are fastest on channels-last (NHWC) tensors, while the network
+// passes NCHW between layers: where the search finds NHWC faster (its input transposition
+// included), the input goes to NHWC (nothing to move for one input channel), cuDNN writes NHWC,
+// and the bias/activation kernel writes the layer's NCHW output as it transposes.
 #include <cudnn.h>
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string>
 
 #include "cuda/context.cuh"
 #include "cuda/kernels.cuh"
@@ -26,6 +32,34 @@ cudnnDataType_t cudnnType(DataType t) {
   }
 }
 
+// out[n][c][r] = in[n][r][c] for `rows` x `cols` matrices, in 32 x 32 tiles through shared
+// memory (both sides coalesced). With `bias`, out rows are channels: act(value + bias[c]).
+template <typename T>
+__global__ void transposeKernel(const T* in, T* out, int64_t rows, int64_t cols, const float* bias, DeviceActivation act) {
+  __shared__ float tile[32][33];
+  const int64_t matrix = static_cast<int64_t>(blockIdx.y) * rows * cols, col_tiles = (cols + 31) / 32;
+  const int64_t r0 = blockIdx.x / col_tiles * 32, c0 = blockIdx.x % col_tiles * 32;
+  for (int i = threadIdx.y; i < 32; i += blockDim.y)
+    if (r0 + i < rows && c0 + threadIdx.x < cols) tile[i][threadIdx.x] = toFloat(in[matrix + (r0 + i) * cols + c0 + threadIdx.x]);
+  __syncthreads();
+  for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+    const int64_t c = c0 + i, r = r0 + threadIdx.x;
+    if (c < cols && r < rows) {
+      const float v = tile[threadIdx.x][i];
+      out[matrix + c * rows + r] = fromFloat<T>(bias ? act(v + bias[c]) : v);
+    }
+  }
+}
+
+template <typename T>
+void transpose(const void* in, void* out, int64_t matrices, int64_t rows, int64_t cols, const float* bias,
+               DeviceActivation act, cudaStream_t stream) {
+  // One tile per block along x (2^31 of them: any utterance), the matrices along y.
+  const dim3 grid(static_cast<unsigned>((cols + 31) / 32 * ((rows + 31) / 32)), static_cast<unsigned>(matrices));
+  transposeKernel<T><<<grid, dim3(32, 8), 0, stream>>>(static_cast<const T*>(in), static_cast<T*>(out), rows, cols, bias,
+                                                       act);
+}
+
 template <typename T>
 __global__ void channelBiasActivationKernel(T* data, const float* bias, DeviceActivation act, int64_t total,
                                             int64_t channels, int64_t inner) {
@@ -39,6 +73,7 @@ struct Descriptors {
   cudnnConvolutionDescriptor_t conv = nullptr;
   cudnnConvolutionFwdAlgo_t algo{};
   size_t workspace = 0;
+  bool channels_last = false;
   Descriptors() = default;
   Descriptors(const Descriptors&) = delete;
   Descriptors& operator=(const Descriptors&) = delete;
@@ -54,11 +89,24 @@ struct ConvState final : KernelState {
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Descriptors>> shapes;  // (N, T)
 };
 
+// A K x C x R x S filter as K x R x S x C (cuDNN's NHWC filter layout).
+HostTensor channelsLastFilter(const HostTensor& w) {
+  const int64_t k = w.dim(0), c = w.dim(1), rs = w.dim(2) * w.dim(3);
+  const auto in = w.floats();
+  std::vector<float> out(in.size());
+  for (int64_t kk = 0; kk < k; ++kk)
+    for (int64_t cc = 0; cc < c; ++cc)
+      for (int64_t i = 0; i < rs; ++i) out[(kk * rs + i) * c + cc] = in[(kk * c + cc) * rs + i];
+  return HostTensor::fromFloats({k, w.dim(2), w.dim(3), c}, std::move(out));
+}
+
 class ConvolutionKernel final : public TypedKernel {
  public:
   ConvolutionKernel(const ConvolutionDesc& d, DataType type, FloatMath math)
       : TypedKernel(type), desc_(d), exact_(type == DataType::kFloat32 && math == FloatMath::kExact),
         weight_(uploadAs(d.weight, type)) {
+    // Exact fp32 stays NCHW: cuDNN's NHWC algorithms are tensor-core ones.
+    if (!exact_ && d.weight.dtype() == DataType::kFloat32) weight_nhwc_ = uploadAs(channelsLastFilter(d.weight), type);
     std::vector<float> bias(d.out_channels, 0.0f);
     if (!d.bias.empty()) bias.assign(d.bias.floats().begin(), d.bias.floats().end());
     bias_ = uploadFloats(bias.data(), bias.size(), DataType::kFloat32);
@@ -74,37 +122,67 @@ class ConvolutionKernel final : public TypedKernel {
     auto& slot = state.shapes[{io.input_shape[0], io.input_shape[3]}];
     if (!slot) slot = prepare(dev, io);
     const Descriptors& d = *slot;
+    const auto& in = io.input_shape;
+    const auto& out = io.output_shape;
     void* workspace = d.workspace ? dev.scratch(0, d.workspace) : nullptr;
+    const float* bias = static_cast<const float*>(bias_.get());
+    const DeviceActivation act(desc_.activation);
     const float alpha = 1.0f, beta = 0.0f;
-    DS2RT_CUDNN(cudnnConvolutionForward(dev.cudnn(), &alpha, d.input, io.input, d.filter, weight_.get(), d.conv, d.algo,
-                                        workspace, d.workspace, &beta, d.output, io.output));
-    const int64_t total = numElements(io.output_shape), inner = io.output_shape[2] * io.output_shape[3];
     dispatchType(type_, [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      channelBiasActivationKernel<T><<<blocksFor(total), 256, 0, dev.stream()>>>(
-          io.out<T>(), static_cast<const float*>(bias_.get()), DeviceActivation(desc_.activation), total,
-          desc_.out_channels, inner);
+      if (!d.channels_last) {
+        DS2RT_CUDNN(cudnnConvolutionForward(dev.cudnn(), &alpha, d.input, io.input, d.filter, weight_.get(), d.conv,
+                                            d.algo, workspace, d.workspace, &beta, d.output, io.output));
+        const int64_t total = numElements(out), inner = out[2] * out[3];
+        channelBiasActivationKernel<T><<<blocksFor(total), 256, 0, dev.stream()>>>(io.out<T>(), bias, act, total,
+                                                                                   desc_.out_channels, inner);
+        return;
+      }
+      const void* input = io.input;
+      if (in[1] > 1) {
+        void* nhwc = dev.scratch(1, numElements(in) * sizeof(T));
+        transpose<T>(io.input, nhwc, in[0], in[1], in[2] * in[3], nullptr, act, dev.stream());
+        input = nhwc;
+      }
+      void* result = dev.scratch(2, numElements(out) * sizeof(T));
+      DS2RT_CUDNN(cudnnConvolutionForward(dev.cudnn(), &alpha, d.input, input, d.filter, weight_nhwc_.get(), d.conv,
+                                          d.algo, workspace, d.workspace, &beta, d.output, result));
+      transpose<T>(result, io.output, out[0], out[2] * out[3], out[1], bias, act, dev.stream());
     });
     DS2RT_CUDA_LAUNCHED();
   }
 
   std::string implementation() const override {
-    return cat("cuDNN convolution + bias", desc_.activation.type == ActivationType::kNone ? "" : "/activation",
-               " kernel");
+    std::lock_guard<std::mutex> lock(choices_mutex_);
+    bool nhwc = false;
+    for (const auto& [shape, choice] : choices_) nhwc = nhwc || choice.channels_last;
+    return cat("cuDNN convolution", nhwc ? " (NHWC where faster)" : "", " + bias",
+               desc_.activation.type == ActivationType::kNone ? "" : "/activation", " kernel");
   }
 
  private:
-  std::unique_ptr<Descriptors> prepare(CudaDeviceContext& dev, const KernelIO& io) const {
+  struct Choice {
+    bool found = false;
+    cudnnConvolutionFwdAlgo_t algo{};
+    cudnnMathType_t math{};
+    size_t workspace = 0;
+    float ms = 0;  // cuDNN's time for it (with the NHWC input's transposition)
+    bool channels_last = false;
+  };
+
+  std::unique_ptr<Descriptors> describe(const KernelIO& io, bool channels_last) const {
     auto d = std::make_unique<Descriptors>();
     const auto& in = io.input_shape;
     const auto& out = io.output_shape;
     const cudnnDataType_t t = cudnnType(type_);
+    const cudnnTensorFormat_t format = channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    d->channels_last = channels_last;
     DS2RT_CUDNN(cudnnCreateTensorDescriptor(&d->input));
-    DS2RT_CUDNN(cudnnSetTensor4dDescriptor(d->input, CUDNN_TENSOR_NCHW, t, in[0], in[1], in[2], in[3]));
+    DS2RT_CUDNN(cudnnSetTensor4dDescriptor(d->input, format, t, in[0], in[1], in[2], in[3]));
     DS2RT_CUDNN(cudnnCreateTensorDescriptor(&d->output));
-    DS2RT_CUDNN(cudnnSetTensor4dDescriptor(d->output, CUDNN_TENSOR_NCHW, t, out[0], out[1], out[2], out[3]));
+    DS2RT_CUDNN(cudnnSetTensor4dDescriptor(d->output, format, t, out[0], out[1], out[2], out[3]));
     DS2RT_CUDNN(cudnnCreateFilterDescriptor(&d->filter));
-    DS2RT_CUDNN(cudnnSetFilter4dDescriptor(d->filter, t, CUDNN_TENSOR_NCHW, desc_.out_channels, in[1], desc_.kernel[0],
+    DS2RT_CUDNN(cudnnSetFilter4dDescriptor(d->filter, t, format, desc_.out_channels, in[1], desc_.kernel[0],
                                            desc_.kernel[1]));
     DS2RT_CUDNN(cudnnCreateConvolutionDescriptor(&d->conv));
     DS2RT_CUDNN(cudnnSetConvolution2dDescriptor(d->conv, desc_.padding[0], desc_.padding[1], desc_.stride[0],
@@ -120,39 +198,78 @@ class ConvolutionKernel final : public TypedKernel {
     DS2RT_CUDNN(cudnnGetConvolution2dForwardOutputDim(d->conv, d->input, d->filter, &n, &c, &h, &w));
     check(n == out[0] && c == out[1] && h == out[2] && w == out[3], "cuDNN output shape ", n, "x", c, "x", h, "x", w,
           " differs from ", toString(out));
-    // The first context to meet a shape times cuDNN's algorithms; every context of the engine
-    // then uses the same one, so that all of them give bit-identical results.
+    return d;
+  }
+
+  // cuDNN's fastest algorithm for these descriptors (none found: found stays false).
+  Choice fastest(CudaDeviceContext& dev, const Descriptors& d) const {
+    cudnnConvolutionFwdAlgoPerf_t perf[8];
+    int found = 0;
+    DS2RT_CUDNN(cudnnFindConvolutionForwardAlgorithm(dev.cudnn(), d.input, d.filter, d.conv, d.output, 8, &found, perf));
+    for (int i = 0; i < found; ++i)
+      // Never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: it would round fp32 data to fp16.
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && (!exact_ || perf[i].mathType == CUDNN_FMA_MATH) &&
+          perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+        return {true, perf[i].algo, perf[i].mathType, perf[i].memory, perf[i].time, d.channels_last};
+    return {};
+  }
+
+  // The time of moving this input to NHWC (the NHWC path's one extra pass), in ms.
+  float transpositionMs(CudaDeviceContext& dev, const KernelIO& io) const {
+    const auto& in = io.input_shape;
+    if (in[1] == 1) return 0.0f;
+    float ms = 0;
+    dispatchType(type_, [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      void* nhwc = dev.scratch(1, numElements(in) * sizeof(T));
+      cudaEvent_t start, stop;
+      DS2RT_CUDA(cudaEventCreate(&start));
+      DS2RT_CUDA(cudaEventCreate(&stop));
+      transpose<T>(io.input, nhwc, in[0], in[1], in[2] * in[3], nullptr, DeviceActivation{}, dev.stream());  // warm-up
+      DS2RT_CUDA(cudaEventRecord(start, dev.stream()));
+      transpose<T>(io.input, nhwc, in[0], in[1], in[2] * in[3], nullptr, DeviceActivation{}, dev.stream());
+      DS2RT_CUDA(cudaEventRecord(stop, dev.stream()));
+      DS2RT_CUDA(cudaEventSynchronize(stop));
+      DS2RT_CUDA(cudaEventElapsedTime(&ms, start, stop));
+      cudaEventDestroy(start);
+      cudaEventDestroy(stop);
+    });
+    return ms;
+  }
+
+  std::unique_ptr<Descriptors> prepare(CudaDeviceContext& dev, const KernelIO& io) const {
+    const auto& in = io.input_shape;
+    // The first context to meet a shape times cuDNN's algorithms in both layouts; every context
+    // of the engine then uses the same one, so that all of them give bit-identical results.
     std::lock_guard<std::mutex> lock(choices_mutex_);
     auto& choice = choices_[{in[0], in[3]}];
     if (!choice.found) {
-      cudnnConvolutionFwdAlgoPerf_t perf[8];
-      int found = 0;
-      DS2RT_CUDNN(cudnnFindConvolutionForwardAlgorithm(dev.cudnn(), d->input, d->filter, d->conv, d->output, 8, &found, perf));
-      for (int i = 0; i < found && !choice.found; ++i)
-        // Never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: it would round fp32 data to fp16.
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && (!exact_ || perf[i].mathType == CUDNN_FMA_MATH) &&
-            perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
-          choice = {true, perf[i].algo, perf[i].mathType, perf[i].memory};
+      // DS2RT_CUDA_CONV_LAYOUT=nchw or nhwc forces a layout (tests, benchmarks; exact fp32 is always NCHW).
+      const char* forced = std::getenv("DS2RT_CUDA_CONV_LAYOUT");
+      const std::string layout = forced ? forced : "";
+      check(layout.empty() || layout == "nchw" || layout == "nhwc", "DS2RT_CUDA_CONV_LAYOUT is '", layout,
+            "': nchw or nhwc");
+      if (layout != "nhwc" || !weight_nhwc_) choice = fastest(dev, *describe(io, false));
+      if (layout != "nchw" && weight_nhwc_) {
+        Choice nhwc = fastest(dev, *describe(io, true));
+        nhwc.ms += transpositionMs(dev, io);
+        if (nhwc.found && (!choice.found || nhwc.ms < choice.ms)) choice = nhwc;
+      }
       check(choice.found, "cuDNN found no convolution algorithm for input ", toString(in));
     }
+    auto d = describe(io, choice.channels_last);
     d->algo = choice.algo;
     d->workspace = choice.workspace;
     DS2RT_CUDNN(cudnnSetConvolutionMathType(d->conv, choice.math));
     return d;
   }
 
-  struct Choice {
-    bool found = false;
-    cudnnConvolutionFwdAlgo_t algo{};
-    cudnnMathType_t math{};
-    size_t workspace = 0;
-  };
   mutable std::mutex choices_mutex_;
   mutable std::map<std::pair<int64_t, int64_t>, Choice> choices_;
 
   ConvolutionDesc desc_;
   bool exact_;  // fp32 without TF32
-  DeviceMemory weight_, bias_;
+  DeviceMemory weight_, weight_nhwc_, bias_;
 };
 
 }  // namespace

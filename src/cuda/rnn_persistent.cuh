@@ -92,6 +92,14 @@ struct PhaseTrace {
     atomicAdd(out + i, t - mark());
     mark() = t;
   }
+  // A lap that waits for `value` first (a load's result, say): without a use the timer would be
+  // read as soon as the load is issued. (The branch is never taken; an empty asm taking the value
+  // would vanish before the scheduler sees it.)
+  __device__ __forceinline__ void lapAfter(int i, float value) {
+    if (!enabled()) return;
+    if (__float_as_uint(value) == 0x7fbadbadu) mark() = 0;
+    lap(i);
+  }
 };
 
 __device__ __forceinline__ int maxLength(const RecurrenceArgs& r) {

@@ -288,14 +288,11 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
         if (gates == 4) rec[3] += q[3 * gate_stride];
       }
     }
-    // Traced, the sums and then x are waited for apart (empty asm taking them), each timed.
-    if (trace.enabled()) asm volatile("" ::"f"(rec[0]), "f"(rec[1]), "f"(rec[2]), "f"(rec[3]));
-    trace.lap(3);
-    if (trace.enabled()) asm volatile("" ::"f"(x[0]), "f"(x[1]), "f"(x[2]), "f"(x[3]));
-    trace.lap(4);
+    // Traced, the sums and then x are waited for apart, each timed.
+    trace.lapAfter(3, rec[0] + rec[1] + rec[2] + rec[3]);
+    trace.lapAfter(4, x[0] + x[1] + x[2] + x[3]);
     unit.step<Out, true>(r, k, x, rec);
-    if (trace.enabled()) asm volatile("" ::"f"(unit.h));
-    trace.lap(5);
+    trace.lapAfter(5, unit.h);
     // Units u and u + 1 (u even; blocks own an even number of units) publish one word: the thread
     // of u + 1 is kMaxBatch lanes on, in the same warp. A unit past H is never active: its h is 0.
     const unsigned bits = bitsOf(fromFloat<T>(unit.h));

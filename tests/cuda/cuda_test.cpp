@@ -65,6 +65,35 @@ INSTANTIATE_TEST_SUITE_P(
       return std::get<0>(info.param) + "_" + toString(std::get<1>(info.param));
     });
 
+// The convolutions in cuDNN's NCHW and (transposed around them) NHWC layouts, each forced, in
+// every precision that may take NHWC: both match PyTorch, whichever the timing would pick.
+TEST(CudaEngine, ConvolutionLayoutsMatchPyTorch) {
+  REQUIRE_GPU();
+  const auto model = DeepSpeech2Model::load(dataPath("parity/gru_bi_l3_h24/model.safetensors"));
+  const auto io = WeightStore::load(dataPath("parity/gru_bi_l3_h24/io.safetensors"));
+  for (const Precision precision : {Precision::kTF32, Precision::kFP16, Precision::kBF16})
+    for (const char* layout : {"nchw", "nhwc"}) {
+      ASSERT_EQ(setenv("DS2RT_CUDA_CONV_LAYOUT", layout, 1), 0);
+      const Engine engine = Builder({.device = Device::kCUDA, .precision = precision}).build(model.createNetwork());
+      auto ctx = engine.createContext();
+      const auto out = ctx.run({{"features", io.get("input")}, {"lengths", io.get("input_lengths")}});
+      unsetenv("DS2RT_CUDA_CONV_LAYOUT");
+      const double error = relativeL2(validFrames(out.at("probs"), out.at("output_lengths")),
+                                      validFrames(io.get("probs"), io.get("output_lengths")));
+      EXPECT_LT(error, tolerance(precision)) << layout << " " << toString(precision);
+    }
+  ASSERT_EQ(setenv("DS2RT_CUDA_CONV_LAYOUT", "sideways", 1), 0);
+  const Engine engine = Builder({.device = Device::kCUDA, .precision = Precision::kFP16}).build(model.createNetwork());
+  auto ctx = engine.createContext();
+  try {
+    ctx.run({{"features", io.get("input")}, {"lengths", io.get("input_lengths")}});
+    ADD_FAILURE() << "an unknown DS2RT_CUDA_CONV_LAYOUT was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("DS2RT_CUDA_CONV_LAYOUT is 'sideways'"), std::string::npos) << e.what();
+  }
+  unsetenv("DS2RT_CUDA_CONV_LAYOUT");
+}
+
 // ---- Recurrent layers against the CPU backend ------------------------------------------------
 
 struct RNNCase {
