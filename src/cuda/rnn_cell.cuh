@@ -13,18 +13,25 @@ struct CellParams {
 };
 
 // The activations of a cell. Fast: for layers whose h is rounded to 16 bits for the next product
-// anyway (fp16/bf16, and tf32 layers with fp16 products): one ex2 and one reciprocal on the
-// special-function unit each (__fdividef(1, inf) is 0), absolute error ~1e-7, far below that
-// rounding; tanhf and the IEEE division are chains of dozens of dependent instructions, and the
-// cell is on the critical path of every step of the persistent kernels.
+// anyway (fp16/bf16, and tf32 layers with fp16 products): one tanh.approx on the special-function
+// unit (sm_75+; relative error at most 2^-10.99, as fp16's rounding of h; +-1 at the ends), the
+// sigmoid as 0.5 + 0.5 tanh(x / 2). tanhf and the IEEE division are chains of dozens of dependent
+// instructions, ex2 then a reciprocal two trips through that unit, and the cell is on the critical
+// path of every step of the persistent kernels (H100, fp16 1 x 10 s against ex2 + reciprocal:
+// biLSTM 5.27 -> 5.07 ms, biGRU 5.19 -> 5.04; the PyTorch fixtures' errors within 4%).
+__device__ __forceinline__ float tanhApprox(float x) {
+  float y;
+  asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
 template <bool Fast>
 __device__ __forceinline__ float activationTanh(float x) {
-  if constexpr (Fast) return 1.0f - 2.0f * __fdividef(1.0f, 1.0f + __expf(2.0f * x));  // +-1 where exp over/underflows
+  if constexpr (Fast) return tanhApprox(x);
   else return tanhf(x);
 }
 template <bool Fast>
 __device__ __forceinline__ float activationSigmoid(float x) {
-  if constexpr (Fast) return __fdividef(1.0f, 1.0f + __expf(-x));
+  if constexpr (Fast) return fmaf(0.5f, tanhApprox(0.5f * x), 0.5f);
   else return sigmoidf(x);
 }
 
