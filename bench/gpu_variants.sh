@@ -3,7 +3,8 @@
 # VARIANTS=...) on the same GPU in one call: the recurrent phase trace of each (DS2RT_RNN_TRACE=1,
 # first layer of each launch), then ROUNDS rounds of `ds2rt bench` medians, the builds alternating
 # within each round (GPU machine, repository root; logs under $OUT).
-# Environment: ARCHS ("lstm_bi gru_bi gru_uni"), PRECISION (fp16), SHAPES ("1x10"), ROUNDS (3).
+# Environment: ARCHS ("lstm_bi gru_bi gru_uni"), PRECISION (fp16), SHAPES ("1x10"), ROUNDS (3),
+# TRACE (1; 0 skips the traces).
 set -u
 out=${OUT:-/tmp/ds2rt-variants}; mkdir -p "$out"
 [ -x .gpu/bin/ds2rt ] || tar -C .gpu -xzf .gpu/payload.tar.gz
@@ -11,6 +12,7 @@ export LD_LIBRARY_PATH=$PWD/.gpu/lib
 builds=$(cd .gpu/bin && ls ds2rt ds2rt-* 2>/dev/null | grep -v baseline_tests)
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader
 for arch in ${ARCHS:-lstm_bi gru_bi gru_uni}; do
+  [ "${TRACE:-1}" = 1 ] || break
   for bin in $builds; do
     echo "== trace $bin $arch ${PRECISION:-fp16} 1x10"
     DS2RT_RNN_TRACE=1 timeout 60 .gpu/bin/$bin bench --device cuda --precision "${PRECISION:-fp16}" --arch "$arch" -b 1 \
