@@ -5,7 +5,7 @@
 # recurrent kernels), the recurrent kernels' phase trace (DS2RT_RNN_TRACE=1) and, if the machine has
 # nsys, its kernel summary for lstm_bi. With BASELINE=... given to pack-gpu.sh the benches alternate
 # with that binary. TESTS=0 skips the suite, UNI_SHAPES picks the uni-GRU shapes, WIDE=0 skips the
-# tf32/fp32 64 x 15 s rows (a shorter call). Logs under $OUT. Here:
+# tf32/fp32 64 x 15 s rows (a shorter call), NCU=1 adds the stall sampling below. Logs under $OUT. Here:
 #   BUILD_DIR=build CUDA_ARCHITECTURES=90 scripts/pack-gpu.sh && scripts/device-tree.sh out
 # then `run` with carry [".gpu"]: bash bench/gpu_profile.sh; then scripts/device-tree.sh in.
 set -u
@@ -29,4 +29,13 @@ ITERATIONS=10 TORCH=0 ARCHS="lstm_bi gru_bi" PRECISIONS=fp16 SHAPES="1x10" OUT=$
 echo "benches done at $((SECONDS-t0)) s"
 which nsys ncu 2>&1 | head -2
 if command -v nsys >/dev/null; then timeout 120 nsys profile -o $OUT/lstm_bi --force-overwrite true .gpu/bin/ds2rt bench --device cuda --precision fp16 --arch lstm_bi -b 1 -s 10 -n 5 >/dev/null 2>&1; timeout 60 nsys stats -r cuda_gpu_kern_sum $OUT/lstm_bi.nsys-rep 2>&1 | head -30; rm -f $OUT/*.nsys-rep $OUT/*.sqlite; fi
+# NCU=1: Nsight Compute's stall sampling of the tensor-core recurrent kernel, SASS line by line
+# (NCU_ARCH, default lstm_bi, fp16 1 x 10 s); bench/ncu_stalls.py reads it (here or there).
+if [ "${NCU:-0}" = 1 ]; then
+  ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+  timeout 150 "$ncu" -k regex:mmaKernelImpl --launch-count 1 --section SourceCounters --section WarpStateStats \
+    --page source --csv --print-source sass .gpu/bin/ds2rt bench --device cuda --precision fp16 --arch "${NCU_ARCH:-lstm_bi}" \
+    -b 1 -s 10 -n 1 --warmup 0 --no-graphs >"$OUT/ncu_source.csv" 2>"$OUT/ncu_err.txt"
+  python3 bench/ncu_stalls.py "$OUT/ncu_source.csv"
+fi
 echo "total $((SECONDS-t0)) s"
