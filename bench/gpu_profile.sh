@@ -7,6 +7,8 @@
 # with that binary. TESTS=0 skips the suite, UNI_SHAPES picks the uni-GRU shapes, WIDE=0 skips the
 # tf32/fp32 64 x 15 s rows (a shorter call), NCU=1 adds the stall sampling below. Logs under $OUT. Here:
 #   BUILD_DIR=build CUDA_ARCHITECTURES=90 scripts/pack-gpu.sh && scripts/device-tree.sh out
+# (the phase trace needs a profiling build: BUILD_DIR=build-trace CMAKE_ARGS=-DDS2RT_RNN_TRACE=ON;
+# a normal build says so and times the steps without it)
 # then `run` with carry [".gpu"]: bash bench/gpu_profile.sh; then scripts/device-tree.sh in.
 set -u
 export OUT

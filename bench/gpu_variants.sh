@@ -2,7 +2,8 @@
 # Every ds2rt build in .gpu/bin (ds2rt and the ds2rt-<name> variants scripts/pack-gpu.sh adds with
 # VARIANTS=...) on the same GPU in one call: the recurrent phase trace of each (DS2RT_RNN_TRACE=1,
 # first layer of each launch), then ROUNDS rounds of `ds2rt bench` medians, the builds alternating
-# within each round (GPU machine, repository root; logs under $OUT).
+# within each round (GPU machine, repository root; logs under $OUT). The traces need builds
+# configured with -DDS2RT_RNN_TRACE=ON (scripts/pack-gpu.sh's CMAKE_ARGS); the timings do not.
 # Environment: ARCHS ("lstm_bi gru_bi gru_uni"), PRECISION (fp16), SHAPES ("1x10"), ROUNDS (3),
 # TRACE (1; 0 skips the traces).
 set -u

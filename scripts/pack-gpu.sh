@@ -7,11 +7,14 @@
 #                in as .gpu/bin/ds2rt-baseline, and scripts/gpu-check.sh benches both, alternating
 #   VARIANTS     more ds2rt binaries to time alongside, as name=path pairs separated by spaces: each
 #                goes in as .gpu/bin/ds2rt-<name> (say, VARIANTS="packed=/tmp/ds2rt-packed")
+#   CMAKE_ARGS   passed to the configure step; the recurrent phase trace (DS2RT_RNN_TRACE=1) needs
+#                a profiling build: BUILD_DIR=build-trace CMAKE_ARGS=-DDS2RT_RNN_TRACE=ON
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=${CUDA_ARCHITECTURES:-"80;86;89;90"}
 build=${BUILD_DIR:-build-cuda}
-BUILD_DIR=$build CUDA_ARCHITECTURES="$arch" scripts/build.sh
+# shellcheck disable=SC2086  # CMAKE_ARGS: words on purpose
+BUILD_DIR=$build CUDA_ARCHITECTURES="$arch" scripts/build.sh ${CMAKE_ARGS:-}
 rm -rf .gpu && mkdir -p .gpu/bin
 cp "$build/tools/ds2rt" "$build/tests/ds2rt_cuda_tests" .gpu/bin/
 binaries=(.gpu/bin/ds2rt .gpu/bin/ds2rt_cuda_tests)

@@ -277,6 +277,14 @@ class RNNKernel final : public TypedKernel {
   unsigned long long* trace(CudaDeviceContext& dev, int layer) const {
     static const bool enabled = std::getenv("DS2RT_RNN_TRACE") != nullptr;
     if (!enabled) return nullptr;
+    if (!persistentTraceCompiled()) {
+      static const bool told = [] {
+        std::fprintf(stderr, "DS2RT_RNN_TRACE: this build has no recurrent trace (configure with -DDS2RT_RNN_TRACE=ON)\n");
+        return true;
+      }();
+      (void)told;
+      return nullptr;
+    }
     auto* t = static_cast<unsigned long long*>(dev.scratch(10 + layer, kTracePhases * sizeof(unsigned long long)));
     DS2RT_CUDA(cudaMemsetAsync(t, 0, kTracePhases * sizeof(unsigned long long), dev.stream()));
     return t;

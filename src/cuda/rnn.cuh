@@ -84,6 +84,8 @@ void launchStacked(const StackedLayer& first, const StackedLayer& second, const 
 void launchPersistent(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights,
                       unsigned long long* exchange, DataType type, cudaStream_t stream,
                       unsigned long long* trace = nullptr);
+// Whether the persistent kernels were compiled with their phase trace (-DDS2RT_RNN_TRACE=ON).
+bool persistentTraceCompiled();
 
 // Per-step cell kernel (after the recurrent product `recurrent` = h R^T, float dirs x N x G*H).
 // Reads and writes the float state h/c (dirs x N x H) and writes h in the activation type to

@@ -259,6 +259,8 @@ void launchStacked(const StackedLayer& first, const StackedLayer& second, const 
 
 size_t stackedHandoffBytes(const RecurrenceArgs& r) { return sizeof(unsigned long long) * r.t * r.n * r.gates * r.h; }
 
+bool persistentTraceCompiled() { return kTraceBuild; }
+
 size_t persistentExchangeBytes(int dirs, int64_t hidden) {
   return sizeof(unsigned long long) * 2 * dirs * kMaxBatch * hidden;
 }

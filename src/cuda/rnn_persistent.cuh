@@ -76,12 +76,20 @@ struct StackArgs {
 // Block 0's thread 0 adds the time of each phase of a step to a.trace (DS2RT_RNN_TRACE). The sums
 // live in global memory and the last mark in shared memory, not registers: the kernels are short
 // of registers, and `out` is a kernel parameter the compiler reads from the constant bank.
+// Compiled in only with -DDS2RT_RNN_TRACE=ON: even when off at run time, each lap is a divergent
+// branch in every step, and Nsight Compute found the cell warps stalled at those branches' joins
+// (instruction fetch, branch resolution).
+#ifndef DS2RT_RNN_TRACE_BUILD
+#define DS2RT_RNN_TRACE_BUILD 0
+#endif
+constexpr bool kTraceBuild = DS2RT_RNN_TRACE_BUILD;
+
 struct PhaseTrace {
   unsigned long long* out;
   __device__ explicit PhaseTrace(unsigned long long* trace) : out(trace) {
     if (enabled()) mark() = nowNs();
   }
-  __device__ __forceinline__ bool enabled() const { return out && blockIdx.x == 0 && threadIdx.x == 0; }
+  __device__ __forceinline__ bool enabled() const { return kTraceBuild && out && blockIdx.x == 0 && threadIdx.x == 0; }
   static __device__ __forceinline__ unsigned long long& mark() {
     __shared__ unsigned long long last;
     return last;
