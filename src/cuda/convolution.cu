@@ -35,12 +35,14 @@ cudnnDataType_t cudnnType(DataType t) {
 // out[n][c][r] = in[n][r][c] for `rows` x `cols` matrices, in 32 x 32 tiles through shared
 // memory (both sides coalesced). With `bias`, out rows are channels: act(value + bias[c]).
 template <typename T>
-__global__ void transposeKernel(const T* in, T* out, int64_t rows, int64_t cols, const float* bias, DeviceActivation act) {
+__global__ void transposeKernel(const T* in, T* out, int64_t rows, int64_t cols, const float* bias,
+                                DeviceActivation act) {
   __shared__ float tile[32][33];
   const int64_t matrix = static_cast<int64_t>(blockIdx.y) * rows * cols, col_tiles = (cols + 31) / 32;
   const int64_t r0 = blockIdx.x / col_tiles * 32, c0 = blockIdx.x % col_tiles * 32;
   for (int i = threadIdx.y; i < 32; i += blockDim.y)
-    if (r0 + i < rows && c0 + threadIdx.x < cols) tile[i][threadIdx.x] = toFloat(in[matrix + (r0 + i) * cols + c0 + threadIdx.x]);
+    if (r0 + i < rows && c0 + threadIdx.x < cols)
+      tile[i][threadIdx.x] = toFloat(in[matrix + (r0 + i) * cols + c0 + threadIdx.x]);
   __syncthreads();
   for (int i = threadIdx.y; i < 32; i += blockDim.y) {
     const int64_t c = c0 + i, r = r0 + threadIdx.x;
@@ -56,8 +58,8 @@ void transpose(const void* in, void* out, int64_t matrices, int64_t rows, int64_
                DeviceActivation act, cudaStream_t stream) {
   // One tile per block along x (2^31 of them: any utterance), the matrices along y.
   const dim3 grid(static_cast<unsigned>((cols + 31) / 32 * ((rows + 31) / 32)), static_cast<unsigned>(matrices));
-  transposeKernel<T><<<grid, dim3(32, 8), 0, stream>>>(static_cast<const T*>(in), static_cast<T*>(out), rows, cols, bias,
-                                                       act);
+  transposeKernel<T><<<grid, dim3(32, 8), 0, stream>>>(static_cast<const T*>(in), static_cast<T*>(out), rows, cols,
+                                                       bias, act);
 }
 
 template <typename T>

@@ -89,7 +89,9 @@ struct PhaseTrace {
   __device__ explicit PhaseTrace(unsigned long long* trace) : out(trace) {
     if (enabled()) mark() = nowNs();
   }
-  __device__ __forceinline__ bool enabled() const { return kTraceBuild && out && blockIdx.x == 0 && threadIdx.x == 0; }
+  __device__ __forceinline__ bool enabled() const {
+    return kTraceBuild && out && blockIdx.x == 0 && threadIdx.x == 0;
+  }
   static __device__ __forceinline__ unsigned long long& mark() {
     __shared__ unsigned long long last;
     return last;
