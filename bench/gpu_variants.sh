@@ -31,3 +31,4 @@ for round in $(seq "${ROUNDS:-3}"); do
     done
   done
 done
+python3 bench/variants_table.py "$out/variants.txt"
