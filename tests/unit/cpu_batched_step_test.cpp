@@ -152,6 +152,16 @@ TEST_P(ManyGroupsStepTest, EachUtteranceAsAlone) {
   expectEachUtteranceAsAlone(cell, direction, precision, lengths, 1024, 1);
 }
 
+// GRU steps of 32 rows or more share each weight load among eight rows (24 accumulators), in the
+// chunked groups (300 units a direction, each on its own thread: past L2) and without them (one
+// direction's units split over the threads), down to fewer than 32 rows (four a load) as utterances end.
+TEST(GruEightRowStepTest, EachUtteranceAsAlone) {
+  std::vector<int32_t> lengths;
+  for (int b = 0; b < 40; ++b) lengths.push_back(3 + (b * 11) % 17);
+  for (const RNNDirection direction : {RNNDirection::kBidirectional, RNNDirection::kForward})
+    expectEachUtteranceAsAlone(RNNCell::kGRU, direction, Precision::kFP32, lengths);
+}
+
 INSTANTIATE_TEST_SUITE_P(CellsDirectionsPrecisions, ManyGroupsStepTest,
                          testing::Values(std::tuple{RNNCell::kLSTM, RNNDirection::kBidirectional, Precision::kFP32},
                                          std::tuple{RNNCell::kLSTM, RNNDirection::kForward, Precision::kFP32},
