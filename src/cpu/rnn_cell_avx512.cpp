@@ -341,19 +341,14 @@ DS2RT_AVX512 void stepRows(const PackedRecurrent& w, const StepArgs& a) {
 
 // Eight rows a weight load for one gate; four for LSTM (16 accumulators of the 32 registers); GRU
 // takes eight (24 accumulators) where its step is bound by the arithmetic, not the reads: at 32 rows
-// of a 1024-unit direction that step ran ~10% faster, at 4 and 8 rows four were as fast or faster
+// of a 1024-unit direction that step ran 10-16% faster, at 4 and 8 rows four were as fast or faster
 // (bench/cpu_probes/recurrent_step.cpp).
 template <RNNCell C>
 DS2RT_AVX512 void step(const PackedRecurrent& w, const StepArgs& a) {
   constexpr int G = kGates<C>;
-  if constexpr (G == 1) {
-    stepRows<C, 8>(w, a);
-  } else if constexpr (G == 3) {
-    if (a.rows >= 32) stepRows<C, 8>(w, a);
-    else stepRows<C, 4>(w, a);
-  } else {
-    stepRows<C, 4>(w, a);
-  }
+  if constexpr (G == 3)
+    if (a.rows >= 32) return stepRows<C, 8>(w, a);
+  stepRows<C, G == 1 ? 8 : 4>(w, a);
 }
 
 // One row to u8 (zero point 128), its largest magnitude mapping to 127; `scale` gets its scale.

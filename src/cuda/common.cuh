@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "ds2rt/error.h"
@@ -40,6 +41,10 @@ struct CudaFree {
 };
 using DeviceMemory = std::unique_ptr<void, CudaFree>;
 DeviceMemory allocateDevice(size_t bytes);
+
+// The GPU time, in ms, of the work `launch` puts on `stream` (between two events; waits for it). The
+// caller runs a warm-up first where the first launch would pay for more than the work.
+float gpuMs(cudaStream_t stream, const std::function<void()>& launch);
 
 // A float32 host tensor uploaded to the device in `type` (float32, float16 or bfloat16).
 DeviceMemory uploadAs(const HostTensor& tensor, DataType type);

@@ -48,6 +48,21 @@ DeviceMemory uploadFloats(const float* data, size_t count, DataType type) {
   return out;
 }
 
+float gpuMs(cudaStream_t stream, const std::function<void()>& launch) {
+  struct Event {
+    cudaEvent_t e = nullptr;
+    Event() { DS2RT_CUDA(cudaEventCreate(&e)); }
+    ~Event() { cudaEventDestroy(e); }
+  } start, stop;
+  DS2RT_CUDA(cudaEventRecord(start.e, stream));
+  launch();
+  DS2RT_CUDA(cudaEventRecord(stop.e, stream));
+  DS2RT_CUDA(cudaEventSynchronize(stop.e));
+  float ms = 0.0f;
+  DS2RT_CUDA(cudaEventElapsedTime(&ms, start.e, stop.e));
+  return ms;
+}
+
 DeviceMemory uploadAs(const HostTensor& tensor, DataType type) {
   const HostTensor f = tensor.toFloat32();
   return uploadFloats(f.data<float>(), static_cast<size_t>(f.size()), type);

@@ -62,6 +62,12 @@ void transpose(const void* in, void* out, int64_t matrices, int64_t rows, int64_
                                                        bias, act);
 }
 
+// An N x C x H x W input copied to `out` as N x H x W x C.
+template <typename T>
+void toChannelsLast(const void* in, void* out, const Shape& shape, cudaStream_t stream) {
+  transpose<T>(in, out, shape[0], shape[1], shape[2] * shape[3], nullptr, DeviceActivation{}, stream);
+}
+
 template <typename T>
 __global__ void channelBiasActivationKernel(T* data, const float* bias, DeviceActivation act, int64_t total,
                                             int64_t channels, int64_t inner) {
@@ -91,8 +97,9 @@ struct ConvState final : KernelState {
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Descriptors>> shapes;  // (N, T)
 };
 
-// A K x C x R x S filter as K x R x S x C (cuDNN's NHWC filter layout).
-HostTensor channelsLastFilter(const HostTensor& w) {
+// A K x C x R x S filter as K x R x S x C (cuDNN's NHWC filter layout), in float32.
+HostTensor channelsLastFilter(const HostTensor& weight) {
+  const HostTensor w = weight.toFloat32();
   const int64_t k = w.dim(0), c = w.dim(1), rs = w.dim(2) * w.dim(3);
   const auto in = w.floats();
   std::vector<float> out(in.size());
@@ -108,7 +115,7 @@ class ConvolutionKernel final : public TypedKernel {
       : TypedKernel(type), desc_(d), exact_(type == DataType::kFloat32 && math == FloatMath::kExact),
         weight_(uploadAs(d.weight, type)) {
     // Exact fp32 stays NCHW: cuDNN's NHWC algorithms are tensor-core ones.
-    if (!exact_ && d.weight.dtype() == DataType::kFloat32) weight_nhwc_ = uploadAs(channelsLastFilter(d.weight), type);
+    if (!exact_) weight_nhwc_ = uploadAs(channelsLastFilter(d.weight), type);
     std::vector<float> bias(d.out_channels, 0.0f);
     if (!d.bias.empty()) bias.assign(d.bias.floats().begin(), d.bias.floats().end());
     bias_ = uploadFloats(bias.data(), bias.size(), DataType::kFloat32);
@@ -143,7 +150,7 @@ class ConvolutionKernel final : public TypedKernel {
       const void* input = io.input;
       if (in[1] > 1) {
         void* nhwc = dev.scratch(1, numElements(in) * sizeof(T));
-        transpose<T>(io.input, nhwc, in[0], in[1], in[2] * in[3], nullptr, act, dev.stream());
+        toChannelsLast<T>(io.input, nhwc, in, dev.stream());
         input = nhwc;
       }
       void* result = dev.scratch(2, numElements(out) * sizeof(T));
@@ -220,23 +227,13 @@ class ConvolutionKernel final : public TypedKernel {
   float transpositionMs(CudaDeviceContext& dev, const KernelIO& io) const {
     const auto& in = io.input_shape;
     if (in[1] == 1) return 0.0f;
-    float ms = 0;
-    dispatchType(type_, [&](auto* tag) {
+    return dispatchType(type_, [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
       void* nhwc = dev.scratch(1, numElements(in) * sizeof(T));
-      cudaEvent_t start, stop;
-      DS2RT_CUDA(cudaEventCreate(&start));
-      DS2RT_CUDA(cudaEventCreate(&stop));
-      transpose<T>(io.input, nhwc, in[0], in[1], in[2] * in[3], nullptr, DeviceActivation{}, dev.stream());  // warm-up
-      DS2RT_CUDA(cudaEventRecord(start, dev.stream()));
-      transpose<T>(io.input, nhwc, in[0], in[1], in[2] * in[3], nullptr, DeviceActivation{}, dev.stream());
-      DS2RT_CUDA(cudaEventRecord(stop, dev.stream()));
-      DS2RT_CUDA(cudaEventSynchronize(stop));
-      DS2RT_CUDA(cudaEventElapsedTime(&ms, start, stop));
-      cudaEventDestroy(start);
-      cudaEventDestroy(stop);
+      const auto move = [&] { toChannelsLast<T>(io.input, nhwc, in, dev.stream()); };
+      move();  // warm-up
+      return gpuMs(dev.stream(), move);
     });
-    return ms;
   }
 
   std::unique_ptr<Descriptors> prepare(CudaDeviceContext& dev, const KernelIO& io) const {

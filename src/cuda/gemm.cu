@@ -103,26 +103,18 @@ GemmRunner::Plan& GemmRunner::plan(CudaDeviceContext& device, const GemmShape& s
   // 1024 products of a batch-64 biLSTM step (H100). Timing runs on the caller's buffers: a
   // product without accumulation writes the same output whatever the algorithm.
   if (found > 1 && !s.accumulate && capturing == cudaStreamCaptureStatusNone) {
-    cudaEvent_t start = nullptr, stop = nullptr;
-    DS2RT_CUDA(cudaEventCreate(&start));
-    DS2RT_CUDA(cudaEventCreate(&stop));
     float best = -1.0f;
     for (int i = 0; i < found; ++i) {
       // A candidate that refuses these buffers (the heuristic assumes 256-byte alignment) is skipped.
       if (tryLaunch(device, *p, results[i].algo, s, operands) != CUBLAS_STATUS_SUCCESS) continue;  // warm-up
-      DS2RT_CUDA(cudaEventRecord(start, device.stream()));
-      for (int r = 0; r < 5; ++r) launch(device, *p, results[i].algo, s, operands);
-      DS2RT_CUDA(cudaEventRecord(stop, device.stream()));
-      DS2RT_CUDA(cudaEventSynchronize(stop));
-      float ms = 0.0f;
-      DS2RT_CUDA(cudaEventElapsedTime(&ms, start, stop));
+      const float ms = gpuMs(device.stream(), [&] {
+        for (int r = 0; r < 5; ++r) launch(device, *p, results[i].algo, s, operands);
+      });
       if (best < 0.0f || ms < best) {
         best = ms;
         p->algo = results[i].algo;
       }
     }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
     if (shared) choices_->table_->algos[key] = p->algo;
   }
   return *(plans_[key] = std::move(p));
