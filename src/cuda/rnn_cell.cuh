@@ -37,12 +37,15 @@ __device__ __forceinline__ float activationSigmoid(float x) {
 
 // Updates h (and c for LSTM) of one unit. For a GRU without linear-before-reset, r[2] must
 // already hold R_n (reset * h) (computed by a second product).
-template <bool Fast = false>
+// Gates: 4 or 3 fixes the cell at compile time (LSTM, GRU): no branch over cell types in the code
+// of every step; 0 takes p.cell.
+template <bool Fast = false, int Gates = 0>
 __device__ __forceinline__ float cellStep(const CellParams& p, const float* x, const float* r, float b_hn, float h,
                                           float& c) {
   const auto sigmoid = activationSigmoid<Fast>;
   const auto tanh = activationTanh<Fast>;
-  switch (p.cell) {
+  const RNNCell cell = Gates == 4 ? RNNCell::kLSTM : Gates == 3 ? RNNCell::kGRU : p.cell;
+  switch (cell) {
     case RNNCell::kRNNTanh: return tanh(x[0] + r[0]);
     case RNNCell::kRNNRelu: return fmaxf(x[0] + r[0], 0.0f);
     case RNNCell::kLSTM: {

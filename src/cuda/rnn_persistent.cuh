@@ -150,10 +150,10 @@ struct OwnedUnit {
   // Applies the cell with the recurrent products `rec` and writes the output frame (T: its type;
   // none where r.output is null: a stacked layer whose output only feeds the next one's projection).
   // Fast: the activations' fast forms (rnn_cell.cuh), for layers with 16-bit products.
-  template <typename T, bool Fast>
+  template <typename T, bool Fast, int Gates = 0>
   __device__ void step(const RecurrenceArgs& r, int k, const float* x, const float* rec) {
     if (!active(k)) return;
-    h = cellStep<Fast>(r.cell, x, rec, b_hn, h, c);
+    h = cellStep<Fast, Gates>(r.cell, x, rec, b_hn, h, c);
     if (r.output) static_cast<T*>(r.output)[(time(k) * r.n + b) * r.out_width + dir * r.column_stride + j] = fromFloat<T>(h);
   }
 
@@ -182,7 +182,7 @@ __device__ __forceinline__ void mma16816(float* c, const uint4& a, unsigned b0, 
 // Tensor-core geometry: a block's G*units rows in 16-row tiles, H in 16-column tiles, the
 // column tiles of each row tile split over `ksplit` warps.
 struct MmaGeometry {
-  int mtiles = 0, ktiles = 0, ksplit = 1, h_stride = 0;
+  int gates = 0, mtiles = 0, ktiles = 0, ksplit = 1, h_stride = 0;
   bool weights_in_registers = false;  // each warp's A fragments fit its registers
   bool straight_products = false;     // and each warp runs all 16 column tiles, unchecked (batch 1-2)
 };

@@ -85,12 +85,14 @@ __device__ __forceinline__ void storePartials(float (&acc)[4][4], float* partial
 // checks (MmaGeometry::straight_products).
 // Slot: -1 for a layer alone (blocks [0, B) its forward direction, [B, 2B) its backward one);
 // 0 or 1 for the half of a stacked launch (StackArgs) that runs layer `r`.
-template <typename T, typename Out, int Utterances, bool Registers, bool Straight, int Slot>
+// Gates: 4 (LSTM) or 3 (GRU) compiles the cell and every loop over gates for that cell (the
+// straight-line instantiations: a smaller step, no branches over cell types); 0 reads r.gates.
+template <typename T, typename Out, int Utterances, bool Registers, bool Straight, int Slot, int Gates>
 __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeometry& geo, const RecurrenceArgs& r,
                                          const StackArgs& stack) {
   constexpr bool kStacked = Slot >= 0;
   extern __shared__ uint4 shared[];
-  const int gates = r.gates, units = a.units, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int gates = Gates ? Gates : r.gates, units = a.units, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int64_t h = r.h;
   const int block = blockIdx.x % a.blocks_per_direction;
   const int dir = kStacked ? 0 : blockIdx.x / a.blocks_per_direction;  // in r's terms
@@ -291,7 +293,7 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
     // Traced, the sums and then x are waited for apart, each timed.
     trace.lapAfter(3, rec[0] + rec[1] + rec[2] + rec[3]);
     trace.lapAfter(4, x[0] + x[1] + x[2] + x[3]);
-    unit.step<Out, true>(r, k, x, rec);
+    unit.step<Out, true, Gates>(r, k, x, rec);
     trace.lapAfter(5, unit.h);
     // Units u and u + 1 (u even; blocks own an even number of units) publish one word: the thread
     // of u + 1 is kMaxBatch lanes on, in the same warp. A unit past H is never active: its h is 0.
@@ -313,24 +315,32 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
   }
 }
 
-template <typename T, typename Out, int Utterances, bool Registers, bool Straight>
+template <typename T, typename Out, int Utterances, bool Registers, bool Straight, int Gates = 0>
 __global__ void __launch_bounds__(kMmaThreads, 1) mmaKernelImpl(PersistentArgs a, MmaGeometry geo) {
-  mmaSteps<T, Out, Utterances, Registers, Straight, -1>(a, geo, a.r, StackArgs{});
+  mmaSteps<T, Out, Utterances, Registers, Straight, -1, Gates>(a, geo, a.r, StackArgs{});
 }
 
 // Two layers of a stack: the first half of the grid runs a.r, the second stack.second.
-template <typename T, typename Out, bool Straight>
+template <typename T, typename Out, bool Straight, int Gates = 0>
 __global__ void __launch_bounds__(kMmaThreads, 1) stackedKernelImpl(PersistentArgs a, MmaGeometry geo, StackArgs stack) {
   if (blockIdx.x < a.blocks_per_direction)
-    mmaSteps<T, Out, kFewUtterances, true, Straight, 0>(a, geo, a.r, stack);
+    mmaSteps<T, Out, kFewUtterances, true, Straight, 0, Gates>(a, geo, a.r, stack);
   else
-    mmaSteps<T, Out, kFewUtterances, true, Straight, 1>(a, geo, stack.second, stack);
+    mmaSteps<T, Out, kFewUtterances, true, Straight, 1, Gates>(a, geo, stack.second, stack);
+}
+
+// The straight-line instantiations come per cell (LSTM, GRU, others through r.gates).
+template <typename T, typename Out>
+void* straightMmaKernel(int gates) {
+  if (gates == 4) return reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, true, true, 4>);
+  if (gates == 3) return reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, true, true, 3>);
+  return reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, true, true>);
 }
 
 template <typename T, typename Out>
 void* mmaKernelFor(const MmaGeometry& g, int64_t batch) {
   const bool few = batch <= kFewUtterances, registers = g.weights_in_registers;
-  if (few && g.straight_products) return reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, true, true>);
+  if (few && g.straight_products) return straightMmaKernel<T, Out>(g.gates);
   if (few)
     return registers ? reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, true, false>)
                      : reinterpret_cast<void*>(&mmaKernelImpl<T, Out, kFewUtterances, false, false>);
@@ -340,15 +350,18 @@ void* mmaKernelFor(const MmaGeometry& g, int64_t batch) {
 }
 
 template <typename T, typename Out>
-void* stackedKernelFor(bool straight) {
-  return straight ? reinterpret_cast<void*>(&stackedKernelImpl<T, Out, true>)
-                  : reinterpret_cast<void*>(&stackedKernelImpl<T, Out, false>);
+void* stackedKernelFor(const MmaGeometry& g) {
+  if (!g.straight_products) return reinterpret_cast<void*>(&stackedKernelImpl<T, Out, false>);
+  if (g.gates == 4) return reinterpret_cast<void*>(&stackedKernelImpl<T, Out, true, 4>);
+  if (g.gates == 3) return reinterpret_cast<void*>(&stackedKernelImpl<T, Out, true, 3>);
+  return reinterpret_cast<void*>(&stackedKernelImpl<T, Out, true>);
 }
 
 }  // namespace
 
 MmaGeometry mmaGeometry(int gates, int units, int64_t hidden) {
   MmaGeometry g;
+  g.gates = gates;
   g.mtiles = (gates * units + 15) / 16;
   g.ktiles = static_cast<int>((hidden + 15) / 16);
   g.ksplit = std::max(1, std::min(kMmaThreads / 32 / g.mtiles, g.ktiles));
@@ -378,9 +391,9 @@ size_t stackedSharedBytes(const MmaGeometry& g, DataType type) {
 void* stackedKernel(DataType type, DataType output, const MmaGeometry& g) {
   check(type != DataType::kFloat32 && productsSupported(output, type),
         "internal: no stacked recurrent kernel for ", toString(type), " products with ", toString(output), " output");
-  if (type == DataType::kBFloat16) return stackedKernelFor<__nv_bfloat16, __nv_bfloat16>(g.straight_products);
-  if (output == DataType::kFloat32) return stackedKernelFor<__half, float>(g.straight_products);
-  return stackedKernelFor<__half, __half>(g.straight_products);
+  if (type == DataType::kBFloat16) return stackedKernelFor<__nv_bfloat16, __nv_bfloat16>(g);
+  if (output == DataType::kFloat32) return stackedKernelFor<__half, float>(g);
+  return stackedKernelFor<__half, __half>(g);
 }
 
 int stackedMaxBatch() { return kFewUtterances; }
