@@ -81,14 +81,15 @@ constexpr int64_t stageBytes(int row_tiles, int64_t column_tiles, int64_t elemen
 }
 
 // NT: utterance tiles of 8; the block takes up to 8 * NT utterances. T holds R and h, Out is the
-// layer's output type (T, or float for a tf32 layer: see planPersistent).
-template <typename T, typename Out, int NT>
+// layer's output type (T, or float for a tf32 layer: see planPersistent). Gates: 4 (LSTM) or 3
+// (GRU) compiles that cell alone into the step; 0 reads r.gates and r.cell.
+template <typename T, typename Out, int NT, int Gates>
 __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
   constexpr int kColumns = NT * 8;
   extern __shared__ uint4 shared[];
   const RecurrenceArgs& r = a.r;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, group = lane / 4, pair = (lane % 4) * 2;
-  const int units = a.units, row_tiles = a.row_tiles, gates = r.gates;
+  const int units = a.units, row_tiles = a.row_tiles, gates = Gates ? Gates : r.gates;
   const int64_t h = r.h, column_tiles = (h + 15) / 16, chunks = (column_tiles + kChunkTiles - 1) / kChunkTiles;
   const int dir = blockIdx.x / a.blocks_per_direction, block = blockIdx.x % a.blocks_per_direction;
   const int64_t first_unit = static_cast<int64_t>(block) * units, tile_words = row_tiles * column_tiles * 32;
@@ -216,7 +217,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
 #pragma unroll
             for (int cg = 0; cg < kColumnGroups; ++cg)
               rec[g] += partial_s[(cg * kColumns + cell.b) * stride + g * units + cell.u];
-        cell.h = cellStep<true>(r.cell, x[i], rec, cell.b_hn, cell.h, cell.c);
+        cell.h = cellStep<true, Gates>(r.cell, x[i], rec, cell.b_hn, cell.h, cell.c);
       }
       h_out[cell.b * h + j] = fromFloat<T>(cell.h);  // a finished utterance keeps publishing its last h
     }
@@ -235,17 +236,24 @@ __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
   }
 }
 
-template <typename T, typename Out>
+template <typename T, typename Out, int Gates>
 void* wideKernelFor(int utterance_tiles) {
-  if (utterance_tiles == 1) return reinterpret_cast<void*>(&wideKernel<T, Out, 1>);
-  if (utterance_tiles == 2) return reinterpret_cast<void*>(&wideKernel<T, Out, 2>);
-  return reinterpret_cast<void*>(&wideKernel<T, Out, 4>);
+  if (utterance_tiles == 1) return reinterpret_cast<void*>(&wideKernel<T, Out, 1, Gates>);
+  if (utterance_tiles == 2) return reinterpret_cast<void*>(&wideKernel<T, Out, 2, Gates>);
+  return reinterpret_cast<void*>(&wideKernel<T, Out, 4, Gates>);
 }
 
-void* wideKernelFor(DataType products, DataType output, int utterance_tiles) {
-  if (products == DataType::kBFloat16) return wideKernelFor<__nv_bfloat16, __nv_bfloat16>(utterance_tiles);
-  if (output == DataType::kFloat32) return wideKernelFor<__half, float>(utterance_tiles);
-  return wideKernelFor<__half, __half>(utterance_tiles);
+template <typename T, typename Out>
+void* wideKernelFor(int gates, int utterance_tiles) {
+  if (gates == 4) return wideKernelFor<T, Out, 4>(utterance_tiles);
+  if (gates == 3) return wideKernelFor<T, Out, 3>(utterance_tiles);
+  return wideKernelFor<T, Out, 0>(utterance_tiles);
+}
+
+void* wideKernelFor(DataType products, DataType output, int gates, int utterance_tiles) {
+  if (products == DataType::kBFloat16) return wideKernelFor<__nv_bfloat16, __nv_bfloat16>(gates, utterance_tiles);
+  if (output == DataType::kFloat32) return wideKernelFor<__half, float>(gates, utterance_tiles);
+  return wideKernelFor<__half, __half>(gates, utterance_tiles);
 }
 
 int utteranceTiles(int64_t batch) { return batch <= 8 ? 1 : batch <= 16 ? 2 : 4; }
@@ -278,7 +286,7 @@ PersistentPlan planWide(RNNCell cell, bool linear_before_reset, int64_t hidden, 
       bool resident = true;
       for (int nt : {1, 2, 4})
         resident = resident &&
-                   coResident(wideKernelFor(products, type, nt), kWideThreads, bytes, per_direction * dirs, sm_count);
+                   coResident(wideKernelFor(products, type, gates, nt), kWideThreads, bytes, per_direction * dirs, sm_count);
       if (!resident) break;
       plan = {.usable = true, .blocks_per_direction = per_direction, .units_per_block = units,
               .max_batch = kMaxWideBatch, .shared_bytes = bytes, .tensor_cores = true, .products = products};
@@ -306,7 +314,7 @@ void launchWide(const RecurrenceArgs& args, const PersistentPlan& plan, const vo
   DS2RT_CUDA(cudaMemsetAsync(exchange, 0, wideExchangeBytes(args.dirs, args.h, plan.products), stream));
   void* params[] = {&a};
   const dim3 grid(plan.blocks_per_direction * args.dirs);
-  DS2RT_CUDA(cudaLaunchCooperativeKernel(wideKernelFor(plan.products, type, utteranceTiles(args.n)), grid,
+  DS2RT_CUDA(cudaLaunchCooperativeKernel(wideKernelFor(plan.products, type, args.gates, utteranceTiles(args.n)), grid,
                                          dim3(kWideThreads), params, plan.shared_bytes, stream));
 }
 
