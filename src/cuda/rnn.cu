@@ -182,7 +182,8 @@ class RNNKernel final : public TypedKernel {
       text += cat("wide-batch persistent tensor-core kernel for batch <= ", wide_.max_batch, " (", describe(wide_),
                   "), ");
     if (stacked_bytes_ > 0)
-      text += cat("layers two per launch for batch <= ", stackedBatch(), " (each emits the next one's projection), ");
+      text += cat("layers two per launch for batch <= ", stackedBatch(), " (each emits the next one's projection",
+                  stackedEmitWarps(plan_, gates_, desc_.hidden_size) ? ", at batch 1 from warps of its own" : "", "), ");
     if (!plan_.usable && !wide_.usable)
       return text + "per-step cuBLASLt + cell kernel (weights do not fit on chip for the persistent kernels)";
     return text + "per-step cuBLASLt above";

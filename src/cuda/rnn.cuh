@@ -66,6 +66,8 @@ void launchWide(const RecurrenceArgs& args, const PersistentPlan& plan, const vo
 size_t planStacked(const PersistentPlan& plan, int gates, int64_t hidden, DataType type, int sm_count,
                    size_t shared_limit);
 int stackedBatch();
+// Whether a stack of such layers multiplies the next layer's input weights in warps of their own at batch 1.
+bool stackedEmitWarps(const PersistentPlan& plan, int gates, int64_t hidden);
 // One layer of a stacked launch: its arguments (a null output: nobody reads it), R tiles, and the
 // next layer's input weights (tiled as R, null for none), biases, and where its projection goes:
 // the first layer's, stackedHandoffBytes() of (step, value) words, which the second layer reads

@@ -220,17 +220,27 @@ PersistentPlan planPersistent(RNNCell cell, bool linear_before_reset, int64_t hi
 size_t planStacked(const PersistentPlan& plan, int gates, int64_t hidden, DataType type, int sm_count,
                    size_t shared_limit) {
   if (!plan.usable || !plan.tensor_cores) return 0;
-  const MmaGeometry geometry = mmaGeometry(gates, plan.units_per_block, hidden);
-  // The stacked kernel keeps R in registers and the next layer's input weights in shared memory.
-  if (!geometry.weights_in_registers) return 0;
-  const size_t bytes = stackedSharedBytes(geometry, plan.products);
+  // The stacked kernel keeps R in registers and the next layer's input weights in shared memory; its
+  // geometry may differ by batch (emit warps), the shared memory is the larger of the two.
+  size_t bytes = 0;
+  for (int64_t batch : {int64_t{1}, int64_t{stackedMaxBatch()}}) {
+    const MmaGeometry geometry = stackedGeometry(gates, plan.units_per_block, hidden, batch);
+    if (!geometry.weights_in_registers) return 0;
+    bytes = std::max(bytes, stackedSharedBytes(geometry, plan.products));
+  }
   if (bytes > shared_limit) return 0;
-  const bool fits = coResident(stackedKernel(plan.products, type, geometry), mmaThreads(), bytes, 2 * plan.blocks_per_direction,
-                               sm_count);
-  return fits ? bytes : 0;
+  for (int64_t batch : {int64_t{1}, int64_t{stackedMaxBatch()}})
+    if (!coResident(stackedKernel(plan.products, type, stackedGeometry(gates, plan.units_per_block, hidden, batch)),
+                    mmaThreads(), bytes, 2 * plan.blocks_per_direction, sm_count))
+      return 0;
+  return bytes;
 }
 
 int stackedBatch() { return stackedMaxBatch(); }
+
+bool stackedEmitWarps(const PersistentPlan& plan, int gates, int64_t hidden) {
+  return stackedGeometry(gates, plan.units_per_block, hidden, 1).emit_warps > 0;
+}
 
 void launchStacked(const StackedLayer& first, const StackedLayer& second, const PersistentPlan& plan,
                    size_t shared_bytes, void* exchange_bytes, DataType type, cudaStream_t stream,
@@ -251,7 +261,7 @@ void launchStacked(const StackedLayer& first, const StackedLayer& second, const 
   DS2RT_CUDA(cudaMemsetAsync(exchange, 0, persistentExchangeBytes(2, r.h), stream));
   // Words of an earlier launch carry the same steps: the reader must not take them for this one's.
   DS2RT_CUDA(cudaMemsetAsync(handoff, 0, stackedHandoffBytes(r), stream));
-  MmaGeometry geometry = mmaGeometry(r.gates, plan.units_per_block, r.h);
+  MmaGeometry geometry = stackedGeometry(r.gates, plan.units_per_block, r.h, r.n);
   void* params[] = {&a, &geometry, &stack};
   DS2RT_CUDA(cudaLaunchCooperativeKernel(stackedKernel(plan.products, type, geometry), dim3(2 * plan.blocks_per_direction),
                                          dim3(mmaThreads()), params, shared_bytes, stream));

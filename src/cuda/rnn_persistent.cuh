@@ -185,6 +185,9 @@ struct MmaGeometry {
   int gates = 0, mtiles = 0, ktiles = 0, ksplit = 1, h_stride = 0;
   bool weights_in_registers = false;  // each warp's A fragments fit its registers
   bool straight_products = false;     // and each warp runs all 16 column tiles, unchecked (batch 1-2)
+  // Stacked kernel: warps of their own (the block's last ones) that multiply h by the next layer's
+  // input weights, alongside the step, instead of every warp doing it after the publish (0: none).
+  int emit_warps = 0;
 };
 
 // Whether a layer of activation type `type` may hold R (and h) on chip in `products`: its own type,
@@ -197,6 +200,9 @@ inline bool productsSupported(DataType type, DataType products) {
 bool coResident(void* kernel, int threads, size_t shared_bytes, int blocks, int sm_count);
 
 MmaGeometry mmaGeometry(int gates, int units, int64_t hidden);
+// The stacked kernel's for `batch` utterances: with emit warps at batch 1 where R's fragments leave
+// room for them.
+MmaGeometry stackedGeometry(int gates, int units, int64_t hidden, int64_t batch);
 size_t mmaSharedBytes(const MmaGeometry& g, DataType type);
 // The stacked kernel's (see StackArgs): the next layer's input tiles, two h buffers, three of partial sums.
 size_t stackedSharedBytes(const MmaGeometry& g, DataType type);
