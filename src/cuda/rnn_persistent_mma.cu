@@ -20,8 +20,8 @@ constexpr int kFewUtterances = 2;       // batches this small get the instantiat
 constexpr int kEmitWarps = 4;           // a stack's emit warps, where it has them (MmaGeometry::emit_warps)
 // Named barriers of a stack with emit warps (0 is __syncthreads'): the step warps' own; h(k - 1)
 // landed (step warps arrive, emit warps wait); the emit warps' own; the emit warps done with a round
-// (they arrive, the step warps wait a round later).
-constexpr int kStepBarrier = 1, kLandedBarrier = 2, kEmitBarrier = 3, kEmittedBarrier = 4;
+// (they arrive, the step warps wait a round later); both roles' setup done.
+constexpr int kStepBarrier = 1, kLandedBarrier = 2, kEmitBarrier = 3, kEmittedBarrier = 4, kSetupBarrier = 5;
 
 // The parts the next layer's input products are split into: one per emit warp, else as R's.
 __host__ __device__ inline int emitParts(const MmaGeometry& g) { return g.emit_warps ? g.emit_warps : g.ksplit; }
@@ -33,6 +33,12 @@ __device__ __forceinline__ void barrierOf(int id, int threads) {
 // Counts this thread's arrival at barrier `id` (of `threads`) without waiting for the others.
 __device__ __forceinline__ void arriveAt(int id, int threads) {
   asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+// A barrier of all `threads` reached from different instructions (a stack's emit warps and step
+// warps after their setup): the unaligned form. __syncthreads() (bar.sync 0, aligned) reached from
+// two places is undefined; compute-sanitizer's synccheck reported it there.
+__device__ __forceinline__ void barrierFromAnywhere(int id, int threads) {
+  asm volatile("barrier.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
 
 // The B fragments of mma.m16n8k16 for two consecutive column tiles, (b0, b1) of the first in x, y
@@ -226,7 +232,7 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
     const int kt_begin = part * per_part, kt_end = min(geo.ktiles, kt_begin + per_part);
     const int emit_u = (tid - step_threads) / kMaxBatch;
     const OwnedUnit emitter(r, dir, first_unit + emit_u, tid % kMaxBatch, emit_u < units);
-    __syncthreads();
+    barrierFromAnywhere(kSetupBarrier, kMmaThreads);
     for (int k = 0; k < rounds; ++k) {
       const int parity = k % 2;
       barrierOf(kLandedBarrier, kMmaThreads);  // the step warps have landed h(k - 1)
@@ -256,7 +262,8 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
                       : make_uint4(0, 0, 0, 0);
     }
   }
-  __syncthreads();
+  if constexpr (Emit) barrierFromAnywhere(kSetupBarrier, kMmaThreads);  // with the emit warps' setup
+  else __syncthreads();
   // Without emit warps, a stack's step warps multiply h by the next layer's input weights too, in
   // R's split, into the partial sums of buffer `parity`.
   const auto emitProducts = [&](int parity) {
