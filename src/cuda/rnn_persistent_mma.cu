@@ -222,11 +222,12 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
   // In a stack that emits, one more round after the last step gathers the last h for the next layer.
   const int rounds = max_len + (emits ? 1 : 0);
 
-  // Emit warps (a stack's last four, where the geometry has them) run a loop of their own, without
-  // R's fragments: each round they land their share of h(k - 1) with the others, then multiply it
-  // by the next layer's input weights (a quarter of the columns of every row tile each) while the
-  // others run step k, and store that projection. The buffer they read is next written in round
-  // k + 2, which the block's barrier of round k + 1 keeps until they are done.
+  // Emit warps (a stack's last four, where the geometry has them; batch 1) run a loop of their own,
+  // without R's fragments: each round they wait for the step warps to land h(k - 1), multiply it by
+  // the next layer's input weights (a quarter of the columns of every row tile each) while the step
+  // warps run step k, and store that projection. The step warps wait for them (kEmittedBarrier) only
+  // before landing a round later: the buffer read here is next written in round k + 2, and the
+  // barriers' rounds never mix.
   if (emit_warp) {
     const int part = warp - step_threads / 32, per_part = (geo.ktiles + kEmitWarps - 1) / kEmitWarps;
     const int kt_begin = part * per_part, kt_end = min(geo.ktiles, kt_begin + per_part);
@@ -237,14 +238,14 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
       const int parity = k % 2;
       barrierOf(kLandedBarrier, kMmaThreads);  // the step warps have landed h(k - 1)
       if (emits && k >= 1) {
-      for (int mt = 0; mt < geo.mtiles; ++mt) {
-        float acc[4][4] = {};
-        productsFromShared<T, 4>(acc, w_s + (static_cast<int64_t>(mt) * geo.ktiles) * 32 + lane,
-                                 b_lane + parity * h_buffer, kt_begin, kt_end);
-        storePartials(acc, emit_s + parity * emit_floats, part, mt, geo, group, pair);
-      }
-      barrierOf(kEmitBarrier, 32 * kEmitWarps);
-      storeProjection(emitter, emit_u * kMaxBatch + emitter.b, k - 1, parity);
+        for (int mt = 0; mt < geo.mtiles; ++mt) {
+          float acc[4][4] = {};
+          productsFromShared<T, 4>(acc, w_s + (static_cast<int64_t>(mt) * geo.ktiles) * 32 + lane,
+                                   b_lane + parity * h_buffer, kt_begin, kt_end);
+          storePartials(acc, emit_s + parity * emit_floats, part, mt, geo, group, pair);
+        }
+        barrierOf(kEmitBarrier, 32 * kEmitWarps);
+        storeProjection(emitter, emit_u * kMaxBatch + emitter.b, k - 1, parity);
       }
       arriveAt(kEmittedBarrier, kMmaThreads);  // done with buffer `parity`
     }
