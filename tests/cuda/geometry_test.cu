@@ -1,0 +1,64 @@
+// How the tensor-core persistent kernels split a block's rows over their 16 warps (host code: these
+// run without a GPU, in CI too). The emit warps of a stack exist only where R's fragments leave four
+// warps over, every warp of a part keeps its 16 fragments in registers, and the batch is 1.
+#include <gtest/gtest.h>
+
+#include "cuda/rnn_persistent.cuh"
+
+namespace ds2rt::test {
+namespace {
+
+using detail::cuda::persistent::MmaGeometry;
+using detail::cuda::persistent::mmaGeometry;
+using detail::cuda::persistent::mmaSharedBytes;
+using detail::cuda::persistent::stackedGeometry;
+using detail::cuda::persistent::stackedSharedBytes;
+
+constexpr int kLstm = 4, kGru = 3, kRnn = 1;
+
+TEST(MmaGeometry, SplitsA1024UnitBlockOverTheWarps) {
+  const MmaGeometry lstm = mmaGeometry(kLstm, 16, 1024);  // 64 rows: 4 row tiles x 4 parts of 16 tiles
+  EXPECT_EQ(lstm.mtiles, 4);
+  EXPECT_EQ(lstm.ktiles, 64);
+  EXPECT_EQ(lstm.ksplit, 4);
+  EXPECT_TRUE(lstm.weights_in_registers);
+  EXPECT_TRUE(lstm.straight_products);
+  EXPECT_EQ(lstm.emit_warps, 0);
+  const MmaGeometry gru = mmaGeometry(kGru, 16, 1024);  // 48 rows: 3 row tiles x 5 parts of 13 tiles
+  EXPECT_EQ(gru.mtiles, 3);
+  EXPECT_EQ(gru.ksplit, 5);
+  EXPECT_TRUE(gru.straight_products);
+  // Straight-line products run 16 tiles from each part's start: h's rows must reach the last one.
+  const int k_per_part = (gru.ktiles + gru.ksplit - 1) / gru.ksplit;
+  EXPECT_GE(gru.h_stride, ((gru.ksplit - 1) * k_per_part + 16) * 16);
+}
+
+TEST(MmaGeometry, StackedGruHasEmitWarpsAtBatchOneOnly) {
+  const MmaGeometry one = stackedGeometry(kGru, 16, 1024, 1);
+  EXPECT_EQ(one.emit_warps, 4);
+  EXPECT_EQ(one.ksplit, 4);  // 12 warps of 16 fragments for R
+  EXPECT_EQ(one.mtiles * one.ksplit + one.emit_warps, 16);
+  EXPECT_TRUE(one.weights_in_registers);
+  EXPECT_TRUE(one.straight_products);
+  const MmaGeometry two = stackedGeometry(kGru, 16, 1024, 2);
+  EXPECT_EQ(two.emit_warps, 0);
+  EXPECT_EQ(two.ksplit, mmaGeometry(kGru, 16, 1024).ksplit);
+}
+
+TEST(MmaGeometry, NoEmitWarpsWhereRTakesEveryWarpOrProductsAreNotStraight) {
+  EXPECT_EQ(stackedGeometry(kLstm, 16, 1024, 1).emit_warps, 0);  // 4 row tiles x 4 parts: all 16 warps
+  EXPECT_EQ(stackedGeometry(kRnn, 16, 64, 1).emit_warps, 0);     // 4 column tiles: no straight-line products
+  EXPECT_EQ(stackedGeometry(kGru, 12, 384, 1).emit_warps, 0);    // parts of 12 tiles
+}
+
+TEST(MmaGeometry, StackedSharedMemoryHoldsTheEmitWarpsPartialSums) {
+  const MmaGeometry g = stackedGeometry(kGru, 16, 1024, 1);
+  const size_t part = static_cast<size_t>(g.mtiles) * 16 * 8 * sizeof(float);  // 8 utterance columns
+  const size_t input_tiles = static_cast<size_t>(g.mtiles) * g.ktiles * 512, h_buffers = 2 * 8 * g.h_stride * 2;
+  // R's partial sums (4 parts) and two buffers of the emit warps' (4 parts each).
+  EXPECT_EQ(stackedSharedBytes(g, DataType::kFloat16), input_tiles + h_buffers + (4 + 2 * 4) * part);
+  EXPECT_GT(stackedSharedBytes(g, DataType::kFloat16), mmaSharedBytes(g, DataType::kFloat16));
+}
+
+}  // namespace
+}  // namespace ds2rt::test
