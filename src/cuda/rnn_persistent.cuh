@@ -179,6 +179,13 @@ __device__ __forceinline__ void mma16816(float* c, const uint4& a, unsigned b0, 
         : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
 }
 
+// The tensor-core kernel's block: 16 warps (the products are latency-bound chains of mma, so more
+// warps in flight pay off).
+constexpr int kMmaThreads = 512;
+constexpr int kRegisterFragments = 16;  // A fragments (4 registers each) a warp may keep: 64 registers
+constexpr int kFewUtterances = 2;       // batches this small get the instantiation with fewer h loads
+constexpr int kEmitWarps = 4;           // a stack's emit warps, where it has them (MmaGeometry::emit_warps)
+
 // Tensor-core geometry: a block's G*units rows in 16-row tiles, H in 16-column tiles, the
 // column tiles of each row tile split over `ksplit` warps.
 struct MmaGeometry {
@@ -189,6 +196,9 @@ struct MmaGeometry {
   // input weights, alongside the step, instead of every warp doing it after the publish (0: none).
   int emit_warps = 0;
 };
+
+// The parts the next layer's input products are split into: one per emit warp, else as R's.
+__host__ __device__ inline int emitParts(const MmaGeometry& g) { return g.emit_warps ? g.emit_warps : g.ksplit; }
 
 // Whether a layer of activation type `type` may hold R (and h) on chip in `products`: its own type,
 // or fp16 in an fp32 (tf32) layer, whose output the kernels then write as float.
