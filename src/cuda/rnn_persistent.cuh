@@ -214,7 +214,8 @@ MmaGeometry mmaGeometry(int gates, int units, int64_t hidden);
 // room for them.
 MmaGeometry stackedGeometry(int gates, int units, int64_t hidden, int64_t batch);
 size_t mmaSharedBytes(const MmaGeometry& g, DataType type);
-// The stacked kernel's (see StackArgs): the next layer's input tiles, two h buffers, three of partial sums.
+// The stacked kernel's (see StackArgs): the next layer's input tiles, two h buffers, R's partial sums
+// and two buffers of the input products' (emitParts() parts each).
 size_t stackedSharedBytes(const MmaGeometry& g, DataType type);
 // The instantiation that runs two layers of a stack (batch <= stackedMaxBatch(), weights in registers).
 void* stackedKernel(DataType type, DataType output, const MmaGeometry& g);
