@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repository root, after scripts/pack-gpu.sh here:
-#   scripts/gpu-check.sh [tests|bench|all]
+#   scripts/gpu-check.sh [tests|bench|all|sanitize]
 # Runs the CUDA test suite and/or ds2rt bench beside the PyTorch reference (same shapes, same run),
 # writing logs and JSON under $OUT (default /tmp/ds2rt-gpu). The device tool refuses a working tree over
 # 64 MiB: take models/ out of the index for the call (scripts/device-tree.sh out, then in).
@@ -15,6 +15,27 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv |
 if [ "$what" = tests ] || [ "$what" = all ]; then
   .gpu/bin/ds2rt_cuda_tests --gtest_brief=1 --gtest_output="xml:$out/cuda_tests.xml" >"$out/cuda_tests.log" 2>&1
   echo "cuda tests exit $?"; tail -n 15 "$out/cuda_tests.log"
+fi
+
+# NVIDIA's compute-sanitizer over the CUDA tests (pack-gpu.sh with SANITIZER=1 brings it): synccheck
+# (barriers: named ones, divergent arrival) and racecheck (shared memory) on the recurrent kernels'
+# 1024-unit cases, memcheck on every other RNN case (it slows the 1024-unit ones past usefulness).
+# SANITIZE_FILTER replaces the first filter; each tool's log is $out/sanitize-<tool>.log.
+if [ "$what" = sanitize ]; then
+  [ -f .gpu/sanitizer.tar.gz ] && tar -C /tmp -xzf .gpu/sanitizer.tar.gz
+  sanitizer=${COMPUTE_SANITIZER:-/tmp/compute-sanitizer/compute-sanitizer}
+  heavy=${SANITIZE_FILTER:-"*CudaRNN*h1024*"}
+  status=0
+  for tool in synccheck racecheck memcheck; do
+    filter=$heavy
+    [ "$tool" = memcheck ] && filter="*CudaRNN*:-*h1024*"
+    timeout "${SANITIZE_SECONDS:-300}" "$sanitizer" --tool "$tool" --error-exitcode 9 .gpu/bin/ds2rt_cuda_tests \
+      --gtest_brief=1 --gtest_filter="$filter" >"$out/sanitize-$tool.log" 2>&1
+    code=$?
+    echo "$tool exit $code: $(grep -E "ERROR SUMMARY" "$out/sanitize-$tool.log" | tail -n 1)"
+    [ "$code" = 0 ] || status=1
+  done
+  exit $status
 fi
 
 # Where a binary's results go: ds2rt.jsonl, baseline.jsonl (bench/make_table.py reads both), <variant>.jsonl.
