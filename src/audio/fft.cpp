@@ -6,22 +6,6 @@
 #include "ds2rt/error.h"
 
 namespace ds2rt::detail {
-namespace {
-
-// FFTW's planner (plan creation and destruction) is not thread-safe; fftwf_execute_* is.
-std::mutex& plannerMutex() {
-  static std::mutex mutex;
-  return mutex;
-}
-
-template <typename T>
-FftwBuffer<T> allocate(size_t count) {
-  auto* p = static_cast<T*>(fftwf_malloc(sizeof(T) * count));
-  check(p != nullptr, "FFTW: cannot allocate ", sizeof(T) * count, " bytes");
-  return FftwBuffer<T>(p);
-}
-
-}  // namespace
 
 RealFft::RealFft(int n) : n_(n) {
   auto in = makeInput();
@@ -35,7 +19,7 @@ RealFft::~RealFft() { fftwf_destroy_plan(plan_); }  // at exit, with the cache
 
 std::shared_ptr<const RealFft> RealFft::ofSize(int n) {
   check(n > 0, "FFT size must be positive, got ", n);
-  std::lock_guard lock(plannerMutex());
+  std::lock_guard lock(fftwPlannerMutex());
   // Plans live until exit: a program uses a handful of sizes.
   static std::map<int, std::shared_ptr<const RealFft>> cache;
   auto& fft = cache[n];
@@ -43,10 +27,10 @@ std::shared_ptr<const RealFft> RealFft::ofSize(int n) {
   return fft;
 }
 
-FftwBuffer<float> RealFft::makeInput() const { return allocate<float>(static_cast<size_t>(n_)); }
+FftwBuffer<float> RealFft::makeInput() const { return fftwAllocate<float>(static_cast<size_t>(n_)); }
 
 FftwBuffer<std::complex<float>> RealFft::makeOutput() const {
-  return allocate<std::complex<float>>(static_cast<size_t>(n_ / 2 + 1));
+  return fftwAllocate<std::complex<float>>(static_cast<size_t>(n_ / 2 + 1));
 }
 
 void RealFft::forward(float* in, std::complex<float>* out) const {

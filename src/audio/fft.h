@@ -6,14 +6,9 @@
 #include <complex>
 #include <memory>
 
-namespace ds2rt::detail {
+#include "core/fftw.h"
 
-struct FftwFree {
-  void operator()(void* p) const { fftwf_free(p); }
-};
-// FFTW-aligned scratch memory: execute() needs the alignment the plan was made with.
-template <typename T>
-using FftwBuffer = std::unique_ptr<T[], FftwFree>;
+namespace ds2rt::detail {
 
 class RealFft {
  public:

@@ -292,6 +292,7 @@ std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, Precision p
   const bool deep = desc.weight.dim(1) >= 4;
   if (precision == Precision::kInt8 && deep && !haveAmx()) math = ConvMath::kInt8;
   else if ((precision == Precision::kInt8 || precision == Precision::kBF16) && haveAmx()) math = ConvMath::kBf16;
+  if (math == ConvMath::kFp32 && fftConvolutionPays(desc)) return makeFftConvolution(desc);
   return std::make_unique<ConvolutionKernel>(desc, math);
 }
 

@@ -16,6 +16,10 @@ constexpr int64_t kParallelMinElements = int64_t{1} << 18;
 // than fp32 without it, ~3x faster with it); fp32 otherwise.
 std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, Precision precision);
 bool haveAmx();  // AMX tiles usable through oneDNN (bf16 and int8)
+// fp32 convolutions with large filters (21 x 11) run through FFTs where the CPU has AVX-512 (see
+// convolution_fft.cpp); DS2RT_CPU_CONV=direct keeps oneDNN's direct form for every convolution.
+bool fftConvolutionPays(const ConvolutionDesc& desc);
+std::unique_ptr<Kernel> makeFftConvolution(const ConvolutionDesc& desc);
 std::unique_ptr<Kernel> makeBatchNorm(const BatchNormDesc& desc, TensorLayout layout);
 std::unique_ptr<Kernel> makeActivation(const ActivationDesc& desc);
 std::unique_ptr<Kernel> makeSequenceMask(TensorLayout layout);

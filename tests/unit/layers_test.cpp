@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <array>
 #include <cmath>
 #include <functional>
@@ -148,8 +149,39 @@ INSTANTIATE_TEST_SUITE_P(
         ConvCase{1, 2, 11, {5, 3}, {2, 3}, {3, 2}, {2, 2}, true},
         // Uneven padding (TensorFlow's "same" with a stride): more after than before, and less.
         ConvCase{1, 3, 9, {3, 5}, {2, 2}, {1, 2}, {1, 1}, true, {2, 4}},
-        ConvCase{2, 2, 8, {4, 4}, {1, 2}, {1, 1}, {1, 1}, false, {2, 0}}),
+        ConvCase{2, 2, 8, {4, 4}, {1, 2}, {1, 1}, {1, 1}, false, {2, 0}},
+        // Large filters over 8+ channels take the FFT convolution where the CPU has AVX-512 (see
+        // FftConvolution below): DeepSpeech2's 21 x 11 with stride 2 x 1, an output count that is
+        // not a multiple of 4, stride 1, uneven padding.
+        ConvCase{9, 6, 30, {21, 11}, {2, 1}, {10, 5}, {1, 1}, true},
+        ConvCase{8, 5, 12, {8, 8}, {1, 1}, {3, 3}, {1, 1}, false},
+        ConvCase{8, 4, 12, {8, 8}, {1, 1}, {3, 3}, {1, 1}, true, {4, 2}}),
     [](const auto& info) { return cat("case", info.index); });
+
+// Utterances longer than one FFT tile (54 frames with an 11-frame filter): the tiles' seams, a last
+// tile partly past the end, and utterances of different lengths through one context. The engine
+// reports which convolution ran; the comparison holds for either.
+TEST(FftConvolution, ManyTilesMatchTheReference) {
+  const ConvCase c{8, 5, 25, {21, 11}, {2, 1}, {10, 5}, {1, 1}, true};
+  std::mt19937 rng(7);
+  ConvolutionDesc desc = makeConv(c, rng);
+  desc.activation = {ActivationType::kClip, 0.0f, 2.0f};
+  NetworkDefinition net;
+  net.markOutput(net.addConvolution("conv", net.addImageInput("x", c.in_channels, c.features), desc), "y");
+  const Engine engine = Builder({.optimize = true}).build(net);
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && !std::getenv("DS2RT_CPU_CONV"))
+    EXPECT_NE(engine.describe().find("FFT convolution"), std::string::npos) << engine.describe();
+  auto ctx = engine.createContext();
+  ConvolutionDesc linear = desc;
+  linear.activation = {};
+  for (const int64_t t : {161, 54, 55, 200}) {
+    const HostTensor input = randomTensor({2, c.in_channels, c.features, t}, rng);
+    Shape shape;
+    std::vector<double> expected = referenceConv(linear, input, shape);
+    for (double& v : expected) v = std::clamp(v, 0.0, 2.0);
+    expectClose(ctx.run({{"x", input}}).at("y"), shape, expected, cat("T=", t));
+  }
+}
 
 TEST(Convolution, FusedActivationThroughTheBuilder) {
   const ConvCase c{2, 3, 9, {3, 3}, {2, 1}, {1, 1}, {1, 1}, true};
