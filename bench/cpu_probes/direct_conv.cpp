@@ -12,9 +12,9 @@
 #include <vector>
 #include <algorithm>
 
-constexpr int CB = 8, TB = 3, TW = 16 * TB;
+#include "conv_reference.h"
 
-struct Shape { int C, F, T, O, KF, KT, SF, PF, PT, FO; };
+constexpr int CB = 8, TB = 3, TW = 16 * TB;
 
 // Weights re-laid out: [O/CB][C][KF][KT][CB]
 std::vector<float> packWeights(const Shape& s, const float* w) {
@@ -76,23 +76,6 @@ void direct(const Shape& s, const float* x, const float* wp, const float* bias, 
       }
 }
 
-void reference(const Shape& s, const float* x, const float* w, const float* bias, float* y) {
-  #pragma omp parallel for
-  for (int o = 0; o < s.O; ++o)
-    for (int fo = 0; fo < s.FO; ++fo)
-      for (int t = 0; t < s.T; ++t) {
-        double a = bias[o];
-        for (int c = 0; c < s.C; ++c)
-          for (int kf = 0; kf < s.KF; ++kf) {
-            int f = fo * s.SF - s.PF + kf; if (f < 0 || f >= s.F) continue;
-            for (int kt = 0; kt < s.KT; ++kt) {
-              int ti = t - s.PT + kt; if (ti < 0 || ti >= s.T) continue;
-              a += (double)w[(((size_t)o * s.C + c) * s.KF + kf) * s.KT + kt] * x[((size_t)c * s.F + f) * s.T + ti];
-            }
-          }
-        y[((size_t)o * s.FO + fo) * s.T + t] = std::min(std::max((float)a, 0.f), 20.f);
-      }
-}
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 

@@ -22,9 +22,7 @@
 #include <dnnl.hpp>
 #include <vector>
 
-struct Shape {
-  int C, F, T, O, KF, KT, SF, PF, PT, FO;
-};
+#include "conv_reference.h"
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
@@ -144,25 +142,6 @@ struct FftConv {
   }
 };
 
-void reference(const Shape& s, const float* x, const float* w, const float* bias, float* y) {
-#pragma omp parallel for
-  for (int o = 0; o < s.O; ++o)
-    for (int fo = 0; fo < s.FO; ++fo)
-      for (int t = 0; t < s.T; ++t) {
-        double a = bias[o];
-        for (int c = 0; c < s.C; ++c)
-          for (int kf = 0; kf < s.KF; ++kf) {
-            const int f = fo * s.SF - s.PF + kf;
-            if (f < 0 || f >= s.F) continue;
-            for (int kt = 0; kt < s.KT; ++kt) {
-              const int ti = t - s.PT + kt;
-              if (ti < 0 || ti >= s.T) continue;
-              a += static_cast<double>(w[(((size_t)o * s.C + c) * s.KF + kf) * s.KT + kt]) * x[((size_t)c * s.F + f) * s.T + ti];
-            }
-          }
-        y[((size_t)o * s.FO + fo) * s.T + t] = std::min(std::max(static_cast<float>(a), 0.f), 20.f);
-      }
-}
 
 int main(int argc, char** argv) {
   Shape s{32, 81, argc > 1 ? atoi(argv[1]) : 500, 32, 21, 11, 2, 10, 5, 0};
