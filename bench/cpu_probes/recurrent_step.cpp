@@ -3,7 +3,7 @@
 // rate: at few rows the step reads W_h (LSTM 16 MiB) once and is bound by how fast a core reads it.
 //   BUILD_DIR=build-cpu DS2RT_WITH_CUDA=OFF scripts/build.sh
 //   g++ -O3 -march=native -fopenmp -std=c++20 -Isrc -Iinclude bench/cpu_probes/recurrent_step.cpp \
-//       build-cpu/libds2rt.a -ldnnl -o /tmp/recurrent_step && /tmp/recurrent_step [units [fp32|int8|bf16]]
+//       build-cpu/libds2rt.a -ldnnl -lfftw3f -o /tmp/recurrent_step && /tmp/recurrent_step [units [fp32|int8|bf16]]
 #include <omp.h>
 
 #include <chrono>
