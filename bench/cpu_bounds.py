@@ -5,19 +5,33 @@ A row's bound is the larger of: reading the recurrent weights that do not stay i
 (1024-unit layers; --read GB/s per core, bench/cpu_probes/stream_read.cpp) and all of the model's
 arithmetic at the FMA peak (--peak GFLOP/s for all cores, bench/cpu_probes/fma_peak.cpp). The last
 column says how close to that bound an engine must come to run 1.5x ONNX Runtime (over 100%: no engine can).
+The second convolution counts as ds2rt computes it since session 16, through FFTs (src/cpu/
+convolution_fft.cpp: ~25x fewer FLOPs than the direct form); --direct-convolutions counts the direct
+form (rows measured with DS2RT_CPU_CONV=direct, or before).
 
     python3 bench/cpu_bounds.py /tmp/qb_fp32.jsonl --peak 366 --read 27 --cores 2
 """
 import argparse
 import json
+import math
 
 
-def model(cell, bidirectional, hidden, layers=5, seconds=10.0):
+def fft_convolution_flop(steps, channels=32, outputs=32, nf=105, nt=64, width=11):
+    """FLOP of the second convolution through FFTs: time tiles of nt frames (nt - width + 1 outputs each),
+    a 2-D real FFT per input and output channel (2.5 N log2 N each way), 4 real MACs a complex product."""
+    tiles = -(-steps // (nt - width + 1))
+    transforms = tiles * (channels + outputs) * 2.5 * nf * nt * math.log2(nf * nt)
+    products = tiles * nf * (nt // 2 + 1) * channels * outputs * 8
+    return transforms + products
+
+
+def model(cell, bidirectional, hidden, layers=5, seconds=10.0, direct=False):
     """(FLOP, bytes of recurrent weights read from beyond L2) of deepspeech.pytorch's model on one utterance."""
     gates = {"lstm": 4, "gru": 3}[cell] * hidden
     dirs = 2 if bidirectional else 1
     steps = int(50 * seconds)  # 100 frames a second, the first convolution's time stride 2
-    convolutions = 32 * 81 * steps * 41 * 11 + 32 * 41 * steps * 32 * 21 * 11
+    second = 32 * 41 * steps * 32 * 21 * 11 if direct else fft_convolution_flop(steps) / 2  # MACs
+    convolutions = 32 * 81 * steps * 41 * 11 + second
     projections = steps * dirs * gates * (1312 + (layers - 1) * hidden)  # 32 x 41 features into layer 0
     recurrent = layers * steps * dirs * gates * hidden
     flop = 2 * (convolutions + projections + recurrent + steps * hidden * 29)
@@ -35,6 +49,8 @@ def main():
     parser.add_argument("--peak", type=float, default=366.0, help="FMA peak of all cores, GFLOP/s")
     parser.add_argument("--read", type=float, default=27.0, help="L3 read rate of one core, GB/s")
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--direct-convolutions", action="store_true",
+                        help="count the second convolution's direct FLOPs (DS2RT_CPU_CONV=direct or older rows)")
     args = parser.parse_args()
     print("| model | batch x s | ORT ms | ds2rt ms | ds2rt vs ORT | bound ms | bound | 1.5x ORT ms | "
           "share of the bound 1.5x ORT needs |")
@@ -44,7 +60,7 @@ def main():
             r = json.loads(line)
             if r["model"] not in MODELS or not r.get("ort_ms"):
                 continue
-            flop, streamed = model(*MODELS[r["model"]], seconds=r["seconds"])
+            flop, streamed = model(*MODELS[r["model"]], seconds=r["seconds"], direct=args.direct_convolutions)
             t_read = streamed / (args.read * 1e9 * args.cores)
             t_flop = r["batch"] * flop / (args.peak * 1e9)
             bound, target = max(t_read, t_flop) * 1e3, r["ort_ms"] / 1.5
