@@ -72,8 +72,12 @@ struct Transforms {
                                         FFTW_ESTIMATE);
       inverse = fftwf_plan_many_dft_c2r(2, n, outs, complex, nullptr, 1, bins8, real.get(), nullptr, 1, plane_int,
                                         FFTW_ESTIMATE);
+      if (forward == nullptr || inverse == nullptr) {  // no destructor runs after a throw here
+        fftwf_destroy_plan(forward);
+        fftwf_destroy_plan(inverse);
+        fail("FFTW: cannot plan ", nf, " x ", nt, " transforms");
+      }
     }
-    check(forward != nullptr && inverse != nullptr, "FFTW: cannot plan ", nf, " x ", nt, " transforms");
     // The filters: every (o, c) pair's kf x kt taps at the origin of a zero plane, transformed in
     // batches of `channels` by the forward plan itself.
     spectra = fftwAllocate<float>(static_cast<size_t>(bins8 / 8) * outs * channels * 16);
