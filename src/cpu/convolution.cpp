@@ -11,7 +11,6 @@
 #include <dnnl.hpp>
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <map>
 #include <unordered_map>
 #include <utility>
@@ -246,10 +245,7 @@ class ConvolutionKernel final : public Kernel {
   void finishOutput(const float* source, float* out, int64_t plane, float input_scale) const {
     const int64_t channels = desc_.out_channels;
     const float* bias = desc_.bias.data<float>();
-    const ActivationDesc& act = desc_.activation;
-    const bool bounded = act.type == ActivationType::kClip || act.type == ActivationType::kRelu;
-    const float low = act.type == ActivationType::kClip ? act.min : 0.0f;
-    const float high = act.type == ActivationType::kClip ? act.max : std::numeric_limits<float>::infinity();
+    const InlineActivation activation(desc_.activation);
     constexpr int64_t kTile = 64;  // pixels: a tile of every channel stays in L1 while it is spread out
 #pragma omp parallel for if (channels * plane > kParallelMinElements)
     for (int64_t first = 0; first < plane; first += kTile) {
@@ -260,8 +256,7 @@ class ConvolutionKernel final : public Kernel {
           for (int64_t i = first; i < last; ++i) row[i] = source[i * channels + ch];
         if (!int8()) continue;  // fp32 and bf16 applied bias and activation in the primitive
         for (int64_t i = first; i < last; ++i) {
-          const float v = row[i] * input_scale + bias[ch];
-          row[i] = bounded ? std::min(std::max(v, low), high) : act.apply(v);
+          row[i] = activation(row[i] * input_scale + bias[ch]);
         }
       }
     }

@@ -12,7 +12,6 @@
 #include <complex>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <map>
 #include <mutex>
 #include <string>
@@ -235,18 +234,12 @@ class FftConvolutionKernel final : public Kernel {
   void keepOutputs(const float* tile, const Shape& out, int n, const Transforms& t, float* y) const {
     const int64_t first = static_cast<int64_t>(n) * t.valid, count = std::min<int64_t>(t.valid, out[3] - first);
     const float* bias = desc_.bias.data<float>();
-    const ActivationDesc& act = desc_.activation;
-    const bool bounded = act.type == ActivationType::kClip || act.type == ActivationType::kRelu;
-    const float low = act.type == ActivationType::kClip ? act.min : 0.0f;
-    const float high = act.type == ActivationType::kClip ? act.max : std::numeric_limits<float>::infinity();
+    const InlineActivation activation(desc_.activation);
     for (int64_t o = 0; o < out[1]; ++o)
       for (int64_t fo = 0; fo < out[2]; ++fo) {
         const float* row = tile + o * t.plane + fo * desc_.stride[0] * t.nt;
         float* dst = y + (o * out[2] + fo) * out[3] + first;
-        for (int64_t i = 0; i < count; ++i) {
-          const float v = row[i] + bias[o];
-          dst[i] = act.type == ActivationType::kNone ? v : bounded ? std::min(std::max(v, low), high) : act.apply(v);
-        }
+        for (int64_t i = 0; i < count; ++i) dst[i] = activation(row[i] + bias[o]);
       }
   }
 
@@ -262,9 +255,8 @@ bool fftConvolutionPays(const ConvolutionDesc& d) {
     const char* choice = std::getenv("DS2RT_CPU_CONV");
     return choice != nullptr && std::string(choice) == "direct";
   }();
-  return !direct && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && d.weight.rank() == 4 &&
-         d.weight.dim(1) >= 8 && d.kernel[0] * d.kernel[1] >= 64 && d.dilation == std::array<int, 2>{1, 1} &&
-         d.stride[1] == 1 && d.kernel[1] <= kTile / 2;
+  return !direct && haveAvx512() && d.weight.rank() == 4 && d.weight.dim(1) >= 8 && d.kernel[0] * d.kernel[1] >= 64 &&
+         d.dilation == std::array<int, 2>{1, 1} && d.stride[1] == 1 && d.kernel[1] <= kTile / 2;
 }
 
 std::unique_ptr<Kernel> makeFftConvolution(const ConvolutionDesc& desc) {

@@ -1,6 +1,8 @@
 // CPU kernels, one file per layer kind (src/cpu/<layer>.cpp).
 #pragma once
 
+#include <algorithm>
+#include <limits>
 #include <memory>
 
 #include "core/kernel.h"
@@ -37,6 +39,26 @@ std::unique_ptr<Kernel> makeBatchMajor();
 std::unique_ptr<Kernel> makeLayerNorm(const LayerNormDesc& desc, TensorLayout layout, bool masked);
 std::unique_ptr<Kernel> makeRNNFinalState(const RNNFinalStateDesc& desc);
 std::unique_ptr<Kernel> makeSamePaddingShift(const SamePaddingShiftDesc& desc);
+
+// An activation applied element by element in a kernel's own loop (after its bias): none, clip and
+// ReLU inline (one clamp), the others through ActivationDesc::apply.
+class InlineActivation {
+ public:
+  explicit InlineActivation(const ActivationDesc& act)
+      : act_(act),
+        clamps_(act.type == ActivationType::kClip || act.type == ActivationType::kRelu),
+        low_(act.type == ActivationType::kClip ? act.min : 0.0f),
+        high_(act.type == ActivationType::kClip ? act.max : std::numeric_limits<float>::infinity()) {}
+  float operator()(float v) const {
+    if (act_.type == ActivationType::kNone) return v;
+    return clamps_ ? std::min(std::max(v, low_), high_) : act_.apply(v);
+  }
+
+ private:
+  ActivationDesc act_;
+  bool clamps_;
+  float low_, high_;
+};
 
 // Scratch memory that every kernel of a context shares (they run one at a time, so one block
 // serves them all instead of one per layer): valid during the calling kernel's run() only,

@@ -330,7 +330,7 @@ class RNNKernel final : public Kernel {
   bool matmulStep() const { return (int8_ || bf16_) && haveAmx(); }
 
   bool fused() const {
-    return haveFusedRecurrentStep() && !extras_ && !(desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset);
+    return haveAvx512() && !extras_ && !(desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset);
   }
 
   // Initial states, (layers * directions) x B x H each: the run-time inputs, else the constants;
@@ -622,6 +622,6 @@ std::unique_ptr<Kernel> makeRNN(const RNNDesc& desc, Precision precision, bool s
   return std::make_unique<RNNKernel>(desc, precision, state_inputs);
 }
 
-bool haveInt8() { return haveFusedRecurrentStep() && haveVnni(); }
+bool haveInt8() { return haveAvx512() && haveVnni(); }
 
 }  // namespace ds2rt::detail::cpu

@@ -98,8 +98,10 @@ void dispatchCell(RNNCell cell, F&& f) {
   }
 }
 
-// Whether this CPU runs recurrentStep() (AVX-512F); callers fall back to GEMM + scalar cells.
-bool haveFusedRecurrentStep();
+// Whether this CPU has the AVX-512 that the DS2RT_AVX512 functions are compiled for (recurrentStep(),
+// the FFT convolution's products); without it the recurrent layers fall back to GEMM + scalar cells
+// and the convolutions stay on oneDNN.
+bool haveAvx512();
 // One time step. GRU must be linear-before-reset (PyTorch/cuDNN semantics).
 void recurrentStep(const PackedRecurrent& w, const StepArgs& args);
 // The same with int8 weights and h quantised per row at each step (needs AVX512_VNNI).

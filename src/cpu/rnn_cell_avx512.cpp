@@ -1,5 +1,5 @@
 // AVX-512 recurrent step (see rnn_cell.h). Compiled for AVX-512F through target attributes, so the
-// library still runs on older CPUs (haveFusedRecurrentStep() says false there).
+// library still runs on older CPUs (haveAvx512() says false there).
 // GCC 12 warns about _mm512_undefined_ps() inside its own intrinsics headers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -120,7 +120,7 @@ bool haveVnni() {
   return have;
 }
 
-bool haveFusedRecurrentStep() {
+bool haveAvx512() {
   static const bool have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
   return have;
 }

@@ -4,11 +4,12 @@
 #include <gmock/gmock.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 
+#include "cpu/rnn_cell.h"
 #include "ds2rt/builder.h"
 #include "ds2rt/engine.h"
 #include "ds2rt/error.h"
@@ -169,7 +170,7 @@ TEST(FftConvolution, ManyTilesMatchTheReference) {
   NetworkDefinition net;
   net.markOutput(net.addConvolution("conv", net.addImageInput("x", c.in_channels, c.features), desc), "y");
   const Engine engine = Builder({.optimize = true}).build(net);
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && !std::getenv("DS2RT_CPU_CONV"))
+  if (detail::cpu::haveAvx512() && !std::getenv("DS2RT_CPU_CONV"))
     EXPECT_NE(engine.describe().find("FFT convolution"), std::string::npos) << engine.describe();
   auto ctx = engine.createContext();
   ConvolutionDesc linear = desc;
