@@ -222,16 +222,17 @@ size_t planStacked(const PersistentPlan& plan, int gates, int64_t hidden, DataTy
   if (!plan.usable || !plan.tensor_cores) return 0;
   // The stacked kernel keeps R in registers and the next layer's input weights in shared memory; its
   // geometry may differ by batch (emit warps), the shared memory is the larger of the two.
+  const MmaGeometry geometries[] = {stackedGeometry(gates, plan.units_per_block, hidden, 1),
+                                    stackedGeometry(gates, plan.units_per_block, hidden, stackedMaxBatch())};
   size_t bytes = 0;
-  for (int64_t batch : {int64_t{1}, int64_t{stackedMaxBatch()}}) {
-    const MmaGeometry geometry = stackedGeometry(gates, plan.units_per_block, hidden, batch);
+  for (const MmaGeometry& geometry : geometries) {
     if (!geometry.weights_in_registers) return 0;
     bytes = std::max(bytes, stackedSharedBytes(geometry, plan.products));
   }
   if (bytes > shared_limit) return 0;
-  for (int64_t batch : {int64_t{1}, int64_t{stackedMaxBatch()}})
-    if (!coResident(stackedKernel(plan.products, type, stackedGeometry(gates, plan.units_per_block, hidden, batch)),
-                    mmaThreads(), bytes, 2 * plan.blocks_per_direction, sm_count))
+  for (const MmaGeometry& geometry : geometries)
+    if (!coResident(stackedKernel(plan.products, type, geometry), mmaThreads(), bytes, 2 * plan.blocks_per_direction,
+                    sm_count))
       return 0;
   return bytes;
 }
