@@ -251,11 +251,11 @@ class FftConvolutionKernel final : public Kernel {
 }  // namespace
 
 bool fftConvolutionPays(const ConvolutionDesc& d) {
-  static const bool direct = [] {
-    const char* choice = std::getenv("DS2RT_CPU_CONV");
-    return choice != nullptr && std::string(choice) == "direct";
-  }();
-  return !direct && haveAvx512() && d.weight.rank() == 4 && d.weight.dim(1) >= 8 && d.kernel[0] * d.kernel[1] >= 64 &&
+  // DS2RT_CPU_CONV=direct keeps oneDNN for every convolution (comparisons); unset or auto: FFTs where they pay.
+  const char* choice = std::getenv("DS2RT_CPU_CONV");
+  const std::string mode = choice ? choice : "auto";
+  check(mode == "auto" || mode == "direct", "DS2RT_CPU_CONV is '", mode, "': auto or direct");
+  return mode == "auto" && haveAvx512() && d.weight.rank() == 4 && d.weight.dim(1) >= 8 && d.kernel[0] * d.kernel[1] >= 64 &&
          d.dilation == std::array<int, 2>{1, 1} && d.stride[1] == 1 && d.kernel[1] <= kTile / 2;
 }
 

@@ -19,7 +19,8 @@ constexpr int64_t kParallelMinElements = int64_t{1} << 18;
 std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, Precision precision);
 bool haveAmx();  // AMX tiles usable through oneDNN (bf16 and int8)
 // fp32 convolutions with large filters (21 x 11) run through FFTs where the CPU has AVX-512 (see
-// convolution_fft.cpp); DS2RT_CPU_CONV=direct keeps oneDNN's direct form for every convolution.
+// convolution_fft.cpp); DS2RT_CPU_CONV=direct keeps oneDNN's direct form for every convolution (any
+// value but auto and direct is an error).
 bool fftConvolutionPays(const ConvolutionDesc& desc);
 std::unique_ptr<Kernel> makeFftConvolution(const ConvolutionDesc& desc);
 std::unique_ptr<Kernel> makeBatchNorm(const BatchNormDesc& desc, TensorLayout layout);

@@ -184,6 +184,24 @@ TEST(FftConvolution, ManyTilesMatchTheReference) {
   }
 }
 
+// DS2RT_CPU_CONV=direct keeps oneDNN's direct convolution; a value it does not know is an error at build.
+TEST(FftConvolution, ChoiceFromTheEnvironment) {
+  const ConvCase c{8, 5, 25, {21, 11}, {2, 1}, {10, 5}, {1, 1}, true};
+  std::mt19937 rng(8);
+  NetworkDefinition net;
+  net.markOutput(net.addConvolution("conv", net.addImageInput("x", c.in_channels, c.features), makeConv(c, rng)), "y");
+  ASSERT_EQ(setenv("DS2RT_CPU_CONV", "direct", 1), 0);
+  EXPECT_EQ(Builder({.optimize = true}).build(net).describe().find("FFT convolution"), std::string::npos);
+  ASSERT_EQ(setenv("DS2RT_CPU_CONV", "sideways", 1), 0);
+  try {
+    Builder({.optimize = true}).build(net);
+    ADD_FAILURE() << "an unknown DS2RT_CPU_CONV was accepted";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("DS2RT_CPU_CONV is 'sideways': auto or direct"));
+  }
+  unsetenv("DS2RT_CPU_CONV");
+}
+
 TEST(Convolution, FusedActivationThroughTheBuilder) {
   const ConvCase c{2, 3, 9, {3, 3}, {2, 1}, {1, 1}, {1, 1}, true};
   std::mt19937 rng(1);
