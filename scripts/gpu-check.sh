@@ -32,7 +32,7 @@ if [ "$what" = sanitize ]; then
     timeout "${SANITIZE_SECONDS:-300}" "$sanitizer" --tool "$tool" --error-exitcode 9 .gpu/bin/ds2rt_cuda_tests \
       --gtest_brief=1 --gtest_filter="$filter" >"$out/sanitize-$tool.log" 2>&1
     code=$?
-    echo "$tool exit $code: $(grep -E "ERROR SUMMARY" "$out/sanitize-$tool.log" | tail -n 1)"
+    echo "$tool exit $code: $(grep -E "(ERROR|RACECHECK) SUMMARY" "$out/sanitize-$tool.log" | tail -n 1)"
     [ "$code" = 0 ] || status=1
   done
   exit $status
