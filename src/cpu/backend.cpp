@@ -37,7 +37,10 @@ class CpuBackend final : public Backend {
     const TensorLayout layout = graph.tensors[layer.inputs[0]].layout;
     return std::visit(
         Overloaded{
-            [&](const ConvolutionDesc& d) { return makeConvolution(d, precision_); },
+            [&](const ConvolutionDesc& d) {
+              return makeConvolution(d, precision_, graph.tensors[layer.inputs[0]].shape,
+                                     graph.tensors[layer.output].shape);
+            },
             [&](const BatchNormDesc& d) { return makeBatchNorm(d, layout); },
             [&](const ActivationDesc& d) { return makeActivation(d); },
             [&](const SequenceMaskDesc&) { return makeSequenceMask(layout); },

@@ -279,7 +279,8 @@ bool haveAmx() {
   return (static_cast<unsigned>(dnnl_get_effective_cpu_isa()) & amx) == amx;
 }
 
-std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, Precision precision) {
+std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, Precision precision, const Shape& input,
+                                        const Shape& output) {
   ConvMath math = ConvMath::kFp32;
   // A one-channel convolution (the spectrogram's) has no channel depth for int8's 4-deep dot
   // products to use, and its signed input costs the most accuracy: int8 engines keep it in bf16
@@ -287,7 +288,7 @@ std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, Precision p
   const bool deep = desc.weight.dim(1) >= 4;
   if (precision == Precision::kInt8 && deep && !haveAmx()) math = ConvMath::kInt8;
   else if ((precision == Precision::kInt8 || precision == Precision::kBF16) && haveAmx()) math = ConvMath::kBf16;
-  if (math == ConvMath::kFp32 && fftConvolutionPays(desc)) return makeFftConvolution(desc);
+  if (math == ConvMath::kFp32 && fftConvolutionPays(desc)) return makeFftConvolution(desc, input, output);
   return std::make_unique<ConvolutionKernel>(desc, math);
 }
 

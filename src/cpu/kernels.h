@@ -16,13 +16,16 @@ constexpr int64_t kParallelMinElements = int64_t{1} << 18;
 // kInt8: int8 filters and inputs (AMX or VNNI) for convolutions of 4 or more input channels; kBF16 and
 // the rest of kInt8: bf16 where the CPU has AMX (oneDNN 2.6's bf16 convolutions measured ~3x slower
 // than fp32 without it, ~3x faster with it); fp32 otherwise.
-std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, Precision precision);
+// `input` and `output`: the shapes known at build (kDynamic for N and T).
+std::unique_ptr<Kernel> makeConvolution(const ConvolutionDesc& desc, Precision precision, const Shape& input,
+                                        const Shape& output);
 bool haveAmx();  // AMX tiles usable through oneDNN (bf16 and int8)
 // fp32 convolutions with large filters (21 x 11) run through FFTs where the CPU has AVX-512 (see
 // convolution_fft.cpp); DS2RT_CPU_CONV=direct keeps oneDNN's direct form for every convolution (any
 // value but auto and direct is an error).
 bool fftConvolutionPays(const ConvolutionDesc& desc);
-std::unique_ptr<Kernel> makeFftConvolution(const ConvolutionDesc& desc);
+// The filters' spectra are computed here where the input's channels and height are known at build.
+std::unique_ptr<Kernel> makeFftConvolution(const ConvolutionDesc& desc, const Shape& input, const Shape& output);
 std::unique_ptr<Kernel> makeBatchNorm(const BatchNormDesc& desc, TensorLayout layout);
 std::unique_ptr<Kernel> makeActivation(const ActivationDesc& desc);
 std::unique_ptr<Kernel> makeSequenceMask(TensorLayout layout);
