@@ -134,6 +134,11 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
   // With emit warps, the step's own barriers take only the warps before them (all, without).
   constexpr int step_threads = kMmaThreads - (Emit ? 32 * kEmitWarps : 0);
   const bool emit_warp = Emit && tid >= step_threads;
+  // The step warps' barrier: a named one of their own beside emit warps, else the whole block's.
+  const auto stepWarpsSync = [] {
+    if constexpr (Emit) barrierOf(kStepBarrier, step_threads);
+    else __syncthreads();
+  };
 
   if constexpr (!Registers)
     for (int64_t i = tid; i < tile_words; i += kMmaThreads) shared[i] = tiles[i];
@@ -342,8 +347,7 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
       }
       storePartials(acc, part_s, part, mt, geo, group, pair);
     }
-    if constexpr (Emit) barrierOf(kStepBarrier, step_threads);
-    else __syncthreads();
+    stepWarpsSync();
     trace.lap(2);
 
     float rec[4] = {0, 0, 0, 0};
@@ -374,8 +378,7 @@ __device__ __forceinline__ void mmaSteps(const PersistentArgs& a, const MmaGeome
     trace.lap(6);
     // The warps without cells wait for them here rather than start polling for the next h at once:
     // their polling slowed every step (H100, fp16 1 x 10 s: biGRU 5.50 -> 5.18 ms, biLSTM 5.31 -> 5.19).
-    if constexpr (Emit) barrierOf(kStepBarrier, step_threads);
-    else __syncthreads();
+    stepWarpsSync();
     // In a stack without emit warps, while the other blocks' h is on its way: the next layer's
     // projection of the previous step's h (summed now, multiplied in the step before), then this
     // step's products.
