@@ -161,7 +161,8 @@ DS2RT_AVX512 void products(const Transforms& t, int channels, int outs, int tile
 class FftConvolutionKernel final : public Kernel {
  public:
   // Where the input's channels and height are known at build (a spectrogram's bins are), the
-  // transforms and filter spectra are made here, so that the first run is not ~60 ms slower.
+  // transforms and filter spectra are made here, not at the first run (~45 ms of it for the bundled
+  // model: bench/RESULTS.md, "Filter spectra at build").
   FftConvolutionKernel(const ConvolutionDesc& d, const Shape& input, const Shape& output) : desc_(d) {
     if (desc_.bias.empty()) desc_.bias = HostTensor(DataType::kFloat32, {desc_.out_channels});
     if (input.size() == 4 && output.size() == 4 && input[1] != kDynamic && input[2] != kDynamic && output[2] != kDynamic)
