@@ -42,6 +42,18 @@ __device__ __forceinline__ void storeRelaxed(unsigned long long* p, unsigned lon
   asm volatile("st.relaxed.gpu.global.b64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
 }
 
+__device__ __forceinline__ unsigned loadAcquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// Counts one more publication; a release at GPU scope (the block's h stores, seen by this thread
+// through the preceding __syncthreads, become visible to any block that acquires the count).
+__device__ __forceinline__ void releaseAdd(unsigned* p) {
+  asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(p) : "memory");
+}
+
 __device__ __forceinline__ unsigned long long tagged(float value, unsigned step) {
   return (static_cast<unsigned long long>(step) << 32) | __float_as_uint(value);
 }

@@ -39,18 +39,6 @@ struct WideArgs {
   unsigned long long* trace;
 };
 
-__device__ __forceinline__ unsigned loadAcquire(const unsigned* p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-
-// Counts one more publication; a release at GPU scope (the block's h stores, seen by this thread
-// through the preceding __syncthreads, become visible to any block that acquires the count).
-__device__ __forceinline__ void releaseAdd(unsigned* p) {
-  asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(p) : "memory");
-}
-
 // 16 bytes from global (through L2 only: other SMs wrote them) into shared memory; zeros when !valid.
 __device__ __forceinline__ void copyAsync(void* shared_dst, const void* global_src, bool valid) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(shared_dst));
