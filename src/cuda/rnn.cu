@@ -199,7 +199,8 @@ class RNNKernel final : public TypedKernel {
                   "), ");
     if (cluster_.usable)
       text += cat("cluster persistent wgmma kernel for batch <= ", cluster_.max_batch, " (", describe(cluster_),
-                  "; h multicast to clusters of ", cluster_.cluster_size, "), ");
+                  "; h multicast to clusters of ", cluster_.cluster_size,
+                  cluster_.cluster_cooperative ? "" : "; not a cooperative launch", "), ");
     if (stacked_bytes_ > 0)
       text += cat("layers two per launch for batch <= ", stackedBatch(), " (each emits the next one's projection",
                   stackedEmitWarps(plan_, gates_, desc_.hidden_size) ? ", at batch 1 from warps of its own" : "", "), ");

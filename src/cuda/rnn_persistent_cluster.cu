@@ -15,6 +15,8 @@
 // Safety of the single h buffer in shared memory: a block copies step k's h only once every block
 // of its direction has published step k - 1, which each did after its own products of step k - 1.
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "cuda/rnn_persistent.cuh"
 
@@ -33,10 +35,10 @@ constexpr int kRows = 64;                           // wgmma's M: a block's G*un
 constexpr int kFragmentCounts[] = {4, 8, 16};
 constexpr int kCellsPerThread = 3;
 constexpr int kMaxUnits = kCellsPerThread * kClusterThreads / kUtterances;  // 24
-constexpr int kMaxCluster = 8;
-__host__ __device__ constexpr int unitsPerBlock(int gates) { return kRows / gates < kMaxUnits ? kRows / gates : kMaxUnits; }                      // the portable cluster size
+constexpr int kMaxCluster = 8;                      // the portable cluster size
 constexpr int kPartialStride = kRows + 4;           // floats per utterance in the partial sums (no bank conflicts)
-constexpr int64_t kCoreBytes = 8 * kUtterances * 2; // one column of core matrices: 8 units x 64 utterances
+
+__host__ __device__ constexpr int unitsPerBlock(int gates) { return kRows / gates < kMaxUnits ? kRows / gates : kMaxUnits; }
 
 struct ClusterArgs {
   RecurrenceArgs r;
@@ -46,12 +48,6 @@ struct ClusterArgs {
   int units, blocks_per_direction, cluster;
   unsigned long long* trace;
 };
-
-// Where h of unit j, utterance b lives: column j / 8 of core matrices (1 KB), then utterance
-// group b / 8 (128 bytes), then row b % 8 (16 bytes), then j % 8.
-__device__ __forceinline__ int64_t hIndex(int64_t b, int64_t j) {
-  return ((j / 8) * (kUtterances / 8) + b / 8) * 64 + (b % 8) * 8 + j % 8;
-}
 
 // Shared memory: h (64 x H), the warpgroups' partial sums, each thread's input projections for its
 // cells (prefetched there, not into registers: R's fragments and the accumulators fill those), barriers.
@@ -69,6 +65,14 @@ size_t clusterSharedBytes(int64_t hidden, DataType products) {
 #endif
 
 #if DS2RT_CLUSTER_DEVICE_CODE
+constexpr int64_t kCoreBytes = 8 * kUtterances * 2;  // one column of core matrices: 8 units x 64 utterances
+
+// Where h of unit j, utterance b lives: column j / 8 of core matrices (1 KB), then utterance
+// group b / 8 (128 bytes), then row b % 8 (16 bytes), then j % 8.
+__device__ __forceinline__ int64_t hIndex(int64_t b, int64_t j) {
+  return ((j / 8) * (kUtterances / 8) + b / 8) * 64 + (b % 8) * 8 + j % 8;
+}
+
 __device__ __forceinline__ unsigned sharedAddress(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
 }
@@ -337,15 +341,15 @@ void* clusterKernelFor(DataType products, DataType output, int gates, int64_t hi
   return clusterKernelFor<__half, __half>(gates, fragments);
 }
 
-cudaError_t launchClusterKernel(void* kernel, ClusterArgs& a, int blocks, int cluster, size_t shared_bytes,
-                                cudaStream_t stream) {
+cudaError_t launchClusterKernel(void* kernel, ClusterArgs& a, int blocks, int cluster, bool cooperative,
+                                size_t shared_bytes, cudaStream_t stream) {
   cudaLaunchAttribute attributes[2] = {};
   attributes[0].id = cudaLaunchAttributeClusterDimension;
   attributes[0].val.clusterDim.x = cluster;
   attributes[0].val.clusterDim.y = 1;
   attributes[0].val.clusterDim.z = 1;
   attributes[1].id = cudaLaunchAttributeCooperative;  // every block resident at once, or no launch
-  attributes[1].val.cooperative = 1;
+  attributes[1].val.cooperative = cooperative ? 1 : 0;
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(blocks);
   config.blockDim = dim3(kClusterThreads);
@@ -371,9 +375,9 @@ bool clusterKernelAvailable() {
 #endif
 }
 
-// A launch without utterances (the kernel returns at once): whether the driver takes a cooperative
+// A launch without utterances (the kernel returns at once): whether the driver takes a (cooperative)
 // cluster launch of this shape. On a stream of its own, so that no other stream's capture is disturbed.
-bool trialLaunch(void* kernel, int dirs, int units, int per_direction, int cluster, size_t bytes) {
+bool trialLaunch(void* kernel, int dirs, int units, int per_direction, int cluster, bool cooperative, size_t bytes) {
   ClusterArgs trial{};
   trial.r.dirs = dirs;
   trial.units = units;
@@ -381,9 +385,15 @@ bool trialLaunch(void* kernel, int dirs, int units, int per_direction, int clust
   trial.cluster = cluster;
   cudaStream_t stream = nullptr;
   DS2RT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  const bool launched = launchClusterKernel(kernel, trial, per_direction * dirs, cluster, bytes, stream) == cudaSuccess &&
-                        cudaStreamSynchronize(stream) == cudaSuccess;
-  if (!launched) (void)cudaGetLastError();
+  cudaError_t error = launchClusterKernel(kernel, trial, per_direction * dirs, cluster, cooperative, bytes, stream);
+  if (error == cudaSuccess) error = cudaStreamSynchronize(stream);
+  const bool launched = error == cudaSuccess;
+  if (!launched) {
+    (void)cudaGetLastError();
+    if (std::getenv("DS2RT_RNN_TRACE"))
+      std::fprintf(stderr, "cluster RNN kernel: a %scooperative launch in clusters of %d failed: %s\n",
+                   cooperative ? "" : "non-", cluster, cudaGetErrorString(error));
+  }
   DS2RT_CUDA(cudaStreamDestroy(stream));
   return launched;
 }
@@ -427,10 +437,16 @@ PersistentPlan planCluster(RNNCell cell, bool linear_before_reset, int64_t hidde
       continue;
     }
     if (clusters * cluster < per_direction * dirs) continue;
-    if (!trialLaunch(kernel, dirs, units, per_direction, cluster, bytes)) continue;
+    // Cooperative where the driver takes it with clusters; otherwise co-residency rests on the
+    // occupancy just computed (the inspect report says so).
+    bool cooperative = true;
+    if (!trialLaunch(kernel, dirs, units, per_direction, cluster, cooperative, bytes)) {
+      cooperative = false;
+      if (!trialLaunch(kernel, dirs, units, per_direction, cluster, cooperative, bytes)) continue;
+    }
     plan = {.usable = true, .blocks_per_direction = per_direction, .units_per_block = units,
             .max_batch = kUtterances, .shared_bytes = bytes, .tensor_cores = true, .products = products,
-            .cluster_size = cluster};
+            .cluster_size = cluster, .cluster_cooperative = cooperative};
   }
   return plan;
 }
@@ -453,7 +469,8 @@ void launchCluster(const RecurrenceArgs& args, const PersistentPlan& plan, const
                 trace};
   DS2RT_CUDA(cudaMemsetAsync(exchange, 0, clusterExchangeBytes(args.dirs, args.h, plan.products), stream));
   DS2RT_CUDA(launchClusterKernel(clusterKernelFor(plan.products, type, args.gates, args.h), a,
-                                 plan.blocks_per_direction * args.dirs, plan.cluster_size, plan.shared_bytes, stream));
+                                 plan.blocks_per_direction * args.dirs, plan.cluster_size, plan.cluster_cooperative,
+                                 plan.shared_bytes, stream));
 }
 
 }  // namespace ds2rt::detail::cuda
