@@ -240,4 +240,21 @@ int mmaThreads();  // threads per block of the tensor-core kernel
 std::vector<float> tileForMma(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs, int units,
                               int blocks_per_direction);
 
+// The cluster kernel's shape for a layer (rnn_persistent_cluster.cu): a block's rows of R are one
+// 64-row wgmma tile (16 LSTM units, 21 GRU units, 24 of a vanilla RNN), and its shared memory holds
+// all of h for 64 utterances. Not usable where H does not split into 4 quarters of 4, 8 or 16 column
+// tiles (the instantiations), or the shared memory would exceed `shared_limit`.
+struct ClusterGeometry {
+  bool usable = false;
+  int units = 0, blocks_per_direction = 0;
+  size_t shared_bytes = 0;
+};
+ClusterGeometry clusterGeometry(int gates, int64_t hidden, DataType products, size_t shared_limit);
+
+// The share of one quarter's columns of core matrices that rank `rank` of a cluster of `cluster`
+// blocks copies for all of them: [first, end), every column exactly once over the ranks.
+__host__ __device__ inline int64_t clusterShareBegin(int64_t rank, int cluster, int64_t columns) {
+  return rank * columns / cluster;
+}
+
 }  // namespace ds2rt::detail::cuda::persistent

@@ -225,7 +225,8 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
   // This block's share of each quarter's copy: columns of core matrices [first, end) of the quarter.
   const int64_t quarter_columns = quarter / 8;
   const unsigned rank = clusterRank();
-  const int64_t first_column = rank * quarter_columns / a.cluster, end_column = (rank + 1) * quarter_columns / a.cluster;
+  const int64_t first_column = clusterShareBegin(rank, a.cluster, quarter_columns);
+  const int64_t end_column = clusterShareBegin(rank + 1, a.cluster, quarter_columns);
   const auto mask = static_cast<unsigned short>((1u << a.cluster) - 1);
   const int64_t h_bytes = h * kUtterances * sizeof(T);
   unsigned* published = a.published + dir;
@@ -400,21 +401,30 @@ bool trialLaunch(void* kernel, int dirs, int units, int per_direction, int clust
 
 }  // namespace
 
+ClusterGeometry persistent::clusterGeometry(int gates, int64_t hidden, DataType products, size_t shared_limit) {
+  ClusterGeometry g;
+  // Each warpgroup's quarter of the columns is whole 16-column tiles, as many as an instantiation has.
+  const int64_t fragments = hidden / (16 * kWarpgroups);
+  if (hidden % (16 * kWarpgroups) != 0 ||
+      std::find(std::begin(kFragmentCounts), std::end(kFragmentCounts), fragments) == std::end(kFragmentCounts))
+    return g;
+  g.units = unitsPerBlock(gates);
+  g.blocks_per_direction = static_cast<int>((hidden + g.units - 1) / g.units);
+  g.shared_bytes = clusterSharedBytes(hidden, products);
+  g.usable = g.shared_bytes <= shared_limit;
+  return g;
+}
+
 PersistentPlan planCluster(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
                            DataType products, int sm_count, size_t shared_limit) {
   PersistentPlan plan;
   if (products == DataType::kFloat32 || (cell == RNNCell::kGRU && !linear_before_reset)) return plan;
   if (!productsSupported(type, products) || !clusterKernelAvailable()) return plan;
-  // Each warpgroup's quarter of the columns is whole 16-column tiles, as many as an instantiation has.
-  const int64_t fragments = hidden / (16 * kWarpgroups);
-  if (hidden % (16 * kWarpgroups) != 0 ||
-      std::find(std::begin(kFragmentCounts), std::end(kFragmentCounts), fragments) == std::end(kFragmentCounts))
-    return plan;
   const int gates = gateCount(cell);
-  const int units = unitsPerBlock(gates);
-  const int per_direction = static_cast<int>((hidden + units - 1) / units);
-  const size_t bytes = clusterSharedBytes(hidden, products);
-  if (per_direction * dirs > sm_count || bytes > shared_limit) return plan;
+  const ClusterGeometry geometry = clusterGeometry(gates, hidden, products, shared_limit);
+  const int units = geometry.units, per_direction = geometry.blocks_per_direction;
+  const size_t bytes = geometry.shared_bytes;
+  if (!geometry.usable || per_direction * dirs > sm_count) return plan;
   void* kernel = clusterKernelFor(products, type, gates, hidden);
   DS2RT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   // The largest cluster (at most 8, dividing a direction's blocks) of which the GPU holds enough at once.

@@ -13,6 +13,9 @@ using detail::cuda::persistent::mmaGeometry;
 using detail::cuda::persistent::mmaSharedBytes;
 using detail::cuda::persistent::stackedGeometry;
 using detail::cuda::persistent::stackedSharedBytes;
+using detail::cuda::persistent::ClusterGeometry;
+using detail::cuda::persistent::clusterGeometry;
+using detail::cuda::persistent::clusterShareBegin;
 
 constexpr int kLstm = 4, kGru = 3, kRnn = 1;
 
@@ -58,6 +61,42 @@ TEST(MmaGeometry, StackedSharedMemoryHoldsTheEmitWarpsPartialSums) {
   // R's partial sums (4 parts) and two buffers of the emit warps' (4 parts each).
   EXPECT_EQ(stackedSharedBytes(g, DataType::kFloat16), input_tiles + h_buffers + (4 + 2 * 4) * part);
   EXPECT_GT(stackedSharedBytes(g, DataType::kFloat16), mmaSharedBytes(g, DataType::kFloat16));
+}
+
+// The cluster kernel (Hopper): one 64-row wgmma tile of R a block, all of h for 64 utterances in
+// shared memory. deepspeech.pytorch's 1024-unit layers must fit an H100's 227 KB with both
+// directions on its 132 SMs.
+constexpr size_t kHopperSharedLimit = 232448;
+
+TEST(ClusterGeometry, DeepSpeechLayersFitAHopperBlock) {
+  const ClusterGeometry lstm = clusterGeometry(kLstm, 1024, DataType::kFloat16, kHopperSharedLimit);
+  EXPECT_TRUE(lstm.usable);
+  EXPECT_EQ(lstm.units, 16);
+  EXPECT_EQ(lstm.blocks_per_direction, 64);  // 128 blocks for both directions
+  EXPECT_GT(lstm.shared_bytes, size_t{1024} * 64 * 2);  // h of 64 utterances and more
+  const ClusterGeometry gru = clusterGeometry(kGru, 1024, DataType::kBFloat16, kHopperSharedLimit);
+  EXPECT_TRUE(gru.usable);
+  EXPECT_EQ(gru.units, 21);  // 63 of the tile's 64 rows
+  EXPECT_EQ(gru.blocks_per_direction, 49);
+  EXPECT_EQ(clusterGeometry(kRnn, 256, DataType::kFloat16, kHopperSharedLimit).units, 24);  // 3 cells a thread
+}
+
+TEST(ClusterGeometry, OnlySizesTheWarpgroupsSplitIntoWholeInstantiatedTiles) {
+  for (const int64_t hidden : {256, 512, 1024})
+    EXPECT_TRUE(clusterGeometry(kLstm, hidden, DataType::kFloat16, kHopperSharedLimit).usable) << hidden;
+  for (const int64_t hidden : {64, 320, 768, 1000, 2048})
+    EXPECT_FALSE(clusterGeometry(kLstm, hidden, DataType::kFloat16, kHopperSharedLimit).usable) << hidden;
+  EXPECT_FALSE(clusterGeometry(kLstm, 1024, DataType::kFloat16, 200 * 1024).usable);  // 220 KB needed
+}
+
+TEST(ClusterGeometry, RanksShareEachQuartersColumnsExactlyOnce) {
+  for (const int cluster : {1, 2, 3, 4, 7, 8})
+    for (const int64_t columns : {8, 16, 32}) {
+      EXPECT_EQ(clusterShareBegin(0, cluster, columns), 0);
+      EXPECT_EQ(clusterShareBegin(cluster, cluster, columns), columns);
+      for (int rank = 0; rank < cluster; ++rank)
+        EXPECT_LE(clusterShareBegin(rank, cluster, columns), clusterShareBegin(rank + 1, cluster, columns));
+    }
 }
 
 }  // namespace
