@@ -240,6 +240,15 @@ int mmaThreads();  // threads per block of the tensor-core kernel
 std::vector<float> tileForMma(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs, int units,
                               int blocks_per_direction);
 
+// The wide and cluster kernels' exchange: two buffers of h (dirs x `utterances` x H values of
+// `type`, by step parity), then one arrival counter per direction. Zeroed before each launch.
+inline size_t countedExchangeBytes(int dirs, int64_t utterances, int64_t hidden, DataType type) {
+  return 2 * dirs * utterances * hidden * sizeOf(type) + dirs * sizeof(unsigned);
+}
+inline unsigned* exchangeCounters(void* exchange, int dirs, int64_t utterances, int64_t hidden, DataType type) {
+  return reinterpret_cast<unsigned*>(static_cast<char*>(exchange) + 2 * dirs * utterances * hidden * sizeOf(type));
+}
+
 // The cluster kernel's shape for a layer (rnn_persistent_cluster.cu): a block's rows of R are one
 // 64-row wgmma tile (16 LSTM units, 21 GRU units, 24 of a vanilla RNN), and its shared memory holds
 // all of h for 64 utterances. Not usable where H does not split into 4 quarters of 4, 8 or 16 column

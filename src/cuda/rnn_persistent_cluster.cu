@@ -462,17 +462,16 @@ PersistentPlan planCluster(RNNCell cell, bool linear_before_reset, int64_t hidde
 }
 
 size_t clusterExchangeBytes(int dirs, int64_t hidden, DataType products) {
-  return 2 * dirs * kUtterances * hidden * sizeOf(products) + dirs * sizeof(unsigned);
+  return countedExchangeBytes(dirs, kUtterances, hidden, products);
 }
 
 void launchCluster(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights, void* exchange,
                    DataType type, cudaStream_t stream, unsigned long long* trace) {
   check(args.n <= plan.max_batch, "cluster persistent RNN kernel takes at most ", plan.max_batch, " utterances");
-  const size_t h_bytes = 2 * args.dirs * kUtterances * args.h * sizeOf(plan.products);
   ClusterArgs a{args,
                 static_cast<const uint4*>(tiled_weights),
                 exchange,
-                reinterpret_cast<unsigned*>(static_cast<char*>(exchange) + h_bytes),
+                exchangeCounters(exchange, args.dirs, kUtterances, args.h, plan.products),
                 plan.units_per_block,
                 plan.blocks_per_direction,
                 plan.cluster_size,
