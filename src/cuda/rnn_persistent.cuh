@@ -260,6 +260,19 @@ struct ClusterGeometry {
 };
 ClusterGeometry clusterGeometry(int gates, int64_t hidden, DataType products, size_t shared_limit);
 
+// The cluster kernel's h, as wgmma reads it for B (K = hidden units, N = 64 utterances; 16-bit values,
+// no swizzle): 8 x 8 core matrices (8 utterances x 16 bytes of units), those adjacent in N
+// kClusterStrideBytes apart (the descriptor's stride byte offset), those adjacent in K
+// kClusterCoreBytes apart (its leading byte offset: one column of core matrices, 8 units of every
+// utterance). The same layout in global memory, so that a range of columns is one contiguous copy.
+constexpr int kClusterUtterances = 64;
+constexpr int64_t kClusterStrideBytes = 128;
+constexpr int64_t kClusterCoreBytes = kClusterStrideBytes * kClusterUtterances / 8;
+// The element index of utterance b's unit j.
+__host__ __device__ inline int64_t clusterHIndex(int64_t b, int64_t j) {
+  return ((j / 8) * (kClusterUtterances / 8) + b / 8) * 64 + (b % 8) * 8 + j % 8;
+}
+
 // The share of one quarter's columns of core matrices that rank `rank` of a cluster of `cluster`
 // blocks copies for all of them: [first, end), every column exactly once over the ranks.
 __host__ __device__ inline int64_t clusterShareBegin(int64_t rank, int cluster, int64_t columns) {

@@ -28,7 +28,7 @@ using namespace persistent;
 
 constexpr int kClusterThreads = 512;
 constexpr int kWarpgroups = kClusterThreads / 128;  // each multiplies a quarter of the hidden columns
-constexpr int kUtterances = 64;                     // wgmma's N (a smaller batch leaves columns zero)
+constexpr int kUtterances = kClusterUtterances;     // wgmma's N (a smaller batch leaves columns zero)
 constexpr int kRows = 64;                           // wgmma's M: a block's G*units rows, zero-padded
 // A fragments a thread holds (hidden = 64 x Fragments): compiled per count, so that the wgmma
 // chain has no branch (ptxas fences every wgmma of a branchy one).
@@ -43,7 +43,7 @@ __host__ __device__ constexpr int unitsPerBlock(int gates) { return kRows / gate
 struct ClusterArgs {
   RecurrenceArgs r;
   const uint4* weights;  // per block: row tiles x column tiles x 32 lanes of A fragments (tileForMma)
-  void* h_exchange;      // 2 x dirs x H x 64 values in the core-matrix layout (hIndex), activation type
+  void* h_exchange;      // 2 x dirs x H x 64 values in the core-matrix layout (clusterHIndex), activation type
   unsigned* published;   // dirs counters: blocks that have published their h, summed over steps
   int units, blocks_per_direction, cluster;
   unsigned long long* trace;
@@ -65,13 +65,7 @@ size_t clusterSharedBytes(int64_t hidden, DataType products) {
 #endif
 
 #if DS2RT_CLUSTER_DEVICE_CODE
-constexpr int64_t kCoreBytes = 8 * kUtterances * 2;  // one column of core matrices: 8 units x 64 utterances
-
-// Where h of unit j, utterance b lives: column j / 8 of core matrices (1 KB), then utterance
-// group b / 8 (128 bytes), then row b % 8 (16 bytes), then j % 8.
-__device__ __forceinline__ int64_t hIndex(int64_t b, int64_t j) {
-  return ((j / 8) * (kUtterances / 8) + b / 8) * 64 + (b % 8) * 8 + j % 8;
-}
+constexpr int64_t kCoreBytes = kClusterCoreBytes;  // one column of core matrices: 8 units x 64 utterances
 
 __device__ __forceinline__ unsigned sharedAddress(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
@@ -125,7 +119,8 @@ struct HDescriptor {
   unsigned low, high;
 };
 __device__ __forceinline__ HDescriptor hDescriptor(const void* start) {
-  return {((sharedAddress(start) & 0x3FFFF) >> 4) | static_cast<unsigned>(kCoreBytes >> 4) << 16, 128 >> 4};
+  return {((sharedAddress(start) & 0x3FFFF) >> 4) | static_cast<unsigned>(kCoreBytes >> 4) << 16,
+          static_cast<unsigned>(kClusterStrideBytes >> 4)};
 }
 constexpr unsigned kStepWords = 2 * kCoreBytes / 16;  // 16 columns further
 
@@ -302,7 +297,7 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
         const float b_hn = r.hidden_bias ? r.hidden_bias[dir * h + j] : 0.0f;
         cell_h[i] = cellStep<true, Gates>(r.cell, x, rec, b_hn, cell_h[i], cell_c[i]);
       }
-      h_out[hIndex(cell.b, j)] = fromFloat<T>(cell_h[i]);  // a finished utterance repeats its last h
+      h_out[clusterHIndex(cell.b, j)] = fromFloat<T>(cell_h[i]);  // a finished utterance repeats its last h
     }
     asm volatile("fence.proxy.async;" ::: "memory");
     __syncthreads();
