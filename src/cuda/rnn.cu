@@ -24,6 +24,7 @@ struct LayerWeights {
   DeviceMemory recurrent;      // dirs x G*H x H, activation type (per-step path)
   DeviceMemory tiles;          // persistent kernel tiles, activation type
   DeviceMemory wide_tiles;     // the wide-batch kernel's, where its layout differs from `tiles`
+  DeviceMemory cluster_tiles;  // the cluster kernel's, where its layout differs from the wide one's
   DeviceMemory input_tiles;    // a stacked layer's input weights, tiled as R (layers after the first)
 };
 
@@ -69,11 +70,15 @@ class RNNKernel final : public TypedKernel {
     // From 3 utterances on the wide-batch kernel is the faster (H100, fp16, bench/RESULTS.md: e.g.
     // lstm_bi 4 x 15 s 18.0 vs 23.4 ms, 8 x 15 s 19.4 vs 37.7 ms); at 1 and 2 the small kernels.
     if (wide_.usable) plan_.max_batch = std::min(plan_.max_batch, kSmallKernelBatch);
+    // Beyond the wide kernel's 32 utterances, on Hopper: h multicast within clusters, wgmma products.
+    cluster_ = planCluster(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type,
+                           fp16_products ? DataType::kFloat16 : type, info.sm_count, info.shared_memory_per_block);
     // Layers of one direction go two per launch where they can (see StackArgs).
     if (d.num_layers > 1 && d.direction == RNNDirection::kForward)
       stacked_bytes_ = planStacked(plan_, gates_, d.hidden_size, type, info.sm_count, info.shared_memory_per_block);
     const bool wide_shares_tiles = plan_.usable && plan_.tensor_cores &&
                                    plan_.units_per_block == wide_.units_per_block && plan_.products == wide_.products;
+    const bool cluster_shares_tiles = wide_.usable && cluster_.units_per_block == wide_.units_per_block;
     const int64_t h = d.hidden_size, gh = gates_ * h;
     const bool lbr_gru = d.cell == RNNCell::kGRU && d.linear_before_reset;
     for (int l = 0; l < d.num_layers; ++l) {
@@ -108,6 +113,10 @@ class RNNKernel final : public TypedKernel {
         const auto tiles = tilePersistentWeights(recurrent, gates_, h, dirs_, wide_);
         w.wide_tiles = uploadFloats(tiles.data(), tiles.size(), wide_.products);
       }
+      if (cluster_.usable && !cluster_shares_tiles) {
+        const auto tiles = tilePersistentWeights(recurrent, gates_, h, dirs_, cluster_);
+        w.cluster_tiles = uploadFloats(tiles.data(), tiles.size(), cluster_.products);
+      }
       layers_.push_back(std::move(w));
     }
     desc_.weights.clear();  // they live on the device now
@@ -125,6 +134,7 @@ class RNNKernel final : public TypedKernel {
     const size_t element = sizeOf(type_);
     const bool persistent = plan_.usable && n <= plan_.max_batch;
     const bool wide = !persistent && wide_.usable && n <= wide_.max_batch;
+    const bool clustered = !persistent && !wide && cluster_.usable && n <= cluster_.max_batch;
     if (persistent && stacked_bytes_ > 0 && n <= stackedBatch()) return runStacked(state, dev, io);
     float* projection = static_cast<float*>(dev.scratch(0, t * n * dirs_ * gh * sizeof(float)));
     const void* input = io.input;
@@ -138,7 +148,7 @@ class RNNKernel final : public TypedKernel {
       // The persistent kernels find the biases in P, so that they read one value per gate and step.
       // The per-step cell kernel adds them: with the epilogue cuBLASLt's heuristic picked slower
       // projections at batch 64 (uni-GRU 45.5 vs 43.5 ms, H100).
-      const bool bias_in_projection = persistent || wide;
+      const bool bias_in_projection = persistent || wide || clustered;
       const auto* bias = static_cast<const float*>(w.bias.get());
       state.projection.run(dev,
                            {.m = t * n, .n = dirs_ * gh, .k = w.input_size, .lda = w.input_size, .ldb = w.input_size,
@@ -154,6 +164,12 @@ class RNNKernel final : public TypedKernel {
         void* exchange = dev.scratch(4, wideExchangeBytes(dirs_, h, wide_.products));
         unsigned long long* traced = trace(dev, l);
         launchWide(args, wide_, w.wide_tiles ? w.wide_tiles.get() : w.tiles.get(), exchange, type_, s, traced);
+        if (traced) printTrace(dev, traced, l, t);
+      } else if (clustered) {
+        void* exchange = dev.scratch(4, clusterExchangeBytes(dirs_, h, cluster_.products));
+        unsigned long long* traced = trace(dev, l);
+        const DeviceMemory& tiles = w.cluster_tiles ? w.cluster_tiles : w.wide_tiles ? w.wide_tiles : w.tiles;
+        launchCluster(args, cluster_, tiles.get(), exchange, type_, s, traced);
         if (traced) printTrace(dev, traced, l, t);
       } else {
         stepwise(state, dev, args, w);
@@ -181,10 +197,14 @@ class RNNKernel final : public TypedKernel {
     if (wide_.usable)
       text += cat("wide-batch persistent tensor-core kernel for batch <= ", wide_.max_batch, " (", describe(wide_),
                   "), ");
+    if (cluster_.usable)
+      text += cat("cluster persistent wgmma kernel for batch <= ", cluster_.max_batch, " (", describe(cluster_),
+                  "; h multicast to clusters of ", cluster_.cluster_size,
+                  cluster_.cluster_cooperative ? "" : "; not a cooperative launch", "), ");
     if (stacked_bytes_ > 0)
       text += cat("layers two per launch for batch <= ", stackedBatch(), " (each emits the next one's projection",
                   stackedEmitWarps(plan_, gates_, desc_.hidden_size) ? ", at batch 1 from warps of its own" : "", "), ");
-    if (!plan_.usable && !wide_.usable)
+    if (!plan_.usable && !wide_.usable && !cluster_.usable)
       return text + "per-step cuBLASLt + cell kernel (weights do not fit on chip for the persistent kernels)";
     return text + "per-step cuBLASLt above";
   }
@@ -307,7 +327,7 @@ class RNNKernel final : public TypedKernel {
   RNNDesc desc_;
   FloatMath math_;
   int dirs_, gates_;
-  PersistentPlan plan_, wide_;  // batches up to plan_.max_batch, then up to wide_.max_batch
+  PersistentPlan plan_, wide_, cluster_;  // batches up to plan_.max_batch, then wide_'s, then cluster_'s
   size_t stacked_bytes_ = 0;    // > 0: a one-direction stack runs two layers per launch (shared memory of one)
   std::vector<LayerWeights> layers_;
   // The per-step products' algorithms, the same in every context (exact: tf32 engines' small batches).

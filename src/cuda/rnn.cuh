@@ -41,6 +41,8 @@ struct PersistentPlan {
   int resident_rows = 0;
   bool tensor_cores = false;  // mma.sync products (fp16/bf16, two directions); else CUDA cores
   DataType products = DataType::kFloat32;  // the type R and h are held in on chip
+  int cluster_size = 0;  // cluster kernel: blocks per thread-block cluster (they share each copy of h)
+  bool cluster_cooperative = false;  // launched cooperatively (else co-resident by occupancy alone)
 };
 
 // `type`: the layer's activations; `products`: what R (and in the tensor-core kernels h) are held
@@ -61,6 +63,14 @@ PersistentPlan planWide(RNNCell cell, bool linear_before_reset, int64_t hidden, 
 size_t wideExchangeBytes(int dirs, int64_t hidden, DataType products);
 void launchWide(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights, void* exchange,
                 DataType type, cudaStream_t stream, unsigned long long* trace = nullptr);
+// The cluster persistent kernel (Hopper only, fp16/bf16, up to 64 utterances; rnn_persistent_cluster.cu):
+// h is copied once per thread-block cluster and multicast to its blocks, the products are wgmma with
+// R in registers. Its weight tiles have the tensor-core kernel's layout for its own units_per_block.
+PersistentPlan planCluster(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
+                           DataType products, int sm_count, size_t shared_limit);
+size_t clusterExchangeBytes(int dirs, int64_t hidden, DataType products);
+void launchCluster(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights, void* exchange,
+                   DataType type, cudaStream_t stream, unsigned long long* trace = nullptr);
 // A stack of one-direction layers two at a time (rnn_persistent.cuh, StackArgs), for batches up to
 // stackedBatch(): the shared memory a launch needs for layers of `plan`, 0 where it cannot run.
 size_t planStacked(const PersistentPlan& plan, int gates, int64_t hidden, DataType type, int sm_count,

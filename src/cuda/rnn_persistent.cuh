@@ -42,6 +42,18 @@ __device__ __forceinline__ void storeRelaxed(unsigned long long* p, unsigned lon
   asm volatile("st.relaxed.gpu.global.b64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
 }
 
+__device__ __forceinline__ unsigned loadAcquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// Counts one more publication; a release at GPU scope (the block's h stores, seen by this thread
+// through the preceding __syncthreads, become visible to any block that acquires the count).
+__device__ __forceinline__ void releaseAdd(unsigned* p) {
+  asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(p) : "memory");
+}
+
 __device__ __forceinline__ unsigned long long tagged(float value, unsigned step) {
   return (static_cast<unsigned long long>(step) << 32) | __float_as_uint(value);
 }
@@ -227,5 +239,44 @@ int mmaThreads();  // threads per block of the tensor-core kernel
 // Rearranges R into per-block tiles in mma.m16n8k16's A-fragment order (see the kernel).
 std::vector<float> tileForMma(const std::vector<float>& recurrent, int gates, int64_t hidden, int dirs, int units,
                               int blocks_per_direction);
+
+// The wide and cluster kernels' exchange: two buffers of h (dirs x `utterances` x H values of
+// `type`, by step parity), then one arrival counter per direction. Zeroed before each launch.
+inline size_t countedExchangeBytes(int dirs, int64_t utterances, int64_t hidden, DataType type) {
+  return 2 * dirs * utterances * hidden * sizeOf(type) + dirs * sizeof(unsigned);
+}
+inline unsigned* exchangeCounters(void* exchange, int dirs, int64_t utterances, int64_t hidden, DataType type) {
+  return reinterpret_cast<unsigned*>(static_cast<char*>(exchange) + 2 * dirs * utterances * hidden * sizeOf(type));
+}
+
+// The cluster kernel's shape for a layer (rnn_persistent_cluster.cu): a block's rows of R are one
+// 64-row wgmma tile (16 LSTM units, 21 GRU units, 24 of a vanilla RNN), and its shared memory holds
+// all of h for 64 utterances. Not usable where H does not split into 4 quarters of 4, 8 or 16 column
+// tiles (the instantiations), or the shared memory would exceed `shared_limit`.
+struct ClusterGeometry {
+  bool usable = false;
+  int units = 0, blocks_per_direction = 0;
+  size_t shared_bytes = 0;
+};
+ClusterGeometry clusterGeometry(int gates, int64_t hidden, DataType products, size_t shared_limit);
+
+// The cluster kernel's h, as wgmma reads it for B (K = hidden units, N = 64 utterances; 16-bit values,
+// no swizzle): 8 x 8 core matrices (8 utterances x 16 bytes of units), those adjacent in N
+// kClusterStrideBytes apart (the descriptor's stride byte offset), those adjacent in K
+// kClusterCoreBytes apart (its leading byte offset: one column of core matrices, 8 units of every
+// utterance). The same layout in global memory, so that a range of columns is one contiguous copy.
+constexpr int kClusterUtterances = 64;
+constexpr int64_t kClusterStrideBytes = 128;
+constexpr int64_t kClusterCoreBytes = kClusterStrideBytes * kClusterUtterances / 8;
+// The element index of utterance b's unit j.
+__host__ __device__ inline int64_t clusterHIndex(int64_t b, int64_t j) {
+  return ((j / 8) * (kClusterUtterances / 8) + b / 8) * 64 + (b % 8) * 8 + j % 8;
+}
+
+// The share of one quarter's columns of core matrices that rank `rank` of a cluster of `cluster`
+// blocks copies for all of them: [first, end), every column exactly once over the ranks.
+__host__ __device__ inline int64_t clusterShareBegin(int64_t rank, int cluster, int64_t columns) {
+  return rank * columns / cluster;
+}
 
 }  // namespace ds2rt::detail::cuda::persistent

@@ -39,18 +39,6 @@ struct WideArgs {
   unsigned long long* trace;
 };
 
-__device__ __forceinline__ unsigned loadAcquire(const unsigned* p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-
-// Counts one more publication; a release at GPU scope (the block's h stores, seen by this thread
-// through the preceding __syncthreads, become visible to any block that acquires the count).
-__device__ __forceinline__ void releaseAdd(unsigned* p) {
-  asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(p) : "memory");
-}
-
 // 16 bytes from global (through L2 only: other SMs wrote them) into shared memory; zeros when !valid.
 __device__ __forceinline__ void copyAsync(void* shared_dst, const void* global_src, bool valid) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(shared_dst));
@@ -296,17 +284,16 @@ PersistentPlan planWide(RNNCell cell, bool linear_before_reset, int64_t hidden, 
 }
 
 size_t wideExchangeBytes(int dirs, int64_t hidden, DataType type) {
-  return 2 * dirs * kMaxWideBatch * hidden * sizeOf(type) + dirs * sizeof(unsigned);
+  return countedExchangeBytes(dirs, kMaxWideBatch, hidden, type);
 }
 
 void launchWide(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights, void* exchange,
                 DataType type, cudaStream_t stream, unsigned long long* trace) {
   check(args.n <= plan.max_batch, "wide persistent RNN kernel takes at most ", plan.max_batch, " utterances");
-  const size_t h_bytes = 2 * args.dirs * kMaxWideBatch * args.h * sizeOf(plan.products);
   WideArgs a{args,
              static_cast<const uint4*>(tiled_weights),
              exchange,
-             reinterpret_cast<unsigned*>(static_cast<char*>(exchange) + h_bytes),
+             exchangeCounters(exchange, args.dirs, kMaxWideBatch, args.h, plan.products),
              plan.units_per_block,
              plan.blocks_per_direction,
              (args.gates * plan.units_per_block + 15) / 16,

@@ -156,6 +156,13 @@ TEST_P(CudaRNN, MatchesCpu) {
     EXPECT_EQ(gpu.describe().find("wide-batch") != std::string::npos, wide_batch) << gpu.describe();
   }
   EXPECT_EQ(gpu.describe().find("held in fp16") != std::string::npos, fp16_products) << gpu.describe();
+  // On an H100/H200 (compute capability 9.0) such layers take the cluster kernel above 32 utterances
+  // where H is 256, 512 or 1024 (sizes its warpgroups split in whole tiles).
+  if (computeCapability() == 90 && (c.hidden == 256 || c.hidden == 512 || c.hidden == 1024) && c.batch > 32) {
+    const bool tensor_cores = (c.precision == Precision::kTF32 ? fp16_products : c.precision != Precision::kFP32) &&
+                              !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
+    EXPECT_EQ(gpu.describe().find("cluster persistent") != std::string::npos, tensor_cores) << gpu.describe();
+  }
   // A forward stack on the tensor-core kernel runs two layers per launch (small sizes fit any GPU).
   const bool tensor_core_layer = c.precision == Precision::kTF32 ? fp16_products
                                  : c.precision != Precision::kFP32 && !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
@@ -219,6 +226,16 @@ std::vector<RNNCase> rnnCases() {
   cases.push_back({RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 1, 1024, 16, Precision::kFP16});
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, 1024, 32, Precision::kFP16});
   cases.push_back({RNNCell::kLSTM, true, RNNDirection::kReverse, DirectionMerge::kConcat, 1, 64, 40, Precision::kFP16});
+  // The cluster kernel (Hopper; 33 to 64 utterances, H a multiple of 64 up to 1024): deepspeech.pytorch's
+  // biLSTM at 64, a GRU's 21 units a block (clusters of 7) in bf16, one direction, tf32's float output
+  // with a vanilla RNN's generic cell (11 blocks of 24 units a direction: clusters of one), 256 units
+  // (4 fragments a thread), 512 reversed.
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 2, 1024, 64, Precision::kFP16});
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 1, 1024, 48, Precision::kBF16});
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 2, 1024, 64, Precision::kFP16});
+  cases.push_back({RNNCell::kRNNTanh, true, RNNDirection::kBidirectional, DirectionMerge::kConcat, 1, 256, 33, Precision::kTF32});
+  cases.push_back({RNNCell::kLSTM, true, RNNDirection::kBidirectional, DirectionMerge::kSum, 1, 256, 57, Precision::kFP16});
+  cases.push_back({RNNCell::kGRU, true, RNNDirection::kReverse, DirectionMerge::kConcat, 1, 512, 40, Precision::kBF16});
   // One direction of 1024 units on half the SMs (64 blocks of 16 units on 132), as each direction of
   // a bidirectional layer.
   cases.push_back({RNNCell::kGRU, true, RNNDirection::kForward, DirectionMerge::kConcat, 1, 1024, 1, Precision::kFP16});

@@ -1,6 +1,10 @@
-// How the tensor-core persistent kernels split a block's rows over their 16 warps (host code: these
-// run without a GPU, in CI too). The emit warps of a stack exist only where R's fragments leave four
-// warps over, every warp of a part keeps its 16 fragments in registers, and the batch is 1.
+// How the tensor-core persistent kernels split a block's rows over their 16 warps, and the cluster
+// kernel's shape and h layout (host code: these run without a GPU, in CI too). The emit warps of a
+// stack exist only where R's fragments leave four warps over, every warp of a part keeps its 16
+// fragments in registers, and the batch is 1.
+#include <algorithm>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "cuda/rnn_persistent.cuh"
@@ -13,6 +17,13 @@ using detail::cuda::persistent::mmaGeometry;
 using detail::cuda::persistent::mmaSharedBytes;
 using detail::cuda::persistent::stackedGeometry;
 using detail::cuda::persistent::stackedSharedBytes;
+using detail::cuda::persistent::ClusterGeometry;
+using detail::cuda::persistent::clusterGeometry;
+using detail::cuda::persistent::clusterShareBegin;
+using detail::cuda::persistent::clusterHIndex;
+using detail::cuda::persistent::kClusterCoreBytes;
+using detail::cuda::persistent::kClusterStrideBytes;
+using detail::cuda::persistent::kClusterUtterances;
 
 constexpr int kLstm = 4, kGru = 3, kRnn = 1;
 
@@ -58,6 +69,60 @@ TEST(MmaGeometry, StackedSharedMemoryHoldsTheEmitWarpsPartialSums) {
   // R's partial sums (4 parts) and two buffers of the emit warps' (4 parts each).
   EXPECT_EQ(stackedSharedBytes(g, DataType::kFloat16), input_tiles + h_buffers + (4 + 2 * 4) * part);
   EXPECT_GT(stackedSharedBytes(g, DataType::kFloat16), mmaSharedBytes(g, DataType::kFloat16));
+}
+
+// The cluster kernel (Hopper): one 64-row wgmma tile of R a block, all of h for 64 utterances in
+// shared memory. deepspeech.pytorch's 1024-unit layers must fit an H100's 227 KB with both
+// directions on its 132 SMs.
+constexpr size_t kHopperSharedLimit = 232448;
+
+TEST(ClusterGeometry, DeepSpeechLayersFitAHopperBlock) {
+  const ClusterGeometry lstm = clusterGeometry(kLstm, 1024, DataType::kFloat16, kHopperSharedLimit);
+  EXPECT_TRUE(lstm.usable);
+  EXPECT_EQ(lstm.units, 16);
+  EXPECT_EQ(lstm.blocks_per_direction, 64);  // 128 blocks for both directions
+  EXPECT_GT(lstm.shared_bytes, size_t{1024} * 64 * 2);  // h of 64 utterances and more
+  const ClusterGeometry gru = clusterGeometry(kGru, 1024, DataType::kBFloat16, kHopperSharedLimit);
+  EXPECT_TRUE(gru.usable);
+  EXPECT_EQ(gru.units, 21);  // 63 of the tile's 64 rows
+  EXPECT_EQ(gru.blocks_per_direction, 49);
+  EXPECT_EQ(clusterGeometry(kRnn, 256, DataType::kFloat16, kHopperSharedLimit).units, 24);  // 3 cells a thread
+}
+
+TEST(ClusterGeometry, OnlySizesTheWarpgroupsSplitIntoWholeInstantiatedTiles) {
+  for (const int64_t hidden : {256, 512, 1024})
+    EXPECT_TRUE(clusterGeometry(kLstm, hidden, DataType::kFloat16, kHopperSharedLimit).usable) << hidden;
+  for (const int64_t hidden : {64, 320, 768, 1000, 2048})
+    EXPECT_FALSE(clusterGeometry(kLstm, hidden, DataType::kFloat16, kHopperSharedLimit).usable) << hidden;
+  EXPECT_FALSE(clusterGeometry(kLstm, 1024, DataType::kFloat16, 200 * 1024).usable);  // 220 KB needed
+}
+
+// Where the cells publish h (clusterHIndex) is where wgmma's descriptor finds element (k = unit j,
+// n = utterance b): rows of a core matrix 16 bytes apart, N-adjacent core matrices the stride byte
+// offset apart, K-adjacent ones the leading byte offset apart. Every element has its own place, and a
+// warpgroup's quarter of the units is one contiguous range (one bulk copy per rank's share).
+TEST(ClusterGeometry, PublishedHIsWhereTheDescriptorReadsIt) {
+  const int64_t hidden = 256;
+  std::vector<int> seen(static_cast<size_t>(hidden) * kClusterUtterances, 0);
+  for (int64_t b = 0; b < kClusterUtterances; ++b)
+    for (int64_t j = 0; j < hidden; ++j) {
+      const int64_t bytes = (j / 8) * kClusterCoreBytes + (b / 8) * kClusterStrideBytes + (b % 8) * 16 + (j % 8) * 2;
+      ASSERT_EQ(clusterHIndex(b, j) * 2, bytes) << "utterance " << b << ", unit " << j;
+      ++seen.at(static_cast<size_t>(clusterHIndex(b, j)));
+      const int64_t quarter = j / (hidden / 4), quarter_bytes = hidden / 4 * kClusterUtterances * 2;
+      EXPECT_EQ(bytes / quarter_bytes, quarter);
+    }
+  EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int n) { return n == 1; }));
+}
+
+TEST(ClusterGeometry, RanksShareEachQuartersColumnsExactlyOnce) {
+  for (const int cluster : {1, 2, 3, 4, 7, 8})
+    for (const int64_t columns : {8, 16, 32}) {
+      EXPECT_EQ(clusterShareBegin(0, cluster, columns), 0);
+      EXPECT_EQ(clusterShareBegin(cluster, cluster, columns), columns);
+      for (int rank = 0; rank < cluster; ++rank)
+        EXPECT_LE(clusterShareBegin(rank, cluster, columns), clusterShareBegin(rank + 1, cluster, columns));
+    }
 }
 
 }  // namespace

@@ -11,3 +11,13 @@
       GTEST_SKIP() << "no CUDA device here: the CUDA tests run on a GPU machine "          \
                       "(scripts/gpu-check.sh)";                                            \
   } while (0)
+
+// The current device's compute capability as major * 10 + minor (0 without a device).
+inline int computeCapability() {
+  int device = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
+    return 0;
+  return major * 10 + minor;
+}

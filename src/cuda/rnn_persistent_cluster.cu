@@ -1,0 +1,480 @@
+// The cluster persistent recurrent kernel (Hopper: sm_90a; fp16/bf16; up to 64 utterances). As in
+// the wide-batch kernel, each block owns G*units rows of R for the whole sequence, both directions
+// run at once and one arrival counter per direction orders the steps. What changes at 64
+// utterances, where every block needs all of h (128 KB at 1024 units) every step:
+//  - h goes through L2 once per thread-block cluster, not once per block: each block of a cluster
+//    bulk-copies 1/C of h and multicasts it to the C blocks (cp.async.bulk ... .multicast::cluster),
+//    which count the landed bytes on one mbarrier per quarter of the hidden columns;
+//  - the products are Hopper's warpgroup MMA (wgmma): each of the 4 warpgroups keeps its quarter of
+//    the columns of R in registers (A fragments, 64 registers a thread at 1024 units) and the tensor
+//    cores read h from shared memory directly, once per step rather than once per warp;
+//  - h is published in the layout wgmma reads (8 x 8 core matrices, no swizzle: a column of 8
+//    units of all 64 utterances is 1 KB), so that any contiguous range of the global buffer is the
+//    same range of shared memory and one bulk copy moves it.
+// The warpgroups' partial sums meet in shared memory; each thread then runs up to 3 cells.
+// Safety of the single h buffer in shared memory: a block copies step k's h only once every block
+// of its direction has published step k - 1, which each did after its own products of step k - 1.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "cuda/rnn_persistent.cuh"
+
+namespace ds2rt::detail::cuda {
+
+namespace {
+
+using namespace persistent;
+
+constexpr int kClusterThreads = 512;
+constexpr int kWarpgroups = kClusterThreads / 128;  // each multiplies a quarter of the hidden columns
+constexpr int kUtterances = kClusterUtterances;     // wgmma's N (a smaller batch leaves columns zero)
+constexpr int kRows = 64;                           // wgmma's M: a block's G*units rows, zero-padded
+// A fragments a thread holds (hidden = 64 x Fragments): compiled per count, so that the wgmma
+// chain has no branch (ptxas fences every wgmma of a branchy one).
+constexpr int kFragmentCounts[] = {4, 8, 16};
+constexpr int kCellsPerThread = 3;
+constexpr int kMaxUnits = kCellsPerThread * kClusterThreads / kUtterances;  // 24
+constexpr int kMaxCluster = 8;                      // the portable cluster size
+constexpr int kPartialStride = kRows + 4;           // floats per utterance in the partial sums (no bank conflicts)
+
+__host__ __device__ constexpr int unitsPerBlock(int gates) { return kRows / gates < kMaxUnits ? kRows / gates : kMaxUnits; }
+
+struct ClusterArgs {
+  RecurrenceArgs r;
+  const uint4* weights;  // per block: row tiles x column tiles x 32 lanes of A fragments (tileForMma)
+  void* h_exchange;      // 2 x dirs x H x 64 values in the core-matrix layout (clusterHIndex), activation type
+  unsigned* published;   // dirs counters: blocks that have published their h, summed over steps
+  int units, blocks_per_direction, cluster;
+  unsigned long long* trace;
+};
+
+// Shared memory: h (64 x H), the warpgroups' partial sums, each thread's input projections for its
+// cells (prefetched there, not into registers: R's fragments and the accumulators fill those), barriers.
+constexpr size_t kPartialBytes = size_t{kWarpgroups} * kUtterances * kPartialStride * sizeof(float);
+constexpr size_t kInputBytes = size_t{kCellsPerThread} * 4 * kClusterThreads * sizeof(float);
+size_t clusterSharedBytes(int64_t hidden, DataType products) {
+  return static_cast<size_t>(hidden) * kUtterances * sizeOf(products) + kPartialBytes + kInputBytes +
+         kWarpgroups * sizeof(uint64_t);
+}
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define DS2RT_CLUSTER_DEVICE_CODE 1
+#else
+#define DS2RT_CLUSTER_DEVICE_CODE 0
+#endif
+
+#if DS2RT_CLUSTER_DEVICE_CODE
+constexpr int64_t kCoreBytes = kClusterCoreBytes;  // one column of core matrices: 8 units x 64 utterances
+
+__device__ __forceinline__ unsigned sharedAddress(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void clusterSync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+
+__device__ __forceinline__ unsigned clusterRank() {
+  unsigned rank;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+  return rank;
+}
+
+// Arms this step's phase of `bar` for `bytes` (its peers' copies may land before it: the phase
+// cannot complete before this arrival, whatever the byte count did meanwhile).
+__device__ __forceinline__ void expectBytes(uint64_t* bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(sharedAddress(bar)), "r"(bytes) : "memory");
+}
+
+// 4 bytes from global into shared memory, asynchronously (cp.async.wait_all waits for them).
+__device__ __forceinline__ void copyWordAsync(float* shared_dst, const float* global_src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(sharedAddress(shared_dst)), "l"(global_src) : "memory");
+}
+
+__device__ __forceinline__ void waitPhase(uint64_t* bar, unsigned parity) {
+  unsigned done = 0;
+  while (!done)
+    asm volatile(
+        "{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\tselp.u32 %0, 1, 0, p;\n\t}"
+        : "=r"(done)
+        : "r"(sharedAddress(bar)), "r"(parity)
+        : "memory");
+}
+
+// `bytes` from global memory to the same shared offset in every block of `mask` (this cluster's
+// ranks), counted on each one's `bar`.
+__device__ __forceinline__ void copyToCluster(void* shared_dst, const void* global_src, unsigned bytes, uint64_t* bar,
+                                              unsigned short mask) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;"
+      ::"r"(sharedAddress(shared_dst)), "l"(global_src), "r"(bytes), "r"(sharedAddress(bar)), "h"(mask)
+      : "memory");
+}
+
+// wgmma's shared-memory matrix descriptor for B (K-major, no swizzle): core matrices adjacent in K
+// (8 units further) are kCoreBytes apart, those adjacent in N (8 utterances further) 128 bytes. As
+// two words: the low one (start address / 16, leading byte offset) grows by kStepWords per k step.
+struct HDescriptor {
+  unsigned low, high;
+};
+__device__ __forceinline__ HDescriptor hDescriptor(const void* start) {
+  return {((sharedAddress(start) & 0x3FFFF) >> 4) | static_cast<unsigned>(kCoreBytes >> 4) << 16,
+          static_cast<unsigned>(kClusterStrideBytes >> 4)};
+}
+constexpr unsigned kStepWords = 2 * kCoreBytes / 16;  // 16 columns further
+
+// d (+)= a * b for the warpgroup: A 64 x 16 from registers (each warp its 16 rows, mma.m16n8k16's
+// fragment order), B 16 x 64 from shared memory, fp32 accumulators in m16n8's C order per 8 columns.
+#define DS2RT_WGMMA_D                                                                                            \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
+  "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define DS2RT_WGMMA_OPERANDS                                                                                     \
+  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),  \
+    "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),       \
+    "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),      \
+    "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                    \
+  : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b.low), "r"(b.high), "n"(Step * kStepWords), "n"(Step > 0)
+// The descriptor is assembled inside the asm from its base and the step (an immediate): sixteen
+// 64-bit descriptors computed ahead would take 32 registers for the whole loop.
+#define DS2RT_WGMMA_PROLOGUE                                                  \
+  "{\n\t.reg .pred p;\n\t.reg .b32 low;\n\t.reg .b64 desc;\n\t"          \
+  "setp.ne.b32 p, %39, 0;\n\tadd.u32 low, %36, %38;\n\tmov.b64 desc, {low, %37};\n\t"
+template <typename T, int Step>
+__device__ __forceinline__ void wgmma64x64(float (&d)[32], const uint4& a, HDescriptor b) {
+  if constexpr (std::is_same_v<T, __half>)
+    asm volatile(DS2RT_WGMMA_PROLOGUE "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " DS2RT_WGMMA_D
+                 ", {%32, %33, %34, %35}, desc, p, 1, 1, 0;\n\t}" DS2RT_WGMMA_OPERANDS);
+  else
+    asm volatile(DS2RT_WGMMA_PROLOGUE "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " DS2RT_WGMMA_D
+                 ", {%32, %33, %34, %35}, desc, p, 1, 1, 0;\n\t}" DS2RT_WGMMA_OPERANDS);
+}
+
+template <typename T, int Step, int Steps>
+__device__ __forceinline__ void wgmmaChain(float (&d)[32], const uint4 (&a)[Steps], HDescriptor b) {
+  if constexpr (Step < Steps) {
+    wgmma64x64<T, Step>(d, a[Step], b);
+    wgmmaChain<T, Step + 1, Steps>(d, a, b);
+  }
+}
+#undef DS2RT_WGMMA_D
+#undef DS2RT_WGMMA_OPERANDS
+#undef DS2RT_WGMMA_PROLOGUE
+#endif
+
+// T holds R and h; Out is the layer's output type (T, or float for a tf32 layer). Gates: 4 (LSTM)
+// or 3 (GRU) compiles that cell alone into the step; 0 reads r.gates and r.cell. Fragments: H / 64.
+template <typename T, typename Out, int Gates, int Fragments>
+__global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs a) {
+#if DS2RT_CLUSTER_DEVICE_CODE
+  extern __shared__ __align__(1024) unsigned char shared[];
+  const RecurrenceArgs& r = a.r;
+  const int max_len = maxLength(r);
+  if (max_len == 0) return;  // (every block: the plan's trial launch has no utterances)
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warpgroup = warp / 4, row_tile = warp % 4;
+  const int group = lane / 4, pair = (lane % 4) * 2;
+  const int units = Gates ? unitsPerBlock(Gates) : a.units, gates = Gates ? Gates : r.gates;
+  const int row_tiles = (gates * units + 15) / 16;
+  const int64_t h = r.h, quarter = h / kWarpgroups, column_tiles = h / 16;
+  const int dir = blockIdx.x / a.blocks_per_direction, block = blockIdx.x % a.blocks_per_direction;
+  const int64_t first_unit = static_cast<int64_t>(block) * units;
+
+  T* h_s = reinterpret_cast<T*>(shared);  // 64 utterances x H in the core-matrix layout
+  float* partial_s = reinterpret_cast<float*>(shared + h * kUtterances * sizeof(T));  // 4 x 64 x kPartialStride
+  float* x_s = partial_s + kWarpgroups * kUtterances * kPartialStride;  // [cell][gate][thread]
+  auto* landed = reinterpret_cast<uint64_t*>(x_s + kCellsPerThread * 4 * kClusterThreads);
+
+  // This warp's A fragments: row tile `row_tile`, the warpgroup's quarter of the column tiles.
+  uint4 r_frag[Fragments];
+  {
+    const uint4* src = a.weights + static_cast<int64_t>(blockIdx.x) * row_tiles * column_tiles * 32;
+#pragma unroll
+    for (int i = 0; i < Fragments; ++i)
+      r_frag[i] = row_tile < row_tiles ? src[(row_tile * column_tiles + warpgroup * Fragments + i) * 32 + lane]
+                                       : make_uint4(0, 0, 0, 0);
+  }
+
+  // The cells this thread owns: unit u = c % units, utterance b = c / units (c = tid + i * threads).
+  // Only their state lives in registers (R's fragments and the accumulators take most of them); the
+  // rest is recomputed, or read again (lengths), each step. Length 0: outside the batch or H (its h
+  // stays the buffers' zero).
+  const bool reverse = r.reverse_only || dir == 1;
+  const int64_t gh = gates * h;
+  struct Cell {
+    int u, b, len;
+  };
+  const auto cellOf = [&](int i) {
+    const int c = tid + i * kClusterThreads, u = c % units, b = c / units;
+    return Cell{u, b, c < units * kUtterances && b < r.n && first_unit + u < h ? r.lengths[b] : 0};
+  };
+  float cell_h[kCellsPerThread] = {}, cell_c[kCellsPerThread] = {};
+
+  if (tid == 0) {
+    for (int q = 0; q < kWarpgroups; ++q)
+      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(sharedAddress(landed + q)) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  clusterSync();  // no peer copies into this block before its barriers exist
+
+  // This block's share of each quarter's copy: columns of core matrices [first, end) of the quarter.
+  const int64_t quarter_columns = quarter / 8;
+  const unsigned rank = clusterRank();
+  const int64_t first_column = clusterShareBegin(rank, a.cluster, quarter_columns);
+  const int64_t end_column = clusterShareBegin(rank + 1, a.cluster, quarter_columns);
+  const auto mask = static_cast<unsigned short>((1u << a.cluster) - 1);
+  const int64_t h_bytes = h * kUtterances * sizeof(T);
+  unsigned* published = a.published + dir;
+  PhaseTrace trace(a.trace);
+
+  for (int k = 0; k < max_len; ++k) {
+#pragma unroll
+    for (int i = 0; i < kCellsPerThread; ++i) {
+      const Cell cell = cellOf(i);
+      if (k >= cell.len) continue;
+      const int64_t t = reverse ? cell.len - 1 - k : k, j = first_unit + cell.u;
+      const float* p = r.projection + (t * r.n + cell.b) * r.dirs * gh + dir * gh + j;  // biases included
+#pragma unroll
+      for (int g = 0; g < 4; ++g)
+        if (g < gates) copyWordAsync(x_s + (i * 4 + g) * kClusterThreads + tid, p + g * h);
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+
+    if (tid == 0) {
+      while (loadAcquire(published) < static_cast<unsigned>(k * a.blocks_per_direction)) {
+      }
+      trace.lap(0);
+      // The h words were written by other SMs' ordinary stores; the copy reads them through the async proxy.
+      asm volatile("fence.proxy.async;" ::: "memory");
+      const char* h_in = static_cast<const char*>(a.h_exchange) + ((k % 2) * r.dirs + dir) * h_bytes;
+      for (int q = 0; q < kWarpgroups; ++q) {
+        expectBytes(landed + q, static_cast<unsigned>(h_bytes / kWarpgroups));
+        const int64_t offset = q * (h_bytes / kWarpgroups) + first_column * kCoreBytes;
+        if (end_column > first_column)
+          copyToCluster(shared + offset, h_in + offset, static_cast<unsigned>((end_column - first_column) * kCoreBytes),
+                        landed + q, mask);
+      }
+    }
+    waitPhase(landed + warpgroup, k & 1);
+    trace.lap(1);
+
+    float acc[32] = {};
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+    wgmmaChain<T, 0, Fragments>(acc, r_frag, hDescriptor(h_s + warpgroup * quarter * kUtterances));
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+    // Accumulators: per 8 utterances, rows group and group + 8 of the warp's tile, utterances pair, pair + 1.
+    float* out = partial_s + warpgroup * kUtterances * kPartialStride;
+    const int row = row_tile * 16 + group;
+#pragma unroll
+    for (int n8 = 0; n8 < kUtterances / 8; ++n8) {
+      const int b = n8 * 8 + pair;
+      out[b * kPartialStride + row] = acc[4 * n8];
+      out[(b + 1) * kPartialStride + row] = acc[4 * n8 + 1];
+      out[b * kPartialStride + row + 8] = acc[4 * n8 + 2];
+      out[(b + 1) * kPartialStride + row + 8] = acc[4 * n8 + 3];
+    }
+    __syncthreads();
+    trace.lap(2);
+
+    T* h_out = reinterpret_cast<T*>(static_cast<char*>(a.h_exchange) + (((k + 1) % 2) * r.dirs + dir) * h_bytes);
+    asm volatile("cp.async.wait_all;" ::: "memory");  // this thread's own projections: no barrier needed
+#pragma unroll
+    for (int i = 0; i < kCellsPerThread; ++i) {
+      const Cell cell = cellOf(i);
+      if (cell.len == 0) continue;
+      const int64_t j = first_unit + cell.u;
+      if (k < cell.len) {
+        float rec[4] = {0, 0, 0, 0}, x[4] = {0, 0, 0, 0};
+#pragma unroll
+        for (int g = 0; g < 4; ++g)
+          if (g < gates) {
+            x[g] = x_s[(i * 4 + g) * kClusterThreads + tid];
+#pragma unroll
+            for (int q = 0; q < kWarpgroups; ++q)
+              rec[g] += partial_s[(q * kUtterances + cell.b) * kPartialStride + g * units + cell.u];
+          }
+        const float b_hn = r.hidden_bias ? r.hidden_bias[dir * h + j] : 0.0f;
+        cell_h[i] = cellStep<true, Gates>(r.cell, x, rec, b_hn, cell_h[i], cell_c[i]);
+      }
+      h_out[clusterHIndex(cell.b, j)] = fromFloat<T>(cell_h[i]);  // a finished utterance repeats its last h
+    }
+    asm volatile("fence.proxy.async;" ::: "memory");
+    __syncthreads();
+    if (tid == 0) releaseAdd(published);  // after the barrier: orders the whole block's h stores before it
+#pragma unroll
+    for (int i = 0; i < kCellsPerThread; ++i) {
+      const Cell cell = cellOf(i);
+      if (k >= cell.len) continue;
+      const int64_t t = reverse ? cell.len - 1 - k : k;
+      static_cast<Out*>(r.output)[(t * r.n + cell.b) * r.out_width + dir * r.column_stride + first_unit + cell.u] =
+          fromFloat<Out>(cell_h[i]);
+    }
+    trace.lap(3);
+  }
+  clusterSync();  // no block leaves while copies into its peers are in flight
+#endif
+}
+
+template <typename T, typename Out, int Gates>
+void* clusterKernelFor(int fragments) {
+  if (fragments == 4) return reinterpret_cast<void*>(&clusterKernel<T, Out, Gates, 4>);
+  if (fragments == 8) return reinterpret_cast<void*>(&clusterKernel<T, Out, Gates, 8>);
+  return reinterpret_cast<void*>(&clusterKernel<T, Out, Gates, 16>);
+}
+
+template <typename T, typename Out>
+void* clusterKernelFor(int gates, int fragments) {
+  if (gates == 4) return clusterKernelFor<T, Out, 4>(fragments);
+  if (gates == 3) return clusterKernelFor<T, Out, 3>(fragments);
+  return clusterKernelFor<T, Out, 0>(fragments);
+}
+
+void* clusterKernelFor(DataType products, DataType output, int gates, int64_t hidden) {
+  const int fragments = static_cast<int>(hidden / (16 * kWarpgroups));
+  if (products == DataType::kBFloat16) return clusterKernelFor<__nv_bfloat16, __nv_bfloat16>(gates, fragments);
+  if (output == DataType::kFloat32) return clusterKernelFor<__half, float>(gates, fragments);
+  return clusterKernelFor<__half, __half>(gates, fragments);
+}
+
+cudaError_t launchClusterKernel(void* kernel, ClusterArgs& a, int blocks, int cluster, bool cooperative,
+                                size_t shared_bytes, cudaStream_t stream) {
+  cudaLaunchAttribute attributes[2] = {};
+  attributes[0].id = cudaLaunchAttributeClusterDimension;
+  attributes[0].val.clusterDim.x = cluster;
+  attributes[0].val.clusterDim.y = 1;
+  attributes[0].val.clusterDim.z = 1;
+  attributes[1].id = cudaLaunchAttributeCooperative;  // every block resident at once, or no launch
+  attributes[1].val.cooperative = cooperative ? 1 : 0;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(blocks);
+  config.blockDim = dim3(kClusterThreads);
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  config.attrs = attributes;
+  config.numAttrs = 2;
+  void* params[] = {&a};
+  return cudaLaunchKernelExC(&config, kernel, params);
+}
+
+// Whether the device runs this file's sm_90a code: compute capability 9.0 exactly, and a build that
+// compiled it (CMake adds DS2RT_CLUSTER_SM90A where the architectures include 90).
+bool clusterKernelAvailable() {
+#if DS2RT_CLUSTER_SM90A
+  int device = 0, major = 0, minor = 0;
+  DS2RT_CUDA(cudaGetDevice(&device));
+  DS2RT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  DS2RT_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return major == 9 && minor == 0;
+#else
+  return false;
+#endif
+}
+
+// A launch without utterances (the kernel returns at once): whether the driver takes a (cooperative)
+// cluster launch of this shape. On a stream of its own, so that no other stream's capture is disturbed.
+bool trialLaunch(void* kernel, int dirs, int units, int per_direction, int cluster, bool cooperative, size_t bytes) {
+  ClusterArgs trial{};
+  trial.r.dirs = dirs;
+  trial.units = units;
+  trial.blocks_per_direction = per_direction;
+  trial.cluster = cluster;
+  cudaStream_t stream = nullptr;
+  DS2RT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cudaError_t error = launchClusterKernel(kernel, trial, per_direction * dirs, cluster, cooperative, bytes, stream);
+  if (error == cudaSuccess) error = cudaStreamSynchronize(stream);
+  const bool launched = error == cudaSuccess;
+  if (!launched) {
+    (void)cudaGetLastError();
+    if (std::getenv("DS2RT_RNN_TRACE"))
+      std::fprintf(stderr, "cluster RNN kernel: a %scooperative launch in clusters of %d failed: %s\n",
+                   cooperative ? "" : "non-", cluster, cudaGetErrorString(error));
+  }
+  DS2RT_CUDA(cudaStreamDestroy(stream));
+  return launched;
+}
+
+}  // namespace
+
+ClusterGeometry persistent::clusterGeometry(int gates, int64_t hidden, DataType products, size_t shared_limit) {
+  ClusterGeometry g;
+  // Each warpgroup's quarter of the columns is whole 16-column tiles, as many as an instantiation has.
+  const int64_t fragments = hidden / (16 * kWarpgroups);
+  if (hidden % (16 * kWarpgroups) != 0 ||
+      std::find(std::begin(kFragmentCounts), std::end(kFragmentCounts), fragments) == std::end(kFragmentCounts))
+    return g;
+  g.units = unitsPerBlock(gates);
+  g.blocks_per_direction = static_cast<int>((hidden + g.units - 1) / g.units);
+  g.shared_bytes = clusterSharedBytes(hidden, products);
+  g.usable = g.shared_bytes <= shared_limit;
+  return g;
+}
+
+PersistentPlan planCluster(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
+                           DataType products, int sm_count, size_t shared_limit) {
+  PersistentPlan plan;
+  if (products == DataType::kFloat32 || (cell == RNNCell::kGRU && !linear_before_reset)) return plan;
+  if (!productsSupported(type, products) || !clusterKernelAvailable()) return plan;
+  const int gates = gateCount(cell);
+  const ClusterGeometry geometry = clusterGeometry(gates, hidden, products, shared_limit);
+  const int units = geometry.units, per_direction = geometry.blocks_per_direction;
+  const size_t bytes = geometry.shared_bytes;
+  if (!geometry.usable || per_direction * dirs > sm_count) return plan;
+  void* kernel = clusterKernelFor(products, type, gates, hidden);
+  DS2RT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  // The largest cluster (at most 8, dividing a direction's blocks) of which the GPU holds enough at once.
+  for (int cluster = kMaxCluster; cluster >= 1 && !plan.usable; --cluster) {
+    if (per_direction % cluster != 0) continue;
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeClusterDimension;
+    attribute.val.clusterDim.x = cluster;
+    attribute.val.clusterDim.y = 1;
+    attribute.val.clusterDim.z = 1;
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(per_direction * dirs);
+    config.blockDim = dim3(kClusterThreads);
+    config.dynamicSmemBytes = bytes;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess) {
+      (void)cudaGetLastError();
+      continue;
+    }
+    if (clusters * cluster < per_direction * dirs) continue;
+    // Cooperative where the driver takes it with clusters; otherwise co-residency rests on the
+    // occupancy just computed (the inspect report says so).
+    bool cooperative = true;
+    if (!trialLaunch(kernel, dirs, units, per_direction, cluster, cooperative, bytes)) {
+      cooperative = false;
+      if (!trialLaunch(kernel, dirs, units, per_direction, cluster, cooperative, bytes)) continue;
+    }
+    plan = {.usable = true, .blocks_per_direction = per_direction, .units_per_block = units,
+            .max_batch = kUtterances, .shared_bytes = bytes, .tensor_cores = true, .products = products,
+            .cluster_size = cluster, .cluster_cooperative = cooperative};
+  }
+  return plan;
+}
+
+size_t clusterExchangeBytes(int dirs, int64_t hidden, DataType products) {
+  return countedExchangeBytes(dirs, kUtterances, hidden, products);
+}
+
+void launchCluster(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights, void* exchange,
+                   DataType type, cudaStream_t stream, unsigned long long* trace) {
+  check(args.n <= plan.max_batch, "cluster persistent RNN kernel takes at most ", plan.max_batch, " utterances");
+  ClusterArgs a{args,
+                static_cast<const uint4*>(tiled_weights),
+                exchange,
+                exchangeCounters(exchange, args.dirs, kUtterances, args.h, plan.products),
+                plan.units_per_block,
+                plan.blocks_per_direction,
+                plan.cluster_size,
+                trace};
+  DS2RT_CUDA(cudaMemsetAsync(exchange, 0, clusterExchangeBytes(args.dirs, args.h, plan.products), stream));
+  DS2RT_CUDA(launchClusterKernel(clusterKernelFor(plan.products, type, args.gates, args.h), a,
+                                 plan.blocks_per_direction * args.dirs, plan.cluster_size, plan.cluster_cooperative,
+                                 plan.shared_bytes, stream));
+}
+
+}  // namespace ds2rt::detail::cuda
