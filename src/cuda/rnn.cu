@@ -78,7 +78,8 @@ class RNNKernel final : public TypedKernel {
       stacked_bytes_ = planStacked(plan_, gates_, d.hidden_size, type, info.sm_count, info.shared_memory_per_block);
     const bool wide_shares_tiles = plan_.usable && plan_.tensor_cores &&
                                    plan_.units_per_block == wide_.units_per_block && plan_.products == wide_.products;
-    const bool cluster_shares_tiles = wide_.usable && cluster_.units_per_block == wide_.units_per_block;
+    const bool cluster_shares_tiles = wide_.usable && cluster_.units_per_block == wide_.units_per_block &&
+                                      cluster_.products == wide_.products;
     const int64_t h = d.hidden_size, gh = gates_ * h;
     const bool lbr_gru = d.cell == RNNCell::kGRU && d.linear_before_reset;
     for (int l = 0; l < d.num_layers; ++l) {

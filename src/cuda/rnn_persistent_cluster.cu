@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include "cuda/rnn_persistent.cuh"
 
@@ -160,6 +161,41 @@ __device__ __forceinline__ void wgmmaChain(float (&d)[32], const uint4 (&a)[Step
 #undef DS2RT_WGMMA_D
 #undef DS2RT_WGMMA_OPERANDS
 #undef DS2RT_WGMMA_PROLOGUE
+// This warp's A fragments: row tile warp % 4 of the block's `row_tiles` (zero beyond them), the
+// warpgroup's quarter of the column tiles. `block_tiles`: the block's tiles, as tileForMma lays them out.
+template <int Fragments>
+__device__ __forceinline__ void loadFragments(uint4 (&r_frag)[Fragments], const uint4* block_tiles, int row_tiles) {
+  const int lane = threadIdx.x % 32, row_tile = threadIdx.x / 32 % 4, warpgroup = threadIdx.x / 128;
+  const int column_tiles = Fragments * kWarpgroups;
+#pragma unroll
+  for (int i = 0; i < Fragments; ++i)
+    r_frag[i] = row_tile < row_tiles ? block_tiles[(row_tile * column_tiles + warpgroup * Fragments + i) * 32 + lane]
+                                     : make_uint4(0, 0, 0, 0);
+}
+
+// The warpgroup's partial products R[:, its quarter] * h[its quarter, :] into its slice of `partial_s`
+// (64 utterances x kPartialStride floats each; the four slices sum to R h). h_s: all of h, as clusterHIndex lays it out.
+template <typename T, int Fragments>
+__device__ __forceinline__ void warpgroupProducts(float* partial_s, const uint4 (&r_frag)[Fragments], const T* h_s) {
+  const int lane = threadIdx.x % 32, row_tile = threadIdx.x / 32 % 4, warpgroup = threadIdx.x / 128;
+  const int group = lane / 4, pair = (lane % 4) * 2;
+  float acc[32] = {};
+  asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+  wgmmaChain<T, 0, Fragments>(acc, r_frag, hDescriptor(h_s + warpgroup * Fragments * 16 * kUtterances));
+  asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+  asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+  // Accumulators: per 8 utterances, rows group and group + 8 of the warp's tile, utterances pair, pair + 1.
+  float* out = partial_s + warpgroup * kUtterances * kPartialStride;
+  const int row = row_tile * 16 + group;
+#pragma unroll
+  for (int n8 = 0; n8 < kUtterances / 8; ++n8) {
+    const int b = n8 * 8 + pair;
+    out[b * kPartialStride + row] = acc[4 * n8];
+    out[(b + 1) * kPartialStride + row] = acc[4 * n8 + 1];
+    out[b * kPartialStride + row + 8] = acc[4 * n8 + 2];
+    out[(b + 1) * kPartialStride + row + 8] = acc[4 * n8 + 3];
+  }
+}
 #endif
 
 // T holds R and h; Out is the layer's output type (T, or float for a tf32 layer). Gates: 4 (LSTM)
@@ -171,8 +207,7 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
   const RecurrenceArgs& r = a.r;
   const int max_len = maxLength(r);
   if (max_len == 0) return;  // (every block: the plan's trial launch has no utterances)
-  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warpgroup = warp / 4, row_tile = warp % 4;
-  const int group = lane / 4, pair = (lane % 4) * 2;
+  const int tid = threadIdx.x, warpgroup = tid / 128;
   const int units = Gates ? unitsPerBlock(Gates) : a.units, gates = Gates ? Gates : r.gates;
   const int row_tiles = (gates * units + 15) / 16;
   const int64_t h = r.h, quarter = h / kWarpgroups, column_tiles = h / 16;
@@ -184,15 +219,8 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
   float* x_s = partial_s + kWarpgroups * kUtterances * kPartialStride;  // [cell][gate][thread]
   auto* landed = reinterpret_cast<uint64_t*>(x_s + kCellsPerThread * 4 * kClusterThreads);
 
-  // This warp's A fragments: row tile `row_tile`, the warpgroup's quarter of the column tiles.
   uint4 r_frag[Fragments];
-  {
-    const uint4* src = a.weights + static_cast<int64_t>(blockIdx.x) * row_tiles * column_tiles * 32;
-#pragma unroll
-    for (int i = 0; i < Fragments; ++i)
-      r_frag[i] = row_tile < row_tiles ? src[(row_tile * column_tiles + warpgroup * Fragments + i) * 32 + lane]
-                                       : make_uint4(0, 0, 0, 0);
-  }
+  loadFragments(r_frag, a.weights + static_cast<int64_t>(blockIdx.x) * row_tiles * column_tiles * 32, row_tiles);
 
   // The cells this thread owns: unit u = c % units, utterance b = c / units (c = tid + i * threads).
   // Only their state lives in registers (R's fragments and the accumulators take most of them); the
@@ -256,24 +284,10 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
       }
     }
     waitPhase(landed + warpgroup, k & 1);
+    __syncwarp();  // wgmma's .aligned forms need the whole warp converged (lane 0 came from the poll above)
     trace.lap(1);
 
-    float acc[32] = {};
-    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-    wgmmaChain<T, 0, Fragments>(acc, r_frag, hDescriptor(h_s + warpgroup * quarter * kUtterances));
-    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-    // Accumulators: per 8 utterances, rows group and group + 8 of the warp's tile, utterances pair, pair + 1.
-    float* out = partial_s + warpgroup * kUtterances * kPartialStride;
-    const int row = row_tile * 16 + group;
-#pragma unroll
-    for (int n8 = 0; n8 < kUtterances / 8; ++n8) {
-      const int b = n8 * 8 + pair;
-      out[b * kPartialStride + row] = acc[4 * n8];
-      out[(b + 1) * kPartialStride + row] = acc[4 * n8 + 1];
-      out[b * kPartialStride + row + 8] = acc[4 * n8 + 2];
-      out[(b + 1) * kPartialStride + row + 8] = acc[4 * n8 + 3];
-    }
+    warpgroupProducts<T, Fragments>(partial_s, r_frag, h_s);
     __syncthreads();
     trace.lap(2);
 
@@ -314,6 +328,43 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
   }
   clusterSync();  // no block leaves while copies into its peers are in flight
 #endif
+}
+
+// One block's products alone, h given (the tests check them against the CPU: clusterBlockProducts).
+template <typename T, int Fragments>
+__global__ void __launch_bounds__(kClusterThreads, 1)
+    clusterProductsKernel(const uint4* block_tiles, int row_tiles, const T* h, float* products) {
+#if DS2RT_CLUSTER_DEVICE_CODE
+  extern __shared__ __align__(1024) unsigned char shared[];
+  constexpr int kHidden = Fragments * 16 * kWarpgroups;
+  T* h_s = reinterpret_cast<T*>(shared);
+  float* partial_s = reinterpret_cast<float*>(shared + kHidden * kUtterances * sizeof(T));
+  uint4 r_frag[Fragments];
+  loadFragments(r_frag, block_tiles, row_tiles);
+  for (int i = threadIdx.x; i < kHidden * kUtterances; i += kClusterThreads) h_s[i] = h[i];
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // ordinary stores, read by the tensor cores
+  __syncthreads();
+  warpgroupProducts<T, Fragments>(partial_s, r_frag, h_s);
+  __syncthreads();
+  for (int i = threadIdx.x; i < kUtterances * kRows; i += kClusterThreads) {
+    const int b = i / kRows, row = i % kRows;
+    float sum = 0;
+    for (int q = 0; q < kWarpgroups; ++q) sum += partial_s[(q * kUtterances + b) * kPartialStride + row];
+    products[i] = sum;
+  }
+#endif
+}
+
+template <typename T>
+void launchClusterProducts(int fragments, const void* tiles, int row_tiles, const void* h, float* out, size_t bytes) {
+  const auto launch = [&](auto kernel) {
+    DS2RT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    kernel<<<1, kClusterThreads, bytes>>>(static_cast<const uint4*>(tiles), row_tiles, static_cast<const T*>(h), out);
+  };
+  if (fragments == 4) launch(clusterProductsKernel<T, 4>);
+  else if (fragments == 8) launch(clusterProductsKernel<T, 8>);
+  else launch(clusterProductsKernel<T, 16>);
+  DS2RT_CUDA(cudaGetLastError());
 }
 
 template <typename T, typename Out, int Gates>
@@ -454,6 +505,33 @@ PersistentPlan planCluster(RNNCell cell, bool linear_before_reset, int64_t hidde
             .cluster_size = cluster, .cluster_cooperative = cooperative};
   }
   return plan;
+}
+
+std::vector<float> clusterBlockProducts(DataType products, int gates, int64_t hidden,
+                                        const std::vector<float>& recurrent, const std::vector<float>& h) {
+  check(products == DataType::kFloat16 || products == DataType::kBFloat16, "cluster products are fp16 or bf16");
+  check(recurrent.size() == static_cast<size_t>(gates * hidden * hidden), "R must be ", gates * hidden, " x ", hidden);
+  check(h.size() == static_cast<size_t>(kUtterances * hidden), "h must be ", kUtterances, " x ", hidden);
+  const ClusterGeometry geometry = clusterGeometry(gates, hidden, products, ~size_t{0});
+  check(geometry.units > 0, "no cluster kernel for ", hidden, " units");
+  if (!clusterKernelAvailable()) return {};
+  const auto tiles = tileForMma(recurrent, gates, hidden, 1, geometry.units, geometry.blocks_per_direction);
+  std::vector<float> h_tiled(h.size());
+  for (int64_t b = 0; b < kUtterances; ++b)
+    for (int64_t j = 0; j < hidden; ++j) h_tiled[clusterHIndex(b, j)] = h[b * hidden + j];
+  const DeviceMemory tiles_d = uploadFloats(tiles.data(), tiles.size(), products);
+  const DeviceMemory h_d = uploadFloats(h_tiled.data(), h_tiled.size(), products);
+  const DeviceMemory out_d = allocateDevice(static_cast<size_t>(kUtterances) * kRows * sizeof(float));
+  const int row_tiles = (gates * geometry.units + 15) / 16, fragments = static_cast<int>(hidden / (16 * kWarpgroups));
+  const size_t bytes = static_cast<size_t>(hidden) * kUtterances * sizeOf(products) + kPartialBytes;
+  if (products == DataType::kFloat16)
+    launchClusterProducts<__half>(fragments, tiles_d.get(), row_tiles, h_d.get(), static_cast<float*>(out_d.get()), bytes);
+  else
+    launchClusterProducts<__nv_bfloat16>(fragments, tiles_d.get(), row_tiles, h_d.get(),
+                                         static_cast<float*>(out_d.get()), bytes);
+  std::vector<float> out(static_cast<size_t>(kUtterances) * kRows);
+  DS2RT_CUDA(cudaMemcpy(out.data(), out_d.get(), out.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  return out;
 }
 
 size_t clusterExchangeBytes(int dirs, int64_t hidden, DataType products) {
