@@ -171,7 +171,7 @@ class RNNKernel final : public TypedKernel {
         unsigned long long* traced = trace(dev, l);
         const DeviceMemory& tiles = w.cluster_tiles ? w.cluster_tiles : w.wide_tiles ? w.wide_tiles : w.tiles;
         launchCluster(args, cluster_, tiles.get(), exchange, type_, s, traced);
-        if (traced) printTrace(dev, traced, l, t);
+        if (traced) printTrace(dev, traced, l, t, kClusterCellParts);
       } else {
         stepwise(state, dev, args, w);
       }
@@ -200,8 +200,7 @@ class RNNKernel final : public TypedKernel {
                   "), ");
     if (cluster_.usable)
       text += cat("cluster persistent wgmma kernel for batch <= ", cluster_.max_batch, " (", describe(cluster_),
-                  "; h multicast to clusters of ", cluster_.cluster_size,
-                  cluster_.cluster_cooperative ? "" : "; not a cooperative launch", "), ");
+                  "; h multicast to clusters of ", cluster_.cluster_size, "), ");
     if (stacked_bytes_ > 0)
       text += cat("layers two per launch for batch <= ", stackedBatch(), " (each emits the next one's projection",
                   stackedEmitWarps(plan_, gates_, desc_.hidden_size) ? ", at batch 1 from warps of its own" : "", "), ");
@@ -311,7 +310,14 @@ class RNNKernel final : public TypedKernel {
     DS2RT_CUDA(cudaMemsetAsync(t, 0, kTracePhases * sizeof(unsigned long long), dev.stream()));
     return t;
   }
-  static void printTrace(CudaDeviceContext& dev, const unsigned long long* trace, int layer, int64_t steps) {
+  // The cell phase's parts, where a kernel times them (phase 5 non-zero).
+  struct CellParts {
+    const char* names[4];
+  };
+  static constexpr CellParts kMmaCellParts{{"sums", "x", "cell", "publish"}};
+  static constexpr CellParts kClusterCellParts{{"x landed", "cells", "publish", "output"}};
+  static void printTrace(CudaDeviceContext& dev, const unsigned long long* trace, int layer, int64_t steps,
+                         const CellParts& parts = kMmaCellParts) {
     unsigned long long ns[kTracePhases];
     DS2RT_CUDA(cudaMemcpyAsync(ns, trace, sizeof(ns), cudaMemcpyDeviceToHost, dev.stream()));
     DS2RT_CUDA(cudaStreamSynchronize(dev.stream()));
@@ -321,8 +327,9 @@ class RNNKernel final : public TypedKernel {
                    layer, us(0), us(1), us(2), us(3));
     else
       std::fprintf(stderr, "rnn layer %d, us per step: wait for h %.2f, block sync %.2f, products %.2f, cell %.2f "
-                   "(sums %.2f, x %.2f, cell %.2f, publish %.2f)\n", layer, us(0), us(1), us(2),
-                   us(3) + us(4) + us(5) + us(6), us(3), us(4), us(5), us(6));
+                   "(%s %.2f, %s %.2f, %s %.2f, %s %.2f)\n", layer, us(0), us(1), us(2),
+                   us(3) + us(4) + us(5) + us(6), parts.names[0], us(3), parts.names[1], us(4), parts.names[2], us(5),
+                   parts.names[3], us(6));
   }
 
   RNNDesc desc_;

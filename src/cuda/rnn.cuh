@@ -42,7 +42,6 @@ struct PersistentPlan {
   bool tensor_cores = false;  // mma.sync products (fp16/bf16, two directions); else CUDA cores
   DataType products = DataType::kFloat32;  // the type R and h are held in on chip
   int cluster_size = 0;  // cluster kernel: blocks per thread-block cluster (they share each copy of h)
-  bool cluster_cooperative = false;  // launched cooperatively (else co-resident by occupancy alone)
 };
 
 // `type`: the layer's activations; `products`: what R (and in the tensor-core kernels h) are held

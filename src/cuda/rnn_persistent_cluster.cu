@@ -65,6 +65,9 @@ size_t clusterSharedBytes(int64_t hidden, DataType products) {
 #define DS2RT_CLUSTER_DEVICE_CODE 0
 #endif
 
+#ifndef DS2RT_CLUSTER_WRITER_FENCE
+#define DS2RT_CLUSTER_WRITER_FENCE 2
+#endif
 #if DS2RT_CLUSTER_DEVICE_CODE
 constexpr int64_t kCoreBytes = kClusterCoreBytes;  // one column of core matrices: 8 units x 64 utterances
 
@@ -293,6 +296,7 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
 
     T* h_out = reinterpret_cast<T*>(static_cast<char*>(a.h_exchange) + (((k + 1) % 2) * r.dirs + dir) * h_bytes);
     asm volatile("cp.async.wait_all;" ::: "memory");  // this thread's own projections: no barrier needed
+    trace.lap(3);
 #pragma unroll
     for (int i = 0; i < kCellsPerThread; ++i) {
       const Cell cell = cellOf(i);
@@ -313,9 +317,15 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
       }
       h_out[clusterHIndex(cell.b, j)] = fromFloat<T>(cell_h[i]);  // a finished utterance repeats its last h
     }
+    trace.lapAfter(4, cell_h[0]);
+#if DS2RT_CLUSTER_WRITER_FENCE == 2
     asm volatile("fence.proxy.async;" ::: "memory");
+#elif DS2RT_CLUSTER_WRITER_FENCE == 1
+    asm volatile("fence.proxy.async.global;" ::: "memory");
+#endif
     __syncthreads();
     if (tid == 0) releaseAdd(published);  // after the barrier: orders the whole block's h stores before it
+    trace.lap(5);
 #pragma unroll
     for (int i = 0; i < kCellsPerThread; ++i) {
       const Cell cell = cellOf(i);
@@ -324,7 +334,7 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
       static_cast<Out*>(r.output)[(t * r.n + cell.b) * r.out_width + dir * r.column_stride + first_unit + cell.u] =
           fromFloat<Out>(cell_h[i]);
     }
-    trace.lap(3);
+    trace.lap(6);
   }
   clusterSync();  // no block leaves while copies into its peers are in flight
 #endif
@@ -388,15 +398,15 @@ void* clusterKernelFor(DataType products, DataType output, int gates, int64_t hi
   return clusterKernelFor<__half, __half>(gates, fragments);
 }
 
-cudaError_t launchClusterKernel(void* kernel, ClusterArgs& a, int blocks, int cluster, bool cooperative,
-                                size_t shared_bytes, cudaStream_t stream) {
+cudaError_t launchClusterKernel(void* kernel, ClusterArgs& a, int blocks, int cluster, size_t shared_bytes,
+                                cudaStream_t stream) {
   cudaLaunchAttribute attributes[2] = {};
   attributes[0].id = cudaLaunchAttributeClusterDimension;
   attributes[0].val.clusterDim.x = cluster;
   attributes[0].val.clusterDim.y = 1;
   attributes[0].val.clusterDim.z = 1;
   attributes[1].id = cudaLaunchAttributeCooperative;  // every block resident at once, or no launch
-  attributes[1].val.cooperative = cooperative ? 1 : 0;
+  attributes[1].val.cooperative = 1;
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(blocks);
   config.blockDim = dim3(kClusterThreads);
@@ -422,9 +432,9 @@ bool clusterKernelAvailable() {
 #endif
 }
 
-// A launch without utterances (the kernel returns at once): whether the driver takes a (cooperative)
+// A launch without utterances (the kernel returns at once): whether the driver takes a cooperative
 // cluster launch of this shape. On a stream of its own, so that no other stream's capture is disturbed.
-bool trialLaunch(void* kernel, int dirs, int units, int per_direction, int cluster, bool cooperative, size_t bytes) {
+bool trialLaunch(void* kernel, int dirs, int units, int per_direction, int cluster, size_t bytes) {
   ClusterArgs trial{};
   trial.r.dirs = dirs;
   trial.units = units;
@@ -432,14 +442,14 @@ bool trialLaunch(void* kernel, int dirs, int units, int per_direction, int clust
   trial.cluster = cluster;
   cudaStream_t stream = nullptr;
   DS2RT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  cudaError_t error = launchClusterKernel(kernel, trial, per_direction * dirs, cluster, cooperative, bytes, stream);
+  cudaError_t error = launchClusterKernel(kernel, trial, per_direction * dirs, cluster, bytes, stream);
   if (error == cudaSuccess) error = cudaStreamSynchronize(stream);
   const bool launched = error == cudaSuccess;
   if (!launched) {
     (void)cudaGetLastError();
     if (std::getenv("DS2RT_RNN_TRACE"))
-      std::fprintf(stderr, "cluster RNN kernel: a %scooperative launch in clusters of %d failed: %s\n",
-                   cooperative ? "" : "non-", cluster, cudaGetErrorString(error));
+      std::fprintf(stderr, "cluster RNN kernel: a cooperative launch in clusters of %d failed: %s\n", cluster,
+                   cudaGetErrorString(error));
   }
   DS2RT_CUDA(cudaStreamDestroy(stream));
   return launched;
@@ -493,16 +503,12 @@ PersistentPlan planCluster(RNNCell cell, bool linear_before_reset, int64_t hidde
       continue;
     }
     if (clusters * cluster < per_direction * dirs) continue;
-    // Cooperative where the driver takes it with clusters; otherwise co-residency rests on the
-    // occupancy just computed (the inspect report says so).
-    bool cooperative = true;
-    if (!trialLaunch(kernel, dirs, units, per_direction, cluster, cooperative, bytes)) {
-      cooperative = false;
-      if (!trialLaunch(kernel, dirs, units, per_direction, cluster, cooperative, bytes)) continue;
-    }
+    // Cooperative, or not at all: the blocks wait for each other, so all must be resident at once, and
+    // the occupancy just computed cannot promise that while other work (another context) runs too.
+    if (!trialLaunch(kernel, dirs, units, per_direction, cluster, bytes)) continue;
     plan = {.usable = true, .blocks_per_direction = per_direction, .units_per_block = units,
             .max_batch = kUtterances, .shared_bytes = bytes, .tensor_cores = true, .products = products,
-            .cluster_size = cluster, .cluster_cooperative = cooperative};
+            .cluster_size = cluster};
   }
   return plan;
 }
@@ -551,7 +557,7 @@ void launchCluster(const RecurrenceArgs& args, const PersistentPlan& plan, const
                 trace};
   DS2RT_CUDA(cudaMemsetAsync(exchange, 0, clusterExchangeBytes(args.dirs, args.h, plan.products), stream));
   DS2RT_CUDA(launchClusterKernel(clusterKernelFor(plan.products, type, args.gates, args.h), a,
-                                 plan.blocks_per_direction * args.dirs, plan.cluster_size, plan.cluster_cooperative,
+                                 plan.blocks_per_direction * args.dirs, plan.cluster_size,
                                  plan.shared_bytes, stream));
 }
 

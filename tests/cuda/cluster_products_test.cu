@@ -4,6 +4,7 @@
 // fp16/bf16 products are exact). On a mismatch the test says which row and column of R, and which
 // utterance, each wrong output came from. Needs compute capability 9.0 and a build with sm_90a.
 #include <algorithm>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,10 +29,12 @@ struct Case {
   int64_t hidden;
 };
 
-std::string caseName(const testing::TestParamInfo<Case>& info) {
-  return std::string(info.param.products == DataType::kFloat16 ? "fp16" : "bf16") + "_g" +
-         std::to_string(info.param.gates) + "_h" + std::to_string(info.param.hidden);
+std::string describe(const Case& c) {
+  return std::string(c.products == DataType::kFloat16 ? "fp16" : "bf16") + "_g" + std::to_string(c.gates) + "_h" +
+         std::to_string(c.hidden);
 }
+std::string caseName(const testing::TestParamInfo<Case>& info) { return describe(info.param); }
+void PrintTo(const Case& c, std::ostream* os) { *os << describe(c); }
 
 class ClusterProducts : public testing::TestWithParam<Case> {};
 
