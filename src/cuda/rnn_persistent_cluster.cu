@@ -276,7 +276,11 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
       }
       trace.lap(0);
       // The h words were written by other SMs' ordinary stores; the copy reads them through the async proxy.
+#if DS2RT_CLUSTER_WRITER_FENCE == 2
       asm volatile("fence.proxy.async;" ::: "memory");
+#else
+      asm volatile("fence.proxy.async.global;" ::: "memory");
+#endif
       const char* h_in = static_cast<const char*>(a.h_exchange) + ((k % 2) * r.dirs + dir) * h_bytes;
       for (int q = 0; q < kWarpgroups; ++q) {
         expectBytes(landed + q, static_cast<unsigned>(h_bytes / kWarpgroups));
