@@ -2,7 +2,8 @@
 //  - persistent: one cooperative kernel per layer and both directions; each block keeps a slice
 //    of the recurrent weights in shared memory for the whole sequence, only h moves between
 //    steps (through L2), one flag barrier per direction and step; a second such kernel takes
-//    larger batches, up to 32 (fp16/bf16);
+//    larger batches, up to 32 (fp16/bf16), and on Hopper a third one up to 64 (wgmma products,
+//    h copied once per thread-block cluster and multicast to its blocks);
 //  - per-step: a cuBLASLt product of h with R, then a cell kernel, for every step (any size).
 // Both take the input projection P (float, T x N x dirs*G*H). The persistent kernels take it with
 // the biases added (by the projection GEMM's epilogue; all but GRU's b_hn, which the reset gate

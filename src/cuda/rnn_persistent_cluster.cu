@@ -66,7 +66,7 @@ size_t clusterSharedBytes(int64_t hidden, DataType products) {
 #endif
 
 #ifndef DS2RT_CLUSTER_WRITER_FENCE
-#define DS2RT_CLUSTER_WRITER_FENCE 2
+#define DS2RT_CLUSTER_WRITER_FENCE 1
 #endif
 #if DS2RT_CLUSTER_DEVICE_CODE
 constexpr int64_t kCoreBytes = kClusterCoreBytes;  // one column of core matrices: 8 units x 64 utterances
@@ -225,19 +225,28 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
   uint4 r_frag[Fragments];
   loadFragments(r_frag, a.weights + static_cast<int64_t>(blockIdx.x) * row_tiles * column_tiles * 32, row_tiles);
 
-  // The cells this thread owns: unit u = c % units, utterance b = c / units (c = tid + i * threads).
-  // Only their state lives in registers (R's fragments and the accumulators take most of them); the
-  // rest is recomputed, or read again (lengths), each step. Length 0: outside the batch or H (its h
-  // stays the buffers' zero).
+  // The cells this thread owns: unit u = c % units, utterance b = c / units (c = tid + i * threads),
+  // and where their values are, found once: offsets within a step's rows of P and of the output, in h's
+  // exchange layout and in the partial sums. Length 0: outside the batch or H (its h stays the buffers' zero).
   const bool reverse = r.reverse_only || dir == 1;
-  const int64_t gh = gates * h;
-  struct Cell {
-    int u, b, len;
+  const int64_t gh = gates * h, projection_step = r.n * r.dirs * gh, output_step = r.n * r.out_width;
+  struct CellPlace {
+    int len, x, out, h, partial;
+    float b_hn;  // GRU's hidden bias of the cell's unit (the reset gate scales it, so it is not in P)
   };
-  const auto cellOf = [&](int i) {
+  CellPlace place[kCellsPerThread];
+#pragma unroll
+  for (int i = 0; i < kCellsPerThread; ++i) {
     const int c = tid + i * kClusterThreads, u = c % units, b = c / units;
-    return Cell{u, b, c < units * kUtterances && b < r.n && first_unit + u < h ? r.lengths[b] : 0};
-  };
+    const int64_t j = first_unit + u;
+    const bool inside = c < units * kUtterances && b < r.n && j < h;
+    place[i] = {inside ? r.lengths[b] : 0,
+                static_cast<int>((b * r.dirs + dir) * gh + j),
+                static_cast<int>(b * r.out_width + dir * r.column_stride + j),
+                static_cast<int>(clusterHIndex(b, j)),
+                b * kPartialStride + u,
+                inside && r.hidden_bias ? r.hidden_bias[dir * h + j] : 0.0f};
+  }
   float cell_h[kCellsPerThread] = {}, cell_c[kCellsPerThread] = {};
 
   if (tid == 0) {
@@ -261,10 +270,9 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
   for (int k = 0; k < max_len; ++k) {
 #pragma unroll
     for (int i = 0; i < kCellsPerThread; ++i) {
-      const Cell cell = cellOf(i);
-      if (k >= cell.len) continue;
-      const int64_t t = reverse ? cell.len - 1 - k : k, j = first_unit + cell.u;
-      const float* p = r.projection + (t * r.n + cell.b) * r.dirs * gh + dir * gh + j;  // biases included
+      if (k >= place[i].len) continue;
+      const int64_t t = reverse ? place[i].len - 1 - k : k;
+      const float* p = r.projection + t * projection_step + place[i].x;  // biases included
 #pragma unroll
       for (int g = 0; g < 4; ++g)
         if (g < gates) copyWordAsync(x_s + (i * 4 + g) * kClusterThreads + tid, p + g * h);
@@ -303,10 +311,8 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
     trace.lap(3);
 #pragma unroll
     for (int i = 0; i < kCellsPerThread; ++i) {
-      const Cell cell = cellOf(i);
-      if (cell.len == 0) continue;
-      const int64_t j = first_unit + cell.u;
-      if (k < cell.len) {
+      if (place[i].len == 0) continue;
+      if (k < place[i].len) {
         float rec[4] = {0, 0, 0, 0}, x[4] = {0, 0, 0, 0};
 #pragma unroll
         for (int g = 0; g < 4; ++g)
@@ -314,12 +320,11 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
             x[g] = x_s[(i * 4 + g) * kClusterThreads + tid];
 #pragma unroll
             for (int q = 0; q < kWarpgroups; ++q)
-              rec[g] += partial_s[(q * kUtterances + cell.b) * kPartialStride + g * units + cell.u];
+              rec[g] += partial_s[q * kUtterances * kPartialStride + place[i].partial + g * units];
           }
-        const float b_hn = r.hidden_bias ? r.hidden_bias[dir * h + j] : 0.0f;
-        cell_h[i] = cellStep<true, Gates>(r.cell, x, rec, b_hn, cell_h[i], cell_c[i]);
+        cell_h[i] = cellStep<true, Gates>(r.cell, x, rec, place[i].b_hn, cell_h[i], cell_c[i]);
       }
-      h_out[clusterHIndex(cell.b, j)] = fromFloat<T>(cell_h[i]);  // a finished utterance repeats its last h
+      h_out[place[i].h] = fromFloat<T>(cell_h[i]);  // a finished utterance repeats its last h
     }
     trace.lapAfter(4, cell_h[0]);
 #if DS2RT_CLUSTER_WRITER_FENCE == 2
@@ -332,11 +337,9 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
     trace.lap(5);
 #pragma unroll
     for (int i = 0; i < kCellsPerThread; ++i) {
-      const Cell cell = cellOf(i);
-      if (k >= cell.len) continue;
-      const int64_t t = reverse ? cell.len - 1 - k : k;
-      static_cast<Out*>(r.output)[(t * r.n + cell.b) * r.out_width + dir * r.column_stride + first_unit + cell.u] =
-          fromFloat<Out>(cell_h[i]);
+      if (k >= place[i].len) continue;
+      const int64_t t = reverse ? place[i].len - 1 - k : k;
+      static_cast<Out*>(r.output)[t * output_step + place[i].out] = fromFloat<Out>(cell_h[i]);
     }
     trace.lap(6);
   }
