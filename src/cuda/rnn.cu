@@ -171,7 +171,7 @@ class RNNKernel final : public TypedKernel {
         unsigned long long* traced = trace(dev, l);
         const DeviceMemory& tiles = w.cluster_tiles ? w.cluster_tiles : w.wide_tiles ? w.wide_tiles : w.tiles;
         launchCluster(args, cluster_, tiles.get(), exchange, type_, s, traced);
-        if (traced) printTrace(dev, traced, l, t, kClusterCellParts);
+        if (traced) printTrace(dev, traced, l, t, kClusterPhases);
       } else {
         stepwise(state, dev, args, w);
       }
@@ -200,7 +200,7 @@ class RNNKernel final : public TypedKernel {
                   "), ");
     if (cluster_.usable)
       text += cat("cluster persistent wgmma kernel for batch <= ", cluster_.max_batch, " (", describe(cluster_),
-                  "; h multicast to clusters of ", cluster_.cluster_size, "), ");
+                  "; h multicast to clusters of ", cluster_.cluster_size, ", two halves of the batch in flight), ");
     if (stacked_bytes_ > 0)
       text += cat("layers two per launch for batch <= ", stackedBatch(), " (each emits the next one's projection",
                   stackedEmitWarps(plan_, gates_, desc_.hidden_size) ? ", at batch 1 from warps of its own" : "", "), ");
@@ -310,26 +310,28 @@ class RNNKernel final : public TypedKernel {
     DS2RT_CUDA(cudaMemsetAsync(t, 0, kTracePhases * sizeof(unsigned long long), dev.stream()));
     return t;
   }
-  // The cell phase's parts, where a kernel times them (phase 5 non-zero).
-  struct CellParts {
-    const char* names[4];
+  // What a kernel's trace phases are; the cell phase's parts are printed where it times them
+  // (phase 5 non-zero). The cluster kernel's phases add up over both halves of the batch.
+  struct PhaseNames {
+    const char* names[kTracePhases];
   };
-  static constexpr CellParts kMmaCellParts{{"sums", "x", "cell", "publish"}};
-  static constexpr CellParts kClusterCellParts{{"x landed", "cells", "publish", "output"}};
+  static constexpr PhaseNames kMmaPhases{{"wait for h", "block sync", "products", "sums", "x", "cell", "publish"}};
+  static constexpr PhaseNames kClusterPhases{
+      {"prefetch", "wait for h", "products", "x landed", "cells", "publish", "output"}};
   static void printTrace(CudaDeviceContext& dev, const unsigned long long* trace, int layer, int64_t steps,
-                         const CellParts& parts = kMmaCellParts) {
+                         const PhaseNames& phases = kMmaPhases) {
     unsigned long long ns[kTracePhases];
     DS2RT_CUDA(cudaMemcpyAsync(ns, trace, sizeof(ns), cudaMemcpyDeviceToHost, dev.stream()));
     DS2RT_CUDA(cudaStreamSynchronize(dev.stream()));
     const auto us = [&](int i) { return ns[i] / 1e3 / steps; };
+    const char* const* name = phases.names;
     if (ns[5] == 0)
-      std::fprintf(stderr, "rnn layer %d, us per step: wait for h %.2f, block sync %.2f, products %.2f, cell %.2f\n",
-                   layer, us(0), us(1), us(2), us(3));
+      std::fprintf(stderr, "rnn layer %d, us per step: %s %.2f, %s %.2f, %s %.2f, cell %.2f\n", layer, name[0], us(0),
+                   name[1], us(1), name[2], us(2), us(3));
     else
-      std::fprintf(stderr, "rnn layer %d, us per step: wait for h %.2f, block sync %.2f, products %.2f, cell %.2f "
-                   "(%s %.2f, %s %.2f, %s %.2f, %s %.2f)\n", layer, us(0), us(1), us(2),
-                   us(3) + us(4) + us(5) + us(6), parts.names[0], us(3), parts.names[1], us(4), parts.names[2], us(5),
-                   parts.names[3], us(6));
+      std::fprintf(stderr, "rnn layer %d, us per step: %s %.2f, %s %.2f, %s %.2f, cell %.2f (%s %.2f, %s %.2f, "
+                   "%s %.2f, %s %.2f)\n", layer, name[0], us(0), name[1], us(1), name[2], us(2),
+                   us(3) + us(4) + us(5) + us(6), name[3], us(3), name[4], us(4), name[5], us(5), name[6], us(6));
   }
 
   RNNDesc desc_;

@@ -250,9 +250,9 @@ inline unsigned* exchangeCounters(void* exchange, int dirs, int64_t utterances, 
 }
 
 // The cluster kernel's shape for a layer (rnn_persistent_cluster.cu): a block's rows of R are one
-// 64-row wgmma tile (16 LSTM units, 21 GRU units, 24 of a vanilla RNN), and its shared memory holds
-// all of h for 64 utterances. Not usable where H does not split into 4 quarters of 4, 8 or 16 column
-// tiles (the instantiations), or the shared memory would exceed `shared_limit`.
+// 64-row wgmma tile (16 LSTM units, 21 GRU units, 32 of a vanilla RNN), and its shared memory holds
+// all of h for 64 utterances, as two halves of 32. Not usable where H does not split into 4 quarters
+// of 4, 8 or 16 column tiles (the instantiations), or the shared memory would exceed `shared_limit`.
 struct ClusterGeometry {
   bool usable = false;
   int units = 0, blocks_per_direction = 0;
@@ -260,17 +260,20 @@ struct ClusterGeometry {
 };
 ClusterGeometry clusterGeometry(int gates, int64_t hidden, DataType products, size_t shared_limit);
 
-// The cluster kernel's h, as wgmma reads it for B (K = hidden units, N = 64 utterances; 16-bit values,
-// no swizzle): 8 x 8 core matrices (8 utterances x 16 bytes of units), those adjacent in N
-// kClusterStrideBytes apart (the descriptor's stride byte offset), those adjacent in K
-// kClusterCoreBytes apart (its leading byte offset: one column of core matrices, 8 units of every
-// utterance). The same layout in global memory, so that a range of columns is one contiguous copy.
+// The cluster kernel runs the batch as two halves of 32 utterances, each with its own h exchange, so
+// that one half's h travels while the other half computes. A half's h, as wgmma reads it for B (K =
+// hidden units, N = 32 utterances; 16-bit values, no swizzle): 8 x 8 core matrices (8 utterances x 16
+// bytes of units), those adjacent in N kClusterStrideBytes apart (the descriptor's stride byte
+// offset), those adjacent in K kClusterCoreBytes apart (its leading byte offset: one column of core
+// matrices, 8 units of every utterance of the half). The same layout in global memory, so that a
+// range of columns is one contiguous copy.
 constexpr int kClusterUtterances = 64;
+constexpr int kClusterHalf = kClusterUtterances / 2;
 constexpr int64_t kClusterStrideBytes = 128;
-constexpr int64_t kClusterCoreBytes = kClusterStrideBytes * kClusterUtterances / 8;
-// The element index of utterance b's unit j.
+constexpr int64_t kClusterCoreBytes = kClusterStrideBytes * kClusterHalf / 8;
+// The element index of unit j of the half's utterance b (0 <= b < kClusterHalf).
 __host__ __device__ inline int64_t clusterHIndex(int64_t b, int64_t j) {
-  return ((j / 8) * (kClusterUtterances / 8) + b / 8) * 64 + (b % 8) * 8 + j % 8;
+  return ((j / 8) * (kClusterHalf / 8) + b / 8) * 64 + (b % 8) * 8 + j % 8;
 }
 
 // The share of one quarter's columns of core matrices that rank `rank` of a cluster of `cluster`

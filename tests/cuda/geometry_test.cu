@@ -23,7 +23,7 @@ using detail::cuda::persistent::clusterShareBegin;
 using detail::cuda::persistent::clusterHIndex;
 using detail::cuda::persistent::kClusterCoreBytes;
 using detail::cuda::persistent::kClusterStrideBytes;
-using detail::cuda::persistent::kClusterUtterances;
+using detail::cuda::persistent::kClusterHalf;
 
 constexpr int kLstm = 4, kGru = 3, kRnn = 1;
 
@@ -86,7 +86,7 @@ TEST(ClusterGeometry, DeepSpeechLayersFitAHopperBlock) {
   EXPECT_TRUE(gru.usable);
   EXPECT_EQ(gru.units, 21);  // 63 of the tile's 64 rows
   EXPECT_EQ(gru.blocks_per_direction, 49);
-  EXPECT_EQ(clusterGeometry(kRnn, 256, DataType::kFloat16, kHopperSharedLimit).units, 24);  // 3 cells a thread
+  EXPECT_EQ(clusterGeometry(kRnn, 256, DataType::kFloat16, kHopperSharedLimit).units, 32);  // 2 cells a thread and half
 }
 
 TEST(ClusterGeometry, OnlySizesTheWarpgroupsSplitIntoWholeInstantiatedTiles) {
@@ -94,22 +94,22 @@ TEST(ClusterGeometry, OnlySizesTheWarpgroupsSplitIntoWholeInstantiatedTiles) {
     EXPECT_TRUE(clusterGeometry(kLstm, hidden, DataType::kFloat16, kHopperSharedLimit).usable) << hidden;
   for (const int64_t hidden : {64, 320, 768, 1000, 2048})
     EXPECT_FALSE(clusterGeometry(kLstm, hidden, DataType::kFloat16, kHopperSharedLimit).usable) << hidden;
-  EXPECT_FALSE(clusterGeometry(kLstm, 1024, DataType::kFloat16, 200 * 1024).usable);  // 220 KB needed
+  EXPECT_FALSE(clusterGeometry(kLstm, 1024, DataType::kFloat16, 190 * 1024).usable);  // 194 KB needed
 }
 
-// Where the cells publish h (clusterHIndex) is where wgmma's descriptor finds element (k = unit j,
-// n = utterance b): rows of a core matrix 16 bytes apart, N-adjacent core matrices the stride byte
+// Where the cells publish a half's h (clusterHIndex) is where wgmma's descriptor finds element (k = unit j,
+// n = utterance b of the half): rows of a core matrix 16 bytes apart, N-adjacent core matrices the stride byte
 // offset apart, K-adjacent ones the leading byte offset apart. Every element has its own place, and a
 // warpgroup's quarter of the units is one contiguous range (one bulk copy per rank's share).
 TEST(ClusterGeometry, PublishedHIsWhereTheDescriptorReadsIt) {
   const int64_t hidden = 256;
-  std::vector<int> seen(static_cast<size_t>(hidden) * kClusterUtterances, 0);
-  for (int64_t b = 0; b < kClusterUtterances; ++b)
+  std::vector<int> seen(static_cast<size_t>(hidden) * kClusterHalf, 0);
+  for (int64_t b = 0; b < kClusterHalf; ++b)
     for (int64_t j = 0; j < hidden; ++j) {
       const int64_t bytes = (j / 8) * kClusterCoreBytes + (b / 8) * kClusterStrideBytes + (b % 8) * 16 + (j % 8) * 2;
       ASSERT_EQ(clusterHIndex(b, j) * 2, bytes) << "utterance " << b << ", unit " << j;
       ++seen.at(static_cast<size_t>(clusterHIndex(b, j)));
-      const int64_t quarter = j / (hidden / 4), quarter_bytes = hidden / 4 * kClusterUtterances * 2;
+      const int64_t quarter = j / (hidden / 4), quarter_bytes = hidden / 4 * kClusterHalf * 2;
       EXPECT_EQ(bytes / quarter_bytes, quarter);
     }
   EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int n) { return n == 1; }));
