@@ -4,6 +4,7 @@
 //   g++ -O2 -std=c++20 -Iinclude bench/cpu_probes/first_run.cpp build-cpu/libds2rt.a -ldnnl -fopenmp -lz \
 //     -lsndfile -lsoxr -lfftw3f -lzip -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lonnx_proto -lprotobuf \
 //     -o /tmp/first_run && OMP_NUM_THREADS=2 /tmp/first_run models/ds2rt-en-bigru.safetensors
+// (a build-cpu with the CUDA backend also needs -L/usr/local/cuda/lib64 -lcudart -lcublasLt -lcublas -lcudnn)
 #include <chrono>
 #include <cstdio>
 #include <random>
