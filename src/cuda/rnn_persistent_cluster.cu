@@ -25,6 +25,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cuda/hopper.cuh"
 #include "cuda/rnn_persistent.cuh"
 
 namespace ds2rt::detail::cuda {
@@ -32,13 +33,10 @@ namespace ds2rt::detail::cuda {
 namespace {
 
 using namespace persistent;
+using namespace hopper;
 
 constexpr int kComputeThreads = 512;                  // 4 warpgroups: products and cells
 constexpr int kClusterThreads = kComputeThreads + 128;  // and the exchange warpgroup (one thread of it works)
-// Registers a thread (setmaxnreg): the launch gives each of the 640 threads 96; the exchange warpgroup
-// hands back all but 24, and the compute warpgroups take 112 (R's fragments and the accumulators alone
-// are 80; with 96 ptxas serialises the wgmmas).
-constexpr int kExchangeRegisters = 24, kComputeRegisters = 112;
 constexpr int kWarpgroups = kComputeThreads / 128;   // each multiplies a quarter of the hidden columns
 constexpr int kHalf = kClusterHalf;                  // wgmma's N: one half of the batch
 constexpr int kRows = 64;                            // wgmma's M: a block's G*units rows, zero-padded
@@ -79,51 +77,10 @@ size_t clusterSharedBytes(int64_t hidden, DataType products) {
 
 #if DS2RT_CLUSTER_DEVICE_CODE
 constexpr int64_t kCoreBytes = kClusterCoreBytes;  // one column of core matrices: 8 units x 32 utterances
-
-__device__ __forceinline__ unsigned sharedAddress(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void clusterSync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-
-__device__ __forceinline__ unsigned clusterRank() {
-  unsigned rank;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
-  return rank;
-}
-
-// Arms this step's phase of `bar` for `bytes` (its peers' copies may land before it: the phase
-// cannot complete before this arrival, whatever the byte count did meanwhile).
-__device__ __forceinline__ void expectBytes(uint64_t* bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(sharedAddress(bar)), "r"(bytes) : "memory");
-}
-
-// 4 bytes from global into shared memory, asynchronously (cp.async.wait_all waits for them).
-__device__ __forceinline__ void copyWordAsync(float* shared_dst, const float* global_src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(sharedAddress(shared_dst)), "l"(global_src) : "memory");
-}
-
-__device__ __forceinline__ void waitPhase(uint64_t* bar, unsigned parity) {
-  unsigned done = 0;
-  while (!done)
-    asm volatile(
-        "{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\tselp.u32 %0, 1, 0, p;\n\t}"
-        : "=r"(done)
-        : "r"(sharedAddress(bar)), "r"(parity)
-        : "memory");
-}
-
-// `bytes` from global memory to the same shared offset in every block of `mask` (this cluster's
-// ranks), counted on each one's `bar`.
-__device__ __forceinline__ void copyToCluster(void* shared_dst, const void* global_src, unsigned bytes, uint64_t* bar,
-                                              unsigned short mask) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;"
-      ::"r"(sharedAddress(shared_dst)), "l"(global_src), "r"(bytes), "r"(sharedAddress(bar)), "h"(mask)
-      : "memory");
-}
+// Registers a thread (setmaxnreg): the launch gives each of the 640 threads 96; the exchange warpgroup
+// hands back all but 24, and the compute warpgroups take 112 (R's fragments and the accumulators alone
+// are 80; with 96 ptxas serialises the wgmmas).
+constexpr int kExchangeRegisters = 24, kComputeRegisters = 112;
 
 // wgmma's shared-memory matrix descriptor for B (K-major, no swizzle): core matrices adjacent in K
 // (8 units further) are kCoreBytes apart, those adjacent in N (8 utterances further) 128 bytes. As
