@@ -2,6 +2,8 @@
 // fp16/bf16): arguments, the step-tagged h exchange, and the phase trace.
 #pragma once
 
+#include <type_traits>
+
 #include "cuda/rnn.cuh"
 
 namespace ds2rt::detail::cuda::persistent {
@@ -229,6 +231,23 @@ size_t mmaSharedBytes(const MmaGeometry& g, DataType type);
 // The stacked kernel's (see StackArgs): the next layer's input tiles, two h buffers, R's partial sums
 // and two buffers of the input products' (emitParts() parts each).
 size_t stackedSharedBytes(const MmaGeometry& g, DataType type);
+// A kernel instantiation for a layer's types: pick(T{}, Out{}) with R and h held in T (bf16 or fp16)
+// and the output in Out (T, or float for a tf32 layer holding R in fp16).
+template <typename Pick>
+void* kernelForTypes(DataType products, DataType output, Pick pick) {
+  if (products == DataType::kBFloat16) return pick(__nv_bfloat16{}, __nv_bfloat16{});
+  if (output == DataType::kFloat32) return pick(__half{}, float{});
+  return pick(__half{}, __half{});
+}
+// ... and for its cell: pick(std::integral_constant<int, G>{}) with G = 4 (LSTM) or 3 (GRU) compiled
+// into the step, 0 for any cell read at run time.
+template <typename Pick>
+void* kernelForGates(int gates, Pick pick) {
+  if (gates == 4) return pick(std::integral_constant<int, 4>{});
+  if (gates == 3) return pick(std::integral_constant<int, 3>{});
+  return pick(std::integral_constant<int, 0>{});
+}
+
 // The instantiation that runs two layers of a stack (batch <= stackedMaxBatch(), weights in registers).
 void* stackedKernel(DataType type, DataType output, const MmaGeometry& g);
 int stackedMaxBatch();

@@ -379,25 +379,18 @@ void launchClusterProducts(int fragments, const void* tiles, int row_tiles, cons
   DS2RT_CUDA(cudaGetLastError());
 }
 
-template <typename T, typename Out, int Gates>
-void* clusterKernelFor(int fragments) {
-  if (fragments == 4) return reinterpret_cast<void*>(&clusterKernel<T, Out, Gates, 4>);
-  if (fragments == 8) return reinterpret_cast<void*>(&clusterKernel<T, Out, Gates, 8>);
-  return reinterpret_cast<void*>(&clusterKernel<T, Out, Gates, 16>);
-}
-
-template <typename T, typename Out>
-void* clusterKernelFor(int gates, int fragments) {
-  if (gates == 4) return clusterKernelFor<T, Out, 4>(fragments);
-  if (gates == 3) return clusterKernelFor<T, Out, 3>(fragments);
-  return clusterKernelFor<T, Out, 0>(fragments);
-}
-
 void* clusterKernelFor(DataType products, DataType output, int gates, int64_t hidden) {
   const int fragments = static_cast<int>(hidden / (16 * kWarpgroups));
-  if (products == DataType::kBFloat16) return clusterKernelFor<__nv_bfloat16, __nv_bfloat16>(gates, fragments);
-  if (output == DataType::kFloat32) return clusterKernelFor<__half, float>(gates, fragments);
-  return clusterKernelFor<__half, __half>(gates, fragments);
+  return kernelForTypes(products, output, [&](auto t, auto out) {
+    return kernelForGates(gates, [&](auto g) -> void* {
+      using T = decltype(t);
+      using Out = decltype(out);
+      constexpr int kGates = decltype(g)::value;
+      if (fragments == 4) return reinterpret_cast<void*>(&clusterKernel<T, Out, kGates, 4>);
+      if (fragments == 8) return reinterpret_cast<void*>(&clusterKernel<T, Out, kGates, 8>);
+      return reinterpret_cast<void*>(&clusterKernel<T, Out, kGates, 16>);
+    });
+  });
 }
 
 cudaError_t launchClusterKernel(void* kernel, ClusterArgs& a, int blocks, int cluster, size_t shared_bytes,

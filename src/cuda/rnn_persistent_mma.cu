@@ -427,9 +427,9 @@ void* mmaKernelFor(const MmaGeometry& g, int64_t batch) {
 
 template <typename T, typename Out, bool Emit>
 void* straightStackedKernel(int gates) {
-  if (gates == 4) return reinterpret_cast<void*>(&stackedKernelImpl<T, Out, true, 4, Emit>);
-  if (gates == 3) return reinterpret_cast<void*>(&stackedKernelImpl<T, Out, true, 3, Emit>);
-  return reinterpret_cast<void*>(&stackedKernelImpl<T, Out, true, 0, Emit>);
+  return kernelForGates(gates, [](auto g) {
+    return reinterpret_cast<void*>(&stackedKernelImpl<T, Out, true, decltype(g)::value, Emit>);
+  });
 }
 
 // Emit warps come only with straight-line products (stackedGeometry).
@@ -444,17 +444,13 @@ void* stackedKernelFor(const MmaGeometry& g) {
 void* stackedKernel(DataType type, DataType output, const MmaGeometry& g) {
   check(type != DataType::kFloat32 && productsSupported(output, type),
         "internal: no stacked recurrent kernel for ", toString(type), " products with ", toString(output), " output");
-  if (type == DataType::kBFloat16) return stackedKernelFor<__nv_bfloat16, __nv_bfloat16>(g);
-  if (output == DataType::kFloat32) return stackedKernelFor<__half, float>(g);
-  return stackedKernelFor<__half, __half>(g);
+  return kernelForTypes(type, output, [&](auto t, auto out) { return stackedKernelFor<decltype(t), decltype(out)>(g); });
 }
 
 void* mmaKernel(DataType type, DataType output, const MmaGeometry& g, int64_t batch) {
   check(type != DataType::kFloat32 && productsSupported(output, type),
         "internal: no tensor-core recurrent kernel for ", toString(type), " products with ", toString(output), " output");
-  if (type == DataType::kBFloat16) return mmaKernelFor<__nv_bfloat16, __nv_bfloat16>(g, batch);
-  if (output == DataType::kFloat32) return mmaKernelFor<__half, float>(g, batch);
-  return mmaKernelFor<__half, __half>(g, batch);
+  return kernelForTypes(type, output, [&](auto t, auto out) { return mmaKernelFor<decltype(t), decltype(out)>(g, batch); });
 }
 
 }  // namespace ds2rt::detail::cuda::persistent

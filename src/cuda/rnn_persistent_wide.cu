@@ -224,24 +224,17 @@ __global__ void __launch_bounds__(kWideThreads, 1) wideKernel(WideArgs a) {
   }
 }
 
-template <typename T, typename Out, int Gates>
-void* wideKernelFor(int utterance_tiles) {
-  if (utterance_tiles == 1) return reinterpret_cast<void*>(&wideKernel<T, Out, 1, Gates>);
-  if (utterance_tiles == 2) return reinterpret_cast<void*>(&wideKernel<T, Out, 2, Gates>);
-  return reinterpret_cast<void*>(&wideKernel<T, Out, 4, Gates>);
-}
-
-template <typename T, typename Out>
-void* wideKernelFor(int gates, int utterance_tiles) {
-  if (gates == 4) return wideKernelFor<T, Out, 4>(utterance_tiles);
-  if (gates == 3) return wideKernelFor<T, Out, 3>(utterance_tiles);
-  return wideKernelFor<T, Out, 0>(utterance_tiles);
-}
-
 void* wideKernelFor(DataType products, DataType output, int gates, int utterance_tiles) {
-  if (products == DataType::kBFloat16) return wideKernelFor<__nv_bfloat16, __nv_bfloat16>(gates, utterance_tiles);
-  if (output == DataType::kFloat32) return wideKernelFor<__half, float>(gates, utterance_tiles);
-  return wideKernelFor<__half, __half>(gates, utterance_tiles);
+  return kernelForTypes(products, output, [&](auto t, auto out) {
+    return kernelForGates(gates, [&](auto g) -> void* {
+      using T = decltype(t);
+      using Out = decltype(out);
+      constexpr int kGates = decltype(g)::value;
+      if (utterance_tiles == 1) return reinterpret_cast<void*>(&wideKernel<T, Out, 1, kGates>);
+      if (utterance_tiles == 2) return reinterpret_cast<void*>(&wideKernel<T, Out, 2, kGates>);
+      return reinterpret_cast<void*>(&wideKernel<T, Out, 4, kGates>);
+    });
+  });
 }
 
 int utteranceTiles(int64_t batch) { return batch <= 8 ? 1 : batch <= 16 ? 2 : 4; }
