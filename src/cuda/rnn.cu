@@ -72,7 +72,7 @@ class RNNKernel final : public TypedKernel {
     if (wide_.usable) plan_.max_batch = std::min(plan_.max_batch, kSmallKernelBatch);
     // Beyond the wide kernel's 32 utterances, on Hopper: h multicast within clusters, wgmma products.
     cluster_ = planCluster(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type,
-                           fp16_products ? DataType::kFloat16 : type, info.sm_count, info.shared_memory_per_block);
+                           fp16_products ? DataType::kFloat16 : type, info);
     // Layers of one direction go two per launch where they can (see StackArgs).
     if (d.num_layers > 1 && d.direction == RNNDirection::kForward)
       stacked_bytes_ = planStacked(plan_, gates_, d.hidden_size, type, info.sm_count, info.shared_memory_per_block);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "cuda/common.cuh"
+#include "cuda/kernels.cuh"
 #include "cuda/rnn_cell.cuh"
 
 namespace ds2rt::detail::cuda {
@@ -67,13 +68,14 @@ void launchWide(const RecurrenceArgs& args, const PersistentPlan& plan, const vo
 // h is copied once per thread-block cluster and multicast to its blocks, the products are wgmma with
 // R in registers. Its weight tiles have the tensor-core kernel's layout for its own units_per_block.
 PersistentPlan planCluster(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
-                           DataType products, int sm_count, size_t shared_limit);
+                           DataType products, const DeviceInfo& device);
 size_t clusterExchangeBytes(int dirs, int64_t hidden, DataType products);
 // The cluster kernel's products for block 0 alone (tests): out[b * 64 + row] = sum_k R[row][k] h[b][k]
 // for the block's 64 rows (gate g's unit u is row g * units + u; R: G*H x H of one direction; h: 64 x H).
-// Empty where the kernel cannot run (not compute capability 9.0, or not compiled for sm_90a).
+// Empty where the kernel cannot run (`compute_capability` not 90, or not compiled for sm_90a).
 std::vector<float> clusterBlockProducts(DataType products, int gates, int64_t hidden,
-                                        const std::vector<float>& recurrent, const std::vector<float>& h);
+                                        const std::vector<float>& recurrent, const std::vector<float>& h,
+                                        int compute_capability);
 void launchCluster(const RecurrenceArgs& args, const PersistentPlan& plan, const void* tiled_weights, void* exchange,
                    DataType type, cudaStream_t stream, unsigned long long* trace = nullptr);
 // A stack of one-direction layers two at a time (rnn_persistent.cuh, StackArgs), for batches up to

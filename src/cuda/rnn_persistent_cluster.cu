@@ -49,6 +49,8 @@ constexpr int kMaxCluster = 8;                       // the portable cluster siz
 constexpr int kPartialStride = kRows + 4;            // floats per utterance in the partial sums (no bank conflicts)
 
 __host__ __device__ constexpr int unitsPerBlock(int gates) { return kRows / gates < kMaxUnits ? kRows / gates : kMaxUnits; }
+// A thread's A fragments (each warpgroup's quarter of the hidden columns, in 16-column tiles).
+constexpr int fragmentsFor(int64_t hidden) { return static_cast<int>(hidden / (16 * kWarpgroups)); }
 
 struct ClusterArgs {
   RecurrenceArgs r;
@@ -380,7 +382,7 @@ void launchClusterProducts(int fragments, const void* tiles, int row_tiles, cons
 }
 
 void* clusterKernelFor(DataType products, DataType output, int gates, int64_t hidden) {
-  const int fragments = static_cast<int>(hidden / (16 * kWarpgroups));
+  const int fragments = fragmentsFor(hidden);
   return kernelForTypes(products, output, [&](auto t, auto out) {
     return kernelForGates(gates, [&](auto g) -> void* {
       using T = decltype(t);
@@ -413,16 +415,13 @@ cudaError_t launchClusterKernel(void* kernel, ClusterArgs& a, int blocks, int cl
   return cudaLaunchKernelExC(&config, kernel, params);
 }
 
-// Whether the device runs this file's sm_90a code: compute capability 9.0 exactly, and a build that
-// compiled it (CMake adds DS2RT_CLUSTER_SM90A where the architectures include 90).
-bool clusterKernelAvailable() {
+// Whether a device of `compute_capability` (major * 10 + minor) runs this file's sm_90a code: 9.0
+// exactly, and a build that compiled it (CMake adds DS2RT_CLUSTER_SM90A where the architectures include 90).
+bool clusterKernelAvailable(int compute_capability) {
 #if DS2RT_CLUSTER_SM90A
-  int device = 0, major = 0, minor = 0;
-  DS2RT_CUDA(cudaGetDevice(&device));
-  DS2RT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  DS2RT_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  return major == 9 && minor == 0;
+  return compute_capability == 90;
 #else
+  (void)compute_capability;
   return false;
 #endif
 }
@@ -455,7 +454,7 @@ bool trialLaunch(void* kernel, int dirs, int units, int per_direction, int clust
 ClusterGeometry persistent::clusterGeometry(int gates, int64_t hidden, DataType products, size_t shared_limit) {
   ClusterGeometry g;
   // Each warpgroup's quarter of the columns is whole 16-column tiles, as many as an instantiation has.
-  const int64_t fragments = hidden / (16 * kWarpgroups);
+  const int64_t fragments = fragmentsFor(hidden);
   if (hidden % (16 * kWarpgroups) != 0 ||
       std::find(std::begin(kFragmentCounts), std::end(kFragmentCounts), fragments) == std::end(kFragmentCounts))
     return g;
@@ -467,15 +466,15 @@ ClusterGeometry persistent::clusterGeometry(int gates, int64_t hidden, DataType 
 }
 
 PersistentPlan planCluster(RNNCell cell, bool linear_before_reset, int64_t hidden, int dirs, DataType type,
-                           DataType products, int sm_count, size_t shared_limit) {
+                           DataType products, const DeviceInfo& device) {
   PersistentPlan plan;
   if (products == DataType::kFloat32 || (cell == RNNCell::kGRU && !linear_before_reset)) return plan;
-  if (!productsSupported(type, products) || !clusterKernelAvailable()) return plan;
+  if (!productsSupported(type, products) || !clusterKernelAvailable(device.compute_capability)) return plan;
   const int gates = gateCount(cell);
-  const ClusterGeometry geometry = clusterGeometry(gates, hidden, products, shared_limit);
+  const ClusterGeometry geometry = clusterGeometry(gates, hidden, products, device.shared_memory_per_block);
   const int units = geometry.units, per_direction = geometry.blocks_per_direction;
   const size_t bytes = geometry.shared_bytes;
-  if (!geometry.usable || per_direction * dirs > sm_count) return plan;
+  if (!geometry.usable || per_direction * dirs > device.sm_count) return plan;
   void* kernel = clusterKernelFor(products, type, gates, hidden);
   DS2RT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   // The largest cluster (at most 8, dividing a direction's blocks) of which the GPU holds enough at once.
@@ -509,13 +508,14 @@ PersistentPlan planCluster(RNNCell cell, bool linear_before_reset, int64_t hidde
 }
 
 std::vector<float> clusterBlockProducts(DataType products, int gates, int64_t hidden,
-                                        const std::vector<float>& recurrent, const std::vector<float>& h) {
+                                        const std::vector<float>& recurrent, const std::vector<float>& h,
+                                        int compute_capability) {
   check(products == DataType::kFloat16 || products == DataType::kBFloat16, "cluster products are fp16 or bf16");
   check(recurrent.size() == static_cast<size_t>(gates * hidden * hidden), "R must be ", gates * hidden, " x ", hidden);
   check(h.size() == static_cast<size_t>(kClusterUtterances * hidden), "h must be ", kClusterUtterances, " x ", hidden);
   const ClusterGeometry geometry = clusterGeometry(gates, hidden, products, ~size_t{0});
   check(geometry.units > 0, "no cluster kernel for ", hidden, " units");
-  if (!clusterKernelAvailable()) return {};
+  if (!clusterKernelAvailable(compute_capability)) return {};
   const auto tiles = tileForMma(recurrent, gates, hidden, 1, geometry.units, geometry.blocks_per_direction);
   std::vector<float> h_tiled(h.size());  // two halves, each in the exchange's layout
   for (int64_t b = 0; b < kClusterUtterances; ++b)
@@ -523,7 +523,7 @@ std::vector<float> clusterBlockProducts(DataType products, int gates, int64_t hi
   const DeviceMemory tiles_d = uploadFloats(tiles.data(), tiles.size(), products);
   const DeviceMemory h_d = uploadFloats(h_tiled.data(), h_tiled.size(), products);
   const DeviceMemory out_d = allocateDevice(static_cast<size_t>(kClusterUtterances) * kRows * sizeof(float));
-  const int row_tiles = (gates * geometry.units + 15) / 16, fragments = static_cast<int>(hidden / (16 * kWarpgroups));
+  const int row_tiles = (gates * geometry.units + 15) / 16, fragments = fragmentsFor(hidden);
   const size_t bytes = 2 * static_cast<size_t>(hidden) * kHalf * sizeOf(products) + kPartialBytes;
   if (products == DataType::kFloat16)
     launchClusterProducts<__half>(fragments, tiles_d.get(), row_tiles, h_d.get(), static_cast<float*>(out_d.get()), bytes);

@@ -50,7 +50,7 @@ TEST_P(ClusterProducts, MatchTheCpuExactly) {
     return g < gates && u < hidden ? g * hidden + u : -1;
   };
   const auto products_of = [&](const std::vector<float>& r, const std::vector<float>& h) {
-    return clusterBlockProducts(products, gates, hidden, r, h);
+    return clusterBlockProducts(products, gates, hidden, r, h, computeCapability());
   };
 
   std::mt19937 random(static_cast<unsigned>(gates * 7919 + hidden));
