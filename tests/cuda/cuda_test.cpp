@@ -148,24 +148,19 @@ TEST_P(CudaRNN, MatchesCpu) {
   // tf32 layers (not ReLU, not a plain GRU) hold R and h in fp16 on chip.
   const bool fp16_products = c.precision == Precision::kTF32 && c.cell != RNNCell::kRNNRelu &&
                              !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
-  // Batches of 3 to 32 in fp16/bf16 (and such tf32 layers) take the wide-batch kernel where it
-  // exists (the 1024-unit cases need more SMs than some GPUs have; it copies h 8 units at a time).
-  if (c.hidden <= 264 && c.hidden % 8 == 0) {
-    const bool wide_batch = (c.precision == Precision::kTF32 ? fp16_products : c.precision != Precision::kFP32) &&
-                            !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
-    EXPECT_EQ(gpu.describe().find("wide-batch") != std::string::npos, wide_batch) << gpu.describe();
-  }
+  // The tensor-core kernels take fp16/bf16 layers and such tf32 ones, never a plain GRU.
+  const bool tensor_core_layer = (c.precision == Precision::kTF32 ? fp16_products : c.precision != Precision::kFP32) &&
+                                 !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
+  // Batches of 3 to 32 on them take the wide-batch kernel where it exists (the 1024-unit cases need
+  // more SMs than some GPUs have; it copies h 8 units at a time).
+  if (c.hidden <= 264 && c.hidden % 8 == 0)
+    EXPECT_EQ(gpu.describe().find("wide-batch") != std::string::npos, tensor_core_layer) << gpu.describe();
   EXPECT_EQ(gpu.describe().find("held in fp16") != std::string::npos, fp16_products) << gpu.describe();
   // On an H100/H200 (compute capability 9.0) such layers take the cluster kernel above 32 utterances
   // where H is 256, 512 or 1024 (sizes its warpgroups split in whole tiles).
-  if (computeCapability() == 90 && (c.hidden == 256 || c.hidden == 512 || c.hidden == 1024) && c.batch > 32) {
-    const bool tensor_cores = (c.precision == Precision::kTF32 ? fp16_products : c.precision != Precision::kFP32) &&
-                              !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
-    EXPECT_EQ(gpu.describe().find("cluster persistent") != std::string::npos, tensor_cores) << gpu.describe();
-  }
+  if (computeCapability() == 90 && (c.hidden == 256 || c.hidden == 512 || c.hidden == 1024) && c.batch > 32)
+    EXPECT_EQ(gpu.describe().find("cluster persistent") != std::string::npos, tensor_core_layer) << gpu.describe();
   // A forward stack on the tensor-core kernel runs two layers per launch (small sizes fit any GPU).
-  const bool tensor_core_layer = c.precision == Precision::kTF32 ? fp16_products
-                                 : c.precision != Precision::kFP32 && !(c.cell == RNNCell::kGRU && !c.linear_before_reset);
   if (c.hidden <= 264 && tensor_core_layer && c.direction == RNNDirection::kForward && c.layers > 1)
     EXPECT_NE(gpu.describe().find("two per launch"), std::string::npos) << gpu.describe();
   // A stack of 1024-unit GRU layers multiplies the next layer's input weights in warps of their own
