@@ -395,22 +395,31 @@ void* clusterKernelFor(DataType products, DataType output, int gates, int64_t hi
   });
 }
 
-cudaError_t launchClusterKernel(void* kernel, ClusterArgs& a, int blocks, int cluster, size_t shared_bytes,
-                                cudaStream_t stream) {
-  cudaLaunchAttribute attributes[2] = {};
+// A launch of `blocks` blocks in clusters of `cluster`, with `attributes[0]` set to that cluster
+// dimension (further attributes are the caller's).
+template <int Attributes>
+cudaLaunchConfig_t clusterLaunch(cudaLaunchAttribute (&attributes)[Attributes], int blocks, int cluster,
+                                 size_t shared_bytes, cudaStream_t stream) {
   attributes[0].id = cudaLaunchAttributeClusterDimension;
   attributes[0].val.clusterDim.x = cluster;
   attributes[0].val.clusterDim.y = 1;
   attributes[0].val.clusterDim.z = 1;
-  attributes[1].id = cudaLaunchAttributeCooperative;  // every block resident at once, or no launch
-  attributes[1].val.cooperative = 1;
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(blocks);
   config.blockDim = dim3(kClusterThreads);
   config.dynamicSmemBytes = shared_bytes;
   config.stream = stream;
   config.attrs = attributes;
-  config.numAttrs = 2;
+  config.numAttrs = Attributes;
+  return config;
+}
+
+cudaError_t launchClusterKernel(void* kernel, ClusterArgs& a, int blocks, int cluster, size_t shared_bytes,
+                                cudaStream_t stream) {
+  cudaLaunchAttribute attributes[2] = {};
+  attributes[1].id = cudaLaunchAttributeCooperative;  // every block resident at once, or no launch
+  attributes[1].val.cooperative = 1;
+  const cudaLaunchConfig_t config = clusterLaunch(attributes, blocks, cluster, shared_bytes, stream);
   void* params[] = {&a};
   return cudaLaunchKernelExC(&config, kernel, params);
 }
@@ -480,17 +489,8 @@ PersistentPlan planCluster(RNNCell cell, bool linear_before_reset, int64_t hidde
   // The largest cluster (at most 8, dividing a direction's blocks) of which the GPU holds enough at once.
   for (int cluster = kMaxCluster; cluster >= 1 && !plan.usable; --cluster) {
     if (per_direction % cluster != 0) continue;
-    cudaLaunchAttribute attribute{};
-    attribute.id = cudaLaunchAttributeClusterDimension;
-    attribute.val.clusterDim.x = cluster;
-    attribute.val.clusterDim.y = 1;
-    attribute.val.clusterDim.z = 1;
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(per_direction * dirs);
-    config.blockDim = dim3(kClusterThreads);
-    config.dynamicSmemBytes = bytes;
-    config.attrs = &attribute;
-    config.numAttrs = 1;
+    cudaLaunchAttribute attributes[1] = {};
+    const cudaLaunchConfig_t config = clusterLaunch(attributes, per_direction * dirs, cluster, bytes, nullptr);
     int clusters = 0;
     if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess) {
       (void)cudaGetLastError();
