@@ -29,6 +29,8 @@ struct LayerWeights {
 };
 
 constexpr int kSmallKernelBatch = 2;  // the most utterances the small persistent kernels take beside the wide one
+// From this many utterances on the cluster kernel (Hopper) takes batches the wide kernel could take too.
+constexpr int kClusterFromBatch = 3;
 // Below this many utterances a step's product is bound by reading R (32 MB fp32 for a 1024-unit
 // biLSTM), not by arithmetic: tf32 engines multiply exactly there (TF32 measured 4% slower at 1).
 constexpr int64_t kTf32StepBatch = 16;
@@ -134,7 +136,7 @@ class RNNKernel final : public TypedKernel {
     const int64_t t = io.input_shape[0], n = io.input_shape[1], h = desc_.hidden_size, gh = gates_ * h;
     const size_t element = sizeOf(type_);
     const bool persistent = plan_.usable && n <= plan_.max_batch;
-    const bool wide = !persistent && wide_.usable && n <= wide_.max_batch;
+    const bool wide = !persistent && wide_.usable && n <= wide_.max_batch && !(cluster_.usable && n >= kClusterFromBatch);
     const bool clustered = !persistent && !wide && cluster_.usable && n <= cluster_.max_batch;
     if (persistent && stacked_bytes_ > 0 && n <= stackedBatch()) return runStacked(state, dev, io);
     float* projection = static_cast<float*>(dev.scratch(0, t * n * dirs_ * gh * sizeof(float)));

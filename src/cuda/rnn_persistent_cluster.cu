@@ -10,7 +10,7 @@
 //    cores read h from shared memory directly, once per step rather than once per warp;
 //  - h is published in the layout wgmma reads (8 x 8 core matrices, no swizzle), so that any
 //    contiguous range of the global buffer is the same range of shared memory and one bulk copy moves it;
-//  - the batch runs as two halves of 32 utterances with an exchange each (buffers, counter, barriers):
+//  - the batch runs as two halves (of up to 32 utterances) with an exchange each (buffers, counter, barriers):
 //    while one half's h travels between the SMs (publication, the slowest block, the copy: most of a
 //    step), the block computes the other half. A warpgroup of its own (the exchange warpgroup, one
 //    thread of it, with few registers) waits for each half's publication and issues its copies, so
@@ -186,7 +186,8 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
   const int dir = blockIdx.x / a.blocks_per_direction, block = blockIdx.x % a.blocks_per_direction;
   const int first_unit = block * units;
   // The exchange has a lane per direction and half: its counter, and its h buffer per step parity.
-  const int halves = r.n > kHalf ? 2 : 1, lanes = r.dirs * 2;
+  // Half 0 holds utterances [0, split), half 1 [split, n): both at most 32, both in flight from 2 utterances on.
+  const int halves = r.n > 1 ? 2 : 1, split = (r.n + 1) / 2, lanes = r.dirs * 2;
   const int64_t half_bytes = h * kHalf * sizeof(T);
   const auto exchangeBuffer = [&](int k, int half) {
     return static_cast<char*>(a.h_exchange) + ((k % 2) * lanes + dir * 2 + half) * half_bytes;
@@ -256,8 +257,8 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
       const bool inside = c < units * kHalf && j < h;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int b = half * kHalf + c / units;
-        len[half][i] = inside && b < r.n ? r.lengths[b] : 0;
+        const int b = half * split + c / units;
+        len[half][i] = inside && c / units < (half == 0 ? split : r.n - split) ? r.lengths[b] : 0;
       }
       b_hn[i] = inside && r.hidden_bias ? r.hidden_bias[dir * h + j] : 0.0f;
     }
@@ -270,7 +271,7 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
 #pragma unroll
       for (int i = 0; i < kCells; ++i) {
         if (k >= len[half][i]) continue;
-        const int c = tid + i * kComputeThreads, b = half * kHalf + c / units;
+        const int c = tid + i * kComputeThreads, b = half * split + c / units;
         const int64_t t = reverse ? len[half][i] - 1 - k : k;
         const float* p = r.projection + t * projection_step + ((b * r.dirs + dir) * gh + first_unit + c % units);
 #pragma unroll
@@ -324,7 +325,7 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
         if (k >= len[half][i]) continue;
         const int c = tid + i * kComputeThreads;
         const int64_t t = reverse ? len[half][i] - 1 - k : k;
-        static_cast<Out*>(r.output)[t * output_step + (half * kHalf + c / units) * r.out_width + dir * r.column_stride +
+        static_cast<Out*>(r.output)[t * output_step + (half * split + c / units) * r.out_width + dir * r.column_stride +
                                     first_unit + c % units] = fromFloat<Out>(cell_h[half][i]);
       }
       trace.lap(6);
