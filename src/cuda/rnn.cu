@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 #include "cuda/context.cuh"
 #include "cuda/gemm.cuh"
@@ -31,6 +32,16 @@ struct LayerWeights {
 constexpr int kSmallKernelBatch = 2;  // the most utterances the small persistent kernels take beside the wide one
 // From this many utterances on the cluster kernel (Hopper) takes batches the wide kernel could take too.
 constexpr int kClusterFromBatch = 3;
+
+// DS2RT_CUDA_RNN_KERNEL=wide keeps every batch the wide kernel takes on it, =cluster gives the cluster
+// kernel all it takes (tests, benchmarks); unset, the cluster kernel takes them from kClusterFromBatch on.
+int clusterFromBatch() {
+  const char* forced = std::getenv("DS2RT_CUDA_RNN_KERNEL");
+  const std::string kernel = forced ? forced : "";
+  check(kernel.empty() || kernel == "wide" || kernel == "cluster", "DS2RT_CUDA_RNN_KERNEL is '", kernel,
+        "': use wide or cluster");
+  return kernel == "wide" ? std::numeric_limits<int>::max() : kernel == "cluster" ? 0 : kClusterFromBatch;
+}
 // Below this many utterances a step's product is bound by reading R (32 MB fp32 for a 1024-unit
 // biLSTM), not by arithmetic: tf32 engines multiply exactly there (TF32 measured 4% slower at 1).
 constexpr int64_t kTf32StepBatch = 16;
@@ -73,6 +84,7 @@ class RNNKernel final : public TypedKernel {
     // lstm_bi 4 x 15 s 18.0 vs 23.4 ms, 8 x 15 s 19.4 vs 37.7 ms); at 1 and 2 the small kernels.
     if (wide_.usable) plan_.max_batch = std::min(plan_.max_batch, kSmallKernelBatch);
     // Beyond the wide kernel's 32 utterances, on Hopper: h multicast within clusters, wgmma products.
+    cluster_from_batch_ = clusterFromBatch();
     cluster_ = planCluster(d.cell, d.linear_before_reset, d.hidden_size, dirs_, type,
                            fp16_products ? DataType::kFloat16 : type, info);
     // Layers of one direction go two per launch where they can (see StackArgs).
@@ -136,7 +148,7 @@ class RNNKernel final : public TypedKernel {
     const int64_t t = io.input_shape[0], n = io.input_shape[1], h = desc_.hidden_size, gh = gates_ * h;
     const size_t element = sizeOf(type_);
     const bool persistent = plan_.usable && n <= plan_.max_batch;
-    const bool wide = !persistent && wide_.usable && n <= wide_.max_batch && !(cluster_.usable && n >= kClusterFromBatch);
+    const bool wide = !persistent && wide_.usable && n <= wide_.max_batch && !(cluster_.usable && n >= cluster_from_batch_);
     const bool clustered = !persistent && !wide && cluster_.usable && n <= cluster_.max_batch;
     if (persistent && stacked_bytes_ > 0 && n <= stackedBatch()) return runStacked(state, dev, io);
     float* projection = static_cast<float*>(dev.scratch(0, t * n * dirs_ * gh * sizeof(float)));
@@ -340,6 +352,7 @@ class RNNKernel final : public TypedKernel {
   FloatMath math_;
   int dirs_, gates_;
   PersistentPlan plan_, wide_, cluster_;  // batches up to plan_.max_batch, then wide_'s, then cluster_'s
+  int cluster_from_batch_ = kClusterFromBatch;  // batches from this size on that the wide kernel takes go to the cluster one
   size_t stacked_bytes_ = 0;    // > 0: a one-direction stack runs two layers per launch (shared memory of one)
   std::vector<LayerWeights> layers_;
   // The per-step products' algorithms, the same in every context (exact: tf32 engines' small batches).

@@ -96,6 +96,23 @@ TEST(CudaEngine, ConvolutionLayoutsMatchPyTorch) {
   unsetenv("DS2RT_CUDA_CONV_LAYOUT");
 }
 
+// DS2RT_CUDA_RNN_KERNEL chooses between the wide and the cluster kernel (CudaRNN.MatchesCpu runs
+// both); anything else is refused by name when the engine is built.
+TEST(CudaEngine, UnknownRecurrentKernelChoiceIsRefused) {
+  REQUIRE_GPU();
+  const auto model = DeepSpeech2Model::load(dataPath("parity/gru_bi_l3_h24/model.safetensors"));
+  const auto io = WeightStore::load(dataPath("parity/gru_bi_l3_h24/io.safetensors"));
+  ASSERT_EQ(setenv("DS2RT_CUDA_RNN_KERNEL", "sideways", 1), 0);
+  try {
+    const Engine engine = Builder({.device = Device::kCUDA, .precision = Precision::kFP16}).build(model.createNetwork());
+    engine.createContext().run({{"features", io.get("input")}, {"lengths", io.get("input_lengths")}});
+    ADD_FAILURE() << "an unknown DS2RT_CUDA_RNN_KERNEL was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("DS2RT_CUDA_RNN_KERNEL is 'sideways'"), std::string::npos) << e.what();
+  }
+  unsetenv("DS2RT_CUDA_RNN_KERNEL");
+}
+
 // ---- Recurrent layers against the CPU backend ------------------------------------------------
 
 struct RNNCase {
@@ -168,18 +185,30 @@ TEST_P(CudaRNN, MatchesCpu) {
   if (c.cell == RNNCell::kGRU && c.hidden == 1024 && gpu.describe().find("two per launch") != std::string::npos)
     EXPECT_NE(gpu.describe().find("warps of its own"), std::string::npos) << gpu.describe();
   auto cpu_ctx = cpu.createContext();
-  auto gpu_ctx = gpu.createContext();
   const auto expected = cpu_ctx.run({{"x", input}, {"lengths", lengths_tensor}}).at("y");
-  for (int run = 0; run < 3; ++run) {
-    const auto got = gpu_ctx.run({{"x", input}, {"lengths", lengths_tensor}}).at("y");
-    ASSERT_EQ(got.shape(), expected.shape());
-    EXPECT_LT(relativeL2(toVector(got), toVector(expected)), tolerance(c.precision)) << caseName(c) << " run " << run;
-    const int64_t width = got.dim(2);
-    for (int64_t t = 0; t < time; ++t)
-      for (int b = 0; b < c.batch; ++b)
-        if (t >= lens[b])
-          for (int64_t f = 0; f < width; ++f)
-            ASSERT_EQ(got.data<float>()[(t * c.batch + b) * width + f], 0.0f) << "padded frame " << t << " of " << b;
+  const auto expectMatches = [&](const Engine& engine, const std::string& label) {
+    auto gpu_ctx = engine.createContext();
+    for (int run = 0; run < 3; ++run) {
+      const auto got = gpu_ctx.run({{"x", input}, {"lengths", lengths_tensor}}).at("y");
+      ASSERT_EQ(got.shape(), expected.shape());
+      EXPECT_LT(relativeL2(toVector(got), toVector(expected)), tolerance(c.precision))
+          << caseName(c) << label << " run " << run;
+      const int64_t width = got.dim(2);
+      for (int64_t t = 0; t < time; ++t)
+        for (int b = 0; b < c.batch; ++b)
+          if (t >= lens[b])
+            for (int64_t f = 0; f < width; ++f)
+              ASSERT_EQ(got.data<float>()[(t * c.batch + b) * width + f], 0.0f) << "padded frame " << t << " of " << b;
+    }
+  };
+  expectMatches(gpu, "");
+  // Where both the wide and the cluster kernel take the batch, the one the default leaves aside too.
+  if (gpu.describe().find("wide-batch") != std::string::npos &&
+      gpu.describe().find("cluster persistent") != std::string::npos && c.batch >= 3 && c.batch <= 32) {
+    ASSERT_EQ(setenv("DS2RT_CUDA_RNN_KERNEL", "wide", 1), 0);
+    const Engine wide = Builder({.device = Device::kCUDA, .precision = c.precision}).build(net);
+    unsetenv("DS2RT_CUDA_RNN_KERNEL");
+    expectMatches(wide, " (wide kernel forced)");
   }
 }
 
