@@ -3,7 +3,9 @@
 // cuDNN's tensor-core convolutions are fastest on channels-last (NHWC) tensors, while the network
 // passes NCHW between layers: where the search finds NHWC faster (its input transposition
 // included), the input goes to NHWC (nothing to move for one input channel), cuDNN writes NHWC,
-// and the bias/activation kernel writes the layer's NCHW output as it transposes.
+// and the bias/activation kernel writes the layer's NCHW output as it transposes. A strided
+// convolution of few input channels (DeepSpeech2's first) may instead run as a stride-1 one on its
+// input's phases (convolution_phases.h), NHWC too, where the search finds that faster.
 #include <cudnn.h>
 
 #include <cstdlib>
@@ -12,6 +14,7 @@
 #include <string>
 
 #include "cuda/context.cuh"
+#include "cuda/convolution_phases.h"
 #include "cuda/kernels.cuh"
 
 namespace ds2rt::detail::cuda {
@@ -68,6 +71,22 @@ void toChannelsLast(const void* in, void* out, const Shape& shape, cudaStream_t 
   transpose<T>(in, out, shape[0], shape[1], shape[2] * shape[3], nullptr, DeviceActivation{}, stream);
 }
 
+// An N x C x H x W input's phases (convolution_phases.h) as N x H' x W' x channels.
+template <typename T>
+__global__ void phasesKernel(const T* in, T* out, PhasePlan p, int64_t rows, int64_t cols, int64_t phase_rows,
+                             int64_t phase_cols, int64_t total) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= total) return;
+  const int channel = static_cast<int>(i % p.channels);
+  const int64_t j = i / p.channels % phase_cols, row = i / p.channels / phase_cols % phase_rows;
+  const int64_t n = i / p.channels / phase_cols / phase_rows;
+  int source = 0;
+  int64_t r = 0, c = 0;
+  out[i] = phaseSource(p, channel, row, j, rows, cols, source, r, c)
+               ? in[((n * p.in_channels + source) * rows + r) * cols + c]
+               : fromFloat<T>(0.0f);
+}
+
 template <typename T>
 __global__ void channelBiasActivationKernel(T* data, const float* bias, DeviceActivation act, int64_t total,
                                             int64_t channels, int64_t inner) {
@@ -82,6 +101,7 @@ struct Descriptors {
   cudnnConvolutionFwdAlgo_t algo{};
   size_t workspace = 0;
   bool channels_last = false;
+  bool phases = false;  // the input's phases, stride 1 (implies channels_last)
   Descriptors() = default;
   Descriptors(const Descriptors&) = delete;
   Descriptors& operator=(const Descriptors&) = delete;
@@ -116,6 +136,8 @@ class ConvolutionKernel final : public TypedKernel {
         weight_(uploadAs(d.weight, type)) {
     // Exact fp32 stays NCHW: cuDNN's NHWC algorithms are tensor-core ones.
     if (!exact_) weight_nhwc_ = uploadAs(channelsLastFilter(d.weight), type);
+    if (!exact_) phases_ = planPhases(d, d.weight.dim(1));
+    if (phases_.usable) weight_phases_ = uploadAs(channelsLastFilter(phaseFilter(phases_, d)), type);
     std::vector<float> bias(d.out_channels, 0.0f);
     if (!d.bias.empty()) bias.assign(d.bias.floats().begin(), d.bias.floats().end());
     bias_ = uploadFloats(bias.data(), bias.size(), DataType::kFloat32);
@@ -148,14 +170,23 @@ class ConvolutionKernel final : public TypedKernel {
         return;
       }
       const void* input = io.input;
-      if (in[1] > 1) {
+      const void* weight = weight_nhwc_.get();
+      if (d.phases) {
+        const int64_t phase_rows = phaseLength(in[2], phases_.stride[0]), phase_cols = phaseLength(in[3], phases_.stride[1]);
+        const int64_t total = in[0] * phase_rows * phase_cols * phases_.channels;
+        void* phased = dev.scratch(1, total * sizeof(T));
+        phasesKernel<T><<<blocksFor(total), 256, 0, dev.stream()>>>(io.in<T>(), static_cast<T*>(phased), phases_, in[2],
+                                                                     in[3], phase_rows, phase_cols, total);
+        input = phased;
+        weight = weight_phases_.get();
+      } else if (in[1] > 1) {
         void* nhwc = dev.scratch(1, numElements(in) * sizeof(T));
         toChannelsLast<T>(io.input, nhwc, in, dev.stream());
         input = nhwc;
       }
       void* result = dev.scratch(2, numElements(out) * sizeof(T));
-      DS2RT_CUDNN(cudnnConvolutionForward(dev.cudnn(), &alpha, d.input, input, d.filter, weight_nhwc_.get(), d.conv,
-                                          d.algo, workspace, d.workspace, &beta, d.output, result));
+      DS2RT_CUDNN(cudnnConvolutionForward(dev.cudnn(), &alpha, d.input, input, d.filter, weight, d.conv, d.algo,
+                                          workspace, d.workspace, &beta, d.output, result));
       transpose<T>(result, io.output, out[0], out[2] * out[3], out[1], bias, act, dev.stream());
     });
     DS2RT_CUDA_LAUNCHED();
@@ -163,9 +194,16 @@ class ConvolutionKernel final : public TypedKernel {
 
   std::string implementation() const override {
     std::lock_guard<std::mutex> lock(choices_mutex_);
-    bool nhwc = false;
-    for (const auto& [shape, choice] : choices_) nhwc = nhwc || choice.channels_last;
-    return cat("cuDNN convolution", nhwc ? " (NHWC where faster)" : "", " + bias",
+    bool nhwc = false, phases = false;
+    for (const auto& [shape, choice] : choices_) {
+      nhwc = nhwc || (choice.channels_last && !choice.phases);
+      phases = phases || choice.phases;
+    }
+    return cat("cuDNN convolution", nhwc ? " (NHWC where faster)" : "",
+               phases ? cat(" (as a stride-1 one on the input's ", phases_.stride[0] * phases_.stride[1],
+                            " phases where faster)")
+                      : "",
+               " + bias",
                desc_.activation.type == ActivationType::kNone ? "" : "/activation", " kernel");
   }
 
@@ -175,27 +213,42 @@ class ConvolutionKernel final : public TypedKernel {
     cudnnConvolutionFwdAlgo_t algo{};
     cudnnMathType_t math{};
     size_t workspace = 0;
-    float ms = 0;  // cuDNN's time for it (with the NHWC input's transposition)
+    float ms = 0;  // cuDNN's time for it (with the NHWC input's transposition, or the phases' gathering)
     bool channels_last = false;
+    bool phases = false;
   };
 
-  std::unique_ptr<Descriptors> describe(const KernelIO& io, bool channels_last) const {
+  // The input's phases give this output (phase lengths equal the output's; see planPhases).
+  bool phasesFit(const KernelIO& io) const {
+    const auto& in = io.input_shape;
+    const auto& out = io.output_shape;
+    return phases_.usable && phaseLength(in[2], phases_.stride[0]) == out[2] &&
+           phaseLength(in[3], phases_.stride[1]) == out[3];
+  }
+
+  std::unique_ptr<Descriptors> describe(const KernelIO& io, bool channels_last, bool phases = false) const {
     auto d = std::make_unique<Descriptors>();
     const auto& in = io.input_shape;
     const auto& out = io.output_shape;
     const cudnnDataType_t t = cudnnType(type_);
-    const cudnnTensorFormat_t format = channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
-    d->channels_last = channels_last;
+    const cudnnTensorFormat_t format = channels_last || phases ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    d->channels_last = channels_last || phases;
+    d->phases = phases;
+    // With phases: their channels and lengths, the rearranged filter, stride 1.
+    const int64_t channels = phases ? phases_.channels : in[1];
+    const std::array<int, 2> kernel = phases ? phases_.kernel : desc_.kernel;
+    const std::array<int, 2> padding = phases ? phases_.padding : desc_.padding;
+    const std::array<int, 2> stride = phases ? std::array<int, 2>{1, 1} : desc_.stride;
+    const int64_t rows = phases ? out[2] : in[2], cols = phases ? out[3] : in[3];
     DS2RT_CUDNN(cudnnCreateTensorDescriptor(&d->input));
-    DS2RT_CUDNN(cudnnSetTensor4dDescriptor(d->input, format, t, in[0], in[1], in[2], in[3]));
+    DS2RT_CUDNN(cudnnSetTensor4dDescriptor(d->input, format, t, in[0], channels, rows, cols));
     DS2RT_CUDNN(cudnnCreateTensorDescriptor(&d->output));
     DS2RT_CUDNN(cudnnSetTensor4dDescriptor(d->output, format, t, out[0], out[1], out[2], out[3]));
     DS2RT_CUDNN(cudnnCreateFilterDescriptor(&d->filter));
-    DS2RT_CUDNN(cudnnSetFilter4dDescriptor(d->filter, t, format, desc_.out_channels, in[1], desc_.kernel[0],
-                                           desc_.kernel[1]));
+    DS2RT_CUDNN(cudnnSetFilter4dDescriptor(d->filter, t, format, desc_.out_channels, channels, kernel[0], kernel[1]));
     DS2RT_CUDNN(cudnnCreateConvolutionDescriptor(&d->conv));
-    DS2RT_CUDNN(cudnnSetConvolution2dDescriptor(d->conv, desc_.padding[0], desc_.padding[1], desc_.stride[0],
-                                                desc_.stride[1], desc_.dilation[0], desc_.dilation[1],
+    DS2RT_CUDNN(cudnnSetConvolution2dDescriptor(d->conv, padding[0], padding[1], stride[0], stride[1],
+                                                phases ? 1 : desc_.dilation[0], phases ? 1 : desc_.dilation[1],
                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     // Exact fp32 stays on FMA (no TF32); tf32 lets cuDNN pick TF32 tensor-core algorithms (default
     // math); fp16/bf16 use the tensor cores.
@@ -219,7 +272,7 @@ class ConvolutionKernel final : public TypedKernel {
       // Never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: it would round fp32 data to fp16.
       if (perf[i].status == CUDNN_STATUS_SUCCESS && (!exact_ || perf[i].mathType == CUDNN_FMA_MATH) &&
           perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
-        return {true, perf[i].algo, perf[i].mathType, perf[i].memory, perf[i].time, d.channels_last};
+        return {true, perf[i].algo, perf[i].mathType, perf[i].memory, perf[i].time, d.channels_last, d.phases};
     return {};
   }
 
@@ -236,6 +289,23 @@ class ConvolutionKernel final : public TypedKernel {
     });
   }
 
+  // The time of gathering this input's phases (the phases path's one extra pass), in ms.
+  float gatheringMs(CudaDeviceContext& dev, const KernelIO& io) const {
+    const auto& in = io.input_shape;
+    const auto& out = io.output_shape;
+    return dispatchType(type_, [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      const int64_t total = in[0] * out[2] * out[3] * phases_.channels;
+      void* phased = dev.scratch(1, total * sizeof(T));
+      const auto gather = [&] {
+        phasesKernel<T><<<blocksFor(total), 256, 0, dev.stream()>>>(static_cast<const T*>(io.input), static_cast<T*>(phased),
+                                                                     phases_, in[2], in[3], out[2], out[3], total);
+      };
+      gather();  // warm-up
+      return gpuMs(dev.stream(), gather);
+    });
+  }
+
   std::unique_ptr<Descriptors> prepare(CudaDeviceContext& dev, const KernelIO& io) const {
     const auto& in = io.input_shape;
     // The first context to meet a shape times cuDNN's algorithms in both layouts; every context
@@ -243,20 +313,28 @@ class ConvolutionKernel final : public TypedKernel {
     std::lock_guard<std::mutex> lock(choices_mutex_);
     auto& choice = choices_[{in[0], in[3]}];
     if (!choice.found) {
-      // DS2RT_CUDA_CONV_LAYOUT=nchw or nhwc forces a layout (tests, benchmarks; exact fp32 is always NCHW).
+      // DS2RT_CUDA_CONV_LAYOUT=nchw, nhwc or phases forces a layout (tests, benchmarks; exact fp32 is
+      // always NCHW; phases only where the convolution has them, else the others compete).
       const char* forced = std::getenv("DS2RT_CUDA_CONV_LAYOUT");
-      const std::string layout = forced ? forced : "";
-      check(layout.empty() || layout == "nchw" || layout == "nhwc", "DS2RT_CUDA_CONV_LAYOUT is '", layout,
-            "': nchw or nhwc");
-      if (layout != "nhwc" || !weight_nhwc_) choice = fastest(dev, *describe(io, false));
-      if (layout != "nchw" && weight_nhwc_) {
+      std::string layout = forced ? forced : "";
+      check(layout.empty() || layout == "nchw" || layout == "nhwc" || layout == "phases", "DS2RT_CUDA_CONV_LAYOUT is '",
+            layout, "': nchw, nhwc or phases");
+      const bool phases = phasesFit(io);
+      if (layout == "phases" && !phases) layout.clear();
+      if ((layout.empty() || layout == "nchw") || !weight_nhwc_) choice = fastest(dev, *describe(io, false));
+      if ((layout.empty() || layout == "nhwc") && weight_nhwc_) {
         Choice nhwc = fastest(dev, *describe(io, true));
         nhwc.ms += transpositionMs(dev, io);
         if (nhwc.found && (!choice.found || nhwc.ms < choice.ms)) choice = nhwc;
       }
+      if ((layout.empty() || layout == "phases") && phases) {
+        Choice phased = fastest(dev, *describe(io, true, true));
+        phased.ms += gatheringMs(dev, io);
+        if (phased.found && (!choice.found || phased.ms < choice.ms)) choice = phased;
+      }
       check(choice.found, "cuDNN found no convolution algorithm for input ", toString(in));
     }
-    auto d = describe(io, choice.channels_last);
+    auto d = describe(io, choice.channels_last, choice.phases);
     d->algo = choice.algo;
     d->workspace = choice.workspace;
     DS2RT_CUDNN(cudnnSetConvolutionMathType(d->conv, choice.math));
@@ -268,7 +346,8 @@ class ConvolutionKernel final : public TypedKernel {
 
   ConvolutionDesc desc_;
   bool exact_;  // fp32 without TF32
-  DeviceMemory weight_, weight_nhwc_, bias_;
+  PhasePlan phases_;  // usable: the convolution may run on its input's phases
+  DeviceMemory weight_, weight_nhwc_, weight_phases_, bias_;
 };
 
 }  // namespace

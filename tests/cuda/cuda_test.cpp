@@ -65,15 +65,16 @@ INSTANTIATE_TEST_SUITE_P(
       return std::get<0>(info.param) + "_" + toString(std::get<1>(info.param));
     });
 
-// The convolutions in cuDNN's NCHW and (transposed around them) NHWC layouts, each forced, in
-// every precision that may take NHWC: both match PyTorch, whichever the timing would pick.
+// The convolutions in cuDNN's NCHW and (transposed around them) NHWC layouts, and the first one as a
+// stride-1 convolution on its input's four phases, each forced, in every precision that may take
+// them: all match PyTorch, whichever the timing would pick.
 TEST(CudaEngine, ConvolutionLayoutsMatchPyTorch) {
   REQUIRE_GPU();
   const auto model = DeepSpeech2Model::load(dataPath("parity/gru_bi_l3_h24/model.safetensors"));
   const auto io = WeightStore::load(dataPath("parity/gru_bi_l3_h24/io.safetensors"));
   for (const Precision precision : {Precision::kTF32, Precision::kFP16, Precision::kBF16})
-    for (const char* layout : {"nchw", "nhwc"}) {
-      ASSERT_EQ(setenv("DS2RT_CUDA_CONV_LAYOUT", layout, 1), 0);
+    for (const std::string layout : {"nchw", "nhwc", "phases"}) {
+      ASSERT_EQ(setenv("DS2RT_CUDA_CONV_LAYOUT", layout.c_str(), 1), 0);
       const Engine engine = Builder({.device = Device::kCUDA, .precision = precision}).build(model.createNetwork());
       auto ctx = engine.createContext();
       for (int run = 0; run < 3; ++run) {  // eager (the layout is chosen), recorded into a CUDA graph, replayed
@@ -82,6 +83,7 @@ TEST(CudaEngine, ConvolutionLayoutsMatchPyTorch) {
                                         validFrames(io.get("probs"), io.get("output_lengths")));
         EXPECT_LT(error, tolerance(precision)) << layout << " " << toString(precision) << " run " << run;
       }
+      EXPECT_EQ(engine.describe().find("4 phases") != std::string::npos, layout == "phases") << engine.describe();
       unsetenv("DS2RT_CUDA_CONV_LAYOUT");
     }
   ASSERT_EQ(setenv("DS2RT_CUDA_CONV_LAYOUT", "sideways", 1), 0);
