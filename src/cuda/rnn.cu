@@ -30,7 +30,8 @@ struct LayerWeights {
 };
 
 constexpr int kSmallKernelBatch = 2;  // the most utterances the small persistent kernels take beside the wide one
-// From this many utterances on the cluster kernel (Hopper) takes batches the wide kernel could take too.
+// From this many utterances on the cluster kernel (Hopper) takes batches the wide kernel could take too:
+// on an H100 it was 1.14-1.60x faster at every batch measured, 4 to 32 x 15 s (bench/RESULTS.md, session 19).
 constexpr int kClusterFromBatch = 3;
 
 // DS2RT_CUDA_RNN_KERNEL=wide keeps every batch the wide kernel takes on it, =cluster gives the cluster
