@@ -87,6 +87,17 @@ __global__ void phasesKernel(const T* in, T* out, PhasePlan p, int64_t rows, int
                : fromFloat<T>(0.0f);
 }
 
+// The elements of the input's phases for an output of `out` (their lengths are the output's: phasesFit).
+int64_t phaseElements(const PhasePlan& p, const Shape& in, const Shape& out) { return in[0] * out[2] * out[3] * p.channels; }
+
+template <typename T>
+void toPhases(const void* in, void* out, const PhasePlan& p, const Shape& in_shape, const Shape& out_shape,
+              cudaStream_t stream) {
+  const int64_t total = phaseElements(p, in_shape, out_shape);
+  phasesKernel<T><<<blocksFor(total), 256, 0, stream>>>(static_cast<const T*>(in), static_cast<T*>(out), p, in_shape[2],
+                                                        in_shape[3], out_shape[2], out_shape[3], total);
+}
+
 template <typename T>
 __global__ void channelBiasActivationKernel(T* data, const float* bias, DeviceActivation act, int64_t total,
                                             int64_t channels, int64_t inner) {
@@ -172,11 +183,8 @@ class ConvolutionKernel final : public TypedKernel {
       const void* input = io.input;
       const void* weight = weight_nhwc_.get();
       if (d.phases) {
-        const int64_t phase_rows = phaseLength(in[2], phases_.stride[0]), phase_cols = phaseLength(in[3], phases_.stride[1]);
-        const int64_t total = in[0] * phase_rows * phase_cols * phases_.channels;
-        void* phased = dev.scratch(1, total * sizeof(T));
-        phasesKernel<T><<<blocksFor(total), 256, 0, dev.stream()>>>(io.in<T>(), static_cast<T*>(phased), phases_, in[2],
-                                                                     in[3], phase_rows, phase_cols, total);
+        void* phased = dev.scratch(1, phaseElements(phases_, in, out) * sizeof(T));
+        toPhases<T>(io.input, phased, phases_, in, out, dev.stream());
         input = phased;
         weight = weight_phases_.get();
       } else if (in[1] > 1) {
@@ -295,12 +303,8 @@ class ConvolutionKernel final : public TypedKernel {
     const auto& out = io.output_shape;
     return dispatchType(type_, [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      const int64_t total = in[0] * out[2] * out[3] * phases_.channels;
-      void* phased = dev.scratch(1, total * sizeof(T));
-      const auto gather = [&] {
-        phasesKernel<T><<<blocksFor(total), 256, 0, dev.stream()>>>(static_cast<const T*>(io.input), static_cast<T*>(phased),
-                                                                     phases_, in[2], in[3], out[2], out[3], total);
-      };
+      void* phased = dev.scratch(1, phaseElements(phases_, in, out) * sizeof(T));
+      const auto gather = [&] { toPhases<T>(io.input, phased, phases_, in, out, dev.stream()); };
       gather();  // warm-up
       return gpuMs(dev.stream(), gather);
     });
@@ -321,7 +325,7 @@ class ConvolutionKernel final : public TypedKernel {
             layout, "': nchw, nhwc or phases");
       const bool phases = phasesFit(io);
       if (layout == "phases" && !phases) layout.clear();
-      if ((layout.empty() || layout == "nchw") || !weight_nhwc_) choice = fastest(dev, *describe(io, false));
+      if (layout.empty() || layout == "nchw" || !weight_nhwc_) choice = fastest(dev, *describe(io, false));
       if ((layout.empty() || layout == "nhwc") && weight_nhwc_) {
         Choice nhwc = fastest(dev, *describe(io, true));
         nhwc.ms += transpositionMs(dev, io);
