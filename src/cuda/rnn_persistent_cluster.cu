@@ -65,9 +65,10 @@ struct ClusterArgs {
 // thread's input projections for its cells of both halves (prefetched there, not into registers: R's
 // fragments and the accumulators fill those), a barrier per half and quarter.
 constexpr size_t kPartialBytes = size_t{kWarpgroups} * kHalf * kPartialStride * sizeof(float);
+size_t hBytes(int64_t hidden, DataType products) { return 2 * static_cast<size_t>(hidden) * kHalf * sizeOf(products); }
 constexpr size_t kInputBytes = size_t{2} * kCellsPerThread * 4 * kComputeThreads * sizeof(float);
 size_t clusterSharedBytes(int64_t hidden, DataType products) {
-  return 2 * static_cast<size_t>(hidden) * kHalf * sizeOf(products) + kPartialBytes + kInputBytes +
+  return hBytes(hidden, products) + kPartialBytes + kInputBytes +
          2 * kWarpgroups * sizeof(uint64_t);
 }
 
@@ -164,6 +165,14 @@ __device__ __forceinline__ void warpgroupProducts(float* partial_s, const uint4 
     out[b * kPartialStride + row + 8] = acc[4 * n8 + 2];
     out[(b + 1) * kPartialStride + row + 8] = acc[4 * n8 + 3];
   }
+}
+
+// (R h)[row] for the half's utterance b: the four warpgroups' partial sums (warpgroupProducts).
+__device__ __forceinline__ float blockProduct(const float* partial_s, int b, int row) {
+  float sum = 0;
+#pragma unroll
+  for (int q = 0; q < kWarpgroups; ++q) sum += partial_s[(q * kHalf + b) * kPartialStride + row];
+  return sum;
 }
 
 // The compute warps' own barrier (the exchange warp runs its own loop meanwhile).
@@ -307,9 +316,7 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
           for (int g = 0; g < 4; ++g)
             if (g < gates) {
               x[g] = x_s[((half * kCellsPerThread + i) * 4 + g) * kComputeThreads + tid];
-#pragma unroll
-              for (int q = 0; q < kWarpgroups; ++q)
-                rec[g] += partial_s[(q * kHalf + b) * kPartialStride + g * units + u];
+              rec[g] = blockProduct(partial_s, b, g * units + u);
             }
           cell_h[half][i] = cellStep<true, Gates>(r.cell, x, rec, b_hn[i], cell_h[half][i], cell_c[half][i]);
         }
@@ -361,9 +368,7 @@ __global__ void __launch_bounds__(kComputeThreads, 1)
     __syncthreads();
     for (int i = threadIdx.x; i < kHalf * kRows; i += kComputeThreads) {
       const int b = i / kRows, row = i % kRows;
-      float sum = 0;
-      for (int q = 0; q < kWarpgroups; ++q) sum += partial_s[(q * kHalf + b) * kPartialStride + row];
-      products[(half * kHalf + b) * kRows + row] = sum;
+      products[(half * kHalf + b) * kRows + row] = blockProduct(partial_s, b, row);
     }
     __syncthreads();
   }
@@ -525,7 +530,7 @@ std::vector<float> clusterBlockProducts(DataType products, int gates, int64_t hi
   const DeviceMemory h_d = uploadFloats(h_tiled.data(), h_tiled.size(), products);
   const DeviceMemory out_d = allocateDevice(static_cast<size_t>(kClusterUtterances) * kRows * sizeof(float));
   const int row_tiles = (gates * geometry.units + 15) / 16, fragments = fragmentsFor(hidden);
-  const size_t bytes = 2 * static_cast<size_t>(hidden) * kHalf * sizeOf(products) + kPartialBytes;
+  const size_t bytes = hBytes(hidden, products) + kPartialBytes;
   if (products == DataType::kFloat16)
     launchClusterProducts<__half>(fragments, tiles_d.get(), row_tiles, h_d.get(), static_cast<float*>(out_d.get()), bytes);
   else
