@@ -175,6 +175,9 @@ __device__ __forceinline__ float blockProduct(const float* partial_s, int b, int
   return sum;
 }
 
+// The utterance that is the i-th of a half (the halves take every other utterance).
+__device__ __forceinline__ int halfUtterance(int half, int i) { return 2 * i + half; }
+
 // The compute warps' own barrier (the exchange warp runs its own loop meanwhile).
 __device__ __forceinline__ void computeBarrier() { asm volatile("bar.sync 1, %0;" ::"n"(kComputeThreads) : "memory"); }
 #endif
@@ -195,8 +198,9 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
   const int dir = blockIdx.x / a.blocks_per_direction, block = blockIdx.x % a.blocks_per_direction;
   const int first_unit = block * units;
   // The exchange has a lane per direction and half: its counter, and its h buffer per step parity.
-  // Half 0 holds utterances [0, split), half 1 [split, n): both at most 32, both in flight from 2 utterances on.
-  const int halves = r.n > 1 ? 2 : 1, split = (r.n + 1) / 2, lanes = r.dirs * 2;
+  // Half 0 holds the even utterances, half 1 the odd ones (halfUtterance): both at most 32, both in
+  // flight from 2 utterances on, and no register spent on where the halves meet.
+  const int halves = r.n > 1 ? 2 : 1, lanes = r.dirs * 2;
   const int64_t half_bytes = h * kHalf * sizeof(T);
   const auto exchangeBuffer = [&](int k, int half) {
     return static_cast<char*>(a.h_exchange) + ((k % 2) * lanes + dir * 2 + half) * half_bytes;
@@ -266,8 +270,8 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
       const bool inside = c < units * kHalf && j < h;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int b = half * split + c / units;
-        len[half][i] = inside && c / units < (half == 0 ? split : r.n - split) ? r.lengths[b] : 0;
+        const int b = halfUtterance(half, c / units);
+        len[half][i] = inside && b < r.n ? r.lengths[b] : 0;
       }
       b_hn[i] = inside && r.hidden_bias ? r.hidden_bias[dir * h + j] : 0.0f;
     }
@@ -280,7 +284,7 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
 #pragma unroll
       for (int i = 0; i < kCells; ++i) {
         if (k >= len[half][i]) continue;
-        const int c = tid + i * kComputeThreads, b = half * split + c / units;
+        const int c = tid + i * kComputeThreads, b = halfUtterance(half, c / units);
         const int64_t t = reverse ? len[half][i] - 1 - k : k;
         const float* p = r.projection + t * projection_step + ((b * r.dirs + dir) * gh + first_unit + c % units);
 #pragma unroll
@@ -332,7 +336,7 @@ __global__ void __launch_bounds__(kClusterThreads, 1) clusterKernel(ClusterArgs 
         if (k >= len[half][i]) continue;
         const int c = tid + i * kComputeThreads;
         const int64_t t = reverse ? len[half][i] - 1 - k : k;
-        static_cast<Out*>(r.output)[t * output_step + (half * split + c / units) * r.out_width + dir * r.column_stride +
+        static_cast<Out*>(r.output)[t * output_step + halfUtterance(half, c / units) * r.out_width + dir * r.column_stride +
                                     first_unit + c % units] = fromFloat<Out>(cell_h[half][i]);
       }
       trace.lap(6);
