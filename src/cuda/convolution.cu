@@ -8,10 +8,13 @@
 // input's phases (convolution_phases.h), NHWC too, where the search finds that faster.
 #include <cudnn.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "cuda/context.cuh"
 #include "cuda/convolution_phases.h"
@@ -73,29 +76,67 @@ void toChannelsLast(const void* in, void* out, const Shape& shape, cudaStream_t 
 
 // An N x C x H x W input's phases (convolution_phases.h) as N x H' x W' x channels.
 template <typename T>
-__global__ void phasesKernel(const T* in, T* out, PhasePlan p, int64_t rows, int64_t cols, int64_t phase_rows,
-                             int64_t phase_cols, int64_t total) {
+__global__ void phasesKernel(const T* in, T* out, PhasePlan p, PhaseGeometry g, int64_t rows, int64_t cols,
+                             int64_t total) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= total) return;
   const int channel = static_cast<int>(i % p.channels);
-  const int64_t j = i / p.channels % phase_cols, row = i / p.channels / phase_cols % phase_rows;
-  const int64_t n = i / p.channels / phase_cols / phase_rows;
+  const int64_t j = i / p.channels % g.lengths[1], row = i / p.channels / g.lengths[1] % g.lengths[0];
+  const int64_t n = i / p.channels / g.lengths[1] / g.lengths[0];
   int source = 0;
   int64_t r = 0, c = 0;
-  out[i] = phaseSource(p, channel, row, j, rows, cols, source, r, c)
+  out[i] = phaseSource(p, g, channel, row, j, rows, cols, source, r, c)
                ? in[((n * p.in_channels + source) * rows + r) * cols + c]
                : fromFloat<T>(0.0f);
 }
 
-// The elements of the input's phases for an output of `out` (their lengths are the output's: phasesFit).
-int64_t phaseElements(const PhasePlan& p, const Shape& in, const Shape& out) { return in[0] * out[2] * out[3] * p.channels; }
+int64_t phaseElements(const PhasePlan& p, const PhaseGeometry& g, int64_t batch) {
+  return batch * g.lengths[0] * g.lengths[1] * p.channels;
+}
 
 template <typename T>
-void toPhases(const void* in, void* out, const PhasePlan& p, const Shape& in_shape, const Shape& out_shape,
+void toPhases(const void* in, void* out, const PhasePlan& p, const PhaseGeometry& g, const Shape& in_shape,
               cudaStream_t stream) {
-  const int64_t total = phaseElements(p, in_shape, out_shape);
-  phasesKernel<T><<<blocksFor(total), 256, 0, stream>>>(static_cast<const T*>(in), static_cast<T*>(out), p, in_shape[2],
-                                                        in_shape[3], out_shape[2], out_shape[3], total);
+  const int64_t total = phaseElements(p, g, in_shape[0]);
+  phasesKernel<T><<<blocksFor(total), 256, 0, stream>>>(static_cast<const T*>(in), static_cast<T*>(out), p, g,
+                                                        in_shape[2], in_shape[3], total);
+}
+
+// The stride-1 convolution's N x U0 x U1 x (K q0 q1) output as the layer's N x K x H x W one, with
+// bias and activation: a block takes 32 time positions u1 of one (n, u0) through shared memory, so
+// that it reads whole rows of channels and writes runs of 32 q1 columns.
+constexpr int kOutputTile = 32;
+
+template <typename T>
+__global__ void fromOutputPhasesKernel(const T* in, T* out, PhasePlan p, PhaseGeometry g, int64_t rows, int64_t cols,
+                                       const float* bias, DeviceActivation act) {
+  extern __shared__ float tile[];  // kOutputTile x (channels + 1)
+  const int q0 = p.out_phases[0], q1 = p.out_phases[1], channels = p.phaseOutChannels();
+  const int64_t tiles = (g.outputs[1] + kOutputTile - 1) / kOutputTile;
+  const int64_t u1_first = blockIdx.x % tiles * kOutputTile, nu0 = blockIdx.x / tiles;
+  const int64_t u0 = nu0 % g.outputs[0], n = nu0 / g.outputs[0];
+  const int64_t base = (nu0 * g.outputs[1] + u1_first) * channels;
+  const int64_t count = min(static_cast<int64_t>(kOutputTile), g.outputs[1] - u1_first) * channels;
+  for (int64_t i = threadIdx.x; i < count; i += blockDim.x)
+    tile[i / channels * (channels + 1) + i % channels] = toFloat(in[base + i]);
+  __syncthreads();
+  const int run = kOutputTile * q1;
+  for (int i = threadIdx.x; i < p.out_channels * q0 * run; i += blockDim.x) {
+    const int c = i % run, v0 = i / run % q0, k = i / run / q0;
+    const int64_t row = u0 * q0 + v0, col = u1_first * q1 + c;
+    if (row >= rows || col >= cols) continue;
+    const float v = tile[c / q1 * (channels + 1) + (k * q0 + v0) * q1 + c % q1];
+    out[((n * p.out_channels + k) * rows + row) * cols + col] = fromFloat<T>(act(v + bias[k]));
+  }
+}
+
+template <typename T>
+void fromOutputPhases(const void* in, void* out, const PhasePlan& p, const PhaseGeometry& g, const Shape& out_shape,
+                      const float* bias, DeviceActivation act, cudaStream_t stream) {
+  const int64_t blocks = out_shape[0] * g.outputs[0] * ((g.outputs[1] + kOutputTile - 1) / kOutputTile);
+  const size_t shared = kOutputTile * (p.phaseOutChannels() + 1) * sizeof(float);
+  fromOutputPhasesKernel<T><<<static_cast<unsigned>(blocks), 256, shared, stream>>>(
+      static_cast<const T*>(in), static_cast<T*>(out), p, g, out_shape[2], out_shape[3], bias, act);
 }
 
 template <typename T>
@@ -112,7 +153,8 @@ struct Descriptors {
   cudnnConvolutionFwdAlgo_t algo{};
   size_t workspace = 0;
   bool channels_last = false;
-  bool phases = false;  // the input's phases, stride 1 (implies channels_last)
+  int plan = -1;  // >= 0: the stride-1 convolution on the input's phases of that plan (implies channels_last)
+  PhaseGeometry geometry;
   Descriptors() = default;
   Descriptors(const Descriptors&) = delete;
   Descriptors& operator=(const Descriptors&) = delete;
@@ -147,8 +189,11 @@ class ConvolutionKernel final : public TypedKernel {
         weight_(uploadAs(d.weight, type)) {
     // Exact fp32 stays NCHW: cuDNN's NHWC algorithms are tensor-core ones.
     if (!exact_) weight_nhwc_ = uploadAs(channelsLastFilter(d.weight), type);
-    if (!exact_) phases_ = planPhases(d, d.weight.dim(1));
-    if (phases_.usable) weight_phases_ = uploadAs(channelsLastFilter(phaseFilter(phases_, d)), type);
+    // The phase plans the search may time: the input's phases alone, and 2 output phases per axis.
+    for (const std::array<int, 2> q : {std::array<int, 2>{1, 1}, {1, 2}, {2, 1}, {2, 2}}) {
+      const PhasePlan plan = exact_ ? PhasePlan{} : planPhases(d, d.weight.dim(1), q);
+      if (plan.usable) plans_.push_back({plan, uploadAs(channelsLastFilter(phaseFilter(plan, d)), type)});
+    }
     std::vector<float> bias(d.out_channels, 0.0f);
     if (!d.bias.empty()) bias.assign(d.bias.floats().begin(), d.bias.floats().end());
     bias_ = uploadFloats(bias.data(), bias.size(), DataType::kFloat32);
@@ -180,21 +225,29 @@ class ConvolutionKernel final : public TypedKernel {
                                                                                    desc_.out_channels, inner);
         return;
       }
+      if (d.plan >= 0) {
+        const PhasePlan& p = plans_[d.plan].plan;
+        void* phased = dev.scratch(1, phaseElements(p, d.geometry, in[0]) * sizeof(T));
+        toPhases<T>(io.input, phased, p, d.geometry, in, dev.stream());
+        void* result = dev.scratch(2, in[0] * d.geometry.outputs[0] * d.geometry.outputs[1] *
+                                          p.phaseOutChannels() * sizeof(T));
+        DS2RT_CUDNN(cudnnConvolutionForward(dev.cudnn(), &alpha, d.input, phased, d.filter, plans_[d.plan].weight.get(),
+                                            d.conv, d.algo, workspace, d.workspace, &beta, d.output, result));
+        if (p.phaseOutChannels() == p.out_channels)  // one output a position: the plain transposition
+          transpose<T>(result, io.output, out[0], out[2] * out[3], out[1], bias, act, dev.stream());
+        else
+          fromOutputPhases<T>(result, io.output, p, d.geometry, out, bias, act, dev.stream());
+        return;
+      }
       const void* input = io.input;
-      const void* weight = weight_nhwc_.get();
-      if (d.phases) {
-        void* phased = dev.scratch(1, phaseElements(phases_, in, out) * sizeof(T));
-        toPhases<T>(io.input, phased, phases_, in, out, dev.stream());
-        input = phased;
-        weight = weight_phases_.get();
-      } else if (in[1] > 1) {
+      if (in[1] > 1) {
         void* nhwc = dev.scratch(1, numElements(in) * sizeof(T));
         toChannelsLast<T>(io.input, nhwc, in, dev.stream());
         input = nhwc;
       }
       void* result = dev.scratch(2, numElements(out) * sizeof(T));
-      DS2RT_CUDNN(cudnnConvolutionForward(dev.cudnn(), &alpha, d.input, input, d.filter, weight, d.conv, d.algo,
-                                          workspace, d.workspace, &beta, d.output, result));
+      DS2RT_CUDNN(cudnnConvolutionForward(dev.cudnn(), &alpha, d.input, input, d.filter, weight_nhwc_.get(), d.conv,
+                                          d.algo, workspace, d.workspace, &beta, d.output, result));
       transpose<T>(result, io.output, out[0], out[2] * out[3], out[1], bias, act, dev.stream());
     });
     DS2RT_CUDA_LAUNCHED();
@@ -202,16 +255,20 @@ class ConvolutionKernel final : public TypedKernel {
 
   std::string implementation() const override {
     std::lock_guard<std::mutex> lock(choices_mutex_);
-    bool nhwc = false, phases = false;
+    bool nhwc = false;
+    std::string phases;
     for (const auto& [shape, choice] : choices_) {
-      nhwc = nhwc || (choice.channels_last && !choice.phases);
-      phases = phases || choice.phases;
+      nhwc = nhwc || (choice.channels_last && choice.plan < 0);
+      if (choice.plan < 0) continue;
+      const PhasePlan& p = plans_[choice.plan].plan;
+      const std::string form = cat(" (as a stride-1 one on the input's ", p.phases[0] * p.phases[1], " phases",
+                                   p.phaseOutChannels() > p.out_channels
+                                       ? cat(", ", p.out_phases[0] * p.out_phases[1], " outputs a position")
+                                       : std::string(),
+                                   " where faster)");
+      if (phases.find(form) == std::string::npos) phases += form;
     }
-    return cat("cuDNN convolution", nhwc ? " (NHWC where faster)" : "",
-               phases ? cat(" (as a stride-1 one on the input's ", phases_.stride[0] * phases_.stride[1],
-                            " phases where faster)")
-                      : "",
-               " + bias",
+    return cat("cuDNN convolution", nhwc ? " (NHWC where faster)" : "", phases, " + bias",
                desc_.activation.type == ActivationType::kNone ? "" : "/activation", " kernel");
   }
 
@@ -223,41 +280,46 @@ class ConvolutionKernel final : public TypedKernel {
     size_t workspace = 0;
     float ms = 0;  // cuDNN's time for it (with the NHWC input's transposition, or the phases' gathering)
     bool channels_last = false;
-    bool phases = false;
+    int plan = -1;
   };
 
-  // The input's phases give this output (phase lengths equal the output's; see planPhases).
-  bool phasesFit(const KernelIO& io) const {
-    const auto& in = io.input_shape;
-    const auto& out = io.output_shape;
-    return phases_.usable && phaseLength(in[2], phases_.stride[0]) == out[2] &&
-           phaseLength(in[3], phases_.stride[1]) == out[3];
-  }
+  struct PhaseForm {
+    PhasePlan plan;
+    DeviceMemory weight;  // its filter, channels last
+  };
 
-  std::unique_ptr<Descriptors> describe(const KernelIO& io, bool channels_last, bool phases = false) const {
+  std::unique_ptr<Descriptors> describe(const KernelIO& io, bool channels_last, int plan = -1) const {
     auto d = std::make_unique<Descriptors>();
     const auto& in = io.input_shape;
     const auto& out = io.output_shape;
     const cudnnDataType_t t = cudnnType(type_);
+    const bool phases = plan >= 0;
     const cudnnTensorFormat_t format = channels_last || phases ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
     d->channels_last = channels_last || phases;
-    d->phases = phases;
-    // With phases: their channels and lengths, the rearranged filter, stride 1.
-    const int64_t channels = phases ? phases_.channels : in[1];
-    const std::array<int, 2> kernel = phases ? phases_.kernel : desc_.kernel;
-    const std::array<int, 2> padding = phases ? phases_.padding : desc_.padding;
-    const std::array<int, 2> stride = phases ? std::array<int, 2>{1, 1} : desc_.stride;
-    const int64_t rows = phases ? out[2] : in[2], cols = phases ? out[3] : in[3];
+    d->plan = plan;
+    // With phases: their channels and lengths, the rearranged filter, stride 1, q x the output channels.
+    std::array<int64_t, 4> x{in[0], in[1], in[2], in[3]}, y{out[0], out[1], out[2], out[3]};
+    std::array<int, 2> kernel = desc_.kernel, padding = desc_.padding, stride = desc_.stride,
+                       dilation = desc_.dilation;
+    if (phases) {
+      const PhasePlan& p = plans_[plan].plan;
+      d->geometry = phaseGeometry(p, {in[2], in[3]}, {out[2], out[3]});
+      const PhaseGeometry& g = d->geometry;
+      x = {in[0], p.channels, g.lengths[0], g.lengths[1]};
+      y = {out[0], p.phaseOutChannels(), g.outputs[0], g.outputs[1]};
+      kernel = p.kernel;
+      padding = g.padding;
+      stride = dilation = {1, 1};
+    }
     DS2RT_CUDNN(cudnnCreateTensorDescriptor(&d->input));
-    DS2RT_CUDNN(cudnnSetTensor4dDescriptor(d->input, format, t, in[0], channels, rows, cols));
+    DS2RT_CUDNN(cudnnSetTensor4dDescriptor(d->input, format, t, x[0], x[1], x[2], x[3]));
     DS2RT_CUDNN(cudnnCreateTensorDescriptor(&d->output));
-    DS2RT_CUDNN(cudnnSetTensor4dDescriptor(d->output, format, t, out[0], out[1], out[2], out[3]));
+    DS2RT_CUDNN(cudnnSetTensor4dDescriptor(d->output, format, t, y[0], y[1], y[2], y[3]));
     DS2RT_CUDNN(cudnnCreateFilterDescriptor(&d->filter));
-    DS2RT_CUDNN(cudnnSetFilter4dDescriptor(d->filter, t, format, desc_.out_channels, channels, kernel[0], kernel[1]));
+    DS2RT_CUDNN(cudnnSetFilter4dDescriptor(d->filter, t, format, y[1], x[1], kernel[0], kernel[1]));
     DS2RT_CUDNN(cudnnCreateConvolutionDescriptor(&d->conv));
-    DS2RT_CUDNN(cudnnSetConvolution2dDescriptor(d->conv, padding[0], padding[1], stride[0], stride[1],
-                                                phases ? 1 : desc_.dilation[0], phases ? 1 : desc_.dilation[1],
-                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    DS2RT_CUDNN(cudnnSetConvolution2dDescriptor(d->conv, padding[0], padding[1], stride[0], stride[1], dilation[0],
+                                                dilation[1], CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     // Exact fp32 stays on FMA (no TF32); tf32 lets cuDNN pick TF32 tensor-core algorithms (default
     // math); fp16/bf16 use the tensor cores.
     const cudnnMathType_t math = exact_ ? CUDNN_FMA_MATH
@@ -266,8 +328,8 @@ class ConvolutionKernel final : public TypedKernel {
     DS2RT_CUDNN(cudnnSetConvolutionMathType(d->conv, math));
     int n = 0, c = 0, h = 0, w = 0;
     DS2RT_CUDNN(cudnnGetConvolution2dForwardOutputDim(d->conv, d->input, d->filter, &n, &c, &h, &w));
-    check(n == out[0] && c == out[1] && h == out[2] && w == out[3], "cuDNN output shape ", n, "x", c, "x", h, "x", w,
-          " differs from ", toString(out));
+    check(n == y[0] && c == y[1] && h == y[2] && w == y[3], "cuDNN output shape ", n, "x", c, "x", h, "x", w,
+          " differs from ", y[0], "x", y[1], "x", y[2], "x", y[3]);
     return d;
   }
 
@@ -280,7 +342,7 @@ class ConvolutionKernel final : public TypedKernel {
       // Never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: it would round fp32 data to fp16.
       if (perf[i].status == CUDNN_STATUS_SUCCESS && (!exact_ || perf[i].mathType == CUDNN_FMA_MATH) &&
           perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
-        return {true, perf[i].algo, perf[i].mathType, perf[i].memory, perf[i].time, d.channels_last, d.phases};
+        return {true, perf[i].algo, perf[i].mathType, perf[i].memory, perf[i].time, d.channels_last, d.plan};
     return {};
   }
 
@@ -297,48 +359,72 @@ class ConvolutionKernel final : public TypedKernel {
     });
   }
 
-  // The time of gathering this input's phases (the phases path's one extra pass), in ms.
-  float gatheringMs(CudaDeviceContext& dev, const KernelIO& io) const {
+  // The phases path's extra passes for these descriptors (gathering the input's phases, and the
+  // output's rearrangement less the NHWC path's transposition it replaces), in ms.
+  float phasesMs(CudaDeviceContext& dev, const KernelIO& io, const Descriptors& d) const {
     const auto& in = io.input_shape;
     const auto& out = io.output_shape;
+    const PhasePlan& p = plans_[d.plan].plan;
     return dispatchType(type_, [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      void* phased = dev.scratch(1, phaseElements(phases_, in, out) * sizeof(T));
-      const auto gather = [&] { toPhases<T>(io.input, phased, phases_, in, out, dev.stream()); };
+      void* phased = dev.scratch(1, phaseElements(p, d.geometry, in[0]) * sizeof(T));
+      const auto gather = [&] { toPhases<T>(io.input, phased, p, d.geometry, in, dev.stream()); };
       gather();  // warm-up
-      return gpuMs(dev.stream(), gather);
+      float ms = gpuMs(dev.stream(), gather);
+      if (p.phaseOutChannels() == p.out_channels) return ms;
+      const auto& g = d.geometry;
+      void* result = dev.scratch(2, in[0] * g.outputs[0] * g.outputs[1] * p.phaseOutChannels() * sizeof(T));
+      const float* bias = static_cast<const float*>(bias_.get());
+      const DeviceActivation act(desc_.activation);
+      const auto rearrange = [&] { fromOutputPhases<T>(result, io.output, p, g, out, bias, act, dev.stream()); };
+      const auto plain = [&] { transpose<T>(result, io.output, out[0], out[2] * out[3], out[1], bias, act, dev.stream()); };
+      rearrange();
+      plain();
+      return ms + std::max(0.0f, gpuMs(dev.stream(), rearrange) - gpuMs(dev.stream(), plain));
     });
   }
 
   std::unique_ptr<Descriptors> prepare(CudaDeviceContext& dev, const KernelIO& io) const {
     const auto& in = io.input_shape;
-    // The first context to meet a shape times cuDNN's algorithms in both layouts; every context
-    // of the engine then uses the same one, so that all of them give bit-identical results.
+    // The first context to meet a shape times cuDNN's algorithms in every layout; every context of
+    // the engine then uses the same one, so that all of them give bit-identical results.
     std::lock_guard<std::mutex> lock(choices_mutex_);
     auto& choice = choices_[{in[0], in[3]}];
     if (!choice.found) {
-      // DS2RT_CUDA_CONV_LAYOUT=nchw, nhwc or phases forces a layout (tests, benchmarks; exact fp32 is
-      // always NCHW; phases only where the convolution has them, else the others compete).
+      // DS2RT_CUDA_CONV_LAYOUT=nchw, nhwc, phases or phases:QxQ (one plan's output phases per axis)
+      // forces a layout (tests, benchmarks; exact fp32 is always NCHW; phases only where the
+      // convolution has them, else the others compete).
       const char* forced = std::getenv("DS2RT_CUDA_CONV_LAYOUT");
       std::string layout = forced ? forced : "";
+      std::array<int, 2> forced_phases{0, 0};
+      if (layout.rfind("phases:", 0) == 0) {
+        char x = 0, rest = 0;
+        check(std::sscanf(layout.c_str() + 7, "%d%c%d%c", &forced_phases[0], &x, &forced_phases[1], &rest) == 3 &&
+                  x == 'x' && forced_phases[0] > 0 && forced_phases[1] > 0,
+              "DS2RT_CUDA_CONV_LAYOUT is '", layout, "': phases:QxQ takes two positive output-phase counts (phases:1x2)");
+        layout = "phases";
+      }
       check(layout.empty() || layout == "nchw" || layout == "nhwc" || layout == "phases", "DS2RT_CUDA_CONV_LAYOUT is '",
-            layout, "': nchw, nhwc or phases");
-      const bool phases = phasesFit(io);
-      if (layout == "phases" && !phases) layout.clear();
+            layout, "': nchw, nhwc, phases or phases:QxQ");
+      const auto wanted = [&](const PhasePlan& p) { return forced_phases[0] == 0 || p.out_phases == forced_phases; };
+      if (layout == "phases" && std::none_of(plans_.begin(), plans_.end(), [&](const PhaseForm& f) { return wanted(f.plan); }))
+        layout.clear();
       if (layout.empty() || layout == "nchw" || !weight_nhwc_) choice = fastest(dev, *describe(io, false));
       if ((layout.empty() || layout == "nhwc") && weight_nhwc_) {
         Choice nhwc = fastest(dev, *describe(io, true));
         nhwc.ms += transpositionMs(dev, io);
         if (nhwc.found && (!choice.found || nhwc.ms < choice.ms)) choice = nhwc;
       }
-      if ((layout.empty() || layout == "phases") && phases) {
-        Choice phased = fastest(dev, *describe(io, true, true));
-        phased.ms += gatheringMs(dev, io);
+      for (int plan = 0; plan < static_cast<int>(plans_.size()) && (layout.empty() || layout == "phases"); ++plan) {
+        if (!wanted(plans_[plan].plan)) continue;
+        const auto d = describe(io, true, plan);
+        Choice phased = fastest(dev, *d);
+        if (phased.found) phased.ms += phasesMs(dev, io, *d);
         if (phased.found && (!choice.found || phased.ms < choice.ms)) choice = phased;
       }
       check(choice.found, "cuDNN found no convolution algorithm for input ", toString(in));
     }
-    auto d = describe(io, choice.channels_last, choice.phases);
+    auto d = describe(io, choice.channels_last, choice.plan);
     d->algo = choice.algo;
     d->workspace = choice.workspace;
     DS2RT_CUDNN(cudnnSetConvolutionMathType(d->conv, choice.math));
@@ -350,8 +436,8 @@ class ConvolutionKernel final : public TypedKernel {
 
   ConvolutionDesc desc_;
   bool exact_;  // fp32 without TF32
-  PhasePlan phases_;  // usable: the convolution may run on its input's phases
-  DeviceMemory weight_, weight_nhwc_, weight_phases_, bias_;
+  std::vector<PhaseForm> plans_;  // the phase forms this convolution can take
+  DeviceMemory weight_, weight_nhwc_, bias_;
 };
 
 }  // namespace

@@ -1,7 +1,7 @@
-// The space-to-depth form of a strided convolution (convolution_phases.h), on the host: a stride-1
-// convolution of the input's phases with the rearranged filter gives the original convolution's
-// output, for DeepSpeech2's first convolution and smaller odd shapes; and the plan refuses what it
-// cannot express. (The CUDA layer runs the same index map and filter through cuDNN.)
+// The space-to-depth form of a convolution (convolution_phases.h), on the host: a stride-1
+// convolution of the input's phases with the rearranged filter, q outputs a position as channels,
+// gives the original convolution's output, for DeepSpeech2's convolutions and smaller odd shapes;
+// and the plan refuses what it cannot express. (The CUDA layer runs the same index map and filter through cuDNN.)
 #include <random>
 #include <vector>
 
@@ -13,7 +13,8 @@ namespace ds2rt::test {
 namespace {
 
 using detail::cuda::phaseFilter;
-using detail::cuda::phaseLength;
+using detail::cuda::PhaseGeometry;
+using detail::cuda::phaseGeometry;
 using detail::cuda::PhasePlan;
 using detail::cuda::phaseSource;
 using detail::cuda::planPhases;
@@ -44,8 +45,11 @@ Image convolve(const Image& x, const std::vector<float>& w, int64_t out_channels
   return y;
 }
 
+// The stride-1 convolution on the input's phases (gathered as the CUDA layer does, with its padding),
+// its q x output channels put back in place, gives the original convolution's output.
 void expectPhasesMatch(int64_t channels, int64_t rows, int64_t cols, std::array<int, 2> kernel,
-                       std::array<int, 2> stride) {
+                       std::array<int, 2> stride, std::array<int, 2> out_phases,
+                       std::array<int, 2> pad = {-1, -1}) {
   std::mt19937 rng(static_cast<unsigned>(rows * 31 + cols));
   std::uniform_real_distribution<float> uniform(-1, 1);
   const int64_t out_channels = 3;
@@ -53,63 +57,105 @@ void expectPhasesMatch(int64_t channels, int64_t rows, int64_t cols, std::array<
   d.out_channels = static_cast<int>(out_channels);
   d.kernel = kernel;
   d.stride = stride;
-  d.padding = {(kernel[0] - 1) / 2, (kernel[1] - 1) / 2};
+  d.padding = pad[0] < 0 ? std::array<int, 2>{(kernel[0] - 1) / 2, (kernel[1] - 1) / 2} : pad;
   std::vector<float> w(out_channels * channels * kernel[0] * kernel[1]);
   for (float& v : w) v = uniform(rng);
   d.weight = HostTensor::fromFloats({out_channels, channels, kernel[0], kernel[1]}, w);
   Image x{channels, rows, cols, std::vector<double>(channels * rows * cols)};
   for (double& v : x.v) v = uniform(rng);
 
-  const PhasePlan p = planPhases(d, channels);
+  const PhasePlan p = planPhases(d, channels, out_phases);
   ASSERT_TRUE(p.usable);
   const int64_t out_rows = (rows + 2 * d.padding[0] - kernel[0]) / stride[0] + 1;
   const int64_t out_cols = (cols + 2 * d.padding[1] - kernel[1]) / stride[1] + 1;
-  ASSERT_EQ(phaseLength(rows, stride[0]), out_rows);
-  ASSERT_EQ(phaseLength(cols, stride[1]), out_cols);
   const Image expected = convolve(x, w, out_channels, kernel, stride, d.padding, out_rows, out_cols);
 
-  Image phases{p.channels, out_rows, out_cols, std::vector<double>(p.channels * out_rows * out_cols, 0.0)};
+  const PhaseGeometry g = phaseGeometry(p, {rows, cols}, {out_rows, out_cols});
+  Image phases{p.channels, g.lengths[0], g.lengths[1], std::vector<double>(p.channels * g.lengths[0] * g.lengths[1])};
   for (int c = 0; c < p.channels; ++c)
-    for (int64_t i = 0; i < out_rows; ++i)
-      for (int64_t j = 0; j < out_cols; ++j) {
+    for (int64_t i = 0; i < g.lengths[0]; ++i)
+      for (int64_t j = 0; j < g.lengths[1]; ++j) {
         int source = 0;
         int64_t r = 0, col = 0;
-        if (phaseSource(p, c, i, j, rows, cols, source, r, col))
-          phases.v[(c * out_rows + i) * out_cols + j] = x.at(source, r, col);
+        if (phaseSource(p, g, c, i, j, rows, cols, source, r, col))
+          phases.v[(c * g.lengths[0] + i) * g.lengths[1] + j] = x.at(source, r, col);
       }
   const HostTensor filter = phaseFilter(p, d);
+  ASSERT_EQ(filter.dim(0), p.phaseOutChannels());
   ASSERT_EQ(filter.dim(1), p.channels);
   const std::vector<float> w2(filter.floats().begin(), filter.floats().end());
-  const Image got = convolve(phases, w2, out_channels, p.kernel, {1, 1}, p.padding, out_rows, out_cols);
-  for (size_t i = 0; i < got.v.size(); ++i) ASSERT_NEAR(got.v[i], expected.v[i], 1e-9) << "output " << i;
+  const Image got = convolve(phases, w2, p.phaseOutChannels(), p.kernel, {1, 1}, g.padding, g.outputs[0], g.outputs[1]);
+  const int q0 = out_phases[0], q1 = out_phases[1];
+  ASSERT_GE(g.outputs[0] * q0, out_rows);
+  ASSERT_GE(g.outputs[1] * q1, out_cols);
+  for (int64_t k = 0; k < out_channels; ++k)
+    for (int64_t o = 0; o < out_rows; ++o)
+      for (int64_t t = 0; t < out_cols; ++t) {
+        const int64_t channel = (k * q0 + o % q0) * q1 + t % q1;
+        ASSERT_NEAR(got.at(channel, o / q0, t / q1), expected.at(k, o, t), 1e-9) << k << " " << o << " " << t;
+      }
 }
 
 TEST(ConvolutionPhases, DeepSpeechFirstConvolution) {
-  expectPhasesMatch(1, 161, 37, {41, 11}, {2, 2});  // 4 phases -> 8 channels, a 21 x 7 filter, padding 10 x 3
+  for (const std::array<int, 2> q : {std::array<int, 2>{1, 1}, {1, 2}, {2, 1}, {2, 2}}) {
+    expectPhasesMatch(1, 161, 37, {41, 11}, {2, 2}, q);
+    expectPhasesMatch(1, 160, 38, {41, 11}, {2, 2}, q);  // even lengths
+  }
   const ConvolutionDesc d{.out_channels = 32, .kernel = {41, 11}, .stride = {2, 2}, .padding = {20, 5}};
-  const PhasePlan p = planPhases(d, 1);
+  const PhasePlan p = planPhases(d, 1);  // 4 phases -> 8 channels, a 21 x 6 filter
   EXPECT_EQ(p.channels, 8);
-  EXPECT_EQ(p.kernel, (std::array<int, 2>{21, 7}));
-  EXPECT_EQ(p.padding, (std::array<int, 2>{10, 3}));
+  EXPECT_EQ(p.kernel, (std::array<int, 2>{21, 6}));
+  EXPECT_EQ(p.phaseOutChannels(), 32);
+  const PhasePlan two = planPhases(d, 1, {1, 2});  // 8 phases, a 21 x 4 filter, 2 outputs a position
+  EXPECT_EQ(two.channels, 8);
+  EXPECT_EQ(two.kernel, (std::array<int, 2>{21, 4}));
+  EXPECT_EQ(two.phaseOutChannels(), 64);
+  // 161 x 1000 -> 81 x 500: cuDNN pads the 81 x 250 outputs' phases by 10 x 1.
+  const PhaseGeometry g = phaseGeometry(two, {161, 1000}, {81, 500});
+  EXPECT_EQ(g.outputs, (std::array<int64_t, 2>{81, 250}));
+  EXPECT_EQ(g.padding, (std::array<int, 2>{10, 1}));
+  EXPECT_EQ(g.lengths, (std::array<int64_t, 2>{81, 251}));
 }
 
-TEST(ConvolutionPhases, OddShapesAndStrides) {
-  expectPhasesMatch(1, 16, 9, {5, 3}, {2, 2});   // even rows, odd columns
-  expectPhasesMatch(2, 11, 12, {3, 7}, {1, 3});  // stride 1 on one axis, 3 on the other: 6 phases
-  expectPhasesMatch(2, 9, 9, {7, 1}, {4, 1});    // 8 channels exactly
+TEST(ConvolutionPhases, DeepSpeechSecondConvolution) {
+  for (const std::array<int, 2> q : {std::array<int, 2>{1, 1}, {1, 2}, {2, 1}}) {
+    expectPhasesMatch(32, 21, 9, {21, 11}, {2, 1}, q);
+    expectPhasesMatch(32, 22, 10, {21, 11}, {2, 1}, q);
+  }
+  const ConvolutionDesc d{.out_channels = 32, .kernel = {21, 11}, .stride = {2, 1}, .padding = {10, 5}};
+  const PhasePlan p = planPhases(d, 32, {1, 2});  // 128 channels, an 11 x 6 filter, 64 outputs
+  EXPECT_EQ(p.channels, 128);
+  EXPECT_EQ(p.kernel, (std::array<int, 2>{11, 6}));
+  EXPECT_EQ(p.phaseOutChannels(), 64);
+  EXPECT_FALSE(planPhases(d, 32, {2, 2}).usable);  // 256 phase channels
+}
+
+TEST(ConvolutionPhases, OddShapesStridesAndPaddings) {
+  expectPhasesMatch(1, 16, 9, {5, 3}, {2, 2}, {1, 1});   // even rows, odd columns
+  expectPhasesMatch(2, 11, 12, {3, 7}, {1, 3}, {1, 1});  // stride 1 on one axis, 3 on the other: 6 phases
+  expectPhasesMatch(2, 9, 9, {7, 1}, {4, 1}, {1, 1});    // 8 channels exactly
+  expectPhasesMatch(3, 13, 17, {3, 5}, {1, 1}, {1, 3});  // stride 1, three outputs a column
+  expectPhasesMatch(2, 12, 11, {4, 6}, {2, 1}, {2, 2});  // even filters
+  expectPhasesMatch(2, 12, 11, {5, 3}, {2, 2}, {1, 2}, {0, 0});  // no padding
+  expectPhasesMatch(2, 12, 11, {5, 3}, {2, 2}, {2, 1}, {4, 2});  // padding over half the filter
+  expectPhasesMatch(1, 3, 2, {5, 5}, {2, 2}, {2, 2});  // an input shorter than the filter
 }
 
 TEST(ConvolutionPhases, RefusesWhatItCannotExpress) {
-  const auto plan = [](ConvolutionDesc d, int64_t channels) { return planPhases(d, channels).usable; };
+  const auto plan = [](ConvolutionDesc d, int64_t channels, std::array<int, 2> q = {1, 1}) {
+    return planPhases(d, channels, q).usable;
+  };
   const ConvolutionDesc ds2{.out_channels = 32, .kernel = {41, 11}, .stride = {2, 2}, .padding = {20, 5}};
   EXPECT_TRUE(plan(ds2, 1));
-  EXPECT_FALSE(plan(ds2, 32));  // DeepSpeech2's second convolution: 64 phase channels
+  EXPECT_FALSE(plan(ds2, 64));  // 256 phase channels
   ConvolutionDesc unit_stride = ds2;
   unit_stride.stride = {1, 1};
-  EXPECT_FALSE(plan(unit_stride, 1));
-  ConvolutionDesc other_padding = ds2;
-  other_padding.padding = {0, 5};  // the output is then shorter than a phase
-  EXPECT_FALSE(plan(other_padding, 1));
+  EXPECT_FALSE(plan(unit_stride, 1));  // nothing to rearrange
+  EXPECT_TRUE(plan(unit_stride, 1, {1, 2}));
+  EXPECT_FALSE(plan(ds2, 1, {0, 1}));
+  ConvolutionDesc wide = ds2;
+  wide.out_channels = 96;
+  EXPECT_FALSE(plan(wide, 1, {2, 2}));  // 384 output channels
   ConvolutionDesc dilated = ds2;
   dilated.dilation = {2, 1};
   EXPECT_FALSE(plan(dilated, 1));

@@ -4,9 +4,10 @@
 #include <zlib.h>
 
 #include <cctype>
-
+#include <map>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "ds2rt/builder.h"
 #include "ds2rt/deepspeech2.h"
@@ -65,15 +66,15 @@ INSTANTIATE_TEST_SUITE_P(
       return std::get<0>(info.param) + "_" + toString(std::get<1>(info.param));
     });
 
-// The convolutions in cuDNN's NCHW and (transposed around them) NHWC layouts, and the first one as a
-// stride-1 convolution on its input's four phases, each forced, in every precision that may take
-// them: all match PyTorch, whichever the timing would pick.
+// The convolutions in cuDNN's NCHW and (transposed around them) NHWC layouts, and as stride-1
+// convolutions on their inputs' phases with 1, 2 or 4 outputs a position, each forced, in every
+// precision that may take them: all match PyTorch, whichever the timing would pick.
 TEST(CudaEngine, ConvolutionLayoutsMatchPyTorch) {
   REQUIRE_GPU();
   const auto model = DeepSpeech2Model::load(dataPath("parity/gru_bi_l3_h24/model.safetensors"));
   const auto io = WeightStore::load(dataPath("parity/gru_bi_l3_h24/io.safetensors"));
   for (const Precision precision : {Precision::kTF32, Precision::kFP16, Precision::kBF16})
-    for (const std::string layout : {"nchw", "nhwc", "phases"}) {
+    for (const std::string layout : {"nchw", "nhwc", "phases:1x1", "phases:1x2", "phases:2x1", "phases:2x2"}) {
       ASSERT_EQ(setenv("DS2RT_CUDA_CONV_LAYOUT", layout.c_str(), 1), 0);
       const Engine engine = Builder({.device = Device::kCUDA, .precision = precision}).build(model.createNetwork());
       auto ctx = engine.createContext();
@@ -83,17 +84,30 @@ TEST(CudaEngine, ConvolutionLayoutsMatchPyTorch) {
                                         validFrames(io.get("probs"), io.get("output_lengths")));
         EXPECT_LT(error, tolerance(precision)) << layout << " " << toString(precision) << " run " << run;
       }
-      EXPECT_EQ(engine.describe().find("4 phases") != std::string::npos, layout == "phases") << engine.describe();
+      // The first convolution (1 -> 32 channels, stride 2 x 2) and the second (32 -> 32, 2 x 1); the
+      // second has no 2 x 2 plan (256 phase channels), so there the others compete.
+      const std::map<std::string, std::vector<std::string>> forms{
+          {"phases:1x1", {"input's 4 phases where", "input's 2 phases where"}},
+          {"phases:1x2", {"input's 8 phases, 2 outputs", "input's 4 phases, 2 outputs"}},
+          {"phases:2x1", {"input's 8 phases, 2 outputs", "input's 4 phases, 2 outputs"}},
+          {"phases:2x2", {"input's 16 phases, 4 outputs"}}};
+      const std::string description = engine.describe();
+      EXPECT_EQ(description.find(" phases") != std::string::npos, forms.count(layout) == 1) << description;
+      if (forms.count(layout))
+        for (const std::string& form : forms.at(layout))
+          EXPECT_NE(description.find(form), std::string::npos) << layout << ": " << description;
       unsetenv("DS2RT_CUDA_CONV_LAYOUT");
     }
-  ASSERT_EQ(setenv("DS2RT_CUDA_CONV_LAYOUT", "sideways", 1), 0);
-  const Engine engine = Builder({.device = Device::kCUDA, .precision = Precision::kFP16}).build(model.createNetwork());
-  auto ctx = engine.createContext();
-  try {
-    ctx.run({{"features", io.get("input")}, {"lengths", io.get("input_lengths")}});
-    ADD_FAILURE() << "an unknown DS2RT_CUDA_CONV_LAYOUT was accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("DS2RT_CUDA_CONV_LAYOUT is 'sideways'"), std::string::npos) << e.what();
+  for (const std::string bad : {"sideways", "phases:2", "phases:0x1", "phases:1x2x"}) {
+    ASSERT_EQ(setenv("DS2RT_CUDA_CONV_LAYOUT", bad.c_str(), 1), 0);
+    const Engine engine = Builder({.device = Device::kCUDA, .precision = Precision::kFP16}).build(model.createNetwork());
+    auto ctx = engine.createContext();
+    try {
+      ctx.run({{"features", io.get("input")}, {"lengths", io.get("input_lengths")}});
+      ADD_FAILURE() << "DS2RT_CUDA_CONV_LAYOUT=" << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("DS2RT_CUDA_CONV_LAYOUT is '" + bad + "'"), std::string::npos) << e.what();
+    }
   }
   unsetenv("DS2RT_CUDA_CONV_LAYOUT");
 }
