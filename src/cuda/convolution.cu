@@ -1,4 +1,4 @@
-// 2-D convolution through cuDNN (algorithm searched once per input shape and context), then
+// 2-D convolution through cuDNN (algorithm searched once per tuning bucket of input lengths), then
 // one kernel for bias and activation (the batch norm is already folded into the filters).
 // cuDNN's tensor-core convolutions are fastest on channels-last (NHWC) tensors, while the network
 // passes NCHW between layers: where the search finds NHWC faster (its input transposition
@@ -19,6 +19,7 @@
 #include "cuda/context.cuh"
 #include "cuda/convolution_phases.h"
 #include "cuda/kernels.cuh"
+#include "cuda/tuning_bucket.h"
 
 namespace ds2rt::detail::cuda {
 
@@ -384,55 +385,78 @@ class ConvolutionKernel final : public TypedKernel {
     });
   }
 
+  // cuDNN's fastest algorithm for this input shape in every layout and phase plan (the layout may be forced).
+  Choice search(CudaDeviceContext& dev, const KernelIO& io) const {
+    Choice choice;
+    // DS2RT_CUDA_CONV_LAYOUT=nchw, nhwc, phases or phases:QxQ (one plan's output phases per axis)
+    // forces a layout (tests, benchmarks; exact fp32 is always NCHW; phases only where the
+    // convolution has them, else the others compete).
+    const char* forced = std::getenv("DS2RT_CUDA_CONV_LAYOUT");
+    std::string layout = forced ? forced : "";
+    std::array<int, 2> forced_phases{0, 0};
+    if (layout.rfind("phases:", 0) == 0) {
+      char x = 0, rest = 0;
+      check(std::sscanf(layout.c_str() + 7, "%d%c%d%c", &forced_phases[0], &x, &forced_phases[1], &rest) == 3 &&
+                x == 'x' && forced_phases[0] > 0 && forced_phases[1] > 0,
+            "DS2RT_CUDA_CONV_LAYOUT is '", layout, "': phases:QxQ takes two positive output-phase counts (phases:1x2)");
+      layout = "phases";
+    }
+    check(layout.empty() || layout == "nchw" || layout == "nhwc" || layout == "phases", "DS2RT_CUDA_CONV_LAYOUT is '",
+          layout, "': nchw, nhwc, phases or phases:QxQ");
+    const auto wanted = [&](const PhasePlan& p) { return forced_phases[0] == 0 || p.out_phases == forced_phases; };
+    if (layout == "phases" && std::none_of(plans_.begin(), plans_.end(), [&](const PhaseForm& f) { return wanted(f.plan); }))
+      layout.clear();
+    if (layout.empty() || layout == "nchw" || !weight_nhwc_) choice = fastest(dev, *describe(io, false));
+    if ((layout.empty() || layout == "nhwc") && weight_nhwc_) {
+      Choice nhwc = fastest(dev, *describe(io, true));
+      nhwc.ms += transpositionMs(dev, io);
+      if (nhwc.found && (!choice.found || nhwc.ms < choice.ms)) choice = nhwc;
+    }
+    for (int plan = 0; plan < static_cast<int>(plans_.size()) && (layout.empty() || layout == "phases"); ++plan) {
+      if (!wanted(plans_[plan].plan)) continue;
+      const auto d = describe(io, true, plan);
+      Choice phased = fastest(dev, *d);
+      if (phased.found) phased.ms += phasesMs(dev, io, *d);
+      if (phased.found && (!choice.found || phased.ms < choice.ms)) choice = phased;
+    }
+    check(choice.found, "cuDNN found no convolution algorithm for input ", toString(io.input_shape));
+    return choice;
+  }
+
+  // Descriptors for this input with a choice timed on another length of its bucket; none where the
+  // algorithm refuses this shape.
+  std::unique_ptr<Descriptors> adopt(CudaDeviceContext& dev, const KernelIO& io, const Choice& choice) const {
+    auto d = describe(io, choice.channels_last, choice.plan);
+    DS2RT_CUDNN(cudnnSetConvolutionMathType(d->conv, choice.math));
+    size_t workspace = 0;
+    if (cudnnGetConvolutionForwardWorkspaceSize(dev.cudnn(), d->input, d->filter, d->conv, d->output, choice.algo,
+                                                &workspace) != CUDNN_STATUS_SUCCESS)
+      return nullptr;
+    d->algo = choice.algo;
+    d->workspace = workspace;
+    return d;
+  }
+
   std::unique_ptr<Descriptors> prepare(CudaDeviceContext& dev, const KernelIO& io) const {
     const auto& in = io.input_shape;
-    // The first context to meet a shape times cuDNN's algorithms in every layout; every context of
-    // the engine then uses the same one, so that all of them give bit-identical results.
+    // The first context to meet a length times cuDNN's algorithms in every layout, and the lengths of
+    // its tuning bucket take that choice (tuning_bucket.h); one whose shape the algorithm refuses gets
+    // a search of its own. Every context of the engine uses the same choices, so that all of them give
+    // bit-identical results.
     std::lock_guard<std::mutex> lock(choices_mutex_);
-    auto& choice = choices_[{in[0], in[3]}];
-    if (!choice.found) {
-      // DS2RT_CUDA_CONV_LAYOUT=nchw, nhwc, phases or phases:QxQ (one plan's output phases per axis)
-      // forces a layout (tests, benchmarks; exact fp32 is always NCHW; phases only where the
-      // convolution has them, else the others compete).
-      const char* forced = std::getenv("DS2RT_CUDA_CONV_LAYOUT");
-      std::string layout = forced ? forced : "";
-      std::array<int, 2> forced_phases{0, 0};
-      if (layout.rfind("phases:", 0) == 0) {
-        char x = 0, rest = 0;
-        check(std::sscanf(layout.c_str() + 7, "%d%c%d%c", &forced_phases[0], &x, &forced_phases[1], &rest) == 3 &&
-                  x == 'x' && forced_phases[0] > 0 && forced_phases[1] > 0,
-              "DS2RT_CUDA_CONV_LAYOUT is '", layout, "': phases:QxQ takes two positive output-phase counts (phases:1x2)");
-        layout = "phases";
-      }
-      check(layout.empty() || layout == "nchw" || layout == "nhwc" || layout == "phases", "DS2RT_CUDA_CONV_LAYOUT is '",
-            layout, "': nchw, nhwc, phases or phases:QxQ");
-      const auto wanted = [&](const PhasePlan& p) { return forced_phases[0] == 0 || p.out_phases == forced_phases; };
-      if (layout == "phases" && std::none_of(plans_.begin(), plans_.end(), [&](const PhaseForm& f) { return wanted(f.plan); }))
-        layout.clear();
-      if (layout.empty() || layout == "nchw" || !weight_nhwc_) choice = fastest(dev, *describe(io, false));
-      if ((layout.empty() || layout == "nhwc") && weight_nhwc_) {
-        Choice nhwc = fastest(dev, *describe(io, true));
-        nhwc.ms += transpositionMs(dev, io);
-        if (nhwc.found && (!choice.found || nhwc.ms < choice.ms)) choice = nhwc;
-      }
-      for (int plan = 0; plan < static_cast<int>(plans_.size()) && (layout.empty() || layout == "phases"); ++plan) {
-        if (!wanted(plans_[plan].plan)) continue;
-        const auto d = describe(io, true, plan);
-        Choice phased = fastest(dev, *d);
-        if (phased.found) phased.ms += phasesMs(dev, io, *d);
-        if (phased.found && (!choice.found || phased.ms < choice.ms)) choice = phased;
-      }
-      check(choice.found, "cuDNN found no convolution algorithm for input ", toString(in));
-    }
-    auto d = describe(io, choice.channels_last, choice.plan);
-    d->algo = choice.algo;
-    d->workspace = choice.workspace;
-    DS2RT_CUDNN(cudnnSetConvolutionMathType(d->conv, choice.math));
+    Choice& shared = choices_[{in[0], tuningBucket(in[3])}];
+    if (!shared.found) shared = search(dev, io);
+    if (auto d = adopt(dev, io, shared)) return d;
+    Choice& own = own_choices_[{in[0], in[3]}];
+    if (!own.found) own = search(dev, io);
+    auto d = adopt(dev, io, own);
+    check(d != nullptr, "cuDNN refused the algorithm it found for input ", toString(in));
     return d;
   }
 
   mutable std::mutex choices_mutex_;
-  mutable std::map<std::pair<int64_t, int64_t>, Choice> choices_;
+  mutable std::map<std::pair<int64_t, int64_t>, Choice> choices_;      // (N, tuning bucket of T)
+  mutable std::map<std::pair<int64_t, int64_t>, Choice> own_choices_;  // (N, T) that refused their bucket's
 
   ConvolutionDesc desc_;
   bool exact_;  // fp32 without TF32

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "cuda/convolution_phases.h"
+#include "cuda/tuning_bucket.h"
 
 namespace ds2rt::test {
 namespace {
@@ -18,6 +19,7 @@ using detail::cuda::phaseGeometry;
 using detail::cuda::PhasePlan;
 using detail::cuda::phaseSource;
 using detail::cuda::planPhases;
+using detail::cuda::tuningBucket;
 
 struct Image {
   int64_t c, rows, cols;
@@ -159,6 +161,24 @@ TEST(ConvolutionPhases, RefusesWhatItCannotExpress) {
   ConvolutionDesc dilated = ds2;
   dilated.dilation = {2, 1};
   EXPECT_FALSE(plan(dilated, 1));
+}
+
+// The lengths that share a convolution's timed algorithm (tuning_bucket.h): buckets of the form
+// m x 2^e (m 4 to 7), so a bucket is at most 25% wider than its smallest length.
+TEST(ConvolutionTuningBucket, QuarterOctaveSteps) {
+  for (int64_t n = 0; n < 8; ++n) EXPECT_EQ(tuningBucket(n), n);
+  EXPECT_EQ(tuningBucket(8), 8);
+  EXPECT_EQ(tuningBucket(9), 10);
+  EXPECT_EQ(tuningBucket(97), 112);
+  EXPECT_EQ(tuningBucket(1000), 1024);
+  EXPECT_EQ(tuningBucket(1025), 1280);
+  for (int64_t n = 1; n < 5000; ++n) {
+    const int64_t b = tuningBucket(n);
+    ASSERT_GE(b, n);
+    ASSERT_LE(b * 4, (n + 1) * 5 + 4) << n;  // at most ~25% above n
+    ASSERT_EQ(tuningBucket(b), b) << n;      // a bucket is its own
+    ASSERT_LE(tuningBucket(n - 1), b) << n;  // monotone
+  }
 }
 
 }  // namespace

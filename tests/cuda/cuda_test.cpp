@@ -6,6 +6,7 @@
 #include <cctype>
 #include <map>
 #include <random>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -327,6 +328,39 @@ TEST(CudaEngine, PlanRoundTripAndBatchInvariance) {
   const int64_t frames = single.at("output_lengths").data<int32_t>()[0], classes = x.dim(2);
   const float* batched = x.data<float>() + 2 * x.dim(1) * classes;
   for (int64_t i = 0; i < frames * classes; ++i) ASSERT_NEAR(single.at("probs").data<float>()[i], batched[i], 1e-5);
+}
+
+// Lengths of one tuning bucket (tuning_bucket.h) run with the convolution algorithms timed for the
+// first of them, every layout and phase plan forced in turn: each still matches the CPU engine, and
+// so does a length in the next bucket. (The search itself is timed by `ds2rt bench --new-lengths`.)
+TEST(CudaEngine, LengthsOfOneTuningBucketMatchTheCpu) {
+  REQUIRE_GPU();
+  const auto model = DeepSpeech2Model::load(dataPath("parity/gru_bi_l3_h24/model.safetensors"));
+  const Engine cpu = Builder({.device = Device::kCPU}).build(model.createNetwork());
+  auto reference = cpu.createContext();
+  const int64_t bins = cpu.tensorShape("features")[2];
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  for (const std::string layout : {"", "nhwc", "phases:1x1", "phases:1x2", "phases:2x2"}) {
+    ASSERT_EQ(setenv("DS2RT_CUDA_CONV_LAYOUT", layout.c_str(), 1), 0);
+    const Engine gpu = Builder({.device = Device::kCUDA, .precision = Precision::kFP16}).build(model.createNetwork());
+    auto ctx = gpu.createContext();
+    // Frames: 97 and 100 share bucket 112, 90 and 85 bucket 96 (the second convolution's inputs, half
+    // as long, share theirs likewise); 113 and 131 are alone in theirs.
+    for (const int32_t length : {97, 90, 100, 85, 113, 131}) {
+      HostTensor features(DataType::kFloat32, {2, 1, bins, length});
+      for (float& x : std::span<float>(features.mutableData<float>(), static_cast<size_t>(features.size())))
+        x = normal(rng);
+      const auto lengths = HostTensor::fromInts({2}, {length, length - 9});
+      const auto got = ctx.run({{"features", features}, {"lengths", lengths}});
+      const auto want = reference.run({{"features", features}, {"lengths", lengths}});
+      EXPECT_LT(relativeL2(validFrames(got.at("probs"), got.at("output_lengths")),
+                           validFrames(want.at("probs"), want.at("output_lengths"))),
+                tolerance(Precision::kFP16))
+          << "layout '" << layout << "', length " << length;
+    }
+  }
+  unsetenv("DS2RT_CUDA_CONV_LAYOUT");
 }
 
 // A plan built for another GPU architecture is refused with a message naming both.
