@@ -258,7 +258,10 @@ class ConvolutionKernel final : public TypedKernel {
     std::lock_guard<std::mutex> lock(choices_mutex_);
     bool nhwc = false;
     std::string phases;
-    for (const auto& [shape, choice] : choices_) {
+    std::vector<Choice> all;
+    for (const auto* choices : {&choices_, &own_choices_})
+      for (const auto& [shape, choice] : *choices) all.push_back(choice);
+    for (const Choice& choice : all) {
       nhwc = nhwc || (choice.channels_last && choice.plan < 0);
       if (choice.plan < 0) continue;
       const PhasePlan& p = plans_[choice.plan].plan;
