@@ -19,6 +19,8 @@ class FullyConnectedKernel final : public Kernel {
     if (precision == Precision::kBF16 && bf16MatmulFaster()) {
       bf16_.emplace(desc_.weight.data<float>(), d.out_features, d.weight.dim(1));
       releaseMappedPages(desc_.weight.data(), desc_.weight.bytes());  // a plan's original: only the copy is read
+    } else {
+      prepareGemm();
     }
   }
 

@@ -91,4 +91,9 @@ class ScratchLayout {
 void gemmABt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
              int64_t ldc, bool accumulate = false);
 
+// oneDNN generates its sgemm kernels at the first call in a process (~20 ms, measured with
+// bench/cpu_probes/first_run.cpp): kernels that will call gemmABt call this when they are created, so
+// that this happens while the engine is built or loaded and its first run is as fast as the next.
+void prepareGemm();
+
 }  // namespace ds2rt::detail::cpu

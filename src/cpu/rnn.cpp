@@ -181,6 +181,7 @@ class RNNKernel final : public Kernel {
         }
         p.input_weights.clear();
       }
+      if (!p.input_weights.empty() || !fused()) prepareGemm();  // fp32 projections or per-step GEMMs
       layers_.push_back(std::move(p));
     }
   }

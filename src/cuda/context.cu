@@ -1,5 +1,7 @@
 #include "cuda/context.cuh"
 
+#include <algorithm>
+
 namespace ds2rt::detail::cuda {
 
 namespace {
@@ -102,7 +104,7 @@ void* CudaDeviceContext::grow(Growable& g, size_t bytes) {
 }
 
 void CudaDeviceContext::dropGraphs() {
-  for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+  for (auto& [key, recorded] : graphs_) cudaGraphExecDestroy(recorded.exec);
   graphs_.clear();
   seen_.clear();
 }
@@ -143,13 +145,23 @@ const int32_t* CudaDeviceContext::lengths(int tensor, const std::vector<int32_t>
 
 void CudaDeviceContext::execute(const std::string& shape_key, const std::function<void()>& launch) {
   // The first run of a shape runs eagerly (kernels allocate scratch and pick algorithms then);
-  // the second records a graph; later runs replay it.
+  // the second records a graph; later runs replay it. Each run ends synchronised, so no graph is in
+  // flight when one is dropped.
+  if (use_graphs_ && seen_.size() >= kMaxCountedShapes && !seen_.count(shape_key))
+    std::erase_if(seen_, [&](const auto& entry) { return !graphs_.count(entry.first); });
   const int runs = use_graphs_ && !shape_key.empty() ? seen_[shape_key]++ : 0;
   if (runs == 0) {
     launch();
   } else {
     auto it = graphs_.find(shape_key);
     if (it == graphs_.end()) {
+      if (graphs_.size() >= kMaxGraphs) {
+        const auto oldest = std::min_element(graphs_.begin(), graphs_.end(), [](const auto& a, const auto& b) {
+          return a.second.last_use < b.second.last_use;
+        });
+        cudaGraphExecDestroy(oldest->second.exec);
+        graphs_.erase(oldest);
+      }
       cudaGraph_t graph = nullptr;
       DS2RT_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
       try {
@@ -164,9 +176,10 @@ void CudaDeviceContext::execute(const std::string& shape_key, const std::functio
       const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
       cudaGraphDestroy(graph);
       DS2RT_CUDA(status);
-      it = graphs_.emplace(shape_key, exec).first;
+      it = graphs_.emplace(shape_key, Recorded{exec, 0}).first;
     }
-    DS2RT_CUDA(cudaGraphLaunch(it->second, stream_));
+    it->second.last_use = ++runs_;
+    DS2RT_CUDA(cudaGraphLaunch(it->second.exec, stream_));
   }
   DS2RT_CUDA(cudaStreamSynchronize(stream_));
 }

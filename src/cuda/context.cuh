@@ -1,5 +1,6 @@
 // Per-ExecutionContext state of the CUDA backend: one stream, library handles, activation and
-// scratch memory, and the CUDA graphs recorded per input shape.
+// scratch memory, and the CUDA graphs recorded per input shape (the most recently used few dozen: a
+// server meets a new utterance length with nearly every request).
 #pragma once
 
 #include <cudnn.h>
@@ -36,6 +37,12 @@ class CudaDeviceContext final : public DeviceContext {
   // cuBLASLt's workspace, shared by the GEMMs of the stream (used alongside a kernel's scratch).
   void* gemmWorkspace(size_t bytes) { return grow(gemm_workspace_, bytes); }
   DataType activationType() const { return type_; }
+  // Graphs held now, shapes counted now (tests).
+  size_t recordedGraphs() const { return graphs_.size(); }
+  size_t countedShapes() const { return seen_.size(); }
+
+  static constexpr size_t kMaxGraphs = 32;        // recorded graphs kept (least recently used dropped)
+  static constexpr size_t kMaxCountedShapes = 1024;  // shapes whose runs are counted
 
  private:
   struct Growable {
@@ -59,8 +66,13 @@ class CudaDeviceContext final : public DeviceContext {
     size_t capacity = 0;
   };
   std::vector<Pinned> outputs_;
-  std::map<std::string, cudaGraphExec_t> graphs_;
+  struct Recorded {
+    cudaGraphExec_t exec = nullptr;
+    uint64_t last_use = 0;
+  };
+  std::map<std::string, Recorded> graphs_;
   std::map<std::string, int> seen_;
+  uint64_t runs_ = 0;  // the use clock of graphs_
 };
 
 // Each subclass launches one kernel on the context's stream, for its activation type.

@@ -168,7 +168,10 @@ struct Descriptors {
 };
 
 struct ConvState final : KernelState {
-  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Descriptors>> shapes;  // (N, T)
+  // (N, T) -> descriptors; cheap to remake (the algorithm choice is the kernel's), so a context that
+  // has met many lengths starts over rather than keep them all.
+  static constexpr size_t kMaxShapes = 64;
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Descriptors>> shapes;
 };
 
 // A K x C x R x S filter as K x R x S x C (cuDNN's NHWC filter layout), in float32.
@@ -207,9 +210,13 @@ class ConvolutionKernel final : public TypedKernel {
   void run(const KernelIO& io, KernelState* base) const override {
     auto& state = static_cast<ConvState&>(*base);
     CudaDeviceContext& dev = device(io);
-    auto& slot = state.shapes[{io.input_shape[0], io.input_shape[3]}];
-    if (!slot) slot = prepare(dev, io);
-    const Descriptors& d = *slot;
+    const std::pair<int64_t, int64_t> shape{io.input_shape[0], io.input_shape[3]};
+    auto it = state.shapes.find(shape);
+    if (it == state.shapes.end()) {
+      if (state.shapes.size() >= ConvState::kMaxShapes) state.shapes.clear();
+      it = state.shapes.emplace(shape, prepare(dev, io)).first;
+    }
+    const Descriptors& d = *it->second;
     const auto& in = io.input_shape;
     const auto& out = io.output_shape;
     void* workspace = d.workspace ? dev.scratch(0, d.workspace) : nullptr;
