@@ -31,6 +31,13 @@ expect_ok "run the plan on .npy features" "$ds2rt" run "$work/model.plan" -i "$d
 grep -q "probs \[1, 25, 29\]" "$work/out" || { echo "FAIL: run output shape"; cat "$work/out"; failures=$((failures + 1)); }
 expect_ok "run the model directly" "$ds2rt" run "$model" -i "$data/sample_features.npy" -t 1
 expect_ok "help" "$ds2rt" --help
+expect_ok "bench the plan with new lengths" "$ds2rt" bench "$work/model.plan" -b 2 -s 0.5 -n 2 --warmup 1 -t 1 --new-lengths 3 \
+  --json "$work/bench.jsonl"
+grep -q "first run .* ms; a new length (3, each run once): median" "$work/out" &&
+  grep -q '"new_length_ms"' "$work/bench.jsonl" && grep -q '"first_run_ms"' "$work/bench.jsonl" ||
+  { echo "FAIL: bench --new-lengths report"; cat "$work/out"; failures=$((failures + 1)); }
+expect_error "bench refuses too many new lengths" "--new-lengths: Value 1001 not in range" \
+  "$ds2rt" bench "$work/model.plan" -b 1 -s 0.5 -n 1 --new-lengths 1001
 expect_ok "convert to ONNX" "$ds2rt" convert "$model" "$work/model.onnx"
 grep -q "ONNX opset 17" "$work/out" && [ -s "$work/model.onnx" ] || { echo "FAIL: convert to ONNX"; cat "$work/out"; failures=$((failures + 1)); }
 

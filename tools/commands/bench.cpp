@@ -66,6 +66,20 @@ std::vector<int> parseList(const std::string& text) {
   return out;
 }
 
+// Normal random features for `batch` utterances of `frames` frames each.
+HostTensor randomFeatures(int batch, int64_t bins, int frames, std::mt19937& rng, std::normal_distribution<float>& normal) {
+  HostTensor features(DataType::kFloat32, {batch, 1, bins, frames});
+  for (float& x : std::span<float>(features.mutableData<float>(), static_cast<size_t>(features.size()))) x = normal(rng);
+  return features;
+}
+
+// The context's inputs: these features, every utterance as long as they are.
+void setInputs(ExecutionContext& ctx, const HostTensor& features) {
+  const auto batch = static_cast<int>(features.dim(0));
+  ctx.setInput("features", features);
+  ctx.setInput("lengths", HostTensor::fromInts({batch}, std::vector<int32_t>(batch, static_cast<int32_t>(features.dim(3)))));
+}
+
 void bench(const BenchArgs& a) {
   std::string name = a.arch;
   Engine engine = a.file.empty()
@@ -85,23 +99,18 @@ void bench(const BenchArgs& a) {
     const size_t memory_before = gpuMemoryUsed();
     ExecutionContext ctx =
         engine.createContext({.num_threads = a.threads, .cuda_graphs = !a.no_graphs, .profile = false});
-    HostTensor features(DataType::kFloat32, {batch, 1, bins, frames});
-    for (float& x : std::span<float>(features.mutableData<float>(), static_cast<size_t>(features.size()))) x = normal(rng);
-    ctx.setInput("features", features);
-    ctx.setInput("lengths", HostTensor::fromInts({batch}, std::vector<int32_t>(batch, frames)));
+    const HostTensor features = randomFeatures(batch, bins, frames, rng, normal);
+    setInputs(ctx, features);
     // The first run of a context at a new shape pays its one-time set-up (the CUDA convolutions'
-    // algorithm search, scratch memory, CPU kernels' first use).
+    // algorithm search, scratch memory, CPU kernels' first use); the warm-up runs are not timed.
     double first_ms = -1;
-    for (int i = 0; i < a.warmup; ++i) {
-      ctx.run();
-      if (first_ms < 0) first_ms = ctx.lastRunStats().compute_ms;
-    }
     std::vector<double> compute, input;
-    for (int i = 0; i < a.iterations; ++i) {
+    for (int i = 0; i < a.warmup + a.iterations; ++i) {
       ctx.run();
+      if (i == 0) first_ms = ctx.lastRunStats().compute_ms;
+      if (i < a.warmup) continue;
       compute.push_back(ctx.lastRunStats().compute_ms);
       input.push_back(ctx.lastRunStats().input_ms);
-      if (first_ms < 0) first_ms = compute.back();
     }
     const double median = percentile(compute, 0.5), throughput = batch * a.seconds / (median / 1e3);
     const double memory = (gpuMemoryUsed() - memory_before) / 1048576.0;
@@ -122,10 +131,7 @@ void bench(const BenchArgs& a) {
         const int step = 3 * ((i + 1) / 2);
         int length = i % 2 == 1 ? frames + step : frames - step;
         if (length < 1) length = frames + 3 * a.new_lengths + i;  // a short benchmark: above only
-        HostTensor other(DataType::kFloat32, {batch, 1, bins, length});
-        for (float& x : std::span<float>(other.mutableData<float>(), static_cast<size_t>(other.size()))) x = normal(rng);
-        ctx.setInput("features", other);
-        ctx.setInput("lengths", HostTensor::fromInts({batch}, std::vector<int32_t>(batch, length)));
+        setInputs(ctx, randomFeatures(batch, bins, length, rng, normal));
         ctx.run();
         fresh.push_back(ctx.lastRunStats().compute_ms);
       }
@@ -136,8 +142,7 @@ void bench(const BenchArgs& a) {
     }
     if (a.profile) {
       ExecutionContext profiled = engine.createContext({.num_threads = a.threads, .profile = true});
-      profiled.setInput("features", features);
-      profiled.setInput("lengths", HostTensor::fromInts({batch}, std::vector<int32_t>(batch, frames)));
+      setInputs(profiled, features);
       profiled.run();
       profiled.run();
       for (const auto& t : profiled.layerTimings()) {
