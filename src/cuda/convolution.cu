@@ -91,8 +91,12 @@ __global__ void phasesKernel(const T* in, T* out, PhasePlan p, PhaseGeometry g, 
                : fromFloat<T>(0.0f);
 }
 
+// The elements of the input's phases, and of the stride-1 convolution's output, for `batch` utterances.
 int64_t phaseElements(const PhasePlan& p, const PhaseGeometry& g, int64_t batch) {
   return batch * g.lengths[0] * g.lengths[1] * p.channels;
+}
+int64_t phaseOutputElements(const PhasePlan& p, const PhaseGeometry& g, int64_t batch) {
+  return batch * g.outputs[0] * g.outputs[1] * p.phaseOutChannels();
 }
 
 template <typename T>
@@ -237,8 +241,7 @@ class ConvolutionKernel final : public TypedKernel {
         const PhasePlan& p = plans_[d.plan].plan;
         void* phased = dev.scratch(1, phaseElements(p, d.geometry, in[0]) * sizeof(T));
         toPhases<T>(io.input, phased, p, d.geometry, in, dev.stream());
-        void* result = dev.scratch(2, in[0] * d.geometry.outputs[0] * d.geometry.outputs[1] *
-                                          p.phaseOutChannels() * sizeof(T));
+        void* result = dev.scratch(2, phaseOutputElements(p, d.geometry, in[0]) * sizeof(T));
         DS2RT_CUDNN(cudnnConvolutionForward(dev.cudnn(), &alpha, d.input, phased, d.filter, plans_[d.plan].weight.get(),
                                             d.conv, d.algo, workspace, d.workspace, &beta, d.output, result));
         if (p.phaseOutChannels() == p.out_channels)  // one output a position: the plain transposition
@@ -288,8 +291,7 @@ class ConvolutionKernel final : public TypedKernel {
     bool found = false;
     cudnnConvolutionFwdAlgo_t algo{};
     cudnnMathType_t math{};
-    size_t workspace = 0;
-    float ms = 0;  // cuDNN's time for it (with the NHWC input's transposition, or the phases' gathering)
+    float ms = 0;  // cuDNN's time for it (with the NHWC input's transposition, or the phase plan's extra passes)
     bool channels_last = false;
     int plan = -1;
   };
@@ -353,7 +355,7 @@ class ConvolutionKernel final : public TypedKernel {
       // Never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: it would round fp32 data to fp16.
       if (perf[i].status == CUDNN_STATUS_SUCCESS && (!exact_ || perf[i].mathType == CUDNN_FMA_MATH) &&
           perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
-        return {true, perf[i].algo, perf[i].mathType, perf[i].memory, perf[i].time, d.channels_last, d.plan};
+        return {true, perf[i].algo, perf[i].mathType, perf[i].time, d.channels_last, d.plan};
     return {};
   }
 
@@ -384,7 +386,7 @@ class ConvolutionKernel final : public TypedKernel {
       float ms = gpuMs(dev.stream(), gather);
       if (p.phaseOutChannels() == p.out_channels) return ms;
       const auto& g = d.geometry;
-      void* result = dev.scratch(2, in[0] * g.outputs[0] * g.outputs[1] * p.phaseOutChannels() * sizeof(T));
+      void* result = dev.scratch(2, phaseOutputElements(p, g, in[0]) * sizeof(T));
       const float* bias = static_cast<const float*>(bias_.get());
       const DeviceActivation act(desc_.activation);
       const auto rearrange = [&] { fromOutputPhases<T>(result, io.output, p, g, out, bias, act, dev.stream()); };
