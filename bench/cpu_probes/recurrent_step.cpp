@@ -14,14 +14,16 @@
 #include <vector>
 
 #include "cpu/rnn_cell.h"
+#include "cpu/rnn_step_matmul.h"
 
 using namespace ds2rt;
 using namespace ds2rt::detail::cpu;
 
 int main(int argc, char** argv) {
   const int64_t hidden = argc > 1 ? std::atoll(argv[1]) : 1024, steps = 200;  // units per direction
-  const std::string precision = argc > 2 ? argv[2] : "fp32";  // int8: the VNNI step; bf16: the vdpbf16ps one
-  const bool int8 = precision == "int8", bf16 = precision == "bf16";
+  // int8: the VNNI step; bf16: the vdpbf16ps one; fp32x3: fp32 as three bf16 products on AMX (gemm_bf16x3.h)
+  const std::string precision = argc > 2 ? argv[2] : "fp32";
+  const bool int8 = precision == "int8", bf16 = precision == "bf16", x3 = precision == "fp32x3";
   std::printf("%s\n", precision.c_str());
   std::printf("| cell | rows | threads (one direction each) | ms per step | weight GB/s per thread | GFLOP/s total |\n");
   std::printf("|---|---|---|---|---|---|\n");
@@ -46,6 +48,8 @@ int main(int argc, char** argv) {
           std::vector<uint8_t> h_quantized(rows * packed8.depth);
           const PackedRecurrentBF16 packed16 = packRecurrentBF16(w.data(), gates, hidden);
           std::vector<uint16_t> h_bf16(rows * packed16.depth);
+          const MatmulRecurrent split = x3 ? MatmulRecurrent(w.data(), gates, hidden, true) : MatmulRecurrent();
+          MatmulRecurrent::State split_state;
           std::vector<const float*> xs(rows);
           std::vector<float*> ys(rows);
           for (int64_t r = 0; r < rows; ++r) xs[r] = x.data() + r * gates * hidden, ys[r] = y.data() + r * hidden;
@@ -58,7 +62,8 @@ int main(int argc, char** argv) {
             for (int64_t s = 0; s < n; ++s) {
               a.h_prev = s % 2 ? h1.data() : h0.data();
               a.h_next = s % 2 ? h0.data() : h1.data();
-              if (int8) recurrentStepInt8(packed8, a);
+              if (x3) split.step(split_state, a, nullptr);
+              else if (int8) recurrentStepInt8(packed8, a);
               else if (bf16) recurrentStepBF16(packed16, a);
               else recurrentStep(packed, a);
             }

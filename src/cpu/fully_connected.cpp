@@ -2,6 +2,7 @@
 
 #include "core/file.h"
 #include "cpu/bf16.h"
+#include "cpu/gemm_bf16x3.h"
 #include "cpu/kernels.h"
 
 namespace ds2rt::detail::cpu {
@@ -19,6 +20,9 @@ class FullyConnectedKernel final : public Kernel {
     if (precision == Precision::kBF16 && bf16MatmulFaster()) {
       bf16_.emplace(desc_.weight.data<float>(), d.out_features, d.weight.dim(1));
       releaseMappedPages(desc_.weight.data(), desc_.weight.bytes());  // a plan's original: only the copy is read
+    } else if (precision == Precision::kFP32 && useBF16x3Gemm()) {
+      x3_.emplace(desc_.weight.data<float>(), d.out_features, d.weight.dim(1));
+      releaseMappedPages(desc_.weight.data(), desc_.weight.bytes());
     } else {
       prepareGemm();
     }
@@ -35,6 +39,8 @@ class FullyConnectedKernel final : public Kernel {
       auto& bf16_state = static_cast<FullyConnectedState*>(state)->bf16;
       void* workspace = contextScratch(*io.device, bf16_->workspaceBytes(bf16_state, rows));
       bf16_->run(bf16_state, io.in<float>(), rows, io.out<float>(), workspace);
+    } else if (x3_) {
+      x3_->run(io.in<float>(), in, rows, io.out<float>(), out, contextScratch(*io.device, x3_->workspaceBytes(rows)));
     } else {
       gemmABt(rows, out, in, io.in<float>(), in, desc_.weight.data<float>(), in, io.out<float>(), out);
     }
@@ -50,6 +56,7 @@ class FullyConnectedKernel final : public Kernel {
 
   std::string implementation() const override {
     if (bf16_) return "bf16: oneDNN bf16 matmul, fp32 sums";
+    if (x3_) return "fp32 as three bf16 products on AMX tiles, fp32 sums";
     return precision_ == Precision::kBF16 ? "oneDNN sgemm (bf16 engine: fp32 GEMMs measured faster on this CPU)"
                                           : "oneDNN sgemm";
   }
@@ -58,6 +65,7 @@ class FullyConnectedKernel final : public Kernel {
   FullyConnectedDesc desc_;
   Precision precision_;
   std::optional<BF16Matmul> bf16_;
+  std::optional<BF16x3Gemm> x3_;  // fp32 on AMX (gemm_bf16x3.h)
 };
 
 }  // namespace

@@ -18,6 +18,7 @@
 
 #include "core/file.h"
 #include "cpu/bf16.h"
+#include "cpu/gemm_bf16x3.h"
 #include "cpu/kernels.h"
 #include "cpu/rnn_cell.h"
 #include "cpu/rnn_cell_general.h"
@@ -50,6 +51,8 @@ struct PreparedLayer {
   std::vector<PackedRecurrentInt8> packed_int8;
   // bf16: the recurrent matrices, and per direction the input weights where the bf16 matmul is faster
   std::vector<BF16Matmul> input_bf16;
+  // fp32 on AMX: per direction the input weights as bf16 parts (gemm_bf16x3.h)
+  std::vector<BF16x3Gemm> input_x3;
   std::vector<PackedRecurrentBF16> packed_bf16;
   // int8/bf16 on AMX: per direction, the step for many utterances (rnn_step_matmul.h)
   std::vector<MatmulRecurrent> step_matmul;
@@ -120,7 +123,7 @@ class RNNKernel final : public Kernel {
   RNNKernel(const RNNDesc& d, Precision precision, bool state_inputs)
       : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)), int8_(precision == Precision::kInt8),
         bf16_(precision == Precision::kBF16), extras_(d.hasExtras() || state_inputs),
-        bf16_matmul_((bf16_ && bf16MatmulFaster()) || (int8_ && haveAmx())) {
+        bf16_matmul_((bf16_ && bf16MatmulFaster()) || (int8_ && haveAmx())), x3_(!int8_ && !bf16_ && gates_ > 1 && useBF16x3Gemm()) {
     check(!(int8_ || bf16_) || !extras_, toString(precision), " recurrent layers take the plain cells only (no clip, ",
           "other gate functions, peepholes, initial states or cell-state output); build this model in fp32");
     check(!(int8_ || bf16_) || fused(), toString(precision), " recurrent layers need AVX-512 and, for GRU, ",
@@ -158,6 +161,7 @@ class RNNKernel final : public Kernel {
           if (matmulStep()) p.step_matmul.emplace_back(recurrent, gates_, h);
           p.packed_bf16.push_back(packRecurrentBF16(recurrent, gates_, h));
         } else if (fused()) {
+          if (x3_) p.step_matmul.emplace_back(recurrent, gates_, h, true);
           p.packed.push_back(packRecurrent(recurrent, gates_, h));
         }
         // The packed copy is all the step reads: a plan's mapped original stops taking memory
@@ -177,6 +181,13 @@ class RNNKernel final : public Kernel {
       if (bf16_matmul_) {
         for (const HostTensor& w : p.input_weights) {
           p.input_bf16.emplace_back(w.data<float>(), gh, p.input_size);
+          releaseMappedPages(w.data(), w.bytes());
+        }
+        p.input_weights.clear();
+      }
+      if (x3_) {
+        for (const HostTensor& w : p.input_weights) {
+          p.input_x3.emplace_back(w.data<float>(), gh, p.input_size);
           releaseMappedPages(w.data(), w.bytes());
         }
         p.input_weights.clear();
@@ -226,6 +237,10 @@ class RNNKernel final : public Kernel {
             for (const int64_t rows : {chunk_rows, steps > 0 ? (steps - (steps - 1) / chunk * chunk) * n : 0})
               matmul_bytes = std::max(matmul_bytes, layers_[l].input_bf16[dir].workspaceBytes(
                                                         s.projection_bf16[l * dirs_ + dir], rows));
+      if (x3_)
+        for (const PreparedLayer& p : layers_)
+          for (const BF16x3Gemm& gemm : p.input_x3)
+            matmul_bytes = std::max(matmul_bytes, gemm.workspaceBytes(fused() ? chunk_rows : t * n));
       const size_t matmul = layout.add<uint8_t>(static_cast<int64_t>(matmul_bytes));
       void* block = contextScratch(*io.device, layout.bytes());
       s.projection = ScratchLayout::at<float>(block, projection);
@@ -249,8 +264,7 @@ class RNNKernel final : public Kernel {
         recurFused(s, p, l, input, order, lengths, t, n, out, out_width, sum);
       } else {
         for (int dir = 0; dir < dirs_; ++dir)  // into the direction's columns of one buffer
-          gemmABt(t * n, gh, p.input_size, input, p.input_size, p.input_weights[dir].data<float>(), p.input_size,
-                  s.projection + dir * gh, width);
+          projectFp32(s, p, dir, input, t * n, s.projection + dir * gh, width);
         std::fill_n(out, t * n * out_width, 0.0f);
 #pragma omp parallel for
         for (int64_t r = 0; r < t * n; ++r)
@@ -284,10 +298,14 @@ class RNNKernel final : public Kernel {
                  bf16_matmul_ ? "oneDNN bf16 matmul input projection"
                               : "oneDNN sgemm input projection (fp32: faster than the bf16 matmul on this CPU)",
                  " + AVX512_BF16 recurrent step, fp32 sums, state and gate math in registers", many);
-    if (extras_) return "oneDNN sgemm input projection + own recurrent loop (general cell: clip, gate functions, "
-                        "peepholes, initial states)";
-    return fused() ? "oneDNN sgemm input projection + AVX-512 recurrent step with the gate math in registers"
-                   : "oneDNN sgemm input projection + own recurrent loop";
+    const std::string projection =
+        x3_ ? "fp32 input projection as three bf16 products on AMX tiles" : "oneDNN sgemm input projection";
+    if (extras_) return projection + " + own recurrent loop (general cell: clip, gate functions, peepholes, initial states)";
+    if (!fused()) return projection + " + own recurrent loop";
+    return projection + " + AVX-512 recurrent step with the gate math in registers" +
+           (x3_ ? cat("; from ", MatmulRecurrent::minRowsFp32(1),
+                      " utterances on, a direction's step products are three bf16 products on AMX tiles")
+                : "");
   }
 
  private:
@@ -305,10 +323,7 @@ class RNNKernel final : public Kernel {
       p.input_bf16[dir].run(s.projection_bf16[layer * dirs_ + dir], x, rows, out, s.matmul_workspace);
       return;
     }
-    if (p.input_weights_int8.empty()) {
-      gemmABt(rows, gh, k, x, k, p.input_weights[dir].data<float>(), k, out, gh);
-      return;
-    }
+    if (p.input_weights_int8.empty()) return projectFp32(s, p, dir, x, rows, out, gh);
     quantizeActivations(x, rows, k, k, s.input_quantized, k, s.input_scale);
     static_assert(sizeof(int32_t) == sizeof(float));
     auto* c = reinterpret_cast<int32_t*>(out);
@@ -322,6 +337,15 @@ class RNNKernel final : public Kernel {
       const float row_scale = s.input_scale[r];
       for (int64_t o = 0; o < gh; ++o) out[r * gh + o] = static_cast<float>(c[r * gh + o]) * (row_scale * column_scale[o]);
     }
+  }
+
+  // The fp32 input projection of `rows` rows of x into out (row stride ldo): three bf16 products on
+  // AMX tiles where the CPU has them (gemm_bf16x3.h), else oneDNN's sgemm.
+  void projectFp32(RNNScratch& s, const PreparedLayer& p, int dir, const float* x, int64_t rows, float* out,
+                   int64_t ldo) const {
+    const int64_t k = p.input_size;
+    if (!p.input_x3.empty()) return p.input_x3[dir].run(x, k, rows, out, ldo, s.matmul_workspace);
+    gemmABt(rows, gates_ * desc_.hidden_size, k, x, k, p.input_weights[dir].data<float>(), k, out, ldo);
   }
 
   // Whether layers of this kernel but the last can write into its output (stacked one-direction
@@ -472,7 +496,11 @@ class RNNKernel final : public Kernel {
               else if (bf16_) recurrentStepBF16(p.packed_bf16[dir], args);
               else recurrentStep(p.packed[dir], args);
             };
-            if (!p.step_matmul.empty() && a.rows >= MatmulRecurrent::minRows(int8_, members)) {
+            const int64_t matmul_rows = int8_ || bf16_ ? MatmulRecurrent::minRows(int8_, members)
+                                                       : MatmulRecurrent::minRowsFp32(members);
+            if (!p.step_matmul.empty() && a.rows >= matmul_rows && !int8_ && !bf16_) {
+              p.step_matmul[dir].step(s.step_matmul[tid], a, nullptr);  // fp32: each thread its units
+            } else if (!p.step_matmul.empty() && a.rows >= matmul_rows) {
               // The direction's first thread takes all of its units: one AMX matmul beats any split
               // of the fused step (the others meet it at the barrier). Without a primitive for
               // this row count, that thread runs the fused step over every unit instead.
@@ -613,6 +641,10 @@ class RNNKernel final : public Kernel {
   // lstm_bi 1 and 32 x 10 s), and where the per-row int8 input weights gave most of an int8 engine's
   // output error (a 5 x 256 biGRU: rel L2 1.6-2.1e-2, 0.7e-2 with bf16 projections).
   bool bf16_matmul_;
+  // fp32 engines on AMX: input projections through BF16x3Gemm. LSTM and GRU only: a vanilla RNN
+  // can amplify its inputs' error over many steps (a 1000-step tanh RNN with random weights: 1.5e-4
+  // relative L2 from the bf16 parts' ~5e-6, 1e-5 from sgemm's), the gated cells' measured 1-2e-5.
+  bool x3_;
   std::vector<GeneralCell> cells_;  // per direction
   std::vector<PreparedLayer> layers_;
 };

@@ -21,9 +21,9 @@ using dnnl::memory;
 template <RNNCell C, bool Int8>
 DS2RT_AVX512 void finish(const StepArgs& a, const void* products, const PackedRecurrentInt8* packed) {
   constexpr int G = kGates<C>;
-  const int64_t hidden = a.hidden, gh = G * hidden, blocks = (hidden + kUnitBlock - 1) / kUnitBlock;
+  const int64_t hidden = a.hidden, gh = G * hidden;
   for (int64_t row = 0; row < a.rows; ++row)
-    for (int64_t block = 0; block < blocks; ++block) {
+    for (int64_t block = a.block_begin; block < a.block_end; ++block) {
       const int64_t unit = block * kUnitBlock;
       const __mmask16 mask =
           unit + kUnitBlock <= hidden ? __mmask16(0xFFFF) : __mmask16((1u << (hidden - unit)) - 1);
@@ -62,8 +62,12 @@ MatmulRecurrent::MatmulRecurrent(const int8_t* quantized, int gates, int64_t hid
   reorder(quantized);
 }
 
-MatmulRecurrent::MatmulRecurrent(const float* weight, int gates, int64_t hidden)
+MatmulRecurrent::MatmulRecurrent(const float* weight, int gates, int64_t hidden, bool split)
     : gates_(gates), hidden_(hidden), depth_((hidden + 1) / 2 * 2), int8_(false) {
+  if (split) {
+    split_ = BF16x3Gemm(weight, gates * hidden, hidden);
+    return;
+  }
   std::vector<uint16_t> plain(gates * hidden * hidden);
   for (size_t i = 0; i < plain.size(); ++i) plain[i] = toBF16(weight[i]);
   reorder(plain.data());
@@ -112,6 +116,17 @@ const MatmulRecurrent::State::Compiled& MatmulRecurrent::primitive(State& state,
 
 bool MatmulRecurrent::step(State& state, const StepArgs& a, const PackedRecurrentInt8* packed) const {
   const int64_t rows = a.rows, gh = gates_ * hidden_;
+  if (!split_.empty()) {  // fp32: the products of the thread's units, gate by gate
+    if (state.products.size() < static_cast<size_t>(rows * gh)) state.products.resize(rows * gh);
+    const size_t bytes = split_.workspaceBytes(rows) + 64;
+    if (state.scratchpad.size() < bytes) state.scratchpad.resize(bytes);
+    uint8_t* workspace = state.scratchpad.data() + (64 - reinterpret_cast<uintptr_t>(state.scratchpad.data()) % 64) % 64;
+    const int64_t unit_begin = a.block_begin * kUnitBlock, unit_end = std::min(hidden_, a.block_end * kUnitBlock);
+    split_.runColumns(a.h_prev, hidden_, rows, state.products.data(), gh, workspace, gates_, hidden_, unit_begin,
+                      unit_end);
+    dispatchCell(a.cell, [&]<RNNCell C>() { finish<C, false>(a, state.products.data(), nullptr); });
+    return true;
+  }
   const State::Compiled& compiled = primitive(state, rows);
   if (!compiled.matmul) return false;
   if (int8_) quantizeActivations(a.h_prev, rows, hidden_, hidden_, a.h_quantized, depth_, a.h_scale);
@@ -125,9 +140,12 @@ bool MatmulRecurrent::step(State& state, const StepArgs& a, const PackedRecurren
                      {DNNL_ARG_DST, memory(productsDesc(rows, gh, int8_), engine, state.products.data())},
                      {DNNL_ARG_SCRATCHPAD, memory(compiled.scratchpad, engine, state.scratchpad.data())}});
   state.stream.wait();
+  StepArgs every_unit = a;
+  every_unit.block_begin = 0;
+  every_unit.block_end = (hidden_ + kUnitBlock - 1) / kUnitBlock;
   dispatchCell(a.cell, [&]<RNNCell C>() {
-    if (int8_) finish<C, true>(a, state.products.data(), packed);
-    else finish<C, false>(a, state.products.data(), nullptr);
+    if (int8_) finish<C, true>(every_unit, state.products.data(), packed);
+    else finish<C, false>(every_unit, state.products.data(), nullptr);
   });
   return true;
 }

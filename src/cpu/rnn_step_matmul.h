@@ -1,6 +1,6 @@
-// The recurrent step of int8 and bf16 layers for many utterances at once, on CPUs with AMX: the
-// product h W^T of all active rows is one oneDNN matmul (AMX tiles; weights in oneDNN's blocked
-// layout), then the cell runs in AVX-512 as in the fused steps. The fused steps stream all of W
+// The recurrent step of int8, bf16 and fp32 layers for many utterances at once, on CPUs with AMX:
+// the product h W^T of all active rows is one oneDNN matmul (AMX tiles; weights in oneDNN's blocked
+// layout; fp32: three bf16 products, gemm_bf16x3.h), then the cell runs in AVX-512 as in the fused steps. The fused steps stream all of W
 // through the vector units once per row group; from 8 (bf16) or 16 (int8) rows AMX does the same
 // product faster (minRows). Below that, and without AMX, the fused steps are the faster.
 #pragma once
@@ -10,6 +10,7 @@
 
 #include <dnnl.hpp>
 
+#include "cpu/gemm_bf16x3.h"
 #include "cpu/rnn_cell.h"
 
 namespace ds2rt::detail::cpu {
@@ -29,12 +30,18 @@ class MatmulRecurrent {
     return INT64_MAX;
   }
 
+  // fp32 (BF16x3Gemm, each thread the products of its units): measured on an AMX Xeon, a 1024-unit
+  // direction a thread (bench/cpu_probes/recurrent_step.cpp fp32x3): GRU 16 rows 0.69 ms against the
+  // fused step's 0.86, 32 rows 0.71 against 1.43; LSTM 16 rows 0.85-0.93 against 1.04, 32 rows 0.93
+  // against 1.98; at 8 rows the fused step is as fast or faster (it reads W at 23 GB/s, the tiles at 18).
+  static int64_t minRowsFp32(int threads_per_direction) { return threads_per_direction <= 2 ? 16 : INT64_MAX; }
+
   MatmulRecurrent() = default;
   // int8: `quantized`, the G*H x H recurrent matrix (canonical gates) as quantizeRows gives it, the
   // rows packRecurrentInt8 packs, so that the packed matrix's scales and zero-point offsets apply.
   MatmulRecurrent(const int8_t* quantized, int gates, int64_t hidden);
-  // bf16: `weight`, the same matrix in fp32.
-  MatmulRecurrent(const float* weight, int gates, int64_t hidden);
+  // bf16: `weight`, the same matrix in fp32; fp32 (`split`): the matrix as BF16x3Gemm's bf16 parts.
+  MatmulRecurrent(const float* weight, int gates, int64_t hidden, bool split = false);
 
   // Per thread: oneDNN's stream, the primitives compiled per row count, the products.
   struct State {
@@ -46,9 +53,10 @@ class MatmulRecurrent {
     };
     std::map<int64_t, Compiled> primitives;  // per row count
     std::vector<float> products;                 // rows x G*H (int32 for int8)
-    std::vector<uint8_t> scratchpad;
+    std::vector<uint8_t> scratchpad;  // oneDNN's; fp32: BF16x3Gemm's workspace
   };
-  // One time step of a.rows rows over all units (a.block_begin/end are ignored). int8: `packed`
+  // One time step of a.rows rows over all units (a.block_begin/end are ignored; fp32: the step of
+  // the units of blocks [a.block_begin, a.block_end), each thread of a direction its own). int8: `packed`
   // gives the scales and offsets, a.h_quantized/h_scale the room for h; bf16: a.h_bf16 (depths as
   // the packed matrices'). False, with nothing done, when oneDNN offers no AMX primitive for this
   // row count that takes the weights as laid out: the caller runs the fused step then.
@@ -64,6 +72,7 @@ class MatmulRecurrent {
   bool int8_ = false;
   dnnl::memory::desc weights_desc_;
   std::vector<uint8_t> weights_;  // in weights_desc_'s layout
+  BF16x3Gemm split_;              // fp32
 };
 
 }  // namespace ds2rt::detail::cpu

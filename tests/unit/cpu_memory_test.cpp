@@ -188,8 +188,9 @@ TEST_P(LoadedPlanMemory, ReleasesCopiedWeightsAndStaysExact) {
   // After a run, what the kernels read is resident and what they copied is not. Whole pages
   // only: a matrix's first and last page may be shared with a neighbour.
   EXPECT_LE(resident(base, w.recurrent), 2 * kPage * w.recurrent.size()) << "recurrent matrices stay resident";
-  if (precision == Precision::kInt8 || c.bf16_matmul)
-    EXPECT_LE(resident(base, w.input), 2 * kPage * w.input.size()) << "int8 and the bf16 matmul copy the input weights";
+  if (precision == Precision::kInt8 || c.bf16_matmul || (precision == Precision::kFP32 && detail::cpu::useBF16x3Gemm()))
+    EXPECT_LE(resident(base, w.input), 2 * kPage * w.input.size())
+        << "int8, the bf16 matmul and fp32's bf16 parts copy the input weights";
   else
     EXPECT_GE(resident(base, w.input), total(w.input)) << "fp32 GEMMs read the input weights where they are";
 
@@ -254,8 +255,9 @@ TEST(LoadedPlanPeak, ChecksumDoesNotMakeThePlanResident) {
 
 // A model built in-process from its .safetensors file: fp32 weights that need no conversion
 // (PyTorch's gate order is canonical) stay views of the mapping, so that the engine keeps only what
-// its kernels read: the first layer's input weights in place; the recurrent matrices (packed) and
-// the later layers' input weights (batch norm folded into copies) given back. An fp16 file's
+// its kernels read: the first layer's input weights in place (copied where fp32 GEMMs run on AMX);
+// the recurrent matrices (packed) and the later layers' input weights (batch norm folded into
+// copies) given back. An fp16 file's
 // tensors are given back once converted. Results and the saved plan are exactly those of the
 // same weights held in ordinary memory.
 TEST(ModelFileMemory, BuildFromSafetensorsKeepsOnlyWhatKernelsRead) {
@@ -291,6 +293,8 @@ TEST(ModelFileMemory, BuildFromSafetensorsKeepsOnlyWhatKernelsRead) {
       const std::string first = "rnns.0.rnn.weight_ih_l0" + direction;
       if (fp16)
         EXPECT_LE(resident(first), 2 * kPage) << "converted to fp32";
+      else if (detail::cpu::useBF16x3Gemm())
+        EXPECT_LE(resident(first), 2 * kPage) << "copied as bf16 parts (AMX)";
       else
         EXPECT_GE(resident(first), mapped.weights().get(first).bytes()) << "read in place by the GEMM";
     }

@@ -22,8 +22,6 @@ namespace {
 using testing::HasSubstr;
 using Outputs = std::map<std::string, HostTensor>;
 
-constexpr double kTolerance = 1e-5;
-
 Outputs runNetwork(const NetworkDefinition& net, bool optimize, const Outputs& inputs,
                    std::vector<std::string>* report = nullptr) {
   const Engine engine = Builder({.optimize = optimize}).build(net);
@@ -41,7 +39,7 @@ void expectClose(const HostTensor& actual, const Shape& shape, const std::vector
   ASSERT_EQ(actual.shape(), shape) << what;
   ASSERT_EQ(actual.dtype(), DataType::kFloat32) << what;
   const std::vector<float> e(expected.begin(), expected.end());
-  EXPECT_LT(relativeL2(toVector(actual), e), kTolerance) << what;
+  EXPECT_LT(relativeL2(toVector(actual), e), fp32KernelTolerance()) << what;
 }
 
 double activate(const ActivationDesc& a, double x) {

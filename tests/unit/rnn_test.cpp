@@ -100,7 +100,8 @@ void expectMatchesReference(const HostTensor& out, const RNNDesc& desc, const Ho
                             : desc.hidden_size;
   ASSERT_EQ(out.shape(), (Shape{t, n, width})) << what;
   const auto expected = referenceRNN(desc, x, lengths);
-  EXPECT_LT(relativeL2(toVector(out), std::vector<float>(expected.begin(), expected.end())), 1e-5) << what;
+  EXPECT_LT(relativeL2(toVector(out), std::vector<float>(expected.begin(), expected.end())), fp32KernelTolerance())
+      << what;
   for (int64_t s = 0; s < t; ++s)
     for (int64_t b = 0; b < n; ++b)
       if (s >= lengths[b])

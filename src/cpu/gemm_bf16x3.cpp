@@ -1,0 +1,245 @@
+// GCC 12 warns about _mm512_undefined_*() inside its own intrinsics headers.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "cpu/gemm_bf16x3.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "cpu/bf16.h"
+#include "ds2rt/error.h"
+
+#define DS2RT_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+
+namespace ds2rt::detail::cpu {
+
+namespace {
+
+constexpr int64_t kTileRows = 16;
+constexpr int64_t kStep = 32;                      // bf16 along K per tile row
+constexpr int64_t kTileElements = kTileRows * kStep;  // 512 bf16: 1 KiB
+constexpr int64_t kBlockRows = 2 * kTileRows;         // C block: 32 x 32, four tiles
+constexpr int64_t kPairsPerPanel = 8;  // 256 columns: their W (1 MiB at K 1024) stays in L2 across A's rows
+constexpr int64_t kRowsAtOnce = 2048;
+constexpr int64_t kPrefetchSteps = 4;  // k steps ahead (4 KiB of W each)  // A is split this many rows at a time: the workspace stays small
+
+constexpr int64_t roundUp(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+constexpr size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+bool detectAmx() {
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  const bool amx_bf16 = edx & (1u << 22), amx_tile = edx & (1u << 24);
+  if (!amx_bf16 || !amx_tile || !haveBF16()) return false;
+  // Linux hands out the 8 KiB tile state only to processes that ask (oneDNN asks too; asking again is harmless).
+  constexpr long kRequestPermission = 0x1023, kTileData = 18;
+  return syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
+}
+
+std::atomic<int> forced{-1};  // -1: not forced
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+DS2RT_AMX void configureTiles() {
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) config.bytes_per_row[t] = 64, config.rows[t] = kTileRows;
+  _tile_loadconfig(&config);
+}
+
+inline uint16_t bits(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return static_cast<uint16_t>(b >> 16);
+}
+inline float fromBits(uint16_t h) {
+  const uint32_t b = uint32_t{h} << 16;
+  float v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+// One row of `cols` floats into its bf16 high parts and remainders (zeros up to `padded`).
+DS2RT_AMX void splitRow(const float* x, int64_t cols, int64_t padded, uint16_t* hi, uint16_t* lo) {
+  int64_t c = 0;
+  for (; c < cols; c += 16) {
+    const __mmask16 mask = c + 16 <= cols ? __mmask16(0xFFFF) : __mmask16((1u << (cols - c)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(mask, x + c);
+    const __m256bh h = _mm512_cvtneps_pbh(v);
+    const __m512 h_as_float =
+        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(reinterpret_cast<const __m256i&>(h)), 16));
+    const __m256bh l = _mm512_cvtneps_pbh(_mm512_sub_ps(v, h_as_float));
+    _mm256_mask_storeu_epi16(hi + c, mask, reinterpret_cast<const __m256i&>(h));
+    _mm256_mask_storeu_epi16(lo + c, mask, reinterpret_cast<const __m256i&>(l));
+  }
+  for (c = cols; c < padded; ++c) hi[c] = lo[c] = 0;
+}
+
+// C block (32 rows from m0, the pair's 32 columns) = sum over K of the three products. `a_hi` /
+// `a_lo`: the block's first row; `w`: the pair's first k step.
+DS2RT_AMX void block(const uint16_t* a_hi, const uint16_t* a_lo, int64_t a_stride_bytes, const uint16_t* w,
+                     int64_t k_steps, float* c, int64_t c_stride_bytes) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  const int64_t second_rows = kTileRows * a_stride_bytes / 2;  // in uint16 units
+  for (int64_t s = 0; s < k_steps; ++s, w += 4 * kTileElements) {
+    const uint16_t* hi = a_hi + s * kStep;
+    const uint16_t* lo = a_lo + s * kStep;
+    _tile_loadd(4, hi, a_stride_bytes);
+    _tile_loadd(5, hi + second_rows, a_stride_bytes);
+    _tile_loadd(6, w, 64);
+    _tile_loadd(7, w + kTileElements, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+    _tile_loadd(6, w + 2 * kTileElements, 64);  // W_lo
+    _tile_loadd(7, w + 3 * kTileElements, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+    _tile_loadd(4, lo, a_stride_bytes);
+    _tile_loadd(5, lo + second_rows, a_stride_bytes);
+    _tile_loadd(6, w, 64);
+    _tile_loadd(7, w + kTileElements, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  const int64_t c_second = kTileRows * c_stride_bytes / 4;
+  _tile_stored(0, c, c_stride_bytes);
+  _tile_stored(1, c + kTileRows, c_stride_bytes);
+  _tile_stored(2, c + c_second, c_stride_bytes);
+  _tile_stored(3, c + c_second + kTileRows, c_stride_bytes);
+}
+
+}  // namespace
+
+bool amxTilesUsable() {
+  static const bool usable = detectAmx();
+  return usable;
+}
+
+bool useBF16x3Gemm() {
+  const int f = forced.load(std::memory_order_relaxed);
+  if (f >= 0) return f == 1;
+  const char* choice = std::getenv("DS2RT_CPU_FP32_GEMM");
+  const std::string mode = choice ? choice : "auto";
+  check(mode == "auto" || mode == "sgemm" || mode == "bf16x3", "DS2RT_CPU_FP32_GEMM is '", mode,
+        "': auto, sgemm or bf16x3");
+  if (mode == "sgemm") return false;
+  check(mode == "auto" || amxTilesUsable(), "DS2RT_CPU_FP32_GEMM=bf16x3 needs AMX tiles, which this CPU or system lacks");
+  return amxTilesUsable();
+}
+
+void forceBF16x3GemmForTesting(std::optional<bool> use) {
+  check(!use.value_or(false) || amxTilesUsable(), "internal: bf16x3 GEMMs forced on without AMX");
+  forced.store(use ? (*use ? 1 : 0) : -1, std::memory_order_relaxed);
+}
+
+BF16x3Gemm::BF16x3Gemm(const float* weights, int64_t n, int64_t k)
+    : n_(n), k_(k), k_steps_(roundUp(k, kStep) / kStep), pairs_(roundUp(n, kBlockRows) / kBlockRows) {
+  check(amxTilesUsable(), "internal: bf16x3 GEMMs need AMX tiles, which this CPU or system lacks");
+  packed_.assign(static_cast<size_t>(pairs_ * k_steps_ * 4 * kTileElements), 0);
+  for (int64_t p = 0; p < pairs_; ++p)
+    for (int64_t s = 0; s < k_steps_; ++s) {
+      uint16_t* step = packed_.data() + (p * k_steps_ + s) * 4 * kTileElements;
+      for (int64_t col = 0; col < kBlockRows; ++col) {
+        const int64_t row_n = p * kBlockRows + col;
+        if (row_n >= n) continue;
+        uint16_t* tile = step + (col / kTileRows) * kTileElements;
+        for (int64_t i = 0; i < kStep; ++i) {
+          const int64_t kk = s * kStep + i;
+          if (kk >= k) break;
+          const float v = weights[row_n * k + kk];
+          const uint16_t hi = toBF16(v), lo = toBF16(v - fromBits(hi));
+          const int64_t at = (i / 2) * kStep + (col % kTileRows) * 2 + i % 2;
+          tile[at] = hi;
+          tile[2 * kTileElements + at] = lo;
+        }
+      }
+    }
+}
+
+size_t BF16x3Gemm::workspaceBytes(int64_t m) const {
+  m = std::min(m, kRowsAtOnce);
+  const size_t part = align64(static_cast<size_t>(roundUp(m, kBlockRows) * k_steps_ * kStep) * sizeof(uint16_t));
+  return 2 * part;
+}
+
+void BF16x3Gemm::run(const float* a, int64_t lda, int64_t m, float* c, int64_t ldc, void* workspace,
+                     bool parallel) const {
+  for (int64_t r = 0; r < m; r += kRowsAtOnce)
+    runRows(a + r * lda, lda, std::min(kRowsAtOnce, m - r), c + r * ldc, ldc, workspace, parallel);
+}
+
+DS2RT_AMX void BF16x3Gemm::pairBlock(const uint16_t* a_hi, const uint16_t* a_lo, int64_t m, int64_t m0, int64_t p,
+                                     float* c, int64_t ldc) const {
+  const int64_t kp = k_steps_ * kStep, n0 = p * kBlockRows;
+  const uint16_t* w = packed_.data() + p * k_steps_ * 4 * kTileElements;
+  if (m0 + kBlockRows <= m && n0 + kBlockRows <= n_)
+    return block(a_hi + m0 * kp, a_lo + m0 * kp, kp * 2, w, k_steps_, c + m0 * ldc + n0, ldc * 4);
+  alignas(64) float edge[kBlockRows * kBlockRows];  // the block, of which C takes what lies inside
+  block(a_hi + m0 * kp, a_lo + m0 * kp, kp * 2, w, k_steps_, edge, kBlockRows * 4);
+  for (int64_t r = 0; r < std::min(kBlockRows, m - m0); ++r)
+    std::copy_n(edge + r * kBlockRows, std::min(kBlockRows, n_ - n0), c + (m0 + r) * ldc + n0);
+}
+
+DS2RT_AMX void BF16x3Gemm::runRows(const float* a, int64_t lda, int64_t m, float* c, int64_t ldc, void* workspace,
+                                   bool parallel) const {
+  if (m == 0 || n_ == 0) return;
+  const int64_t kp = k_steps_ * kStep, mp = roundUp(m, kBlockRows);
+  auto* a_hi = static_cast<uint16_t*>(workspace);
+  auto* a_lo = a_hi + align64(static_cast<size_t>(mp * kp) * sizeof(uint16_t)) / sizeof(uint16_t);
+  const int64_t blocks = mp / kBlockRows, panels = (pairs_ + kPairsPerPanel - 1) / kPairsPerPanel;
+#pragma omp parallel if (parallel)
+  {
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < mp; ++r) splitRow(r < m ? a + r * lda : nullptr, r < m ? k_ : 0, kp, a_hi + r * kp, a_lo + r * kp);
+    configureTiles();
+    // Threads take whole panels of columns where there are enough (their W stays in their L2), rows otherwise.
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t panel = 0; panel < panels; ++panel)
+      for (int64_t b = 0; b < blocks; ++b)
+        for (int64_t p = panel * kPairsPerPanel; p < std::min(pairs_, (panel + 1) * kPairsPerPanel); ++p)
+          pairBlock(a_hi, a_lo, m, b * kBlockRows, p, c, ldc);
+    _tile_release();
+  }
+}
+
+DS2RT_AMX void BF16x3Gemm::runColumns(const float* a, int64_t lda, int64_t m, float* c, int64_t ldc, void* workspace,
+                                      int gates, int64_t units, int64_t unit_begin, int64_t unit_end) const {
+  check(m <= kRowsAtOnce && gates * units == n_, "internal: BF16x3Gemm::runColumns over ", m, " rows, ", gates, " x ",
+        units, " columns of ", n_);
+  if (m == 0 || unit_begin >= unit_end) return;
+  const int64_t kp = k_steps_ * kStep, mp = roundUp(m, kBlockRows);
+  auto* a_hi = static_cast<uint16_t*>(workspace);
+  auto* a_lo = a_hi + align64(static_cast<size_t>(mp * kp) * sizeof(uint16_t)) / sizeof(uint16_t);
+  for (int64_t r = 0; r < mp; ++r) splitRow(r < m ? a + r * lda : nullptr, r < m ? k_ : 0, kp, a_hi + r * kp, a_lo + r * kp);
+  configureTiles();
+  for (int g = 0; g < gates; ++g) {
+    const int64_t first = (g * units + unit_begin) / kBlockRows, last = (g * units + unit_end - 1) / kBlockRows;
+    for (int64_t p = first; p <= last; ++p)
+      for (int64_t m0 = 0; m0 < mp; m0 += kBlockRows) pairBlock(a_hi, a_lo, m, m0, p, c, ldc);
+  }
+  _tile_release();
+}
+
+}  // namespace ds2rt::detail::cpu

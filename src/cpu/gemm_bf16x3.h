@@ -1,0 +1,60 @@
+// fp32 GEMMs on AMX tiles: each fp32 operand is split into a bf16 high part and a bf16 remainder,
+// x = x_hi + x_lo, and C = A_hi W_hi + A_lo W_hi + A_hi W_lo with fp32 sums (the dropped A_lo W_lo
+// and the remainders' rounding are ~2^-16 of a product). On an AMX core the three bf16 products run
+// several times faster than one fp32 FMA product, so this is fp32 accuracy (relative L2 ~5e-6
+// against sgemm) at bf16 speed: the input projections and fully connected layers of fp32 engines
+// use it where the CPU has AMX (bench/RESULTS.md, "fp32 GEMMs as three bf16 products on AMX").
+// DS2RT_CPU_FP32_GEMM=sgemm keeps oneDNN's IEEE sgemm (auto and bf16x3 are the other values).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace ds2rt::detail::cpu {
+
+// AMX-BF16 in cpuid, the tiles granted to this process by the kernel, and not turned off by
+// DS2RT_CPU_FP32_GEMM=sgemm (any value but auto, sgemm and bf16x3 is an error).
+bool useBF16x3Gemm();
+// Tests: pins useBF16x3Gemm()'s answer (false always works; true only where the CPU has AMX;
+// nullopt: the environment's again).
+void forceBF16x3GemmForTesting(std::optional<bool> use);
+bool amxTilesUsable();
+
+// C (M x N, row stride ldc) = A (M x K, row stride lda) * W^T, W (N x K) packed at construction.
+// Immutable; run() may be called from several contexts at once.
+class BF16x3Gemm {
+ public:
+  BF16x3Gemm() = default;
+  // `weights`: a row-major N x K float matrix (copied).
+  BF16x3Gemm(const float* weights, int64_t n, int64_t k);
+  int64_t n() const { return n_; }
+  int64_t k() const { return k_; }
+  bool empty() const { return n_ == 0; }
+
+  // Bytes of workspace run() needs for `m` rows (A's two bf16 parts, at most 2048 rows at a time).
+  size_t workspaceBytes(int64_t m) const;
+  // On OpenMP's threads, or on the calling thread alone (`parallel` false: a recurrent step inside
+  // its direction's thread). `workspace`: workspaceBytes(m) bytes, 64-byte aligned.
+  void run(const float* a, int64_t lda, int64_t m, float* c, int64_t ldc, void* workspace, bool parallel = true) const;
+  // On the calling thread, the columns of units [unit_begin, unit_end) of each of `gates` groups of
+  // `units` columns (a recurrent step's share of a direction; others may be computed too).
+  void runColumns(const float* a, int64_t lda, int64_t m, float* c, int64_t ldc, void* workspace, int gates,
+                  int64_t units, int64_t unit_begin, int64_t unit_end) const;
+
+ private:
+  void runRows(const float* a, int64_t lda, int64_t m, float* c, int64_t ldc, void* workspace, bool parallel) const;
+  // C's 32 rows from m0 and 32 columns of pair p, from A's parts (row stride kp).
+  void pairBlock(const uint16_t* a_hi, const uint16_t* a_lo, int64_t m, int64_t m0, int64_t p, float* c,
+                 int64_t ldc) const;
+
+  int64_t n_ = 0, k_ = 0;
+  int64_t k_steps_ = 0;  // K in steps of 32 (a tile row of bf16 pairs)
+  int64_t pairs_ = 0;    // N in pairs of 16-column tiles
+  // Per pair of column tiles, per k step: W_hi's two tiles then W_lo's two, 1 KiB each, in AMX's
+  // pair-interleaved layout (tile row r holds W[n][k0 + 2r], W[n][k0 + 2r + 1] for 16 columns n).
+  std::vector<uint16_t> packed_;
+};
+
+}  // namespace ds2rt::detail::cpu
