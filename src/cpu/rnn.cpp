@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <mutex>
 #include <numeric>
 #include <thread>
 
@@ -56,6 +57,14 @@ struct PreparedLayer {
   std::vector<PackedRecurrentBF16> packed_bf16;
   // int8/bf16 on AMX: per direction, the step for many utterances (rnn_step_matmul.h)
   std::vector<MatmulRecurrent> step_matmul;
+  // fp32 on AMX: per direction, the same as W_h's bf16 parts, made by the first step that has the rows
+  // for it: as many bytes again as the fused step's packed W_h, which engines that never see 16
+  // utterances at once need not hold (gru_bi 1024 x 5: 126 MB).
+  struct SplitStep {
+    std::once_flag made;
+    MatmulRecurrent step;
+  };
+  std::vector<std::unique_ptr<SplitStep>> split_step;
 };
 
 // Threads of one direction meet here after every time step (h must be whole before the next).
@@ -161,7 +170,7 @@ class RNNKernel final : public Kernel {
           if (matmulStep()) p.step_matmul.emplace_back(recurrent, gates_, h);
           p.packed_bf16.push_back(packRecurrentBF16(recurrent, gates_, h));
         } else if (fused()) {
-          if (x3_) p.step_matmul.emplace_back(recurrent, gates_, h, true);
+          if (x3_) p.split_step.push_back(std::make_unique<PreparedLayer::SplitStep>());
           p.packed.push_back(packRecurrent(recurrent, gates_, h));
         }
         // The packed copy is all the step reads: a plan's mapped original stops taking memory
@@ -416,7 +425,7 @@ class RNNKernel final : public Kernel {
     }
     if (bf16_) s.h_bf16.resize(static_cast<size_t>(team) * n * depth);
     if (!int8_ && !bf16_) s.h_interleaved.resize(static_cast<size_t>(team) * n * h);
-    if (!p.step_matmul.empty()) s.step_matmul.resize(team);
+    if (!p.step_matmul.empty() || !p.split_step.empty()) s.step_matmul.resize(team);
     const int64_t steps = n > 0 ? lengths[order[0]] : 0, chunk = chunkSteps(n);
     const int64_t direction_part = std::min(steps, chunk) * n * gh;  // of the chunk buffer, as run() laid it out
     // Equal lengths: a reverse chunk's frames are contiguous rows of the input (in reverse order).
@@ -498,8 +507,14 @@ class RNNKernel final : public Kernel {
             };
             const int64_t matmul_rows = int8_ || bf16_ ? MatmulRecurrent::minRows(int8_, members)
                                                        : MatmulRecurrent::minRowsFp32(members);
-            if (!p.step_matmul.empty() && a.rows >= matmul_rows && !int8_ && !bf16_) {
-              p.step_matmul[dir].step(s.step_matmul[tid], a, nullptr);  // fp32: each thread its units
+            if (!p.split_step.empty() && a.rows >= matmul_rows) {  // fp32: each thread its units
+              PreparedLayer::SplitStep& split_step = *p.split_step[dir];
+              std::call_once(split_step.made, [&] {
+                const HostTensor& w = desc_.weights[layer * dirs_ + dir].recurrent_weight;
+                split_step.step = MatmulRecurrent(w.data<float>(), gates_, h, true);
+                releaseMappedPages(w.data(), w.bytes());
+              });
+              split_step.step.step(s.step_matmul[tid], a, nullptr);
             } else if (!p.step_matmul.empty() && a.rows >= matmul_rows) {
               // The direction's first thread takes all of its units: one AMX matmul beats any split
               // of the fused step (the others meet it at the barrier). Without a primitive for
