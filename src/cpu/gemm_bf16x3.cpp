@@ -72,7 +72,7 @@ inline float fromBits(uint16_t h) {
   return v;
 }
 
-// One row of `cols` floats into its bf16 high parts and remainders (zeros up to `padded`).
+// One row of `cols` floats into its bf16 high parts and (lo not null) remainders, zeros up to `padded`.
 DS2RT_AMX void splitRow(const float* x, int64_t cols, int64_t padded, uint16_t* hi, uint16_t* lo) {
   int64_t c = 0;
   for (; c < cols; c += 16) {
@@ -83,23 +83,32 @@ DS2RT_AMX void splitRow(const float* x, int64_t cols, int64_t padded, uint16_t* 
         _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(reinterpret_cast<const __m256i&>(h)), 16));
     const __m256bh l = _mm512_cvtneps_pbh(_mm512_sub_ps(v, h_as_float));
     _mm256_mask_storeu_epi16(hi + c, mask, reinterpret_cast<const __m256i&>(h));
-    _mm256_mask_storeu_epi16(lo + c, mask, reinterpret_cast<const __m256i&>(l));
+    if (lo) _mm256_mask_storeu_epi16(lo + c, mask, reinterpret_cast<const __m256i&>(l));
   }
-  for (c = cols; c < padded; ++c) hi[c] = lo[c] = 0;
+  for (c = cols; c < padded; ++c) hi[c] = 0;
+  if (lo) std::fill(lo + cols, lo + padded, uint16_t{0});
 }
 
-// C block (32 rows from m0, the pair's 32 columns) = sum over K of the three products. `a_hi` /
-// `a_lo`: the block's first row; `w`: the pair's first k step.
+// Row r of A (m x k; rows past m: zeros) into row r of the parts (row stride kp); a_lo null: no remainders.
+void splitRow(const float* a, int64_t lda, int64_t m, int64_t k, int64_t r, int64_t kp, uint16_t* a_hi,
+              uint16_t* a_lo) {
+  const bool inside = r < m;
+  splitRow(inside ? a + r * lda : nullptr, inside ? k : 0, kp, a_hi + r * kp, a_lo ? a_lo + r * kp : nullptr);
+}
+
+// C block (32 rows from m0, the pair's 32 columns) = sum over K of the three products (Split) or of
+// A_hi W_hi. `a_hi` / `a_lo`: the block's first row; `w`: the pair's first k step.
+template <bool Split>
 DS2RT_AMX void block(const uint16_t* a_hi, const uint16_t* a_lo, int64_t a_stride_bytes, const uint16_t* w,
                      int64_t k_steps, float* c, int64_t c_stride_bytes) {
+  constexpr int64_t kTilesPerStep = Split ? 4 : 2;
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
   const int64_t second_rows = kTileRows * a_stride_bytes / 2;  // in uint16 units
-  for (int64_t s = 0; s < k_steps; ++s, w += 4 * kTileElements) {
+  for (int64_t s = 0; s < k_steps; ++s, w += kTilesPerStep * kTileElements) {
     const uint16_t* hi = a_hi + s * kStep;
-    const uint16_t* lo = a_lo + s * kStep;
     _tile_loadd(4, hi, a_stride_bytes);
     _tile_loadd(5, hi + second_rows, a_stride_bytes);
     _tile_loadd(6, w, 64);
@@ -108,12 +117,14 @@ DS2RT_AMX void block(const uint16_t* a_hi, const uint16_t* a_lo, int64_t a_strid
     _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
+    if constexpr (!Split) continue;
     _tile_loadd(6, w + 2 * kTileElements, 64);  // W_lo
     _tile_loadd(7, w + 3 * kTileElements, 64);
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
+    const uint16_t* lo = a_lo + s * kStep;
     _tile_loadd(4, lo, a_stride_bytes);
     _tile_loadd(5, lo + second_rows, a_stride_bytes);
     _tile_loadd(6, w, 64);
@@ -154,13 +165,14 @@ void forceBF16x3GemmForTesting(std::optional<bool> use) {
   forced.store(use ? (*use ? 1 : 0) : -1, std::memory_order_relaxed);
 }
 
-BF16x3Gemm::BF16x3Gemm(const float* weights, int64_t n, int64_t k)
-    : n_(n), k_(k), k_steps_(roundUp(k, kStep) / kStep), pairs_(roundUp(n, kBlockRows) / kBlockRows) {
+BF16x3Gemm::BF16x3Gemm(const float* weights, int64_t n, int64_t k, bool split)
+    : n_(n), k_(k), split_(split), k_steps_(roundUp(k, kStep) / kStep), pairs_(roundUp(n, kBlockRows) / kBlockRows) {
   check(amxTilesUsable(), "internal: bf16x3 GEMMs need AMX tiles, which this CPU or system lacks");
-  packed_.assign(static_cast<size_t>(pairs_ * k_steps_ * 4 * kTileElements), 0);
+  const int64_t tiles = split ? 4 : 2;  // a k step's
+  packed_.assign(static_cast<size_t>(pairs_ * k_steps_ * tiles * kTileElements), 0);
   for (int64_t p = 0; p < pairs_; ++p)
     for (int64_t s = 0; s < k_steps_; ++s) {
-      uint16_t* step = packed_.data() + (p * k_steps_ + s) * 4 * kTileElements;
+      uint16_t* step = packed_.data() + (p * k_steps_ + s) * tiles * kTileElements;
       for (int64_t col = 0; col < kBlockRows; ++col) {
         const int64_t row_n = p * kBlockRows + col;
         if (row_n >= n) continue;
@@ -172,7 +184,7 @@ BF16x3Gemm::BF16x3Gemm(const float* weights, int64_t n, int64_t k)
           const uint16_t hi = toBF16(v), lo = toBF16(v - fromBits(hi));
           const int64_t at = (i / 2) * kStep + (col % kTileRows) * 2 + i % 2;
           tile[at] = hi;
-          tile[2 * kTileElements + at] = lo;
+          if (split) tile[2 * kTileElements + at] = lo;
         }
       }
     }
@@ -181,7 +193,7 @@ BF16x3Gemm::BF16x3Gemm(const float* weights, int64_t n, int64_t k)
 size_t BF16x3Gemm::workspaceBytes(int64_t m) const {
   m = std::min(m, kRowsAtOnce);
   const size_t part = align64(static_cast<size_t>(roundUp(m, kBlockRows) * k_steps_ * kStep) * sizeof(uint16_t));
-  return 2 * part;
+  return split_ ? 2 * part : part;
 }
 
 void BF16x3Gemm::run(const float* a, int64_t lda, int64_t m, float* c, int64_t ldc, void* workspace,
@@ -193,11 +205,14 @@ void BF16x3Gemm::run(const float* a, int64_t lda, int64_t m, float* c, int64_t l
 DS2RT_AMX void BF16x3Gemm::pairBlock(const uint16_t* a_hi, const uint16_t* a_lo, int64_t m, int64_t m0, int64_t p,
                                      float* c, int64_t ldc) const {
   const int64_t kp = k_steps_ * kStep, n0 = p * kBlockRows;
-  const uint16_t* w = packed_.data() + p * k_steps_ * 4 * kTileElements;
-  if (m0 + kBlockRows <= m && n0 + kBlockRows <= n_)
-    return block(a_hi + m0 * kp, a_lo + m0 * kp, kp * 2, w, k_steps_, c + m0 * ldc + n0, ldc * 4);
+  const uint16_t* w = packed_.data() + p * k_steps_ * (split_ ? 4 : 2) * kTileElements;
+  const auto run = [&](float* to, int64_t stride_bytes) {
+    if (split_) block<true>(a_hi + m0 * kp, a_lo + m0 * kp, kp * 2, w, k_steps_, to, stride_bytes);
+    else block<false>(a_hi + m0 * kp, nullptr, kp * 2, w, k_steps_, to, stride_bytes);
+  };
+  if (m0 + kBlockRows <= m && n0 + kBlockRows <= n_) return run(c + m0 * ldc + n0, ldc * 4);
   alignas(64) float edge[kBlockRows * kBlockRows];  // the block, of which C takes what lies inside
-  block(a_hi + m0 * kp, a_lo + m0 * kp, kp * 2, w, k_steps_, edge, kBlockRows * 4);
+  run(edge, kBlockRows * 4);
   for (int64_t r = 0; r < std::min(kBlockRows, m - m0); ++r)
     std::copy_n(edge + r * kBlockRows, std::min(kBlockRows, n_ - n0), c + (m0 + r) * ldc + n0);
 }
@@ -207,12 +222,12 @@ DS2RT_AMX void BF16x3Gemm::runRows(const float* a, int64_t lda, int64_t m, float
   if (m == 0 || n_ == 0) return;
   const int64_t kp = k_steps_ * kStep, mp = roundUp(m, kBlockRows);
   auto* a_hi = static_cast<uint16_t*>(workspace);
-  auto* a_lo = a_hi + align64(static_cast<size_t>(mp * kp) * sizeof(uint16_t)) / sizeof(uint16_t);
+  auto* a_lo = split_ ? a_hi + align64(static_cast<size_t>(mp * kp) * sizeof(uint16_t)) / sizeof(uint16_t) : nullptr;
   const int64_t blocks = mp / kBlockRows, panels = (pairs_ + kPairsPerPanel - 1) / kPairsPerPanel;
 #pragma omp parallel if (parallel)
   {
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < mp; ++r) splitRow(r < m ? a + r * lda : nullptr, r < m ? k_ : 0, kp, a_hi + r * kp, a_lo + r * kp);
+    for (int64_t r = 0; r < mp; ++r) splitRow(a, lda, m, k_, r, kp, a_hi, a_lo);
     configureTiles();
     // Threads take whole panels of columns where there are enough (their W stays in their L2), rows otherwise.
 #pragma omp for collapse(2) schedule(static)
@@ -231,8 +246,8 @@ DS2RT_AMX void BF16x3Gemm::runColumns(const float* a, int64_t lda, int64_t m, fl
   if (m == 0 || unit_begin >= unit_end) return;
   const int64_t kp = k_steps_ * kStep, mp = roundUp(m, kBlockRows);
   auto* a_hi = static_cast<uint16_t*>(workspace);
-  auto* a_lo = a_hi + align64(static_cast<size_t>(mp * kp) * sizeof(uint16_t)) / sizeof(uint16_t);
-  for (int64_t r = 0; r < mp; ++r) splitRow(r < m ? a + r * lda : nullptr, r < m ? k_ : 0, kp, a_hi + r * kp, a_lo + r * kp);
+  auto* a_lo = split_ ? a_hi + align64(static_cast<size_t>(mp * kp) * sizeof(uint16_t)) / sizeof(uint16_t) : nullptr;
+  for (int64_t r = 0; r < mp; ++r) splitRow(a, lda, m, k_, r, kp, a_hi, a_lo);
   configureTiles();
   for (int g = 0; g < gates; ++g) {
     const int64_t first = (g * units + unit_begin) / kBlockRows, last = (g * units + unit_end - 1) / kBlockRows;

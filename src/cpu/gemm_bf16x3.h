@@ -5,6 +5,8 @@
 // against sgemm) at bf16 speed: the input projections and fully connected layers of fp32 engines
 // use it where the CPU has AMX (bench/RESULTS.md, "fp32 GEMMs as three bf16 products on AMX").
 // DS2RT_CPU_FP32_GEMM=sgemm keeps oneDNN's IEEE sgemm (auto and bf16x3 are the other values).
+// Without the split (one bf16 product) the same kernel is a bf16 GEMM for the int8 and bf16 engines'
+// input projections on AMX, about twice as fast as oneDNN 2.6's bf16 matmul there.
 #pragma once
 
 #include <cstddef>
@@ -27,8 +29,8 @@ bool amxTilesUsable();
 class BF16x3Gemm {
  public:
   BF16x3Gemm() = default;
-  // `weights`: a row-major N x K float matrix (copied).
-  BF16x3Gemm(const float* weights, int64_t n, int64_t k);
+  // `weights`: a row-major N x K float matrix (copied). `split` false: W and A in bf16, one product.
+  BF16x3Gemm(const float* weights, int64_t n, int64_t k, bool split = true);
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
   bool empty() const { return n_ == 0; }
@@ -50,10 +52,11 @@ class BF16x3Gemm {
                  int64_t ldc) const;
 
   int64_t n_ = 0, k_ = 0;
+  bool split_ = true;
   int64_t k_steps_ = 0;  // K in steps of 32 (a tile row of bf16 pairs)
   int64_t pairs_ = 0;    // N in pairs of 16-column tiles
-  // Per pair of column tiles, per k step: W_hi's two tiles then W_lo's two, 1 KiB each, in AMX's
-  // pair-interleaved layout (tile row r holds W[n][k0 + 2r], W[n][k0 + 2r + 1] for 16 columns n).
+  // Per pair of column tiles, per k step: W_hi's two tiles then (split) W_lo's two, 1 KiB each, in
+  // AMX's pair-interleaved layout (tile row r holds W[n][k0 + 2r], W[n][k0 + 2r + 1] for 16 columns n).
   std::vector<uint16_t> packed_;
 };
 

@@ -57,9 +57,10 @@ struct PreparedLayer {
   std::vector<PackedRecurrentBF16> packed_bf16;
   // int8/bf16 on AMX: per direction, the step for many utterances (rnn_step_matmul.h)
   std::vector<MatmulRecurrent> step_matmul;
-  // fp32 on AMX: per direction, the same as W_h's bf16 parts, made by the first step that has the rows
-  // for it: as many bytes again as the fused step's packed W_h, which engines that never see 16
-  // utterances at once need not hold (gru_bi 1024 x 5: 126 MB).
+  // fp32 and bf16 on AMX (tileStep()): per direction, W_h for the own tile kernel (fp32: its bf16
+  // parts), made by the first step that has the rows for it: as many bytes again as the fused step's
+  // packed W_h, which engines that never see 16 utterances at once need not hold (gru_bi 1024 x 5
+  // fp32: 126 MB).
   struct SplitStep {
     std::once_flag made;
     MatmulRecurrent step;
@@ -132,7 +133,9 @@ class RNNKernel final : public Kernel {
   RNNKernel(const RNNDesc& d, Precision precision, bool state_inputs)
       : desc_(d), dirs_(d.directions()), gates_(gateCount(d.cell)), int8_(precision == Precision::kInt8),
         bf16_(precision == Precision::kBF16), extras_(d.hasExtras() || state_inputs),
-        bf16_matmul_((bf16_ && bf16MatmulFaster()) || (int8_ && haveAmx())), x3_(!int8_ && !bf16_ && gates_ > 1 && useBF16x3Gemm()) {
+        bf16_matmul_((bf16_ && bf16MatmulFaster()) || (int8_ && haveAmx())),
+        amx_bf16_projection_(bf16_matmul_ && amxTilesUsable()),
+        x3_(!int8_ && !bf16_ && gates_ > 1 && useBF16x3Gemm()) {
     check(!(int8_ || bf16_) || !extras_, toString(precision), " recurrent layers take the plain cells only (no clip, ",
           "other gate functions, peepholes, initial states or cell-state output); build this model in fp32");
     check(!(int8_ || bf16_) || fused(), toString(precision), " recurrent layers need AVX-512 and, for GRU, ",
@@ -167,10 +170,11 @@ class RNNKernel final : public Kernel {
           if (matmulStep()) p.step_matmul.emplace_back(q.data(), gates_, h);
           p.packed_int8.push_back(packRecurrentInt8(q.data(), row_scale.data(), gates_, h));
         } else if (bf16_) {
-          if (matmulStep()) p.step_matmul.emplace_back(recurrent, gates_, h);
+          if (tileStep()) p.split_step.push_back(std::make_unique<PreparedLayer::SplitStep>());
+          else if (matmulStep()) p.step_matmul.emplace_back(recurrent, gates_, h);
           p.packed_bf16.push_back(packRecurrentBF16(recurrent, gates_, h));
         } else if (fused()) {
-          if (x3_) p.split_step.push_back(std::make_unique<PreparedLayer::SplitStep>());
+          if (tileStep()) p.split_step.push_back(std::make_unique<PreparedLayer::SplitStep>());
           p.packed.push_back(packRecurrent(recurrent, gates_, h));
         }
         // The packed copy is all the step reads: a plan's mapped original stops taking memory
@@ -187,16 +191,11 @@ class RNNKernel final : public Kernel {
         for (const HostTensor& w : p.input_weights) releaseMappedPages(w.data(), w.bytes());
         p.input_weights.clear();
       }
-      if (bf16_matmul_) {
+      if (bf16_matmul_ || x3_) {
         for (const HostTensor& w : p.input_weights) {
-          p.input_bf16.emplace_back(w.data<float>(), gh, p.input_size);
-          releaseMappedPages(w.data(), w.bytes());
-        }
-        p.input_weights.clear();
-      }
-      if (x3_) {
-        for (const HostTensor& w : p.input_weights) {
-          p.input_x3.emplace_back(w.data<float>(), gh, p.input_size);
+          if (x3_) p.input_x3.emplace_back(w.data<float>(), gh, p.input_size);
+          else if (amx_bf16_projection_) p.input_x3.emplace_back(w.data<float>(), gh, p.input_size, false);
+          else p.input_bf16.emplace_back(w.data<float>(), gh, p.input_size);
           releaseMappedPages(w.data(), w.bytes());
         }
         p.input_weights.clear();
@@ -240,16 +239,14 @@ class RNNKernel final : public Kernel {
       const size_t quantized = layout.add<uint8_t>(int8_projection ? chunk_rows * widest_input : 0);
       const size_t scales = layout.add<float>(int8_projection ? chunk_rows : 0);
       size_t matmul_bytes = 0;
-      if (bf16_matmul_)  // the chunks' row counts: full ones and the last
-        for (int l = 0; l < desc_.num_layers; ++l)
-          for (int dir = 0; dir < dirs_; ++dir)
-            for (const int64_t rows : {chunk_rows, steps > 0 ? (steps - (steps - 1) / chunk * chunk) * n : 0})
+      for (int l = 0; l < desc_.num_layers; ++l)  // oneDNN's: the chunks' row counts, full ones and the last
+        for (size_t dir = 0; dir < layers_[l].input_bf16.size(); ++dir)
+          for (const int64_t rows : {chunk_rows, steps > 0 ? (steps - (steps - 1) / chunk * chunk) * n : 0})
               matmul_bytes = std::max(matmul_bytes, layers_[l].input_bf16[dir].workspaceBytes(
                                                         s.projection_bf16[l * dirs_ + dir], rows));
-      if (x3_)
-        for (const PreparedLayer& p : layers_)
-          for (const BF16x3Gemm& gemm : p.input_x3)
-            matmul_bytes = std::max(matmul_bytes, gemm.workspaceBytes(fused() ? chunk_rows : t * n));
+      for (const PreparedLayer& p : layers_)
+        for (const BF16x3Gemm& gemm : p.input_x3)
+          matmul_bytes = std::max(matmul_bytes, gemm.workspaceBytes(fused() ? chunk_rows : t * n));
       const size_t matmul = layout.add<uint8_t>(static_cast<int64_t>(matmul_bytes));
       void* block = contextScratch(*io.device, layout.bytes());
       s.projection = ScratchLayout::at<float>(block, projection);
@@ -273,7 +270,7 @@ class RNNKernel final : public Kernel {
         recurFused(s, p, l, input, order, lengths, t, n, out, out_width, sum);
       } else {
         for (int dir = 0; dir < dirs_; ++dir)  // into the direction's columns of one buffer
-          projectFp32(s, p, dir, input, t * n, s.projection + dir * gh, width);
+          projectGemm(s, p, dir, input, t * n, s.projection + dir * gh, width);
         std::fill_n(out, t * n * out_width, 0.0f);
 #pragma omp parallel for
         for (int64_t r = 0; r < t * n; ++r)
@@ -296,23 +293,28 @@ class RNNKernel final : public Kernel {
 
   std::string implementation() const override {
     const std::string many =
-        matmulStep() ? cat("; from ", MatmulRecurrent::minRows(int8_, 1),
-                           " utterances on, a direction's step is one oneDNN AMX matmul") : "";
+        bf16_ && tileStep() ? cat("; from ", MatmulRecurrent::minRowsTiles(1),
+                                  " utterances on, a direction's step products on AMX tiles")
+        : matmulStep()      ? cat("; from ", MatmulRecurrent::minRows(int8_, 1),
+                                  " utterances on, a direction's step is one oneDNN AMX matmul")
+                            : "";
     if (int8_)
-      return cat(bf16_matmul_ ? "int8: oneDNN bf16 matmul input projection (AMX: as fast as u8s8s32, more accurate)"
-                              : "int8: oneDNN u8s8s32 input projection",
+      return cat(amx_bf16_projection_ ? "int8: bf16 input projection on AMX tiles (more accurate than u8s8s32)"
+                 : bf16_matmul_       ? "int8: oneDNN bf16 matmul input projection (AMX: as fast as u8s8s32, more accurate)"
+                                      : "int8: oneDNN u8s8s32 input projection",
                  " + VNNI recurrent step with the gate math in registers", many);
     if (bf16_)
       return cat("bf16: ",
-                 bf16_matmul_ ? "oneDNN bf16 matmul input projection"
-                              : "oneDNN sgemm input projection (fp32: faster than the bf16 matmul on this CPU)",
+                 amx_bf16_projection_ ? "bf16 input projection on AMX tiles"
+                 : bf16_matmul_       ? "oneDNN bf16 matmul input projection"
+                                      : "oneDNN sgemm input projection (fp32: faster than the bf16 matmul on this CPU)",
                  " + AVX512_BF16 recurrent step, fp32 sums, state and gate math in registers", many);
     const std::string projection =
         x3_ ? "fp32 input projection as three bf16 products on AMX tiles" : "oneDNN sgemm input projection";
     if (extras_) return projection + " + own recurrent loop (general cell: clip, gate functions, peepholes, initial states)";
     if (!fused()) return projection + " + own recurrent loop";
     return projection + " + AVX-512 recurrent step with the gate math in registers" +
-           (x3_ ? cat("; from ", MatmulRecurrent::minRowsFp32(1),
+           (x3_ ? cat("; from ", MatmulRecurrent::minRowsTiles(1),
                       " utterances on, a direction's step products are three bf16 products on AMX tiles")
                 : "");
   }
@@ -332,7 +334,7 @@ class RNNKernel final : public Kernel {
       p.input_bf16[dir].run(s.projection_bf16[layer * dirs_ + dir], x, rows, out, s.matmul_workspace);
       return;
     }
-    if (p.input_weights_int8.empty()) return projectFp32(s, p, dir, x, rows, out, gh);
+    if (p.input_weights_int8.empty()) return projectGemm(s, p, dir, x, rows, out, gh);
     quantizeActivations(x, rows, k, k, s.input_quantized, k, s.input_scale);
     static_assert(sizeof(int32_t) == sizeof(float));
     auto* c = reinterpret_cast<int32_t*>(out);
@@ -348,9 +350,9 @@ class RNNKernel final : public Kernel {
     }
   }
 
-  // The fp32 input projection of `rows` rows of x into out (row stride ldo): three bf16 products on
-  // AMX tiles where the CPU has them (gemm_bf16x3.h), else oneDNN's sgemm.
-  void projectFp32(RNNScratch& s, const PreparedLayer& p, int dir, const float* x, int64_t rows, float* out,
+  // The input projection of `rows` rows of x into out (row stride ldo) on AMX tiles (fp32: three bf16
+  // products; int8 and bf16 engines: one; gemm_bf16x3.h), else oneDNN's sgemm.
+  void projectGemm(RNNScratch& s, const PreparedLayer& p, int dir, const float* x, int64_t rows, float* out,
                    int64_t ldo) const {
     const int64_t k = p.input_size;
     if (!p.input_x3.empty()) return p.input_x3[dir].run(x, k, rows, out, ldo, s.matmul_workspace);
@@ -362,6 +364,8 @@ class RNNKernel final : public Kernel {
   bool outputBetweenLayers() const { return !(dirs_ == 2 && desc_.merge == DirectionMerge::kSum); }
 
   bool matmulStep() const { return (int8_ || bf16_) && haveAmx(); }
+  // The step of many utterances on the own AMX kernel (rnn_step_matmul.h): fp32 through the bf16 parts, bf16.
+  bool tileStep() const { return x3_ || (bf16_ && amxTilesUsable()); }
 
   bool fused() const {
     return haveAvx512() && !extras_ && !(desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset);
@@ -505,17 +509,16 @@ class RNNKernel final : public Kernel {
               else if (bf16_) recurrentStepBF16(p.packed_bf16[dir], args);
               else recurrentStep(p.packed[dir], args);
             };
-            const int64_t matmul_rows = int8_ || bf16_ ? MatmulRecurrent::minRows(int8_, members)
-                                                       : MatmulRecurrent::minRowsFp32(members);
-            if (!p.split_step.empty() && a.rows >= matmul_rows) {  // fp32: each thread its units
+            if (!p.split_step.empty() && a.rows >= MatmulRecurrent::minRowsTiles(members)) {  // each thread its units
               PreparedLayer::SplitStep& split_step = *p.split_step[dir];
               std::call_once(split_step.made, [&] {
                 const HostTensor& w = desc_.weights[layer * dirs_ + dir].recurrent_weight;
-                split_step.step = MatmulRecurrent(w.data<float>(), gates_, h, true);
+                using Kernel = MatmulRecurrent::Kernel;
+                split_step.step = MatmulRecurrent(w.data<float>(), gates_, h, x3_ ? Kernel::kTilesBF16x3 : Kernel::kTilesBF16);
                 releaseMappedPages(w.data(), w.bytes());
               });
               split_step.step.step(s.step_matmul[tid], a, nullptr);
-            } else if (!p.step_matmul.empty() && a.rows >= matmul_rows) {
+            } else if (!p.step_matmul.empty() && a.rows >= MatmulRecurrent::minRows(int8_, members)) {
               // The direction's first thread takes all of its units: one AMX matmul beats any split
               // of the fused step (the others meet it at the barrier). Without a primitive for
               // this row count, that thread runs the fused step over every unit instead.
@@ -656,6 +659,7 @@ class RNNKernel final : public Kernel {
   // lstm_bi 1 and 32 x 10 s), and where the per-row int8 input weights gave most of an int8 engine's
   // output error (a 5 x 256 biGRU: rel L2 1.6-2.1e-2, 0.7e-2 with bf16 projections).
   bool bf16_matmul_;
+  bool amx_bf16_projection_;  // of those, the ones on AMX run as BF16x3Gemm without the split (twice as fast)
   // fp32 engines on AMX: input projections through BF16x3Gemm. LSTM and GRU only: a vanilla RNN
   // can amplify its inputs' error over many steps (a 1000-step tanh RNN with random weights: 1.5e-4
   // relative L2 from the bf16 parts' ~5e-6, 1e-5 from sgemm's), the gated cells' measured 1-2e-5.

@@ -62,10 +62,10 @@ MatmulRecurrent::MatmulRecurrent(const int8_t* quantized, int gates, int64_t hid
   reorder(quantized);
 }
 
-MatmulRecurrent::MatmulRecurrent(const float* weight, int gates, int64_t hidden, bool split)
+MatmulRecurrent::MatmulRecurrent(const float* weight, int gates, int64_t hidden, Kernel kernel)
     : gates_(gates), hidden_(hidden), depth_((hidden + 1) / 2 * 2), int8_(false) {
-  if (split) {
-    split_ = BF16x3Gemm(weight, gates * hidden, hidden);
+  if (kernel != Kernel::kOneDnn) {
+    tiles_ = BF16x3Gemm(weight, gates * hidden, hidden, kernel == Kernel::kTilesBF16x3);
     return;
   }
   std::vector<uint16_t> plain(gates * hidden * hidden);
@@ -116,13 +116,13 @@ const MatmulRecurrent::State::Compiled& MatmulRecurrent::primitive(State& state,
 
 bool MatmulRecurrent::step(State& state, const StepArgs& a, const PackedRecurrentInt8* packed) const {
   const int64_t rows = a.rows, gh = gates_ * hidden_;
-  if (!split_.empty()) {  // fp32: the products of the thread's units, gate by gate
+  if (!tiles_.empty()) {  // the own AMX kernel: the products of the thread's units, gate by gate
     if (state.products.size() < static_cast<size_t>(rows * gh)) state.products.resize(rows * gh);
-    const size_t bytes = split_.workspaceBytes(rows) + 64;
+    const size_t bytes = tiles_.workspaceBytes(rows) + 64;
     if (state.scratchpad.size() < bytes) state.scratchpad.resize(bytes);
     uint8_t* workspace = state.scratchpad.data() + (64 - reinterpret_cast<uintptr_t>(state.scratchpad.data()) % 64) % 64;
     const int64_t unit_begin = a.block_begin * kUnitBlock, unit_end = std::min(hidden_, a.block_end * kUnitBlock);
-    split_.runColumns(a.h_prev, hidden_, rows, state.products.data(), gh, workspace, gates_, hidden_, unit_begin,
+    tiles_.runColumns(a.h_prev, hidden_, rows, state.products.data(), gh, workspace, gates_, hidden_, unit_begin,
                       unit_end);
     dispatchCell(a.cell, [&]<RNNCell C>() { finish<C, false>(a, state.products.data(), nullptr); });
     return true;

@@ -30,18 +30,22 @@ class MatmulRecurrent {
     return INT64_MAX;
   }
 
-  // fp32 (BF16x3Gemm, each thread the products of its units): measured on an AMX Xeon, a 1024-unit
+  // On the own AMX kernel (BF16x3Gemm, each thread the products of its units; fp32 and bf16): measured on an AMX Xeon, a 1024-unit
   // direction a thread (bench/cpu_probes/recurrent_step.cpp fp32x3): GRU 16 rows 0.69 ms against the
   // fused step's 0.86, 32 rows 0.71 against 1.43; LSTM 16 rows 0.85-0.93 against 1.04, 32 rows 0.93
   // against 1.98; at 8 rows the fused step is as fast or faster (it reads W at 23 GB/s, the tiles at 18).
-  static int64_t minRowsFp32(int threads_per_direction) { return threads_per_direction <= 2 ? 16 : INT64_MAX; }
+  // bf16 engines take it from the same row counts (their fused step, 2 bytes a weight, measured ~0.55 ms
+  // at 32 rows against the tiles' ~0.4: the tile kernel in plain bf16 reads half as much).
+  static int64_t minRowsTiles(int threads_per_direction) { return threads_per_direction <= 2 ? 16 : INT64_MAX; }
 
   MatmulRecurrent() = default;
   // int8: `quantized`, the G*H x H recurrent matrix (canonical gates) as quantizeRows gives it, the
   // rows packRecurrentInt8 packs, so that the packed matrix's scales and zero-point offsets apply.
   MatmulRecurrent(const int8_t* quantized, int gates, int64_t hidden);
-  // bf16: `weight`, the same matrix in fp32; fp32 (`split`): the matrix as BF16x3Gemm's bf16 parts.
-  MatmulRecurrent(const float* weight, int gates, int64_t hidden, bool split = false);
+  // bf16: `weight`, the same matrix in fp32, for oneDNN's matmul or (kTilesBF16) the own AMX kernel;
+  // fp32 (kTilesBF16x3): the matrix as BF16x3Gemm's bf16 parts.
+  enum class Kernel { kOneDnn, kTilesBF16, kTilesBF16x3 };
+  MatmulRecurrent(const float* weight, int gates, int64_t hidden, Kernel kernel = Kernel::kOneDnn);
 
   // Per thread: oneDNN's stream, the primitives compiled per row count, the products.
   struct State {
@@ -72,7 +76,7 @@ class MatmulRecurrent {
   bool int8_ = false;
   dnnl::memory::desc weights_desc_;
   std::vector<uint8_t> weights_;  // in weights_desc_'s layout
-  BF16x3Gemm split_;              // fp32
+  BF16x3Gemm tiles_;              // kTilesBF16 / kTilesBF16x3
 };
 
 }  // namespace ds2rt::detail::cpu

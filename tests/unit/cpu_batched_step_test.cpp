@@ -9,6 +9,7 @@
 #include <random>
 
 #include "cpu/bf16.h"
+#include "cpu/gemm_bf16x3.h"
 #include "cpu/kernels.h"
 #include "ds2rt/builder.h"
 #include "ds2rt/deepspeech2.h"
@@ -16,6 +17,13 @@
 
 namespace ds2rt::test {
 namespace {
+
+// What an engine's description says of its step for many utterances on AMX CPUs: int8 runs it as one
+// oneDNN matmul, bf16 and fp32 on the own tile kernel (rnn_step_matmul.h).
+std::string manyRowsStep(Precision precision) {
+  if (precision == Precision::kInt8 || !detail::cpu::amxTilesUsable()) return "AMX matmul";
+  return precision == Precision::kBF16 ? "step products on AMX tiles" : "three bf16 products on AMX tiles";
+}
 
 class BatchedStepTest : public testing::TestWithParam<std::tuple<std::string, Precision>> {};
 
@@ -35,7 +43,8 @@ TEST_P(BatchedStepTest, EachUtteranceAsAlone) {
   const Engine engine =
       Builder({.precision = precision}).build(DeepSpeech2Model::withRandomWeights(c, 11).createNetwork());
   if (precision != Precision::kFP32)
-    EXPECT_EQ(engine.describe().find("AMX matmul") != std::string::npos, detail::cpu::haveAmx()) << engine.describe();
+    EXPECT_EQ(engine.describe().find(manyRowsStep(precision)) != std::string::npos, detail::cpu::haveAmx())
+        << engine.describe();
   // frames; unsorted, mixed; more than the vanilla cell's row group of 8 (and than the 8 rows from
   // which bf16 steps run as one oneDNN matmul on AMX CPUs; int8's 16 are in MatmulStepTest below)
   const std::vector<int32_t> lengths{90, 41, 120, 7, 66, 120, 13, 100, 55, 28};
@@ -115,15 +124,16 @@ std::string expectEachUtteranceAsAlone(RNNCell cell, RNNDirection direction, Pre
     for (int64_t t = 0; t < lengths[b]; ++t)
       got.insert(got.end(), y.data<float>() + (t * n + b) * width, y.data<float>() + (t * n + b + 1) * width);
     const std::vector<float> want(alone.data<float>(), alone.data<float>() + lengths[b] * width);
-    // int8: the same integer sums as the fused step; bf16: another summation order, carried on by h
+    // int8: the same integer sums as the fused step; bf16: another summation order, carried on by h;
+    // fp32: the bf16 parts' products (~5e-6) on AMX against the fused step's fp32 ones
     const double tolerance = precision == Precision::kBF16 ? 2e-3 : 1e-4;
     EXPECT_LT(relativeL2(got, want), tolerance) << toString(cell) << " utterance " << b;
   }
   return engine.describe();
 }
 
-// The int8/bf16 step as one oneDNN matmul (CPUs with AMX, from 16 / 8 active rows) against each
-// utterance alone (one row: the fused step). (With the convolution front end, 16 and 18 utterances
+// The int8 step as one oneDNN matmul and the bf16 and fp32 steps on the own tile kernel (CPUs with
+// AMX, from 16 active rows) against each utterance alone (one row: the fused step). (With the convolution front end, 16 and 18 utterances
 // made libdnnl 2.6 read past a heap block while creating its AMX bf16 convolutions, which the
 // sanitizers' heaps fault on: an issue of its own, see the notes.)
 class MatmulStepTest : public testing::TestWithParam<std::tuple<RNNCell, RNNDirection, Precision>> {};
@@ -131,9 +141,10 @@ class MatmulStepTest : public testing::TestWithParam<std::tuple<RNNCell, RNNDire
 TEST_P(MatmulStepTest, EachUtteranceAsAlone) {
   const auto& [cell, direction, precision] = GetParam();
   if (!detail::cpu::haveAmx()) GTEST_SKIP() << "this CPU has no AMX: the fused steps run";
+  if (precision == Precision::kFP32 && !detail::cpu::useBF16x3Gemm()) GTEST_SKIP() << "fp32 runs oneDNN's sgemm here";
   const std::string described = expectEachUtteranceAsAlone(
       cell, direction, precision, {30, 12, 25, 30, 4, 19, 30, 27, 9, 30, 22, 16, 30, 28, 7, 30, 24, 30});
-  EXPECT_NE(described.find("AMX matmul"), std::string::npos) << described;
+  EXPECT_NE(described.find(manyRowsStep(precision)), std::string::npos) << described;
 }
 
 // The fp32 and int8 fused steps' chunked row groups (taken where a thread's recurrent weights do not
@@ -181,7 +192,7 @@ INSTANTIATE_TEST_SUITE_P(CellsDirectionsPrecisions, ManyGroupsStepTest,
 INSTANTIATE_TEST_SUITE_P(CellsDirectionsPrecisions, MatmulStepTest,
                          testing::Combine(testing::Values(RNNCell::kLSTM, RNNCell::kGRU),
                                           testing::Values(RNNDirection::kBidirectional, RNNDirection::kForward),
-                                          testing::Values(Precision::kInt8, Precision::kBF16)),
+                                          testing::Values(Precision::kInt8, Precision::kBF16, Precision::kFP32)),
                          [](const auto& info) {
                            return cat(toString(std::get<0>(info.param)), "_", toString(std::get<1>(info.param)), "_",
                                       toString(std::get<2>(info.param)));

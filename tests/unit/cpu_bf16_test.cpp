@@ -5,6 +5,7 @@
 #include <random>
 
 #include "cpu/bf16.h"
+#include "cpu/gemm_bf16x3.h"
 #include "ds2rt/builder.h"
 #include "ds2rt/deepspeech2.h"
 #include "ds2rt/error.h"
@@ -87,8 +88,10 @@ TEST_P(BF16GemmTest, RandomWeightModelCloseToFp32) {
     const Engine fp32 = Builder().build(network());
     const Engine bf16 = Builder({.precision = Precision::kBF16}).build(network());
     // What runs is what the engine says runs.
-    EXPECT_THAT(bf16.describe(), HasSubstr(bf16_matmul ? "bf16: oneDNN bf16 matmul input projection"
-                                                       : "bf16: oneDNN sgemm input projection (fp32"));
+    const bool tiles = bf16_matmul && detail::cpu::amxTilesUsable();  // the own AMX kernel, else oneDNN's
+    EXPECT_THAT(bf16.describe(), HasSubstr(tiles         ? "bf16: bf16 input projection on AMX tiles"
+                                           : bf16_matmul ? "bf16: oneDNN bf16 matmul input projection"
+                                                         : "bf16: oneDNN sgemm input projection (fp32"));
     EXPECT_THAT(bf16.describe(), HasSubstr("AVX512_BF16 recurrent step"));
     EXPECT_THAT(bf16.describe(), HasSubstr(bf16_matmul ? "bf16: oneDNN bf16 matmul, fp32 sums"
                                                        : "oneDNN sgemm (bf16 engine: fp32 GEMMs"));
