@@ -171,6 +171,8 @@ struct Descriptors {
   }
 };
 
+constexpr int kTimedRuns = 3;  // runs of the whole layer timed per form when a length is searched
+
 struct ConvState final : KernelState {
   // (N, T) -> descriptors; cheap to remake (the algorithm choice is the kernel's), so a context that
   // has met many lengths starts over rather than keep them all.
@@ -220,7 +222,11 @@ class ConvolutionKernel final : public TypedKernel {
       if (state.shapes.size() >= ConvState::kMaxShapes) state.shapes.clear();
       it = state.shapes.emplace(shape, prepare(dev, io)).first;
     }
-    const Descriptors& d = *it->second;
+    launch(dev, io, *it->second);
+  }
+
+  // The layer with these descriptors: cuDNN and the passes around it (input layout, bias, activation).
+  void launch(CudaDeviceContext& dev, const KernelIO& io, const Descriptors& d) const {
     const auto& in = io.input_shape;
     const auto& out = io.output_shape;
     void* workspace = d.workspace ? dev.scratch(0, d.workspace) : nullptr;
@@ -291,7 +297,7 @@ class ConvolutionKernel final : public TypedKernel {
     bool found = false;
     cudnnConvolutionFwdAlgo_t algo{};
     cudnnMathType_t math{};
-    float ms = 0;  // cuDNN's time for it (with the NHWC input's transposition, or the phase plan's extra passes)
+    float ms = 0;  // cuDNN's time for it, then the whole layer's (kTimedRuns runs)
     bool channels_last = false;
     int plan = -1;
   };
@@ -359,44 +365,6 @@ class ConvolutionKernel final : public TypedKernel {
     return {};
   }
 
-  // The time of moving this input to NHWC (the NHWC path's one extra pass), in ms.
-  float transpositionMs(CudaDeviceContext& dev, const KernelIO& io) const {
-    const auto& in = io.input_shape;
-    if (in[1] == 1) return 0.0f;
-    return dispatchType(type_, [&](auto* tag) {
-      using T = std::remove_pointer_t<decltype(tag)>;
-      void* nhwc = dev.scratch(1, numElements(in) * sizeof(T));
-      const auto move = [&] { toChannelsLast<T>(io.input, nhwc, in, dev.stream()); };
-      move();  // warm-up
-      return gpuMs(dev.stream(), move);
-    });
-  }
-
-  // The phases path's extra passes for these descriptors (gathering the input's phases, and the
-  // output's rearrangement less the NHWC path's transposition it replaces), in ms.
-  float phasesMs(CudaDeviceContext& dev, const KernelIO& io, const Descriptors& d) const {
-    const auto& in = io.input_shape;
-    const auto& out = io.output_shape;
-    const PhasePlan& p = plans_[d.plan].plan;
-    return dispatchType(type_, [&](auto* tag) {
-      using T = std::remove_pointer_t<decltype(tag)>;
-      void* phased = dev.scratch(1, phaseElements(p, d.geometry, in[0]) * sizeof(T));
-      const auto gather = [&] { toPhases<T>(io.input, phased, p, d.geometry, in, dev.stream()); };
-      gather();  // warm-up
-      float ms = gpuMs(dev.stream(), gather);
-      if (p.phaseOutChannels() == p.out_channels) return ms;
-      const auto& g = d.geometry;
-      void* result = dev.scratch(2, phaseOutputElements(p, g, in[0]) * sizeof(T));
-      const float* bias = static_cast<const float*>(bias_.get());
-      const DeviceActivation act(desc_.activation);
-      const auto rearrange = [&] { fromOutputPhases<T>(result, io.output, p, g, out, bias, act, dev.stream()); };
-      const auto plain = [&] { transpose<T>(result, io.output, out[0], out[2] * out[3], out[1], bias, act, dev.stream()); };
-      rearrange();
-      plain();
-      return ms + std::max(0.0f, gpuMs(dev.stream(), rearrange) - gpuMs(dev.stream(), plain));
-    });
-  }
-
   // cuDNN's fastest algorithm for this input shape in every layout and phase plan (the layout may be forced).
   Choice search(CudaDeviceContext& dev, const KernelIO& io) const {
     Choice choice;
@@ -418,18 +386,22 @@ class ConvolutionKernel final : public TypedKernel {
     const auto wanted = [&](const PhasePlan& p) { return forced_phases[0] == 0 || p.out_phases == forced_phases; };
     if (layout == "phases" && std::none_of(plans_.begin(), plans_.end(), [&](const PhaseForm& f) { return wanted(f.plan); }))
       layout.clear();
-    if (layout.empty() || layout == "nchw" || !weight_nhwc_) choice = fastest(dev, *describe(io, false));
-    if ((layout.empty() || layout == "nhwc") && weight_nhwc_) {
-      Choice nhwc = fastest(dev, *describe(io, true));
-      nhwc.ms += transpositionMs(dev, io);
-      if (nhwc.found && (!choice.found || nhwc.ms < choice.ms)) choice = nhwc;
-    }
-    for (int plan = 0; plan < static_cast<int>(plans_.size()) && (layout.empty() || layout == "phases"); ++plan) {
-      if (!wanted(plans_[plan].plan)) continue;
-      const auto d = describe(io, true, plan);
-      Choice phased = fastest(dev, *d);
-      if (phased.found) phased.ms += phasesMs(dev, io, *d);
-      if (phased.found && (!choice.found || phased.ms < choice.ms)) choice = phased;
+    // cuDNN's fastest algorithm for each form, then each form timed as the layer runs it (cuDNN's own
+    // times leave out the passes around it, and their sum misjudged the phase plans).
+    std::vector<Choice> forms;
+    if (layout.empty() || layout == "nchw" || !weight_nhwc_) forms.push_back(fastest(dev, *describe(io, false)));
+    if ((layout.empty() || layout == "nhwc") && weight_nhwc_) forms.push_back(fastest(dev, *describe(io, true)));
+    for (int plan = 0; plan < static_cast<int>(plans_.size()) && (layout.empty() || layout == "phases"); ++plan)
+      if (wanted(plans_[plan].plan)) forms.push_back(fastest(dev, *describe(io, true, plan)));
+    for (Choice& form : forms) {
+      if (!form.found) continue;
+      const auto d = adopt(dev, io, form);
+      if (!d) continue;
+      launch(dev, io, *d);  // warm-up
+      form.ms = gpuMs(dev.stream(), [&] {
+        for (int i = 0; i < kTimedRuns; ++i) launch(dev, io, *d);
+      });
+      if (!choice.found || form.ms < choice.ms) choice = form;
     }
     check(choice.found, "cuDNN found no convolution algorithm for input ", toString(io.input_shape));
     return choice;
