@@ -96,6 +96,22 @@ void splitRow(const float* a, int64_t lda, int64_t m, int64_t k, int64_t r, int6
   splitRow(inside ? a + r * lda : nullptr, inside ? k : 0, kp, a_hi + r * kp, a_lo ? a_lo + r * kp : nullptr);
 }
 
+// Tiles 0-3 hold C's 2 x 2 block, 4-5 two 16-row tiles of A, 6-7 two 16-column tiles of W.
+DS2RT_AMX inline void loadA(const uint16_t* a, int64_t stride_bytes, int64_t second_tile) {
+  _tile_loadd(4, a, stride_bytes);
+  _tile_loadd(5, a + second_tile, stride_bytes);
+}
+DS2RT_AMX inline void loadW(const uint16_t* w) {
+  _tile_loadd(6, w, 64);
+  _tile_loadd(7, w + kTileElements, 64);
+}
+DS2RT_AMX inline void accumulateProducts() {
+  _tile_dpbf16ps(0, 4, 6);
+  _tile_dpbf16ps(1, 4, 7);
+  _tile_dpbf16ps(2, 5, 6);
+  _tile_dpbf16ps(3, 5, 7);
+}
+
 // C block (32 rows from m0, the pair's 32 columns) = sum over K of the three products (Split) or of
 // A_hi W_hi. `a_hi` / `a_lo`: the block's first row; `w`: the pair's first k step.
 template <bool Split>
@@ -108,31 +124,16 @@ DS2RT_AMX void block(const uint16_t* a_hi, const uint16_t* a_lo, int64_t a_strid
   _tile_zero(3);
   const int64_t second_rows = kTileRows * a_stride_bytes / 2;  // in uint16 units
   for (int64_t s = 0; s < k_steps; ++s, w += kTilesPerStep * kTileElements) {
-    const uint16_t* hi = a_hi + s * kStep;
-    _tile_loadd(4, hi, a_stride_bytes);
-    _tile_loadd(5, hi + second_rows, a_stride_bytes);
-    _tile_loadd(6, w, 64);
-    _tile_loadd(7, w + kTileElements, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-    if constexpr (!Split) continue;
-    _tile_loadd(6, w + 2 * kTileElements, 64);  // W_lo
-    _tile_loadd(7, w + 3 * kTileElements, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-    const uint16_t* lo = a_lo + s * kStep;
-    _tile_loadd(4, lo, a_stride_bytes);
-    _tile_loadd(5, lo + second_rows, a_stride_bytes);
-    _tile_loadd(6, w, 64);
-    _tile_loadd(7, w + kTileElements, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
+    loadA(a_hi + s * kStep, a_stride_bytes, second_rows);
+    loadW(w);
+    accumulateProducts();  // A_hi W_hi
+    if constexpr (Split) {
+      loadW(w + 2 * kTileElements);
+      accumulateProducts();  // A_hi W_lo
+      loadA(a_lo + s * kStep, a_stride_bytes, second_rows);
+      loadW(w);
+      accumulateProducts();  // A_lo W_hi
+    }
   }
   const int64_t c_second = kTileRows * c_stride_bytes / 4;
   _tile_stored(0, c, c_stride_bytes);
