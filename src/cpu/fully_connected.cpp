@@ -20,7 +20,7 @@ class FullyConnectedKernel final : public Kernel {
     if (precision == Precision::kBF16 && bf16MatmulFaster()) {
       bf16_.emplace(desc_.weight.data<float>(), d.out_features, d.weight.dim(1));
       releaseMappedPages(desc_.weight.data(), desc_.weight.bytes());  // a plan's original: only the copy is read
-    } else if (precision == Precision::kFP32 && useBF16x3Gemm()) {
+    } else if (precision == Precision::kFP32 && d.weight.dim(1) >= kTileMinDepth && useBF16x3Gemm()) {
       x3_.emplace(desc_.weight.data<float>(), d.out_features, d.weight.dim(1));
       releaseMappedPages(desc_.weight.data(), desc_.weight.bytes());
     } else {

@@ -17,7 +17,7 @@
 #include "cpu/bf16.h"
 #include "ds2rt/error.h"
 
-#define DS2RT_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+#define DS2RT_AMX __attribute__((target("amx-tile,amx-bf16,amx-int8,avx512f,avx512bw,avx512vl,avx512bf16")))
 
 namespace ds2rt::detail::cpu {
 
@@ -149,6 +149,14 @@ bool amxTilesUsable() {
   return usable;
 }
 
+bool amxInt8Usable() {
+  static const bool usable = [] {
+    unsigned eax, ebx, ecx, edx;
+    return amxTilesUsable() && __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx & (1u << 25));
+  }();
+  return usable;
+}
+
 bool useBF16x3Gemm() {
   const int f = forced.load(std::memory_order_relaxed);
   if (f >= 0) return f == 1;
@@ -254,6 +262,88 @@ DS2RT_AMX void BF16x3Gemm::runColumns(const float* a, int64_t lda, int64_t m, fl
     const int64_t first = (g * units + unit_begin) / kBlockRows, last = (g * units + unit_end - 1) / kBlockRows;
     for (int64_t p = first; p <= last; ++p)
       for (int64_t m0 = 0; m0 < mp; m0 += kBlockRows) pairBlock(a_hi, a_lo, m, m0, p, c, ldc);
+  }
+  _tile_release();
+}
+
+namespace {
+
+constexpr int64_t kInt8Step = 64;  // u8/s8 along K per tile row
+
+// C block of 32 x 32 int32 = A (u8, a block's first row) times W (the pair's first k step).
+DS2RT_AMX void int8Block(const uint8_t* a, int64_t a_stride, const int8_t* w, int64_t k_steps, int32_t* c,
+                         int64_t c_stride_bytes) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t s = 0; s < k_steps; ++s, w += 2 * 1024) {
+    _tile_loadd(4, a + s * kInt8Step, a_stride);
+    _tile_loadd(5, a + kTileRows * a_stride + s * kInt8Step, a_stride);
+    _tile_loadd(6, w, 64);
+    _tile_loadd(7, w + 1024, 64);
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+  const int64_t c_second = kTileRows * c_stride_bytes / 4;
+  _tile_stored(0, c, c_stride_bytes);
+  _tile_stored(1, c + kTileRows, c_stride_bytes);
+  _tile_stored(2, c + c_second, c_stride_bytes);
+  _tile_stored(3, c + c_second + kTileRows, c_stride_bytes);
+}
+
+}  // namespace
+
+Int8TileGemm::Int8TileGemm(const int8_t* weights, int64_t n, int64_t k)
+    : n_(n), k_(k), k_steps_(roundUp(k, kInt8Step) / kInt8Step), pairs_(roundUp(n, kBlockRows) / kBlockRows) {
+  check(amxInt8Usable(), "internal: int8 tile GEMMs need AMX-INT8, which this CPU or system lacks");
+  packed_.assign(static_cast<size_t>(pairs_ * k_steps_ * 2 * 1024), 0);
+  for (int64_t p = 0; p < pairs_; ++p)
+    for (int64_t s = 0; s < k_steps_; ++s) {
+      int8_t* step = packed_.data() + (p * k_steps_ + s) * 2 * 1024;
+      for (int64_t col = 0; col < kBlockRows && p * kBlockRows + col < n; ++col)
+        for (int64_t i = 0; i < kInt8Step && s * kInt8Step + i < k; ++i)
+          step[(col / kTileRows) * 1024 + (i / 4) * 64 + (col % kTileRows) * 4 + i % 4] =
+              weights[(p * kBlockRows + col) * k + s * kInt8Step + i];
+    }
+}
+
+size_t Int8TileGemm::workspaceBytes(int64_t m) const {
+  return align64(static_cast<size_t>(roundUp(std::min(m, kRowsAtOnce), kBlockRows) * k_steps_ * kInt8Step));
+}
+
+DS2RT_AMX void Int8TileGemm::runColumns(const uint8_t* a, int64_t lda, int64_t m, int32_t* c, int64_t ldc,
+                                        void* workspace, int gates, int64_t units, int64_t unit_begin,
+                                        int64_t unit_end) const {
+  check(m <= kRowsAtOnce && gates * units == n_, "internal: Int8TileGemm::runColumns over ", m, " rows, ", gates,
+        " x ", units, " columns of ", n_);
+  if (m == 0 || unit_begin >= unit_end) return;
+  const int64_t kp = k_steps_ * kInt8Step, mp = roundUp(m, kBlockRows);
+  auto* rows = static_cast<uint8_t*>(workspace);  // A in whole tiles: K padded (W is zero there), rows past m zero
+  for (int64_t r = 0; r < mp; ++r) {
+    const int64_t copied = r < m ? std::min(k_, lda) : 0;
+    if (copied > 0) std::memcpy(rows + r * kp, a + r * lda, static_cast<size_t>(copied));
+    std::fill(rows + r * kp + copied, rows + (r + 1) * kp, uint8_t{0});
+  }
+  configureTiles();
+  for (int g = 0; g < gates; ++g) {
+    const int64_t first = (g * units + unit_begin) / kBlockRows, last = (g * units + unit_end - 1) / kBlockRows;
+    for (int64_t p = first; p <= last; ++p) {
+      const int8_t* w = packed_.data() + p * k_steps_ * 2 * 1024;
+      const int64_t n0 = p * kBlockRows;
+      for (int64_t m0 = 0; m0 < mp; m0 += kBlockRows) {
+        if (m0 + kBlockRows <= m && n0 + kBlockRows <= n_) {
+          int8Block(rows + m0 * kp, kp, w, k_steps_, c + m0 * ldc + n0, ldc * 4);
+          continue;
+        }
+        alignas(64) int32_t edge[kBlockRows * kBlockRows];
+        int8Block(rows + m0 * kp, kp, w, k_steps_, edge, kBlockRows * 4);
+        for (int64_t r = 0; r < std::min(kBlockRows, m - m0); ++r)
+          std::copy_n(edge + r * kBlockRows, std::min(kBlockRows, n_ - n0), c + (m0 + r) * ldc + n0);
+      }
+    }
   }
   _tile_release();
 }

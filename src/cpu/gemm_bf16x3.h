@@ -6,7 +6,8 @@
 // use it where the CPU has AMX (bench/RESULTS.md, "fp32 GEMMs as three bf16 products on AMX").
 // DS2RT_CPU_FP32_GEMM=sgemm keeps oneDNN's IEEE sgemm (auto and bf16x3 are the other values).
 // Without the split (one bf16 product) the same kernel is a bf16 GEMM for the int8 and bf16 engines'
-// input projections on AMX, about twice as fast as oneDNN 2.6's bf16 matmul there.
+// input projections on AMX, about twice as fast as oneDNN 2.6's bf16 matmul there, and bf16 engines'
+// recurrent steps of many utterances; Int8TileGemm is its int8 sibling for int8 engines' steps.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +24,9 @@ bool useBF16x3Gemm();
 // nullopt: the environment's again).
 void forceBF16x3GemmForTesting(std::optional<bool> use);
 bool amxTilesUsable();
+// GEMMs shallower than this (K) gain nothing on the tiles, whose K step is 32: they keep sgemm.
+constexpr int64_t kTileMinDepth = 64;
+bool amxInt8Usable();  // and AMX-INT8 (Int8TileGemm)
 
 // C (M x N, row stride ldc) = A (M x K, row stride lda) * W^T, W (N x K) packed at construction.
 // Immutable; run() may be called from several contexts at once.
@@ -58,6 +62,26 @@ class BF16x3Gemm {
   // Per pair of column tiles, per k step: W_hi's two tiles then (split) W_lo's two, 1 KiB each, in
   // AMX's pair-interleaved layout (tile row r holds W[n][k0 + 2r], W[n][k0 + 2r + 1] for 16 columns n).
   std::vector<uint16_t> packed_;
+};
+
+// int8 on the same tiles: C (int32) = A (u8) * W^T (s8), exact integer sums (TDPBUSD), for the int8
+// recurrent step of many utterances (the fused VNNI step's own sums, so an utterance comes out the same
+// in any batch). The columns of units [unit_begin, unit_end) of each of `gates` groups of `units`
+// columns, on the calling thread. Immutable.
+class Int8TileGemm {
+ public:
+  Int8TileGemm() = default;
+  // `weights`: a row-major N x K int8 matrix (copied).
+  Int8TileGemm(const int8_t* weights, int64_t n, int64_t k);
+  bool empty() const { return n_ == 0; }
+  size_t workspaceBytes(int64_t m) const;  // A copied into whole tiles (at most 2048 rows)
+  void runColumns(const uint8_t* a, int64_t lda, int64_t m, int32_t* c, int64_t ldc, void* workspace, int gates,
+                  int64_t units, int64_t unit_begin, int64_t unit_end) const;
+
+ private:
+  int64_t n_ = 0, k_ = 0, k_steps_ = 0, pairs_ = 0;  // k steps of 64
+  // Per pair of 16-column tiles, per k step: two tiles, tile row r holding W[n][k0 + 4r .. 4r + 3].
+  std::vector<int8_t> packed_;
 };
 
 }  // namespace ds2rt::detail::cpu

@@ -167,7 +167,7 @@ class RNNKernel final : public Kernel {
           std::vector<int8_t> q(gh * h);
           std::vector<float> row_scale(gh);
           quantizeRows(recurrent, gh, h, q.data(), row_scale.data());
-          if (matmulStep()) p.step_matmul.emplace_back(q.data(), gates_, h);
+          if (matmulStep()) p.step_matmul.emplace_back(q.data(), gates_, h, amxInt8Usable());
           p.packed_int8.push_back(packRecurrentInt8(q.data(), row_scale.data(), gates_, h));
         } else if (bf16_) {
           if (tileStep()) p.split_step.push_back(std::make_unique<PreparedLayer::SplitStep>());
@@ -191,9 +191,9 @@ class RNNKernel final : public Kernel {
         for (const HostTensor& w : p.input_weights) releaseMappedPages(w.data(), w.bytes());
         p.input_weights.clear();
       }
-      if (bf16_matmul_ || x3_) {
+      if (bf16_matmul_ || (x3_ && p.input_size >= kTileMinDepth)) {
         for (const HostTensor& w : p.input_weights) {
-          if (x3_) p.input_x3.emplace_back(w.data<float>(), gh, p.input_size);
+          if (x3_ && p.input_size >= kTileMinDepth) p.input_x3.emplace_back(w.data<float>(), gh, p.input_size);
           else if (amx_bf16_projection_) p.input_x3.emplace_back(w.data<float>(), gh, p.input_size, false);
           else p.input_bf16.emplace_back(w.data<float>(), gh, p.input_size);
           releaseMappedPages(w.data(), w.bytes());
@@ -293,8 +293,8 @@ class RNNKernel final : public Kernel {
 
   std::string implementation() const override {
     const std::string many =
-        bf16_ && tileStep() ? cat("; from ", MatmulRecurrent::minRowsTiles(1),
-                                  " utterances on, a direction's step products on AMX tiles")
+        (bf16_ && tileStep()) || (int8_ && matmulStep() && amxInt8Usable())
+            ? cat("; from ", MatmulRecurrent::minRowsTiles(1), " utterances on, a direction's step products on AMX tiles")
         : matmulStep()      ? cat("; from ", MatmulRecurrent::minRows(int8_, 1),
                                   " utterances on, a direction's step is one oneDNN AMX matmul")
                             : "";
@@ -310,11 +310,13 @@ class RNNKernel final : public Kernel {
                                       : "oneDNN sgemm input projection (fp32: faster than the bf16 matmul on this CPU)",
                  " + AVX512_BF16 recurrent step, fp32 sums, state and gate math in registers", many);
     const std::string projection =
-        x3_ ? "fp32 input projection as three bf16 products on AMX tiles" : "oneDNN sgemm input projection";
+        x3_ && std::any_of(layers_.begin(), layers_.end(), [](const PreparedLayer& p) { return !p.input_x3.empty(); })
+            ? "fp32 input projection as three bf16 products on AMX tiles"
+            : "oneDNN sgemm input projection";
     if (extras_) return projection + " + own recurrent loop (general cell: clip, gate functions, peepholes, initial states)";
     if (!fused()) return projection + " + own recurrent loop";
     return projection + " + AVX-512 recurrent step with the gate math in registers" +
-           (x3_ ? cat("; from ", MatmulRecurrent::minRowsTiles(1),
+           (x3_ && tileStep() ? cat("; from ", MatmulRecurrent::minRowsTiles(1),
                       " utterances on, a direction's step products are three bf16 products on AMX tiles")
                 : "");
   }
@@ -365,7 +367,7 @@ class RNNKernel final : public Kernel {
 
   bool matmulStep() const { return (int8_ || bf16_) && haveAmx(); }
   // The step of many utterances on the own AMX kernel (rnn_step_matmul.h): fp32 through the bf16 parts, bf16.
-  bool tileStep() const { return x3_ || (bf16_ && amxTilesUsable()); }
+  bool tileStep() const { return desc_.hidden_size >= kTileMinDepth && (x3_ || (bf16_ && amxTilesUsable())); }
 
   bool fused() const {
     return haveAvx512() && !extras_ && !(desc_.cell == RNNCell::kGRU && !desc_.linear_before_reset);
@@ -518,6 +520,9 @@ class RNNKernel final : public Kernel {
                 releaseMappedPages(w.data(), w.bytes());
               });
               split_step.step.step(s.step_matmul[tid], a, nullptr);
+            } else if (!p.step_matmul.empty() && p.step_matmul[dir].onTiles() &&
+                       a.rows >= MatmulRecurrent::minRowsTiles(members)) {  // int8 on tiles: each thread its units
+              p.step_matmul[dir].step(s.step_matmul[tid], a, &p.packed_int8[dir]);
             } else if (!p.step_matmul.empty() && a.rows >= MatmulRecurrent::minRows(int8_, members)) {
               // The direction's first thread takes all of its units: one AMX matmul beats any split
               // of the fused step (the others meet it at the barrier). Without a primitive for

@@ -57,9 +57,10 @@ dnnl::primitive_attr userScratchpad() {
 
 }  // namespace
 
-MatmulRecurrent::MatmulRecurrent(const int8_t* quantized, int gates, int64_t hidden)
+MatmulRecurrent::MatmulRecurrent(const int8_t* quantized, int gates, int64_t hidden, bool tiles)
     : gates_(gates), hidden_(hidden), depth_((hidden + 3) / 4 * 4), int8_(true) {
-  reorder(quantized);
+  if (tiles) int8_tiles_ = Int8TileGemm(quantized, gates * hidden, hidden);
+  else reorder(quantized);
 }
 
 MatmulRecurrent::MatmulRecurrent(const float* weight, int gates, int64_t hidden, Kernel kernel)
@@ -116,6 +117,18 @@ const MatmulRecurrent::State::Compiled& MatmulRecurrent::primitive(State& state,
 
 bool MatmulRecurrent::step(State& state, const StepArgs& a, const PackedRecurrentInt8* packed) const {
   const int64_t rows = a.rows, gh = gates_ * hidden_;
+  if (!int8_tiles_.empty()) {  // the own AMX kernel, int8: the thread's units' integer sums
+    if (state.products.size() < static_cast<size_t>(rows * gh)) state.products.resize(rows * gh);
+    const size_t bytes = int8_tiles_.workspaceBytes(rows) + 64;
+    if (state.scratchpad.size() < bytes) state.scratchpad.resize(bytes);
+    uint8_t* workspace = state.scratchpad.data() + (64 - reinterpret_cast<uintptr_t>(state.scratchpad.data()) % 64) % 64;
+    quantizeActivations(a.h_prev, rows, hidden_, hidden_, a.h_quantized, depth_, a.h_scale);
+    const int64_t unit_begin = a.block_begin * kUnitBlock, unit_end = std::min(hidden_, a.block_end * kUnitBlock);
+    auto* sums = reinterpret_cast<int32_t*>(state.products.data());
+    int8_tiles_.runColumns(a.h_quantized, depth_, rows, sums, gh, workspace, gates_, hidden_, unit_begin, unit_end);
+    dispatchCell(a.cell, [&]<RNNCell C>() { finish<C, true>(a, sums, packed); });
+    return true;
+  }
   if (!tiles_.empty()) {  // the own AMX kernel: the products of the thread's units, gate by gate
     if (state.products.size() < static_cast<size_t>(rows * gh)) state.products.resize(rows * gh);
     const size_t bytes = tiles_.workspaceBytes(rows) + 64;

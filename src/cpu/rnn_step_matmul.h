@@ -1,8 +1,10 @@
 // The recurrent step of int8, bf16 and fp32 layers for many utterances at once, on CPUs with AMX:
-// the product h W^T of all active rows is one oneDNN matmul (AMX tiles; weights in oneDNN's blocked
-// layout; fp32: three bf16 products, gemm_bf16x3.h), then the cell runs in AVX-512 as in the fused steps. The fused steps stream all of W
-// through the vector units once per row group; from 8 (bf16) or 16 (int8) rows AMX does the same
-// product faster (minRows). Below that, and without AMX, the fused steps are the faster.
+// the product h W^T of all active rows on the tiles, then the cell in AVX-512 as in the fused steps.
+// The own tile kernels (gemm_bf16x3.h; fp32 as three bf16 products, bf16, int8 with the fused step's
+// integer sums) give each thread of a direction its own units; oneDNN's matmul (weights in its blocked
+// layout) is the fallback where those cannot run, on the direction's first thread. The fused steps
+// stream all of W through the vector units once per row group; from 16 rows the tiles do the same
+// product faster (minRowsTiles; oneDNN: minRows). Below that, and without AMX, the fused steps are the faster.
 #pragma once
 
 #include <cstdint>
@@ -30,18 +32,20 @@ class MatmulRecurrent {
     return INT64_MAX;
   }
 
-  // On the own AMX kernel (BF16x3Gemm, each thread the products of its units; fp32 and bf16): measured on an AMX Xeon, a 1024-unit
-  // direction a thread (bench/cpu_probes/recurrent_step.cpp fp32x3): GRU 16 rows 0.69 ms against the
+  // The own tile kernels, each thread its units. Measured on an AMX Xeon, a 1024-unit direction a
+  // thread (bench/cpu_probes/recurrent_step.cpp fp32x3, ms a step): fp32 GRU 16 rows 0.69 against the
   // fused step's 0.86, 32 rows 0.71 against 1.43; LSTM 16 rows 0.85-0.93 against 1.04, 32 rows 0.93
-  // against 1.98; at 8 rows the fused step is as fast or faster (it reads W at 23 GB/s, the tiles at 18).
-  // bf16 engines take it from the same row counts (their fused step, 2 bytes a weight, measured ~0.55 ms
-  // at 32 rows against the tiles' ~0.4: the tile kernel in plain bf16 reads half as much).
+  // against 1.98; at 8 rows the fused step is as fast or faster (it reads W at 23 GB/s, the tiles at
+  // 18). Whole uni-GRU 1024 x 5 models at 32 x 10 s (two threads on its one direction): bf16 2,356 ->
+  // 1,237 ms, int8 1,281 -> 968-983 against the fused step or oneDNN's matmul.
   static int64_t minRowsTiles(int threads_per_direction) { return threads_per_direction <= 2 ? 16 : INT64_MAX; }
 
   MatmulRecurrent() = default;
   // int8: `quantized`, the G*H x H recurrent matrix (canonical gates) as quantizeRows gives it, the
-  // rows packRecurrentInt8 packs, so that the packed matrix's scales and zero-point offsets apply.
-  MatmulRecurrent(const int8_t* quantized, int gates, int64_t hidden);
+  // rows packRecurrentInt8 packs, so that the packed matrix's scales and zero-point offsets apply;
+  // `tiles`: on the own AMX kernel (Int8TileGemm, each thread its units), else one oneDNN matmul.
+  MatmulRecurrent(const int8_t* quantized, int gates, int64_t hidden, bool tiles = false);
+  bool onTiles() const { return !tiles_.empty() || !int8_tiles_.empty(); }
   // bf16: `weight`, the same matrix in fp32, for oneDNN's matmul or (kTilesBF16) the own AMX kernel;
   // fp32 (kTilesBF16x3): the matrix as BF16x3Gemm's bf16 parts.
   enum class Kernel { kOneDnn, kTilesBF16, kTilesBF16x3 };
@@ -77,6 +81,7 @@ class MatmulRecurrent {
   dnnl::memory::desc weights_desc_;
   std::vector<uint8_t> weights_;  // in weights_desc_'s layout
   BF16x3Gemm tiles_;              // kTilesBF16 / kTilesBF16x3
+  Int8TileGemm int8_tiles_;       // int8 on tiles
 };
 
 }  // namespace ds2rt::detail::cpu

@@ -18,10 +18,11 @@
 namespace ds2rt::test {
 namespace {
 
-// What an engine's description says of its step for many utterances on AMX CPUs: int8 runs it as one
-// oneDNN matmul, bf16 and fp32 on the own tile kernel (rnn_step_matmul.h).
+// What an engine's description says of its step for many utterances on AMX CPUs: the own tile kernel
+// (rnn_step_matmul.h; int8 where the CPU has AMX-INT8), else one oneDNN matmul.
 std::string manyRowsStep(Precision precision) {
-  if (precision == Precision::kInt8 || !detail::cpu::amxTilesUsable()) return "AMX matmul";
+  if (precision == Precision::kInt8) return detail::cpu::amxInt8Usable() ? "step products on AMX tiles" : "AMX matmul";
+  if (!detail::cpu::amxTilesUsable()) return "AMX matmul";
   return precision == Precision::kBF16 ? "step products on AMX tiles" : "three bf16 products on AMX tiles";
 }
 
@@ -132,8 +133,9 @@ std::string expectEachUtteranceAsAlone(RNNCell cell, RNNDirection direction, Pre
   return engine.describe();
 }
 
-// The int8 step as one oneDNN matmul and the bf16 and fp32 steps on the own tile kernel (CPUs with
-// AMX, from 16 active rows) against each utterance alone (one row: the fused step). (With the convolution front end, 16 and 18 utterances
+// The steps of many utterances on the own AMX tile kernel (int8: the same integer sums as the fused
+// VNNI step; fp32: the bf16 parts) or oneDNN's matmul (CPUs with AMX, from 16 active rows) against each
+// utterance alone (one row: the fused step). (With the convolution front end, 16 and 18 utterances
 // made libdnnl 2.6 read past a heap block while creating its AMX bf16 convolutions, which the
 // sanitizers' heaps fault on: an issue of its own, see the notes.)
 class MatmulStepTest : public testing::TestWithParam<std::tuple<RNNCell, RNNDirection, Precision>> {};
