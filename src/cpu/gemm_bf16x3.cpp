@@ -28,8 +28,8 @@ constexpr int64_t kStep = 32;                      // bf16 along K per tile row
 constexpr int64_t kTileElements = kTileRows * kStep;  // 512 bf16: 1 KiB
 constexpr int64_t kBlockRows = 2 * kTileRows;         // C block: 32 x 32, four tiles
 constexpr int64_t kPairsPerPanel = 8;  // 256 columns: their W (1 MiB at K 1024) stays in L2 across A's rows
-constexpr int64_t kRowsAtOnce = 2048;
-constexpr int64_t kPrefetchSteps = 4;  // k steps ahead (4 KiB of W each)  // A is split this many rows at a time: the workspace stays small
+constexpr int64_t kRowsAtOnce = 2048;  // A is split this many rows at a time: the workspace stays small
+constexpr int64_t kTileBytes = 1024;   // a tile: 16 rows of 64 bytes
 
 constexpr int64_t roundUp(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 constexpr size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
@@ -101,14 +101,34 @@ void splitRow(const float* a, int64_t lda, int64_t m, int64_t k, int64_t r, int6
   splitRow(inside ? a + r * lda : nullptr, inside ? k : 0, kp, a_hi + r * kp, a_lo ? a_lo + r * kp : nullptr);
 }
 
-// Tiles 0-3 hold C's 2 x 2 block, 4-5 two 16-row tiles of A, 6-7 two 16-column tiles of W.
-DS2RT_AMX inline void loadA(const uint16_t* a, int64_t stride_bytes, int64_t second_tile) {
-  _tile_loadd(4, a, stride_bytes);
-  _tile_loadd(5, a + second_tile, stride_bytes);
+// Tiles 0-3 hold C's 2 x 2 block, 4-5 two 16-row tiles of A, 6-7 two 16-column tiles of W (bf16 or
+// int8 alike: 64 bytes a tile row).
+DS2RT_AMX inline void zeroAccumulators() {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
 }
-DS2RT_AMX inline void loadW(const uint16_t* w) {
+// C's 32 x 32 block of 4-byte sums (float or int32) at `c`, rows `stride_bytes` apart.
+template <typename T>
+DS2RT_AMX inline void storeAccumulators(T* c, int64_t stride_bytes) {
+  const int64_t second = kTileRows * stride_bytes / static_cast<int64_t>(sizeof(T));
+  _tile_stored(0, c, stride_bytes);
+  _tile_stored(1, c + kTileRows, stride_bytes);
+  _tile_stored(2, c + second, stride_bytes);
+  _tile_stored(3, c + second + kTileRows, stride_bytes);
+}
+// A's two tiles from the block's first row, rows `stride_bytes` apart.
+template <typename T>
+DS2RT_AMX inline void loadA(const T* a, int64_t stride_bytes) {
+  _tile_loadd(4, a, stride_bytes);
+  _tile_loadd(5, reinterpret_cast<const char*>(a) + kTileRows * stride_bytes, stride_bytes);
+}
+// W's two tiles of a pair, one after the other.
+template <typename T>
+DS2RT_AMX inline void loadW(const T* w) {
   _tile_loadd(6, w, 64);
-  _tile_loadd(7, w + kTileElements, 64);
+  _tile_loadd(7, reinterpret_cast<const char*>(w) + kTileBytes, 64);
 }
 DS2RT_AMX inline void accumulateProducts() {
   _tile_dpbf16ps(0, 4, 6);
@@ -123,28 +143,40 @@ template <bool Split>
 DS2RT_AMX void block(const uint16_t* a_hi, const uint16_t* a_lo, int64_t a_stride_bytes, const uint16_t* w,
                      int64_t k_steps, float* c, int64_t c_stride_bytes) {
   constexpr int64_t kTilesPerStep = Split ? 4 : 2;
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  const int64_t second_rows = kTileRows * a_stride_bytes / 2;  // in uint16 units
+  zeroAccumulators();
   for (int64_t s = 0; s < k_steps; ++s, w += kTilesPerStep * kTileElements) {
-    loadA(a_hi + s * kStep, a_stride_bytes, second_rows);
+    loadA(a_hi + s * kStep, a_stride_bytes);
     loadW(w);
     accumulateProducts();  // A_hi W_hi
     if constexpr (Split) {
       loadW(w + 2 * kTileElements);
       accumulateProducts();  // A_hi W_lo
-      loadA(a_lo + s * kStep, a_stride_bytes, second_rows);
+      loadA(a_lo + s * kStep, a_stride_bytes);
       loadW(w);
       accumulateProducts();  // A_lo W_hi
     }
   }
-  const int64_t c_second = kTileRows * c_stride_bytes / 4;
-  _tile_stored(0, c, c_stride_bytes);
-  _tile_stored(1, c + kTileRows, c_stride_bytes);
-  _tile_stored(2, c + c_second, c_stride_bytes);
-  _tile_stored(3, c + c_second + kTileRows, c_stride_bytes);
+  storeAccumulators(c, c_stride_bytes);
+}
+
+// `compute(to, stride_bytes)` writes the 32 x 32 block at rows m0, columns n0 of C (m x n, row
+// stride ldc): straight into C where the block lies inside, else into a scratch block of which C
+// takes what lies inside.
+template <typename T, typename Compute>
+void intoC(const Compute& compute, int64_t m, int64_t n, int64_t m0, int64_t n0, T* c, int64_t ldc) {
+  if (m0 + kBlockRows <= m && n0 + kBlockRows <= n) return compute(c + m0 * ldc + n0, ldc * sizeof(T));
+  alignas(64) T edge[kBlockRows * kBlockRows];
+  compute(edge, kBlockRows * sizeof(T));
+  for (int64_t r = 0; r < std::min(kBlockRows, m - m0); ++r)
+    std::copy_n(edge + r * kBlockRows, std::min(kBlockRows, n - n0), c + (m0 + r) * ldc + n0);
+}
+
+// Calls pair(p) for each pair of column tiles holding a column of units [unit_begin, unit_end) of
+// one of `gates` groups of `units` columns.
+template <typename Pair>
+void forPairsOfUnits(int gates, int64_t units, int64_t unit_begin, int64_t unit_end, const Pair& pair) {
+  for (int g = 0; g < gates; ++g)
+    for (int64_t p = (g * units + unit_begin) / kBlockRows; p <= (g * units + unit_end - 1) / kBlockRows; ++p) pair(p);
 }
 
 }  // namespace
@@ -170,7 +202,8 @@ bool useBF16x3Gemm() {
   check(mode == "auto" || mode == "sgemm" || mode == "bf16x3", "DS2RT_CPU_FP32_GEMM is '", mode,
         "': auto, sgemm or bf16x3");
   if (mode == "sgemm") return false;
-  check(mode == "auto" || amxTilesUsable(), "DS2RT_CPU_FP32_GEMM=bf16x3 needs AMX tiles, which this CPU or system lacks");
+  check(mode == "auto" || amxTilesUsable(),
+        "DS2RT_CPU_FP32_GEMM=bf16x3 needs AMX tiles, which this CPU or system lacks");
   return amxTilesUsable();
 }
 
@@ -220,15 +253,11 @@ DS2RT_AMX void BF16x3Gemm::pairBlock(const uint16_t* a_hi, const uint16_t* a_lo,
                                      float* c, int64_t ldc) const {
   const int64_t kp = k_steps_ * kStep, n0 = p * kBlockRows;
   const uint16_t* w = packed_.data() + p * k_steps_ * (split_ ? 4 : 2) * kTileElements;
-  const auto run = [&](float* to, int64_t stride_bytes) {
+  const auto compute = [&](float* to, int64_t stride_bytes) {
     if (split_) block<true>(a_hi + m0 * kp, a_lo + m0 * kp, kp * 2, w, k_steps_, to, stride_bytes);
     else block<false>(a_hi + m0 * kp, nullptr, kp * 2, w, k_steps_, to, stride_bytes);
   };
-  if (m0 + kBlockRows <= m && n0 + kBlockRows <= n_) return run(c + m0 * ldc + n0, ldc * 4);
-  alignas(64) float edge[kBlockRows * kBlockRows];  // the block, of which C takes what lies inside
-  run(edge, kBlockRows * 4);
-  for (int64_t r = 0; r < std::min(kBlockRows, m - m0); ++r)
-    std::copy_n(edge + r * kBlockRows, std::min(kBlockRows, n_ - n0), c + (m0 + r) * ldc + n0);
+  intoC(compute, m, n_, m0, n0, c, ldc);
 }
 
 DS2RT_AMX void BF16x3Gemm::runRows(const float* a, int64_t lda, int64_t m, float* c, int64_t ldc, void* workspace,
@@ -263,11 +292,9 @@ DS2RT_AMX void BF16x3Gemm::runColumns(const float* a, int64_t lda, int64_t m, fl
   auto* a_lo = split_ ? a_hi + align64(static_cast<size_t>(mp * kp) * sizeof(uint16_t)) / sizeof(uint16_t) : nullptr;
   for (int64_t r = 0; r < mp; ++r) splitRow(a, lda, m, k_, r, kp, a_hi, a_lo);
   configureTiles();
-  for (int g = 0; g < gates; ++g) {
-    const int64_t first = (g * units + unit_begin) / kBlockRows, last = (g * units + unit_end - 1) / kBlockRows;
-    for (int64_t p = first; p <= last; ++p)
-      for (int64_t m0 = 0; m0 < mp; m0 += kBlockRows) pairBlock(a_hi, a_lo, m, m0, p, c, ldc);
-  }
+  forPairsOfUnits(gates, units, unit_begin, unit_end, [&](int64_t p) {
+    for (int64_t m0 = 0; m0 < mp; m0 += kBlockRows) pairBlock(a_hi, a_lo, m, m0, p, c, ldc);
+  });
   _tile_release();
 }
 
@@ -278,25 +305,16 @@ constexpr int64_t kInt8Step = 64;  // u8/s8 along K per tile row
 // C block of 32 x 32 int32 = A (u8, a block's first row) times W (the pair's first k step).
 DS2RT_AMX void int8Block(const uint8_t* a, int64_t a_stride, const int8_t* w, int64_t k_steps, int32_t* c,
                          int64_t c_stride_bytes) {
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  for (int64_t s = 0; s < k_steps; ++s, w += 2 * 1024) {
-    _tile_loadd(4, a + s * kInt8Step, a_stride);
-    _tile_loadd(5, a + kTileRows * a_stride + s * kInt8Step, a_stride);
-    _tile_loadd(6, w, 64);
-    _tile_loadd(7, w + 1024, 64);
+  zeroAccumulators();
+  for (int64_t s = 0; s < k_steps; ++s, w += 2 * kTileBytes) {
+    loadA(a + s * kInt8Step, a_stride);
+    loadW(w);
     _tile_dpbusd(0, 4, 6);
     _tile_dpbusd(1, 4, 7);
     _tile_dpbusd(2, 5, 6);
     _tile_dpbusd(3, 5, 7);
   }
-  const int64_t c_second = kTileRows * c_stride_bytes / 4;
-  _tile_stored(0, c, c_stride_bytes);
-  _tile_stored(1, c + kTileRows, c_stride_bytes);
-  _tile_stored(2, c + c_second, c_stride_bytes);
-  _tile_stored(3, c + c_second + kTileRows, c_stride_bytes);
+  storeAccumulators(c, c_stride_bytes);
 }
 
 }  // namespace
@@ -304,13 +322,13 @@ DS2RT_AMX void int8Block(const uint8_t* a, int64_t a_stride, const int8_t* w, in
 Int8TileGemm::Int8TileGemm(const int8_t* weights, int64_t n, int64_t k)
     : n_(n), k_(k), k_steps_(roundUp(k, kInt8Step) / kInt8Step), pairs_(roundUp(n, kBlockRows) / kBlockRows) {
   check(amxInt8Usable(), "internal: int8 tile GEMMs need AMX-INT8, which this CPU or system lacks");
-  packed_.assign(static_cast<size_t>(pairs_ * k_steps_ * 2 * 1024), 0);
+  packed_.assign(static_cast<size_t>(pairs_ * k_steps_ * 2 * kTileBytes), 0);
   for (int64_t p = 0; p < pairs_; ++p)
     for (int64_t s = 0; s < k_steps_; ++s) {
-      int8_t* step = packed_.data() + (p * k_steps_ + s) * 2 * 1024;
+      int8_t* step = packed_.data() + (p * k_steps_ + s) * 2 * kTileBytes;
       for (int64_t col = 0; col < kBlockRows && p * kBlockRows + col < n; ++col)
         for (int64_t i = 0; i < kInt8Step && s * kInt8Step + i < k; ++i)
-          step[(col / kTileRows) * 1024 + (i / 4) * 64 + (col % kTileRows) * 4 + i % 4] =
+          step[(col / kTileRows) * kTileBytes + (i / 4) * 64 + (col % kTileRows) * 4 + i % 4] =
               weights[(p * kBlockRows + col) * k + s * kInt8Step + i];
     }
 }
@@ -333,23 +351,15 @@ DS2RT_AMX void Int8TileGemm::runColumns(const uint8_t* a, int64_t lda, int64_t m
     std::fill(rows + r * kp + copied, rows + (r + 1) * kp, uint8_t{0});
   }
   configureTiles();
-  for (int g = 0; g < gates; ++g) {
-    const int64_t first = (g * units + unit_begin) / kBlockRows, last = (g * units + unit_end - 1) / kBlockRows;
-    for (int64_t p = first; p <= last; ++p) {
-      const int8_t* w = packed_.data() + p * k_steps_ * 2 * 1024;
-      const int64_t n0 = p * kBlockRows;
-      for (int64_t m0 = 0; m0 < mp; m0 += kBlockRows) {
-        if (m0 + kBlockRows <= m && n0 + kBlockRows <= n_) {
-          int8Block(rows + m0 * kp, kp, w, k_steps_, c + m0 * ldc + n0, ldc * 4);
-          continue;
-        }
-        alignas(64) int32_t edge[kBlockRows * kBlockRows];
-        int8Block(rows + m0 * kp, kp, w, k_steps_, edge, kBlockRows * 4);
-        for (int64_t r = 0; r < std::min(kBlockRows, m - m0); ++r)
-          std::copy_n(edge + r * kBlockRows, std::min(kBlockRows, n_ - n0), c + (m0 + r) * ldc + n0);
-      }
+  forPairsOfUnits(gates, units, unit_begin, unit_end, [&](int64_t p) {
+    const int8_t* w = packed_.data() + p * k_steps_ * 2 * kTileBytes;
+    for (int64_t m0 = 0; m0 < mp; m0 += kBlockRows) {
+      const auto compute = [&](int32_t* to, int64_t stride_bytes) {
+        int8Block(rows + m0 * kp, kp, w, k_steps_, to, stride_bytes);
+      };
+      intoC(compute, m, n_, m0, p * kBlockRows, c, ldc);
     }
-  }
+  });
   _tile_release();
 }
 

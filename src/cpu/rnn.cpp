@@ -191,10 +191,11 @@ class RNNKernel final : public Kernel {
         for (const HostTensor& w : p.input_weights) releaseMappedPages(w.data(), w.bytes());
         p.input_weights.clear();
       }
-      if (bf16_matmul_ || (x3_ && p.input_size >= kTileMinDepth)) {
+      const bool x3_projection = x3_ && p.input_size >= kTileMinDepth;  // else fp32 keeps sgemm
+      if (bf16_matmul_ || x3_projection) {
         for (const HostTensor& w : p.input_weights) {
-          if (x3_ && p.input_size >= kTileMinDepth) p.input_x3.emplace_back(w.data<float>(), gh, p.input_size);
-          else if (amx_bf16_projection_) p.input_x3.emplace_back(w.data<float>(), gh, p.input_size, false);
+          if (x3_projection || amx_bf16_projection_)
+            p.input_x3.emplace_back(w.data<float>(), gh, p.input_size, x3_projection);
           else p.input_bf16.emplace_back(w.data<float>(), gh, p.input_size);
           releaseMappedPages(w.data(), w.bytes());
         }
@@ -294,14 +295,15 @@ class RNNKernel final : public Kernel {
   std::string implementation() const override {
     const std::string many =
         (bf16_ && tileStep()) || (int8_ && matmulStep() && amxInt8Usable())
-            ? cat("; from ", MatmulRecurrent::minRowsTiles(1), " utterances on, a direction's step products on AMX tiles")
+            ? cat("; from ", MatmulRecurrent::minRowsTiles(1),
+                  " utterances on, a direction's step products on AMX tiles")
         : matmulStep()      ? cat("; from ", MatmulRecurrent::minRows(int8_, 1),
                                   " utterances on, a direction's step is one oneDNN AMX matmul")
                             : "";
     if (int8_)
       return cat(amx_bf16_projection_ ? "int8: bf16 input projection on AMX tiles (more accurate than u8s8s32)"
-                 : bf16_matmul_       ? "int8: oneDNN bf16 matmul input projection (AMX: as fast as u8s8s32, more accurate)"
-                                      : "int8: oneDNN u8s8s32 input projection",
+                 : bf16_matmul_ ? "int8: oneDNN bf16 matmul input projection (AMX: as fast as u8s8s32, more accurate)"
+                                : "int8: oneDNN u8s8s32 input projection",
                  " + VNNI recurrent step with the gate math in registers", many);
     if (bf16_)
       return cat("bf16: ",
@@ -313,7 +315,8 @@ class RNNKernel final : public Kernel {
         x3_ && std::any_of(layers_.begin(), layers_.end(), [](const PreparedLayer& p) { return !p.input_x3.empty(); })
             ? "fp32 input projection as three bf16 products on AMX tiles"
             : "oneDNN sgemm input projection";
-    if (extras_) return projection + " + own recurrent loop (general cell: clip, gate functions, peepholes, initial states)";
+    if (extras_)
+      return projection + " + own recurrent loop (general cell: clip, gate functions, peepholes, initial states)";
     if (!fused()) return projection + " + own recurrent loop";
     return projection + " + AVX-512 recurrent step with the gate math in registers" +
            (x3_ && tileStep() ? cat("; from ", MatmulRecurrent::minRowsTiles(1),
@@ -516,7 +519,8 @@ class RNNKernel final : public Kernel {
               std::call_once(split_step.made, [&] {
                 const HostTensor& w = desc_.weights[layer * dirs_ + dir].recurrent_weight;
                 using Kernel = MatmulRecurrent::Kernel;
-                split_step.step = MatmulRecurrent(w.data<float>(), gates_, h, x3_ ? Kernel::kTilesBF16x3 : Kernel::kTilesBF16);
+                split_step.step =
+                    MatmulRecurrent(w.data<float>(), gates_, h, x3_ ? Kernel::kTilesBF16x3 : Kernel::kTilesBF16);
                 releaseMappedPages(w.data(), w.bytes());
               });
               split_step.step.step(s.step_matmul[tid], a, nullptr);

@@ -115,36 +115,35 @@ const MatmulRecurrent::State::Compiled& MatmulRecurrent::primitive(State& state,
   return state.primitives.emplace(rows, std::move(made)).first->second;
 }
 
-bool MatmulRecurrent::step(State& state, const StepArgs& a, const PackedRecurrentInt8* packed) const {
+void MatmulRecurrent::stepOnTiles(State& state, const StepArgs& a, const PackedRecurrentInt8* packed) const {
   const int64_t rows = a.rows, gh = gates_ * hidden_;
-  if (!int8_tiles_.empty()) {  // the own AMX kernel, int8: the thread's units' integer sums
-    if (state.products.size() < static_cast<size_t>(rows * gh)) state.products.resize(rows * gh);
-    const size_t bytes = int8_tiles_.workspaceBytes(rows) + 64;
-    if (state.scratchpad.size() < bytes) state.scratchpad.resize(bytes);
-    uint8_t* workspace = state.scratchpad.data() + (64 - reinterpret_cast<uintptr_t>(state.scratchpad.data()) % 64) % 64;
+  const size_t bytes = (int8_ ? int8_tiles_.workspaceBytes(rows) : tiles_.workspaceBytes(rows)) + 64;
+  if (state.scratchpad.size() < bytes) state.scratchpad.resize(bytes);
+  uint8_t* workspace = state.scratchpad.data() + (64 - reinterpret_cast<uintptr_t>(state.scratchpad.data()) % 64) % 64;
+  const int64_t unit_begin = a.block_begin * kUnitBlock, unit_end = std::min(hidden_, a.block_end * kUnitBlock);
+  if (int8_) {  // the integer sums of the fused int8 step, finished by its scales and offsets
     quantizeActivations(a.h_prev, rows, hidden_, hidden_, a.h_quantized, depth_, a.h_scale);
-    const int64_t unit_begin = a.block_begin * kUnitBlock, unit_end = std::min(hidden_, a.block_end * kUnitBlock);
     auto* sums = reinterpret_cast<int32_t*>(state.products.data());
     int8_tiles_.runColumns(a.h_quantized, depth_, rows, sums, gh, workspace, gates_, hidden_, unit_begin, unit_end);
     dispatchCell(a.cell, [&]<RNNCell C>() { finish<C, true>(a, sums, packed); });
-    return true;
-  }
-  if (!tiles_.empty()) {  // the own AMX kernel: the products of the thread's units, gate by gate
-    if (state.products.size() < static_cast<size_t>(rows * gh)) state.products.resize(rows * gh);
-    const size_t bytes = tiles_.workspaceBytes(rows) + 64;
-    if (state.scratchpad.size() < bytes) state.scratchpad.resize(bytes);
-    uint8_t* workspace = state.scratchpad.data() + (64 - reinterpret_cast<uintptr_t>(state.scratchpad.data()) % 64) % 64;
-    const int64_t unit_begin = a.block_begin * kUnitBlock, unit_end = std::min(hidden_, a.block_end * kUnitBlock);
+  } else {
     tiles_.runColumns(a.h_prev, hidden_, rows, state.products.data(), gh, workspace, gates_, hidden_, unit_begin,
                       unit_end);
     dispatchCell(a.cell, [&]<RNNCell C>() { finish<C, false>(a, state.products.data(), nullptr); });
+  }
+}
+
+bool MatmulRecurrent::step(State& state, const StepArgs& a, const PackedRecurrentInt8* packed) const {
+  const int64_t rows = a.rows, gh = gates_ * hidden_;
+  if (state.products.size() < static_cast<size_t>(rows * gh)) state.products.resize(rows * gh);
+  if (onTiles()) {
+    stepOnTiles(state, a, packed);
     return true;
   }
   const State::Compiled& compiled = primitive(state, rows);
   if (!compiled.matmul) return false;
   if (int8_) quantizeActivations(a.h_prev, rows, hidden_, hidden_, a.h_quantized, depth_, a.h_scale);
   else convertToBF16(a.h_prev, rows, hidden_, hidden_, a.h_bf16, depth_);
-  if (state.products.size() < static_cast<size_t>(rows * gh)) state.products.resize(rows * gh);
   void* h = int8_ ? static_cast<void*>(a.h_quantized) : static_cast<void*>(a.h_bf16);
   const dnnl::engine& engine = state.engine;
   compiled.matmul.execute(

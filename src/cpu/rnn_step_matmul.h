@@ -71,6 +71,8 @@ class MatmulRecurrent {
   bool step(State& state, const StepArgs& a, const PackedRecurrentInt8* packed) const;
 
  private:
+  // The own tile kernels' step: each thread the products of its units, gate by gate.
+  void stepOnTiles(State& state, const StepArgs& a, const PackedRecurrentInt8* packed) const;
   const State::Compiled& primitive(State& state, int64_t rows) const;
   dnnl::memory::desc source(int64_t rows) const;
   void reorder(const void* plain);  // W itself ({K, N} as "ba") into weights_desc_'s layout
