@@ -1,12 +1,13 @@
 // fp32 GEMMs on AMX tiles: each fp32 operand is split into a bf16 high part and a bf16 remainder,
 // x = x_hi + x_lo, and C = A_hi W_hi + A_lo W_hi + A_hi W_lo with fp32 sums (the dropped A_lo W_lo
-// and the remainders' rounding are ~2^-16 of a product). On an AMX core the three bf16 products run
-// several times faster than one fp32 FMA product, so this is fp32 accuracy (relative L2 ~5e-6
-// against sgemm) at bf16 speed: the input projections and fully connected layers of fp32 engines
-// use it where the CPU has AMX (bench/RESULTS.md, "fp32 GEMMs as three bf16 products on AMX").
+// and the remainders' rounding are each ~2^-18 of a product). On an AMX core the three bf16 products
+// run about twice as fast as oneDNN's fp32 sgemm, at 4.4e-6 relative L2 against double (sgemm
+// 3.4e-7): fp32 engines use it where the CPU has AMX for LSTM/GRU input projections, fully connected
+// layers and recurrent steps of many utterances (bench/RESULTS.md, "fp32 GEMMs as three bf16
+// products on AMX tiles"; bench/cpu_probes/bf16x3_gemm.cpp).
 // DS2RT_CPU_FP32_GEMM=sgemm keeps oneDNN's IEEE sgemm (auto and bf16x3 are the other values).
 // Without the split (one bf16 product) the same kernel is a bf16 GEMM for the int8 and bf16 engines'
-// input projections on AMX, about twice as fast as oneDNN 2.6's bf16 matmul there, and bf16 engines'
+// input projections on AMX (faster than oneDNN 2.6's bf16 matmul there: RESULTS), and bf16 engines'
 // recurrent steps of many utterances; Int8TileGemm is its int8 sibling for int8 engines' steps.
 #pragma once
 

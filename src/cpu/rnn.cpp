@@ -668,7 +668,7 @@ class RNNKernel final : public Kernel {
   // lstm_bi 1 and 32 x 10 s), and where the per-row int8 input weights gave most of an int8 engine's
   // output error (a 5 x 256 biGRU: rel L2 1.6-2.1e-2, 0.7e-2 with bf16 projections).
   bool bf16_matmul_;
-  bool amx_bf16_projection_;  // of those, the ones on AMX run as BF16x3Gemm without the split (twice as fast)
+  bool amx_bf16_projection_;  // of those, the ones on AMX run as BF16x3Gemm without the split (faster)
   // fp32 engines on AMX: input projections through BF16x3Gemm. LSTM and GRU only: a vanilla RNN
   // can amplify its inputs' error over many steps (a 1000-step tanh RNN with random weights: 1.5e-4
   // relative L2 from the bf16 parts' ~5e-6, 1e-5 from sgemm's), the gated cells' measured 1-2e-5.
