@@ -14,12 +14,34 @@ rm -rf .gpu/tts .gpu/tts.tar.xz .gpu/text.tar.xz
 mkdir -p .gpu/tts/bin .gpu/tts/lib
 cp /usr/bin/espeak-ng /usr/bin/flite /usr/bin/festival /usr/bin/sox .gpu/tts/bin/
 "$PACK_LIBS" .gpu/tts/lib /usr/bin/espeak-ng /usr/bin/flite /usr/bin/festival /usr/bin/sox
-# festival: Debian's library folder with the voices of synthesize.py (festvox-kallpc16k, festvox-kdlpc16k,
-# festvox-us-slt-hts); its .scm files name /usr/share/festival, which becomes a placeholder.
-for v in english/kal_diphone english/ked_diphone us/cmu_us_slt_arctic_hts; do
-  [ -d "/usr/share/festival/voices/$v" ] || { echo "festival voice $v missing: apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts" >&2; exit 1; }
+# festival: Debian's library folder (without other voices and the Italian/Catalan dictionaries) with the
+# voices of synthesize.py: festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts, and the accented.py
+# voices named in $ACCENTED (comma-separated; default all eight: festvox-czech-{ph,machac,dita,krb},
+# festvox-itapc16k, festvox-italp16k, festvox-suopuhe-{mv,lj}; "none" for none). Its .scm files name
+# /usr/share/festival, which becomes a placeholder.
+fest=/usr/share/festival
+voices="english/kal_diphone english/ked_diphone us/cmu_us_slt_arctic_hts"
+voices+=" $(/usr/bin/python3 - "${ACCENTED:-all}" <<'PY'
+import sys
+sys.path.insert(0, "train")
+import accented
+names = sorted(accented.VOICES) if sys.argv[1] == "all" else [] if sys.argv[1] == "none" else sys.argv[1].split(",")
+dirs = set()
+for n in names:
+    lang_dir = "/".join(accented.VOICES[n][2].split("/")[:2])
+    dirs.add(lang_dir)
+    if lang_dir.startswith("finnish/"):
+        dirs.add("finnish/suopuhe.common")
+print(" ".join(sorted(dirs)))
+PY
+)"
+mkdir -p .gpu/tts/festival
+tar -C "$fest" -c --exclude=./voices --exclude=./dicts/ifd --exclude=./dicts/upc --exclude=./upc_catalan . |
+  tar -C .gpu/tts/festival -x
+for v in $voices; do
+  [ -d "$fest/voices/$v" ] || { echo "festival voice $v missing: apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts (and the accented.py voices' packages)" >&2; exit 1; }
+  mkdir -p ".gpu/tts/festival/voices/$(dirname "$v")" && cp -r "$fest/voices/$v" ".gpu/tts/festival/voices/$v"
 done
-cp -r /usr/share/festival .gpu/tts/festival
 grep -rl /usr/share/festival .gpu/tts/festival | xargs sed -i 's#/usr/share/festival#@FESTIVAL@#g'
 # espeak-ng-data without the other languages' dictionaries (the English voices need en_dict, the phoneme
 # tables, intonations, voice variants and lang/ definitions).
@@ -44,6 +66,12 @@ grep -rl @FESTIVAL@ /tmp/pack_check_$$.festival | xargs sed -i "s#@FESTIVAL@#/tm
 echo "(voice_ked_diphone) (utt.save.wave (utt.synth (Utterance Text \"pack check\")) \"/tmp/pack_check_$$.fe.wav\" 'riff)" |
   .gpu/tts/bin/festival --libdir /tmp/pack_check_$$.festival --datadir /tmp/pack_check_$$.festival --pipe
 [ -s /tmp/pack_check_$$.fe.wav ] || { echo "the packed festival made no audio" >&2; exit 1; }
+for v in $voices; do
+  case $v in czech/*|italian/*|finnish/hy*|finnish/suo_*)
+    /usr/bin/python3 train/accented.py "$(basename "$v")" "PACK CHECK" /tmp/pack_check_$$.acc.wav \
+      --festival .gpu/tts/bin/festival --festival-lib /tmp/pack_check_$$.festival >/dev/null ;;
+  esac
+done
 rm -rf /tmp/pack_check_$$.festival
 rm -f /tmp/pack_check_$$*.wav
 tar -C .gpu -cJf .gpu/tts.tar.xz tts && rm -rf .gpu/tts

