@@ -59,9 +59,10 @@ FESTIVAL_TEST = ["ked_diphone"]
 TOOLS = {}
 
 
-def voices(split, piper=(), natural_builtin=True):
-    """A split's espeak-ng voices and natural ones; `piper`: that split's piper voice files, and
-    natural_builtin False leaves flite and festival out (a test set of piper voices alone)."""
+def voices(split, piper=(), natural_builtin=True, accented_voices=()):
+    """A split's espeak-ng voices and natural ones; `piper`: that split's piper voice files,
+    `accented_voices`: accented.py voices among them, and natural_builtin False leaves flite and festival
+    out (a test set of piper or accented voices alone)."""
     esp = [("espeak", b, v) for b in ESPEAK_BASES for v in ESPEAK_VARIANTS
            if ((b, v) in ESPEAK_TEST) == (split == "test")]
     test = split == "test"
@@ -70,6 +71,7 @@ def voices(split, piper=(), natural_builtin=True):
         natural += [("flite", f, "") for f in (FLITE_TEST if test else FLITE_TRAIN)]
         natural += [("festival", f, "") for f in (FESTIVAL_TEST if test else FESTIVAL_TRAIN)]
     natural += [("piper", os.path.abspath(m), "") for m in piper]
+    natural += [("accented", v, "") for v in accented_voices]
     return esp, natural
 
 
@@ -259,7 +261,8 @@ def build_split(split, sentences, count, args, tools):
         print(f"{csv_path} exists: {split} already synthesised (delete it to redo)")
         return
     piper = args.piper_test if split == "test" else args.piper_train
-    esp, natural = voices(split, piper, not (split == "test" and args.piper_test_only))
+    esp, natural = voices(split, piper, not (split == "test" and args.piper_test_only),
+                          args.accented_test if split == "test" else ())
     rng = np.random.default_rng(args.seed + (1 if split == "test" else 0))
     order = rng.permutation(len(sentences))
     jobs = []
@@ -303,8 +306,8 @@ def build_split(split, sentences, count, args, tools):
 
 def check_piper_args(ap, args):
     """Piper options fail here, before any worker starts, with what is wrong."""
-    if args.piper_test_only and not args.piper_test:
-        ap.error("--piper-test-only needs at least one --piper-test MODEL.onnx")
+    if args.piper_test_only and not (args.piper_test or args.accented_test):
+        ap.error("--piper-test-only needs at least one --piper-test MODEL.onnx or --accented-test voice")
     for model in args.piper_train + args.piper_test:
         if not os.path.isfile(model):
             ap.error(f"piper voice '{model}' does not exist")
@@ -342,10 +345,14 @@ def main():
     ap.add_argument("--piper-test", action="append", default=[], metavar="MODEL.onnx",
                     help="a piper voice among the test split's natural voices (repeatable)")
     ap.add_argument("--piper-test-only", action="store_true", help="the test split's natural voices are the "
-                    "--piper-test ones alone (with --test-natural-share 1: a test set of those voices)")
+                    "--piper-test and --accented-test ones alone (with --test-natural-share 1: a test set of those "
+                    "voices)")
     ap.add_argument("--accented", type=lambda x: x.split(","), default=sorted(accented.VOICES),
                     help="the festival voices of other languages that speak English in training (comma-separated; "
                     f"default all: {','.join(sorted(accented.VOICES))})")
+    ap.add_argument("--accented-test", type=lambda x: x.split(","), default=[], help="accented.py voices among "
+                    "the test split's natural voices (comma-separated; with --test-natural-share 1 --piper-test-only: "
+                    "a test set of them alone)")
     ap.add_argument("--accented-share", type=float, default=0.0, help="share of training utterances spoken by "
                     "them (accented.py; e.g. 0.2)")
     ap.add_argument("--seed", type=int, default=20261125)
@@ -357,9 +364,9 @@ def main():
     ap.add_argument("--sox", default=os.environ.get("SOX", "sox"))
     args = ap.parse_args()
     check_piper_args(ap, args)
-    unknown = sorted(set(args.accented) - set(accented.VOICES))
+    unknown = sorted(set(args.accented + args.accented_test) - set(accented.VOICES))
     if unknown:
-        ap.error(f"--accented: unknown voice(s) {','.join(unknown)}; known: {','.join(sorted(accented.VOICES))}")
+        ap.error(f"--accented/--accented-test: unknown voice(s) {','.join(unknown)}; known: {','.join(sorted(accented.VOICES))}")
     tools = {"espeak": args.espeak, "espeak_data": args.espeak_data, "flite": args.flite, "sox": args.sox,
              "festival": args.festival, "festival_lib": args.festival_lib,
              "perturb_natural": args.perturb_natural, "perturb_espeak": args.perturb_espeak,
