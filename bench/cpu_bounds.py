@@ -6,7 +6,7 @@ A row's bound is the larger of: reading the recurrent weights that do not stay i
 arithmetic at the FMA peak (--peak GFLOP/s for all cores, bench/cpu_probes/fma_peak.cpp). On CPUs with AMX,
 --tile-peak gives the fp32 GEMMs' rate as three bf16 products on the tiles (all cores, bench/cpu_probes/
 bf16x3_gemm.cpp): the input projections, the FC and, from 16 utterances, the recurrent products count at
-that rate, the rest at --peak (src/cpu/gemm_bf16x3.h says which GEMMs run there). The last
+that rate, the rest at --peak (src/cpu/amx_gemm.h says which GEMMs run there). The last
 column says how close to that bound an engine must come to run 1.5x ONNX Runtime (over 100%: no engine can).
 The second convolution counts as ds2rt computes it since session 16, through FFTs (src/cpu/
 convolution_fft.cpp: ~25x fewer FLOPs than the direct form); --direct-convolutions counts the direct

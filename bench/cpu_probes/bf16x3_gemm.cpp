@@ -17,7 +17,7 @@
 #include <dnnl.hpp>
 
 #include "cpu/bf16.h"
-#include "cpu/gemm_bf16x3.h"
+#include "cpu/amx_gemm.h"
 
 using namespace ds2rt::detail::cpu;
 using dt = dnnl::memory::data_type;

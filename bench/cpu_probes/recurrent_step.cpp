@@ -21,7 +21,7 @@ using namespace ds2rt::detail::cpu;
 
 int main(int argc, char** argv) {
   const int64_t hidden = argc > 1 ? std::atoll(argv[1]) : 1024, steps = 200;  // units per direction
-  // int8: the VNNI step; bf16: the vdpbf16ps one; fp32x3: fp32 as three bf16 products on AMX (gemm_bf16x3.h)
+  // int8: the VNNI step; bf16: the vdpbf16ps one; fp32x3: fp32 as three bf16 products on AMX (amx_gemm.h)
   const std::string precision = argc > 2 ? argv[2] : "fp32";
   const bool int8 = precision == "int8", bf16 = precision == "bf16", x3 = precision == "fp32x3";
   std::printf("%s\n", precision.c_str());

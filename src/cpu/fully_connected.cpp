@@ -2,7 +2,7 @@
 
 #include "core/file.h"
 #include "cpu/bf16.h"
-#include "cpu/gemm_bf16x3.h"
+#include "cpu/amx_gemm.h"
 #include "cpu/kernels.h"
 
 namespace ds2rt::detail::cpu {
@@ -65,7 +65,7 @@ class FullyConnectedKernel final : public Kernel {
   FullyConnectedDesc desc_;
   Precision precision_;
   std::optional<BF16Matmul> bf16_;
-  std::optional<BF16x3Gemm> x3_;  // fp32 on AMX (gemm_bf16x3.h)
+  std::optional<BF16x3Gemm> x3_;  // fp32 on AMX (amx_gemm.h)
 };
 
 }  // namespace

@@ -19,7 +19,7 @@
 
 #include "core/file.h"
 #include "cpu/bf16.h"
-#include "cpu/gemm_bf16x3.h"
+#include "cpu/amx_gemm.h"
 #include "cpu/kernels.h"
 #include "cpu/rnn_cell.h"
 #include "cpu/rnn_cell_general.h"
@@ -52,7 +52,7 @@ struct PreparedLayer {
   std::vector<PackedRecurrentInt8> packed_int8;
   // bf16: the recurrent matrices, and per direction the input weights where the bf16 matmul is faster
   std::vector<BF16Matmul> input_bf16;
-  // fp32 on AMX: per direction the input weights as bf16 parts (gemm_bf16x3.h)
+  // fp32 on AMX: per direction the input weights as bf16 parts (amx_gemm.h)
   std::vector<BF16x3Gemm> input_x3;
   std::vector<PackedRecurrentBF16> packed_bf16;
   // int8/bf16 on AMX: per direction, the step for many utterances (rnn_step_matmul.h)
@@ -356,7 +356,7 @@ class RNNKernel final : public Kernel {
   }
 
   // The input projection of `rows` rows of x into out (row stride ldo) on AMX tiles (fp32: three bf16
-  // products; int8 and bf16 engines: one; gemm_bf16x3.h), else oneDNN's sgemm.
+  // products; int8 and bf16 engines: one; amx_gemm.h), else oneDNN's sgemm.
   void projectGemm(RNNScratch& s, const PreparedLayer& p, int dir, const float* x, int64_t rows, float* out,
                    int64_t ldo) const {
     const int64_t k = p.input_size;

@@ -1,6 +1,6 @@
 // The recurrent step of int8, bf16 and fp32 layers for many utterances at once, on CPUs with AMX:
 // the product h W^T of all active rows on the tiles, then the cell in AVX-512 as in the fused steps.
-// The own tile kernels (gemm_bf16x3.h; fp32 as three bf16 products, bf16, int8 with the fused step's
+// The own tile kernels (amx_gemm.h; fp32 as three bf16 products, bf16, int8 with the fused step's
 // integer sums) give each thread of a direction its own units; oneDNN's matmul (weights in its blocked
 // layout) is the fallback where those cannot run, on the direction's first thread. The fused steps
 // stream all of W through the vector units once per row group; from 16 rows the tiles do the same
@@ -12,7 +12,7 @@
 
 #include <dnnl.hpp>
 
-#include "cpu/gemm_bf16x3.h"
+#include "cpu/amx_gemm.h"
 #include "cpu/rnn_cell.h"
 
 namespace ds2rt::detail::cpu {

@@ -9,7 +9,7 @@
 #include <random>
 
 #include "cpu/bf16.h"
-#include "cpu/gemm_bf16x3.h"
+#include "cpu/amx_gemm.h"
 #include "cpu/kernels.h"
 #include "ds2rt/builder.h"
 #include "ds2rt/deepspeech2.h"

@@ -5,11 +5,11 @@
 #include <random>
 
 #include "cpu/bf16.h"
-#include "cpu/gemm_bf16x3.h"
+#include "cpu/amx_gemm.h"
 #include "ds2rt/builder.h"
 #include "ds2rt/deepspeech2.h"
 #include "ds2rt/error.h"
-#include "test_util.h"
+#include "engine_comparison.h"
 
 namespace ds2rt::test {
 namespace {
@@ -59,16 +59,6 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, BF16ParityTest,
                          testing::Values("lstm_bi_l2_h32", "gru_bi_l3_h24", "rnn_bi_l1_h16", "lstm_uni_l2_h16_ctx3",
                                          "gru_uni_l1_h24_ctx2", "rnn_uni_l3_h16_ctx4"));
 
-// Pins which GEMMs bf16 engines built in the test's scope use (the bf16 matmul or fp32 sgemm), as
-// on CPUs where one or the other is faster.
-class PinnedBF16Matmul {
- public:
-  explicit PinnedBF16Matmul(bool faster) { detail::cpu::forceBF16MatmulForTesting(faster); }
-  ~PinnedBF16Matmul() { detail::cpu::forceBF16MatmulForTesting(std::nullopt); }
-  PinnedBF16Matmul(const PinnedBF16Matmul&) = delete;
-  PinnedBF16Matmul& operator=(const PinnedBF16Matmul&) = delete;
-};
-
 class BF16GemmTest : public testing::TestWithParam<bool> {};
 
 // deepspeech.pytorch's shapes at a width where the packed blocks and both directions' threads
@@ -77,14 +67,13 @@ class BF16GemmTest : public testing::TestWithParam<bool> {};
 TEST_P(BF16GemmTest, RandomWeightModelCloseToFp32) {
   if (!cpuHasBF16()) GTEST_SKIP() << "this CPU has no AVX512_BF16";
   const bool bf16_matmul = GetParam();
-  const PinnedBF16Matmul pinned(bf16_matmul);
+  // which GEMMs bf16 engines use (the bf16 matmul or fp32 sgemm), as on CPUs where one or the other is faster
+  const PinnedKernelChoice pinned(detail::cpu::forceBF16MatmulForTesting, bf16_matmul);
   for (const std::string type : {"lstm", "gru"}) {
-    DeepSpeech2Config c;
-    c.rnn_type = type;
-    c.hidden_size = 200;  // not a multiple of 16: a partial unit block
-    c.hidden_layers = 3;
-    for (const char* l : {"_", "'", "A", "B", "C", " "}) c.labels.emplace_back(l);
-    const auto network = [&] { return DeepSpeech2Model::withRandomWeights(c, 3).createNetwork(); };
+    // 200 units: not a multiple of 16, a partial unit block
+    const auto network = [&] {
+      return DeepSpeech2Model::withRandomWeights(randomModelConfig(type, 200, 3), 3).createNetwork();
+    };
     const Engine fp32 = Builder().build(network());
     const Engine bf16 = Builder({.precision = Precision::kBF16}).build(network());
     // What runs is what the engine says runs.
@@ -98,15 +87,10 @@ TEST_P(BF16GemmTest, RandomWeightModelCloseToFp32) {
     std::mt19937 rng(5);
     for (const auto& [frames, lengths] : std::vector<std::pair<int, std::vector<int32_t>>>{{200, {200, 131, 57}},
                                                                                          {1800, {1800, 1500, 1777}}}) {
-      const int64_t batch = static_cast<int64_t>(lengths.size());
-      const HostTensor features = randomTensor({batch, 1, 161, frames}, rng);
-      const HostTensor lengths_tensor = HostTensor::fromInts({batch}, lengths);
-      const auto a = fp32.createContext().run({{"features", features}, {"lengths", lengths_tensor}});
-      const auto b = bf16.createContext().run({{"features", features}, {"lengths", lengths_tensor}});
-      const double error = relativeL2(toVector(b.at("probs")), toVector(a.at("probs")));
-      EXPECT_LT(error, kBF16Tolerance) << type << " " << batch << " x " << frames;
-      std::printf("%s 200x3 bf16 (%s GEMMs) vs fp32 relative L2 %.3e (%ld x %d frames)\n", type.c_str(),
-                  bf16_matmul ? "bf16" : "fp32", error, static_cast<long>(batch), frames);
+      const double error = probabilitiesDistance(bf16, fp32, frames, lengths, rng);
+      EXPECT_LT(error, kBF16Tolerance) << type << " " << lengths.size() << " x " << frames;
+      std::printf("%s 200x3 bf16 (%s GEMMs) vs fp32 relative L2 %.3e (%zu x %d frames)\n", type.c_str(),
+                  bf16_matmul ? "bf16" : "fp32", error, lengths.size(), frames);
     }
   }
 }

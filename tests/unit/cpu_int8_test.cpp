@@ -13,7 +13,7 @@
 #include "ds2rt/deepspeech2.h"
 #include "ds2rt/error.h"
 #include "ds2rt/network.h"
-#include "test_util.h"
+#include "engine_comparison.h"
 
 namespace ds2rt::test {
 namespace {
@@ -53,12 +53,9 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Int8ParityTest,
 TEST(Int8, RandomWeightModelCloseToFp32) {
   if (!cpuHasVnni()) GTEST_SKIP() << "no AVX512_VNNI";
   for (const std::string type : {"lstm", "gru"}) {
-    DeepSpeech2Config c;
-    c.rnn_type = type;
-    c.hidden_size = 512;
-    c.hidden_layers = 3;
-    for (const char* l : {"_", "'", "A", "B", "C", " "}) c.labels.emplace_back(l);
-    const auto network = [&] { return DeepSpeech2Model::withRandomWeights(c, 3).createNetwork(); };
+    const auto network = [&] {
+      return DeepSpeech2Model::withRandomWeights(randomModelConfig(type, 512, 3), 3).createNetwork();
+    };
     const Engine fp32 = Builder().build(network());
     const Engine int8 = Builder({.precision = Precision::kInt8}).build(network());
     std::mt19937 rng(5);
@@ -66,16 +63,11 @@ TEST(Int8, RandomWeightModelCloseToFp32) {
     // two chunks (2048 rows each at most).
     for (const auto& [frames, lengths] : std::vector<std::pair<int, std::vector<int32_t>>>{{300, {300, 211}},
                                                                                          {1800, {1800, 1500, 1777}}}) {
-      const int64_t batch = static_cast<int64_t>(lengths.size());
-      const HostTensor features = randomTensor({batch, 1, 161, frames}, rng);
-      const HostTensor lengths_tensor = HostTensor::fromInts({batch}, lengths);
-      const auto a = fp32.createContext().run({{"features", features}, {"lengths", lengths_tensor}});
-      const auto b = int8.createContext().run({{"features", features}, {"lengths", lengths_tensor}});
-      const double error = relativeL2(toVector(b.at("probs")), toVector(a.at("probs")));
-      EXPECT_LT(error, kInt8Tolerance) << type << " " << batch << " x " << frames;
+      const double error = probabilitiesDistance(int8, fp32, frames, lengths, rng);
+      EXPECT_LT(error, kInt8Tolerance) << type << " " << lengths.size() << " x " << frames;
       RecordProperty(cat(type, "_", frames, "_int8_relative_l2"), cat(error));
-      std::printf("%s 512x3 int8 vs fp32 relative L2 %.3e (%ld x %d frames)\n", type.c_str(), error,
-                  static_cast<long>(batch), frames);
+      std::printf("%s 512x3 int8 vs fp32 relative L2 %.3e (%zu x %d frames)\n", type.c_str(), error,
+                  lengths.size(), frames);
     }
   }
 }

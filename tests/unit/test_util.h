@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "cpu/gemm_bf16x3.h"
+#include "cpu/amx_gemm.h"
 #include "ds2rt/error.h"
 #include "ds2rt/tensor.h"
 
@@ -39,7 +39,7 @@ inline std::string scratch(const std::string& name) {
 
 
 // What an fp32 layer owes a double-precision reference: 1e-5 where its GEMMs are oneDNN's sgemm; on
-// CPUs with AMX fp32 GEMMs run as three bf16 products (src/cpu/gemm_bf16x3.h, ~5e-6 relative a
+// CPUs with AMX fp32 GEMMs run as three bf16 products (src/cpu/amx_gemm.h, ~5e-6 relative a
 // product), which the small random layers of these tests compound to 1-2e-5.
 inline double fp32KernelTolerance() { return detail::cpu::useBF16x3Gemm() ? 5e-5 : 1e-5; }
 

@@ -1,3 +1,6 @@
+// The own AMX tile GEMMs: BF16x3Gemm (fp32 as three bf16 products, or one bf16 product) and
+// Int8TileGemm (int8 with exact int32 sums).
+//
 // fp32 GEMMs on AMX tiles: each fp32 operand is split into a bf16 high part and a bf16 remainder,
 // x = x_hi + x_lo, and C = A_hi W_hi + A_lo W_hi + A_hi W_lo with fp32 sums (the dropped A_lo W_lo
 // and the remainders' rounding are each ~2^-18 of a product). On an AMX core the three bf16 products

@@ -1,7 +1,7 @@
 // GCC 12 warns about _mm512_undefined_*() inside its own intrinsics headers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include "cpu/gemm_bf16x3.h"
+#include "cpu/amx_gemm.h"
 
 #include <cpuid.h>
 #include <immintrin.h>

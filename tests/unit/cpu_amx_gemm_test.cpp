@@ -1,4 +1,4 @@
-// fp32 GEMMs as three bf16 products on AMX tiles (src/cpu/gemm_bf16x3.h): the products against
+// fp32 GEMMs as three bf16 products on AMX tiles (src/cpu/amx_gemm.h): the products against
 // double precision over edge shapes and strides, whole engines against ones built with oneDNN's
 // sgemm, and the environment switch.
 #include <gmock/gmock.h>
@@ -6,24 +6,15 @@
 #include <cstdlib>
 #include <random>
 
-#include "cpu/gemm_bf16x3.h"
+#include "cpu/amx_gemm.h"
 #include "ds2rt/builder.h"
 #include "ds2rt/deepspeech2.h"
-#include "test_util.h"
+#include "engine_comparison.h"
 
 namespace ds2rt::test {
 namespace {
 
 using testing::HasSubstr;
-
-// Pins the choice for engines built in the test's scope.
-class PinnedGemm {
- public:
-  explicit PinnedGemm(bool x3) { detail::cpu::forceBF16x3GemmForTesting(x3); }
-  ~PinnedGemm() { detail::cpu::forceBF16x3GemmForTesting(std::nullopt); }
-  PinnedGemm(const PinnedGemm&) = delete;
-  PinnedGemm& operator=(const PinnedGemm&) = delete;
-};
 
 struct GemmShape {
   int64_t m, n, k, lda, ldc;
@@ -73,22 +64,16 @@ TEST(BF16x3Gemm, EnginesAgreeWithSgemmEngines) {
   if (!detail::cpu::amxTilesUsable()) GTEST_SKIP() << "this CPU has no AMX tiles";
   for (const auto& [type, bidirectional] : std::vector<std::pair<std::string, bool>>{
            {"lstm", true}, {"gru", true}, {"gru", false}}) {
-    DeepSpeech2Config c;
-    c.rnn_type = type;
-    c.bidirectional = bidirectional;
-    if (!bidirectional) c.lookahead_context = 3;
-    c.hidden_size = 200;
-    c.hidden_layers = 3;
-    for (const char* l : {"_", "'", "A", "B", "C", " "}) c.labels.emplace_back(l);
-    const auto network = [&] { return DeepSpeech2Model::withRandomWeights(c, 3).createNetwork(); };
-    const Engine sgemm = [&] {
-      const PinnedGemm pinned(false);
+    const auto network = [&] {
+      const DeepSpeech2Config config = randomModelConfig(type, 200, 3, bidirectional);
+      return DeepSpeech2Model::withRandomWeights(config, 3).createNetwork();
+    };
+    const auto build = [&](bool x3) {
+      const PinnedKernelChoice pinned(detail::cpu::forceBF16x3GemmForTesting, x3);
       return Builder().build(network());
-    }();
-    const Engine x3 = [&] {
-      const PinnedGemm pinned(true);
-      return Builder().build(network());
-    }();
+    };
+    const Engine sgemm = build(false);
+    const Engine x3 = build(true);
     EXPECT_THAT(sgemm.describe(), HasSubstr("oneDNN sgemm input projection"));
     EXPECT_THAT(x3.describe(), HasSubstr("fp32 input projection as three bf16 products on AMX tiles"));
     EXPECT_THAT(x3.describe(), HasSubstr("fp32 as three bf16 products on AMX tiles, fp32 sums"));
@@ -98,15 +83,10 @@ TEST(BF16x3Gemm, EnginesAgreeWithSgemmEngines) {
     for (size_t i = 0; i < many.size(); ++i) many[i] = 150 - 3 * static_cast<int32_t>(i);
     for (const auto& [frames, lengths] : std::vector<std::pair<int, std::vector<int32_t>>>{
              {200, {200, 131, 57}}, {1800, {1800, 1500, 1777}}, {150, many}}) {
-      const int64_t batch = static_cast<int64_t>(lengths.size());
-      const HostTensor features = randomTensor({batch, 1, 161, frames}, rng);
-      const HostTensor lengths_tensor = HostTensor::fromInts({batch}, lengths);
-      const auto a = sgemm.createContext().run({{"features", features}, {"lengths", lengths_tensor}});
-      const auto b = x3.createContext().run({{"features", features}, {"lengths", lengths_tensor}});
-      const double error = relativeL2(toVector(b.at("probs")), toVector(a.at("probs")));
-      EXPECT_LT(error, 1e-5) << type << " " << batch << " x " << frames;
-      std::printf("%s 200x3 %s bf16x3 vs sgemm relative L2 %.3e (%ld x %d frames)\n", type.c_str(),
-                  bidirectional ? "bi" : "uni", error, static_cast<long>(batch), frames);
+      const double error = probabilitiesDistance(x3, sgemm, frames, lengths, rng);
+      EXPECT_LT(error, 1e-5) << type << " " << lengths.size() << " x " << frames;
+      std::printf("%s 200x3 %s bf16x3 vs sgemm relative L2 %.3e (%zu x %d frames)\n", type.c_str(),
+                  bidirectional ? "bi" : "uni", error, lengths.size(), frames);
     }
   }
 }
