@@ -1,10 +1,11 @@
-"""English spoken by recorded speakers of other languages: festival's Czech, Italian and Finnish diphone voices.
+"""English spoken by recorded speakers of other languages: festival's Czech, Italian, Finnish and Hindi diphone voices.
 
 Debian has recorded English voices of only five people, too few for a model to learn what a new speaker
-sounds like. Its festival voices of other languages are eight more recorded people (women, men, a child).
+sounds like. Its festival voices of other languages are nine more recorded people (women, men, a child;
+the Hindi, Marathi and Telugu voices share one speaker and one diphone set).
 They cannot read English, so an English voice's front end (kal_diphone: words -> phones, durations, F0)
 plans the utterance, each English phone becomes the nearest phone of the voice's language (as a speaker of
-that language would say it: TH -> t, W -> v or u, ...), and the voice speaks that phone string with the
+that language would say it: TH -> t, W -> v or u, T and D retroflex in Hindi, ...), and the voice speaks that phone string with the
 English timing and intonation, its F0 moved to the voice's own range. The result is accented English in
 a real person's voice. Where the voice has no recording of a phone pair (its language never joins them,
 e.g. Czech has no voiced stop before a pause), the pair is mended the way such a speaker would: voicing
@@ -34,6 +35,10 @@ FINNISH = {"aa": ["a:"], "ae": ["@"], "ah": ["a"], "ao": ["o:"], "aw": ["a", "u"
            "oy": ["o", "i"], "uh": ["u"], "uw": ["u:"], "ch": ["t", "S"], "jh": ["d", "S"], "sh": ["S"],
            "zh": ["S"], "th": ["T"], "dh": ["d"], "ng": ["N"], "hh": ["h"], "w": ["w"], "y": ["j"], "z": ["s"],
            "el": ["e", "l"], "em": ["e", "m"], "en": ["e", "n"]}
+HINDI = {"aa": ["aa"], "ae": ["eh"], "ah": ["a"], "ao": ["aw"], "aw": ["a", "uh"], "ax": ["a"], "ay": ["a", "y"],
+         "eh": ["eh"], "er": ["a", "r"], "ey": ["ee"], "ih": ["ih"], "iy": ["iy"], "ow": ["oo"], "oy": ["aw", "y"],
+         "uh": ["uh"], "uw": ["uw"], "t": ["T"], "d": ["D"], "jh": ["j"], "z": ["zh"], "ng": ["n"], "hh": ["h"],
+         "el": ["a", "l"], "em": ["a", "m"], "en": ["a", "n"]}
 
 # Per language: pause phone, vowel inserted to break an impossible pair, voicing pairs, a phone's stand-ins
 # (nearest first), and whether stressed vowels take a "1" (the Italian voices record stress).
@@ -50,6 +55,10 @@ LANGUAGES = {
                     voicing={"b": "p", "d": "t", "g": "k", "v": "f"},
                     alternatives={"w": ["u", "v"], "T": ["t"], "@": ["e"], "a:": ["a"], "i:": ["i"], "u:": ["u"],
                                   "o:": ["o"], "N": ["n"], "S": ["s"]}),
+    "hindi": dict(map=HINDI, pause="pau", schwa="a", stress_mark=False,
+                  voicing={"b": "p", "D": "T", "g": "k", "zh": "sh", "v": "f", "j": "ch"},
+                  alternatives={"T": ["td"], "D": ["dh"], "th": ["tth", "T"], "dh": ["ddh", "D"], "w": ["v", "uh"],
+                                "ee": ["eh"], "oo": ["oh"], "aw": ["oh"], "zh": ["j"], "y": ["ih"]}),
 }
 # voice -> (language, its own mean F0 in Hz as its intonation model makes it, its diphone index file)
 VOICES = {
@@ -61,6 +70,7 @@ VOICES = {
     "lp_diphone": ("italian", 205, "italian/lp_diphone/group/*.group"),
     "hy_fi_mv_diphone": ("finnish", 75, "finnish/hy_fi_mv_diphone/group/*.group"),
     "suo_fi_lj_diphone": ("finnish", 150, "finnish/suo_fi_lj_diphone/group/*.group"),
+    "hindi_NSK_diphone": ("hindi", 120, "hindi/hindi_NSK_diphone/group/*.group"),
 }
 ITALIAN_VOWELS = {"i", "e", "E", "a", "o", "O", "u"}
 

@@ -16,8 +16,8 @@ cp /usr/bin/espeak-ng /usr/bin/flite /usr/bin/festival /usr/bin/sox .gpu/tts/bin
 "$PACK_LIBS" .gpu/tts/lib /usr/bin/espeak-ng /usr/bin/flite /usr/bin/festival /usr/bin/sox
 # festival: Debian's library folder (without other voices and the Italian/Catalan dictionaries) with the
 # voices of synthesize.py: festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts, and the accented.py
-# voices named in $ACCENTED (comma-separated; default all eight: festvox-czech-{ph,machac,dita,krb},
-# festvox-itapc16k, festvox-italp16k, festvox-suopuhe-{mv,lj}; "none" for none). Its .scm files name
+# voices named in $ACCENTED (comma-separated; default all nine: festvox-czech-{ph,machac,dita,krb},
+# festvox-itapc16k, festvox-italp16k, festvox-suopuhe-{mv,lj}, festvox-hi-nsk; "none" for none). Its .scm files name
 # /usr/share/festival, which becomes a placeholder.
 fest=/usr/share/festival
 voices="english/kal_diphone english/ked_diphone us/cmu_us_slt_arctic_hts"
@@ -67,7 +67,7 @@ echo "(voice_ked_diphone) (utt.save.wave (utt.synth (Utterance Text \"pack check
   .gpu/tts/bin/festival --libdir /tmp/pack_check_$$.festival --datadir /tmp/pack_check_$$.festival --pipe
 [ -s /tmp/pack_check_$$.fe.wav ] || { echo "the packed festival made no audio" >&2; exit 1; }
 for v in $voices; do
-  case $v in czech/*|italian/*|finnish/hy*|finnish/suo_*)
+  case $v in czech/*|italian/*|finnish/hy*|finnish/suo_*|hindi/*)
     /usr/bin/python3 train/accented.py "$(basename "$v")" "PACK CHECK" /tmp/pack_check_$$.acc.wav \
       --festival .gpu/tts/bin/festival --festival-lib /tmp/pack_check_$$.festival >/dev/null ;;
   esac

