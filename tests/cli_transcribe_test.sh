@@ -231,6 +231,38 @@ with open('$work/partial.jsonl', 'w') as out:
 " "partial manifest"
 expect_error "eval with a missing file" 1 "missing.wav" "$ds2rt" eval "$model" "$work/partial.jsonl"
 grep -q "^WER $wer%" "$work/out" || fail "eval still scores the other files"
+# --by FIELD: rates per value of a NeMo line's field; the groups add up to the whole, a line without
+# the field counts under "(no FIELD)", numbers are values too, and a manifest without it is refused.
+py "
+import json, os
+with open('$work/by.jsonl', 'w') as out:
+    for line, speaker in zip(open('$manifests/manifest.jsonl'), ['anna', None, 'anna']):
+        e = json.loads(line)
+        e['audio_filepath'] = os.path.join('$manifests', e['audio_filepath'])
+        e['age'] = 30
+        if speaker:
+            e['speaker'] = speaker
+        out.write(json.dumps(e) + '\\n')
+" "manifest with a speaker field"
+expect_ok "eval --by speaker --json" "$ds2rt" eval "$model" "$work/by.jsonl" --by speaker --json --verbose
+py "
+import json
+e = json.load(open('$work/out'))
+groups = {g['value']: g for g in e['by']['groups']}
+assert e['by']['field'] == 'speaker' and sorted(groups) == ['(no speaker)', 'anna'], groups
+assert groups['anna']['files'] == 2 and groups['(no speaker)']['files'] == 1
+for unit in ('words', 'chars'):
+    for key in ('errors', 'reference_length', 'hits', 'substitutions', 'deletions', 'insertions'):
+        assert sum(g[unit][key] for g in groups.values()) == e[unit][key], (unit, key)
+door = [r for r in e['results'] if r['file'].endswith('door_16k.wav')][0]
+assert abs(groups['(no speaker)']['wer'] - door['wer']) < 1e-12 and abs(groups['(no speaker)']['cer'] - door['cer']) < 1e-12
+" "eval --by: groups add up to the whole"
+expect_ok "eval --by age (a number)" "$ds2rt" eval "$model" "$work/by.jsonl" --by age
+grep -q "^by age:" "$work/out" && grep -Eq "^  30  files 3  WER $wer%  CER $cer%" "$work/out" ||
+  { fail "eval --by age: one group of all three files"; cat "$work/out"; }
+expect_error "eval --by a field no line has" 1 "no line of manifest .* has a field 'accent'" \
+  "$ds2rt" eval "$model" "$work/by.jsonl" --by accent
+expect_error "eval --by with a CSV manifest" 1 "has a field 'speaker'" "$ds2rt" eval "$model" "$manifests/manifest.csv" --by speaker
 
 # ---- plans -------------------------------------------------------------------------------------
 "$ds2rt" build "$model" -o "$work/model.plan" >/dev/null || fail "build a plan"

@@ -1,8 +1,11 @@
-// ds2rt eval [-m MODEL|PLAN] MANIFEST [--verbose] [--json] (or the older ds2rt eval MODEL MANIFEST): word and character error rates.
+// ds2rt eval [-m MODEL|PLAN] MANIFEST [--verbose] [--json] [--by FIELD] (or the older ds2rt eval MODEL MANIFEST):
+// word and character error rates, in all and per value of a manifest field.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "common.h"
@@ -19,7 +22,7 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-constexpr const char* kFooter = R"(
+constexpr const char* kFooter = R"help(
 Examples: ds2rt eval test.csv (the bundled model); ds2rt eval -m model.safetensors test.csv; the
 older form with the model first, ds2rt eval model.safetensors test.csv, still works.
 MANIFEST: .csv (deepspeech.pytorch: audio_path,transcript_path per line) or .json/.jsonl (NeMo:
@@ -29,11 +32,22 @@ WER and CER are corpus rates: the edit counts of all files added, then divided b
 length (jiwer's convention). References are first put in the model's alphabet: upper-cased when
 the labels are upper-case, characters outside the labels dropped, whitespace collapsed to single
 spaces. Files that cannot be read or lack a reference are reported, left out of the rates, and make
-the exit status 1.)";
+the exit status 1.
+
+--by FIELD adds the rates per value of a field of a NeMo manifest's lines (e.g. --by voice or --by
+speaker for {"audio_filepath": ..., "text": ..., "speaker": "s12"}); files whose line lacks it count
+under "(no FIELD)".)help";
 
 struct FileScore {
-  std::string file, reference, hypothesis;
+  std::string file, reference, hypothesis, group;
   EditCounts words, chars;
+  double seconds = 0;
+};
+
+struct GroupScore {
+  size_t files = 0;
+  EditCounts words, chars;
+  double seconds = 0;
 };
 
 std::string percent(double rate) {
@@ -66,6 +80,7 @@ void addEvalCommand(CLI::App& app) {
     TranscribeOptions options;
     std::vector<std::string> positionals;  // [MODEL] MANIFEST
     bool verbose = false, json = false;
+    std::string by;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("eval", "Word and character error rates of a model on a manifest");
@@ -77,6 +92,7 @@ void addEvalCommand(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_flag("-v,--verbose", args->verbose, "per-file rates with the reference and the transcript");
   cmd->add_flag("--json", args->json, "print a JSON summary instead of text");
+  cmd->add_option("--by", args->by, "also the rates per value of this field of a NeMo manifest's lines (e.g. voice, speaker)");
   cmd->callback([args] {
     std::vector<std::string>& positionals = args->positionals;
     if (positionals.size() == 2) {  // the older MODEL MANIFEST form
@@ -88,6 +104,12 @@ void addEvalCommand(CLI::App& app) {
     args->options.resolveModel(positionals);
     const std::string& manifest = positionals[0];
     const std::vector<ManifestEntry> entries = readManifest(manifest);
+    if (!args->by.empty()) {
+      const bool any = std::any_of(entries.begin(), entries.end(),
+                                   [&](const ManifestEntry& e) { return e.fields.count(args->by) > 0; });
+      check(any, "--by ", args->by, ": no line of manifest '", manifest, "' has a field '", args->by,
+            "' (fields are read from NeMo JSON-lines manifests)");
+    }
     Transcriber transcriber = makeTranscriber(args->options);
     std::vector<std::string> files;
     for (const ManifestEntry& e : entries) files.push_back(e.audio);
@@ -110,7 +132,11 @@ void addEvalCommand(CLI::App& app) {
         ++failed;
         continue;
       }
-      FileScore s{.file = results[i].file};
+      FileScore s{.file = results[i].file, .seconds = results[i].duration};
+      if (!args->by.empty()) {
+        const auto field = entries[i].fields.find(args->by);
+        s.group = field != entries[i].fields.end() ? field->second : cat("(no ", args->by, ")");
+      }
       try {
         s.reference = normalizeTranscript(entries[i].reference(), labels);
       } catch (const Error& e) {
@@ -126,12 +152,30 @@ void addEvalCommand(CLI::App& app) {
       seconds += results[i].duration;
       scores.push_back(std::move(s));
     }
+    std::map<std::string, GroupScore> groups;  // by value, sorted
+    if (!args->by.empty())
+      for (const FileScore& s : scores) {
+        GroupScore& g = groups[s.group];
+        ++g.files;
+        g.words += s.words;
+        g.chars += s.chars;
+        g.seconds += s.seconds;
+      }
 
     if (args->json) {
       json summary = {{"model", args->options.model},  {"manifest", manifest}, {"files", entries.size()},
                       {"failed", failed},             {"audio_seconds", std::round(seconds * 1000) / 1000},   {"wer", scores.empty() ? json() : json(words.rate())},
                       {"cer", scores.empty() ? json() : json(chars.rate())},          {"words", countsJson(words)}, {"chars", countsJson(chars)},
                       {"decoder", decoderSettings(transcriber)}};
+      if (!args->by.empty()) {
+        json by = {{"field", args->by}, {"groups", json::array()}};
+        for (const auto& [value, g] : groups)
+          by["groups"].push_back({{"value", value}, {"files", g.files},
+                                  {"audio_seconds", std::round(g.seconds * 1000) / 1000},
+                                  {"wer", g.words.rate()}, {"cer", g.chars.rate()},
+                                  {"words", countsJson(g.words)}, {"chars", countsJson(g.chars)}});
+        summary["by"] = std::move(by);
+      }
       if (args->verbose) {
         summary["results"] = json::array();
         for (const FileScore& s : scores)
@@ -149,6 +193,13 @@ void addEvalCommand(CLI::App& app) {
                   << "CER " << percent(chars.rate()) << " (" << describe(chars, "characters") << ")\n";
       std::cout << "files " << scores.size() << " scored, " << failed << " failed, " << cat(std::fixed, std::setprecision(2), seconds)
                 << " s of audio\n";
+      if (!groups.empty()) std::cout << "by " << args->by << ":\n";
+      size_t width = 0;
+      for (const auto& [value, g] : groups) width = std::max(width, value.size());
+      for (const auto& [value, g] : groups)
+        std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << value << std::right << "  files " << g.files << "  WER " << percent(g.words.rate()) << "  CER "
+                  << percent(g.chars.rate()) << "  (" << g.words.referenceLength() << " words, "
+                  << g.chars.referenceLength() << " characters)\n";
     }
     check(failed == 0, failed, " of ", entries.size(), " files could not be scored (see the errors above)");
   });

@@ -78,6 +78,9 @@ std::vector<ManifestEntry> readJsonLines(const std::string& path, const std::str
       ManifestEntry e;
       e.audio = resolve(base, j.at("audio_filepath").get<std::string>());
       if (j.contains("text")) e.text = j["text"].get<std::string>();
+      for (const auto& [key, value] : j.items())
+        if (key != "audio_filepath" && key != "text")
+          e.fields[key] = value.is_string() ? value.get<std::string>() : value.dump();
       entries.push_back(std::move(e));
     } catch (const json::exception& ex) {
       fail("manifest '", path, "' line ", i + 1, ": not a NeMo manifest line (", ex.what(), ")");

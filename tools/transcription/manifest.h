@@ -9,6 +9,7 @@
 // against root_path, itself relative to the manifest's directory when relative).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,9 @@ struct ManifestEntry {
   std::string audio;
   std::optional<std::string> text;  // the reference held in the manifest (NeMo)
   std::string text_path;            // or a file holding it (deepspeech.pytorch)
+  // A NeMo line's other fields ("voice", "speaker", "duration", ...) as text (strings as they are,
+  // other values as JSON), for grouping results (ds2rt eval --by FIELD).
+  std::map<std::string, std::string> fields;
 
   bool hasReference() const { return text.has_value() || !text_path.empty(); }
   // The reference transcript; throws ds2rt::Error naming the file when it cannot be read.
