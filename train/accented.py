@@ -2,14 +2,14 @@
 
 Debian has recorded English voices of only five people, too few for a model to learn what a new speaker
 sounds like. Its festival voices of other languages are nine more recorded people (women, men, a child;
-the Hindi, Marathi and Telugu voices share one speaker and one diphone set).
-They cannot read English, so an English voice's front end (kal_diphone: words -> phones, durations, F0)
-plans the utterance, each English phone becomes the nearest phone of the voice's language (as a speaker of
-that language would say it: TH -> t, W -> v or u, T and D retroflex in Hindi, ...), and the voice speaks that phone string with the
-English timing and intonation, its F0 moved to the voice's own range. The result is accented English in
-a real person's voice. Where the voice has no recording of a phone pair (its language never joins them,
-e.g. Czech has no voiced stop before a pause), the pair is mended the way such a speaker would: voicing
-assimilated, a phone swapped for its nearest relative, a short vowel inserted, else a short pause.
+the Hindi, Marathi and Telugu voices share one speaker and one diphone set). They cannot read English,
+so an English voice's front end (kal_diphone: words -> phones, durations, F0) plans the utterance, each
+English phone becomes the nearest phone of the voice's language (as a speaker of that language would say
+it: TH -> t, W -> v or u, T and D retroflex in Hindi, ...), and the voice speaks that phone string with the
+English timing and intonation, its F0 moved to the voice's own range: accented English in a real person's
+voice. Where the voice has no recording of a phone pair (its language never joins them, e.g. Czech has no
+voiced stop before a pause), the pair is mended the way such a speaker would: voicing assimilated, a phone
+swapped for its nearest relative, a short vowel inserted, else a short pause.
 """
 import glob
 import os
@@ -155,32 +155,40 @@ def to_language(segments, language, f0_scale):
     return out
 
 
+def _unstressed(phone):
+    return phone[:-1] if phone.endswith("1") and phone[:-1] in ITALIAN_VOWELS else phone
+
+
+def _mend_pair(before, prev, nxt, spec, have):
+    """Mends the unrecorded pair prev-nxt in place (`before`: the phone ahead of prev); returns a phone to
+    insert between them, or None. The nearest stand-ins first: prev with its voicing matched to its
+    neighbour, or another of prev's; then one of nxt's; then a short vowel, else a short pause."""
+    voiced = {unvoiced: v for v, unvoiced in spec["voicing"].items()}
+    lefts = [spec["voicing"].get(prev[0]), voiced.get(prev[0])] + spec["alternatives"].get(_unstressed(prev[0]), [])
+    for left in lefts:
+        if left and (before, left) in have and (left, nxt[0]) in have:
+            prev[0] = left
+            return None
+    for right in spec["alternatives"].get(_unstressed(nxt[0]), []):
+        if (prev[0], right) in have:
+            nxt[0] = right
+            return None
+    for filler, length in ((spec["schwa"], 0.03), (spec["pause"], 0.02)):
+        if (prev[0], filler) in have and (filler, nxt[0]) in have:
+            return [filler, length, []]
+    return None  # left to festival's own fallback (a default diphone)
+
+
 def mend(phones, language, have):
     """Replaces or splits phone pairs the voice has no recording of; returns the mended list."""
     spec = LANGUAGES[language]
-    base = lambda p: p[:-1] if p.endswith("1") and p[:-1] in ITALIAN_VOWELS else p
-    devoice = spec["voicing"]
-    voice = {v: k for k, v in devoice.items()}
     out = [phones[0]]
     for nxt in phones[1:]:
-        prev = out[-1]
-        if (prev[0], nxt[0]) not in have:
-            fixed = False
-            # the nearest stand-ins for either phone, the left one's voicing matched to its neighbour first
-            for left in [devoice.get(prev[0]), voice.get(prev[0])] + spec["alternatives"].get(base(prev[0]), []):
-                if left and (out[-2][0] if len(out) > 1 else spec["pause"], left) in have and (left, nxt[0]) in have:
-                    prev[0], fixed = left, True
-                    break
-            if not fixed:
-                for right in spec["alternatives"].get(base(nxt[0]), []):
-                    if (prev[0], right) in have:
-                        nxt[0], fixed = right, True
-                        break
-            if not fixed:  # a short vowel, else a short pause, between them
-                for filler, length in ((spec["schwa"], 0.03), (spec["pause"], 0.02)):
-                    if (prev[0], filler) in have and (filler, nxt[0]) in have:
-                        out.append([filler, length, []])
-                        break
+        if (out[-1][0], nxt[0]) not in have:
+            before = out[-2][0] if len(out) > 1 else spec["pause"]
+            filler = _mend_pair(before, out[-1], nxt, spec, have)
+            if filler:
+                out.append(filler)
         out.append(nxt)
     return out
 
