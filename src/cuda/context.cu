@@ -1,5 +1,7 @@
 #include "cuda/context.cuh"
 
+#include "cuda/cublaslt_loader.h"
+
 #include <algorithm>
 
 namespace ds2rt::detail::cuda {
@@ -72,6 +74,7 @@ DeviceMemory uploadAs(const HostTensor& tensor, DataType type) {
 
 CudaDeviceContext::CudaDeviceContext(const ContextOptions& options, DataType activation_type)
     : type_(activation_type), use_graphs_(options.cuda_graphs) {
+  requireCublasLt();
   DS2RT_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   DS2RT_CUBLAS(cublasLtCreate(&cublas_));
 }
