@@ -67,6 +67,38 @@ json countsJson(const EditCounts& e) {
           {"deletions", e.deletions},  {"insertions", e.insertions}};
 }
 
+// The files' scores summed per group value (--by), sorted by value.
+std::map<std::string, GroupScore> byGroup(const std::vector<FileScore>& scores) {
+  std::map<std::string, GroupScore> groups;
+  for (const FileScore& s : scores) {
+    GroupScore& g = groups[s.group];
+    ++g.files;
+    g.words += s.words;
+    g.chars += s.chars;
+    g.seconds += s.seconds;
+  }
+  return groups;
+}
+
+json groupsJson(const std::string& field, const std::map<std::string, GroupScore>& groups) {
+  json by = {{"field", field}, {"groups", json::array()}};
+  for (const auto& [value, g] : groups)
+    by["groups"].push_back({{"value", value}, {"files", g.files}, {"audio_seconds", std::round(g.seconds * 1000) / 1000},
+                            {"wer", g.words.rate()}, {"cer", g.chars.rate()}, {"words", countsJson(g.words)},
+                            {"chars", countsJson(g.chars)}});
+  return by;
+}
+
+void printGroups(const std::string& field, const std::map<std::string, GroupScore>& groups) {
+  size_t width = 0;
+  for (const auto& [value, g] : groups) width = std::max(width, value.size());
+  std::cout << "by " << field << ":\n";
+  for (const auto& [value, g] : groups)
+    std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << value << std::right << "  files " << g.files
+              << "  WER " << percent(g.words.rate()) << "  CER " << percent(g.chars.rate()) << "  ("
+              << g.words.referenceLength() << " words, " << g.chars.referenceLength() << " characters)\n";
+}
+
 std::vector<std::string> labelsWithoutBlank(const DecoderConfig& d) {
   std::vector<std::string> labels = d.labels;
   labels.erase(labels.begin() + d.blank_index);
@@ -152,30 +184,14 @@ void addEvalCommand(CLI::App& app) {
       seconds += results[i].duration;
       scores.push_back(std::move(s));
     }
-    std::map<std::string, GroupScore> groups;  // by value, sorted
-    if (!args->by.empty())
-      for (const FileScore& s : scores) {
-        GroupScore& g = groups[s.group];
-        ++g.files;
-        g.words += s.words;
-        g.chars += s.chars;
-        g.seconds += s.seconds;
-      }
+    const std::map<std::string, GroupScore> groups = byGroup(scores);
 
     if (args->json) {
       json summary = {{"model", args->options.model},  {"manifest", manifest}, {"files", entries.size()},
                       {"failed", failed},             {"audio_seconds", std::round(seconds * 1000) / 1000},   {"wer", scores.empty() ? json() : json(words.rate())},
                       {"cer", scores.empty() ? json() : json(chars.rate())},          {"words", countsJson(words)}, {"chars", countsJson(chars)},
                       {"decoder", decoderSettings(transcriber)}};
-      if (!args->by.empty()) {
-        json by = {{"field", args->by}, {"groups", json::array()}};
-        for (const auto& [value, g] : groups)
-          by["groups"].push_back({{"value", value}, {"files", g.files},
-                                  {"audio_seconds", std::round(g.seconds * 1000) / 1000},
-                                  {"wer", g.words.rate()}, {"cer", g.chars.rate()},
-                                  {"words", countsJson(g.words)}, {"chars", countsJson(g.chars)}});
-        summary["by"] = std::move(by);
-      }
+      if (!args->by.empty()) summary["by"] = groupsJson(args->by, groups);
       if (args->verbose) {
         summary["results"] = json::array();
         for (const FileScore& s : scores)
@@ -193,13 +209,7 @@ void addEvalCommand(CLI::App& app) {
                   << "CER " << percent(chars.rate()) << " (" << describe(chars, "characters") << ")\n";
       std::cout << "files " << scores.size() << " scored, " << failed << " failed, " << cat(std::fixed, std::setprecision(2), seconds)
                 << " s of audio\n";
-      if (!groups.empty()) std::cout << "by " << args->by << ":\n";
-      size_t width = 0;
-      for (const auto& [value, g] : groups) width = std::max(width, value.size());
-      for (const auto& [value, g] : groups)
-        std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << value << std::right << "  files " << g.files << "  WER " << percent(g.words.rate()) << "  CER "
-                  << percent(g.chars.rate()) << "  (" << g.words.referenceLength() << " words, "
-                  << g.chars.referenceLength() << " characters)\n";
+      if (!args->by.empty() && !groups.empty()) printGroups(args->by, groups);
     }
     check(failed == 0, failed, " of ", entries.size(), " files could not be scored (see the errors above)");
   });
