@@ -255,6 +255,7 @@ for unit in ('words', 'chars'):
     for key in ('errors', 'reference_length', 'hits', 'substitutions', 'deletions', 'insertions'):
         assert sum(g[unit][key] for g in groups.values()) == e[unit][key], (unit, key)
 door = [r for r in e['results'] if r['file'].endswith('door_16k.wav')][0]
+assert [r['group'] for r in e['results']] == ['anna', '(no speaker)', 'anna'], e['results']
 assert abs(groups['(no speaker)']['wer'] - door['wer']) < 1e-12 and abs(groups['(no speaker)']['cer'] - door['cer']) < 1e-12
 " "eval --by: groups add up to the whole"
 expect_ok "eval --by age (a number)" "$ds2rt" eval "$model" "$work/by.jsonl" --by age

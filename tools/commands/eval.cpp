@@ -36,7 +36,8 @@ the exit status 1.
 
 --by FIELD adds the rates per value of a field of a NeMo manifest's lines (e.g. --by voice or --by
 speaker for {"audio_filepath": ..., "text": ..., "speaker": "s12"}); files whose line lacks it count
-under "(no FIELD)".)help";
+under "(no FIELD)". With --json the summary gains "by": {"field", "groups": [...]}, and with --verbose
+each file's result its "group".)help";
 
 struct FileScore {
   std::string file, reference, hypothesis, group;
@@ -194,9 +195,12 @@ void addEvalCommand(CLI::App& app) {
       if (!args->by.empty()) summary["by"] = groupsJson(args->by, groups);
       if (args->verbose) {
         summary["results"] = json::array();
-        for (const FileScore& s : scores)
-          summary["results"].push_back({{"file", s.file}, {"reference", s.reference}, {"hypothesis", s.hypothesis},
-                                        {"wer", s.words.rate()}, {"cer", s.chars.rate()}});
+        for (const FileScore& s : scores) {
+          json result = {{"file", s.file},          {"reference", s.reference}, {"hypothesis", s.hypothesis},
+                         {"wer", s.words.rate()},   {"cer", s.chars.rate()}};
+          if (!args->by.empty()) result["group"] = s.group;  // the --by field's value
+          summary["results"].push_back(std::move(result));
+        }
       }
       std::cout << summary.dump(2) << "\n";
     } else {
