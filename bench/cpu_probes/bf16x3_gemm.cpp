@@ -5,7 +5,6 @@
 //   BUILD_DIR=build-cpu DS2RT_WITH_CUDA=OFF scripts/build.sh
 //   g++ -O2 -fopenmp -std=c++20 -Isrc -Iinclude bench/cpu_probes/bf16x3_gemm.cpp build-cpu/libds2rt.a \
 //       -ldnnl -lfftw3f -lz -o /tmp/bf16x3_gemm && OMP_NUM_THREADS=2 /tmp/bf16x3_gemm [M K N]
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,24 +15,13 @@
 #include <dnnl.h>
 #include <dnnl.hpp>
 
-#include "cpu/bf16.h"
 #include "cpu/amx_gemm.h"
+#include "cpu/bf16.h"
+#include "timing.h"
 
 using namespace ds2rt::detail::cpu;
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
-
-template <class F>
-double best(F f) {
-  double b = 1e9;
-  for (int it = 0; it < 5; ++it) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (it && t < b) b = t;
-  }
-  return b;
-}
 
 float fromBF16(uint16_t h) {
   const uint32_t bits = uint32_t{h} << 16;

@@ -2,27 +2,15 @@
 // against its matmul primitive, with the weights in the layout it picks (brgemm's packed blocks) and
 // with a run-time M, over the projection shapes of DeepSpeech2's 1024-unit models (bench/RESULTS.md).
 //   g++ -O2 bench/cpu_probes/matmul_vs_sgemm.cpp -ldnnl -o /tmp/matmul_vs_sgemm && OMP_NUM_THREADS=1 /tmp/matmul_vs_sgemm
-#include <chrono>
 #include <cstdio>
 #include <vector>
 
 #include <dnnl.h>
 #include <dnnl.hpp>
 
-using namespace dnnl;
+#include "timing.h"
 
-// The best of four timed calls after one warm-up, in seconds.
-template <class F>
-double best(F f) {
-  double b = 1e9;
-  for (int it = 0; it < 5; ++it) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (it && t < b) b = t;
-  }
-  return b;
-}
+using namespace dnnl;
 
 int main() {
   engine eng(engine::kind::cpu, 0);
