@@ -78,7 +78,9 @@ _DIPHONES = {}  # voice -> set of (left, right) pairs it has recordings of
 
 
 def festival_command(festival, lib):
-    return [festival, "--pipe"] + (["--libdir", lib, "--datadir", lib] if lib else [])
+    """festival reading a script on stdin; `lib`: its library folder (init.scm, voices/), empty for its own.
+    (text2wave cannot take --libdir, which a relocated festival needs.)"""
+    return [festival] + (["--libdir", lib, "--datadir", lib] if lib else []) + ["--pipe"]
 
 
 def diphones(voice, lib):
@@ -105,10 +107,13 @@ def diphones(voice, lib):
     return _DIPHONES[voice]
 
 
-# Prints one line per segment: name, duration, syllable stress, then (position in the segment, F0) pairs.
+# The Text utterance type's modules up to the F0 targets (no waveform: only the plan is read), then one line
+# per segment: name, duration, syllable stress, then (position in the segment, F0) pairs.
 _PLAN = """(voice_{front})
 (Parameter.set 'Duration_Stretch {stretch:.3f})
-(set! u (utt.synth (Utterance Text "{text}")))
+(set! u (Utterance Text "{text}"))
+(mapcar (lambda (module) (module u))
+  (list Initialize Text Token_POS Token POS Phrasify Word Pauses Intonation PostLex Duration Int_Targets))
 (mapcar (lambda (s)
   (let ((start (item.feat s 'segment_start)) (tr (item.relation s 'Target)))
     (format t "SEG %s %f %s" (item.name s) (item.feat s 'segment_duration) (item.feat s 'R:SylStructure.parent.stress))

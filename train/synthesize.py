@@ -138,10 +138,8 @@ def speak(engine, voice, variant, text, rng, tmp, split):
     f0 = f0_settings(engine, voice, rng, split)
     if engine == "flite":
         run([TOOLS["flite"], "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", *f0, "-t", text, "-o", tmp])
-    else:  # festival's pipe mode: text2wave cannot take --libdir, which a relocated festival needs
-        cmd = [TOOLS["festival"], "--pipe"]
-        if TOOLS["festival_lib"]:
-            cmd[1:1] = ["--libdir", TOOLS["festival_lib"], "--datadir", TOOLS["festival_lib"]]
+    else:
+        cmd = accented.festival_command(TOOLS["festival"], TOOLS["festival_lib"])
         script = (f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {stretch:.3f})\n{''.join(f0)}\n"
                   f"(utt.save.wave (utt.synth (Utterance Text \"{text}\")) \"{tmp}\" 'riff)\n")
         run(cmd, script.encode())
