@@ -72,6 +72,23 @@ VOICES = {
     "suo_fi_lj_diphone": ("finnish", 150, "finnish/suo_fi_lj_diphone/group/*.group"),
     "hindi_NSK_diphone": ("hindi", 120, "hindi/hindi_NSK_diphone/group/*.group"),
 }
+# Folders (under festival's voices/) a language's voices load besides their own.
+SHARED_FOLDERS = {"finnish": ["finnish/suopuhe.common"]}
+
+
+def voice_folders(names):
+    """The folders under festival's voices/ that these voices need (for packing a relocated festival)."""
+    unknown = sorted(set(names) - set(VOICES))
+    if unknown:
+        raise SystemExit(f"unknown accented voice(s) {','.join(unknown)}; known: {','.join(sorted(VOICES))}")
+    folders = set()
+    for name in names:
+        language, _, index = VOICES[name]
+        folders.add("/".join(index.split("/")[:2]))
+        folders.update(SHARED_FOLDERS.get(language, []))
+    return sorted(folders)
+
+
 ITALIAN_VOWELS = {"i", "e", "E", "a", "o", "O", "u"}
 
 _DIPHONES = {}  # voice -> set of (left, right) pairs it has recordings of

@@ -21,20 +21,11 @@ cp /usr/bin/espeak-ng /usr/bin/flite /usr/bin/festival /usr/bin/sox .gpu/tts/bin
 # /usr/share/festival, which becomes a placeholder.
 fest=/usr/share/festival
 voices="english/kal_diphone english/ked_diphone us/cmu_us_slt_arctic_hts"
-voices+=" $(/usr/bin/python3 - "${ACCENTED:-all}" <<'PY'
-import sys
-sys.path.insert(0, "train")
-import accented
-names = sorted(accented.VOICES) if sys.argv[1] == "all" else [] if sys.argv[1] == "none" else sys.argv[1].split(",")
-dirs = set()
-for n in names:
-    lang_dir = "/".join(accented.VOICES[n][2].split("/")[:2])
-    dirs.add(lang_dir)
-    if lang_dir.startswith("finnish/"):
-        dirs.add("finnish/suopuhe.common")
-print(" ".join(sorted(dirs)))
-PY
-)"
+accented=$(/usr/bin/python3 -c 'import sys; sys.path.insert(0, "train"); import accented
+print(" ".join(sorted(accented.VOICES)))')
+case ${ACCENTED:-all} in all) ;; none) accented="" ;; *) accented=${ACCENTED//,/ } ;; esac
+voices+=" $(/usr/bin/python3 -c 'import sys; sys.path.insert(0, "train"); import accented
+print(" ".join(accented.voice_folders(sys.argv[1:])))' $accented)"
 mkdir -p .gpu/tts/festival
 tar -C "$fest" -c --exclude=./voices --exclude=./dicts/ifd --exclude=./dicts/upc --exclude=./upc_catalan . |
   tar -C .gpu/tts/festival -x
@@ -66,11 +57,9 @@ grep -rl @FESTIVAL@ /tmp/pack_check_$$.festival | xargs sed -i "s#@FESTIVAL@#/tm
 echo "(voice_ked_diphone) (utt.save.wave (utt.synth (Utterance Text \"pack check\")) \"/tmp/pack_check_$$.fe.wav\" 'riff)" |
   .gpu/tts/bin/festival --libdir /tmp/pack_check_$$.festival --datadir /tmp/pack_check_$$.festival --pipe
 [ -s /tmp/pack_check_$$.fe.wav ] || { echo "the packed festival made no audio" >&2; exit 1; }
-for v in $voices; do
-  case $v in czech/*|italian/*|finnish/hy*|finnish/suo_*|hindi/*)
-    /usr/bin/python3 train/accented.py "$(basename "$v")" "PACK CHECK" /tmp/pack_check_$$.acc.wav \
-      --festival .gpu/tts/bin/festival --festival-lib /tmp/pack_check_$$.festival >/dev/null ;;
-  esac
+for v in $accented; do
+  /usr/bin/python3 train/accented.py "$v" "PACK CHECK" /tmp/pack_check_$$.acc.wav \
+    --festival .gpu/tts/bin/festival --festival-lib /tmp/pack_check_$$.festival >/dev/null
 done
 rm -rf /tmp/pack_check_$$.festival
 rm -f /tmp/pack_check_$$*.wav

@@ -263,6 +263,7 @@ def build_split(split, sentences, count, args, tools):
                           args.accented_test if split == "test" else ())
     rng = np.random.default_rng(args.seed + (1 if split == "test" else 0))
     order = rng.permutation(len(sentences))
+    accented_pool = [("accented", v, "") for v in args.accented]
     jobs = []
     for i in range(count):
         text = sentences[order[i % len(sentences)]]
@@ -270,7 +271,7 @@ def build_split(split, sentences, count, args, tools):
             text = ""
         pool = natural if rng.random() < (args.natural_share if split == "train" else args.test_natural_share) else esp
         if split == "train" and drawn(rng, args.accented_share):
-            pool = [("accented", v, "") for v in args.accented]
+            pool = accented_pool
         engine, voice, variant = pool[rng.integers(len(pool))]
         jobs.append((i, split, text, engine, voice, variant, args.out, not args.no_augment))
     rows, seconds, by_voice, failures, t0 = [], 0.0, {}, [], time.time()

@@ -63,3 +63,10 @@ def test_every_voice_names_a_language_with_a_phone_map():
 def test_a_missing_voice_names_its_package(tmp_path):
     with pytest.raises(RuntimeError, match="czech_ph.*installed"):
         accented.diphones("czech_ph", str(tmp_path))
+
+
+def test_voice_folders_include_what_a_language_shares_and_refuse_unknown_voices():
+    assert accented.voice_folders(["suo_fi_lj_diphone", "czech_ph"]) == [
+        "czech/czech_ph", "finnish/suo_fi_lj_diphone", "finnish/suopuhe.common"]
+    with pytest.raises(SystemExit, match="unknown accented voice.*bogus"):
+        accented.voice_folders(["czech_ph", "bogus"])
