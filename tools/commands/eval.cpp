@@ -185,7 +185,8 @@ void addEvalCommand(CLI::App& app) {
       seconds += results[i].duration;
       scores.push_back(std::move(s));
     }
-    const std::map<std::string, GroupScore> groups = byGroup(scores);
+    std::map<std::string, GroupScore> groups;
+    if (!args->by.empty()) groups = byGroup(scores);
 
     if (args->json) {
       json summary = {{"model", args->options.model},  {"manifest", manifest}, {"files", entries.size()},
